@@ -1,0 +1,59 @@
+// swift-tools-version:5.10
+// Layers, lowest first: the BLAS/LAPACK system targets, Tensor, Policy, ToolEnv (no tensor code),
+// ARPO, Trainer, and the thin executables. Imports only point down.
+import PackageDescription
+
+/// Release builds drop exclusivity checks in the numeric targets: their hot loops work on raw
+/// buffers whose aliasing the kernels already guarantee.
+let numericSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "ARPOTrainer",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "ToolEnv", targets: ["ToolEnv"]),
+        .executable(name: "arpo-bench", targets: ["arpo-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        // System libraries: Debian's libopenblas-dev and liblapacke-dev.
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLAPACKE",
+            path: "Sources/CLAPACKE",
+            providers: [.apt(["liblapacke-dev"])]
+        ),
+        .target(
+            name: "Tensor",
+            dependencies: [
+                "COpenBLAS",
+                "CLAPACKE",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ],
+            swiftSettings: numericSettings
+        ),
+        .target(name: "ToolEnv"),
+        .executableTarget(
+            name: "arpo-bench",
+            dependencies: [
+                "Tensor",
+                "COpenBLAS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/arpo-bench",
+            swiftSettings: numericSettings
+        ),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
+    ]
+)

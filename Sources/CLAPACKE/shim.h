@@ -1,0 +1,4 @@
+#ifndef CLAPACKE_SHIM_H
+#define CLAPACKE_SHIM_H
+#include <lapacke.h>
+#endif

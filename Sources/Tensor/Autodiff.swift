@@ -1,0 +1,160 @@
+/// Whether ops record the graph that `backward()` walks.
+///
+/// Recording is on by default and off inside `withoutGradients`. The flag is task-local (and
+/// thread-local outside Swift concurrency), so a rollout on one thread never disables training
+/// on another, and there is no global mutable state.
+public enum GradientMode {
+    @TaskLocal static var isRecording = true
+
+    /// Whether ops executed here record gradients.
+    public static var isEnabled: Bool { isRecording }
+}
+
+/// Runs `body` with graph recording off: ops produce plain tensors and keep no saved inputs, so
+/// inference (rollouts, evaluation) pays nothing for the tape.
+public func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
+    try GradientMode.$isRecording.withValue(false, operation: body)
+}
+
+extension Tensor {
+    /// Whether an op on `inputs` must record itself.
+    @inline(__always)
+    static func shouldRecord(_ inputs: Tensor...) -> Bool {
+        for input in inputs where input.requiresGradient { return GradientMode.isEnabled }
+        return false
+    }
+
+    @inline(__always)
+    static func shouldRecord(_ inputs: [Tensor]) -> Bool {
+        for input in inputs where input.requiresGradient { return GradientMode.isEnabled }
+        return false
+    }
+
+    /// Attaches `operation` to `self` when any of its inputs requires a gradient and recording
+    /// is on. Returns `self` for chaining.
+    @inline(__always)
+    func recording(_ operation: @autoclosure () -> Operation, inputs: Tensor...) -> Tensor {
+        if Tensor.shouldRecord(inputs) {
+            self.operation = operation()
+            self.requiresGradient = true
+        }
+        return self
+    }
+
+    @inline(__always)
+    func recording(_ operation: @autoclosure () -> Operation, inputList: [Tensor]) -> Tensor {
+        if Tensor.shouldRecord(inputList) {
+            self.operation = operation()
+            self.requiresGradient = true
+        }
+        return self
+    }
+}
+
+// MARK: - Backward
+
+extension Tensor {
+    /// Back-propagates from this scalar, adding each leaf's gradient into its `gradient`.
+    ///
+    /// Gradients accumulate across calls, as in PyTorch; call `clearGradient()` (or the
+    /// optimizer's `zeroGradients`) between steps.
+    public func backward() {
+        precondition(count == 1, "backward() needs a scalar, got shape \(shape); pass a gradient for non-scalars")
+        backward(gradient: Tensor.ones(shape, dtype: dtype))
+    }
+
+    /// Back-propagates `gradient` (the derivative of some scalar with respect to this tensor).
+    public func backward(gradient seed: Tensor) {
+        precondition(seed.shape == shape, "backward gradient shape \(seed.shape) does not match tensor shape \(shape)")
+        precondition(requiresGradient, "backward() on a tensor that does not require a gradient")
+        Tensor.propagate(from: self, seed: seed, stopAt: []) { tensor, gradient in
+            if let existing = tensor.gradient {
+                Kernels.accumulate(gradient, into: existing, destinationStrides: existing.strides)
+            } else {
+                tensor.gradient = gradient.copy()
+            }
+        }
+    }
+
+    /// Forgets the accumulated gradient.
+    public func clearGradient() { gradient = nil }
+
+    /// Walks the graph below `root` in reverse topological order, calling `deliver` with the
+    /// total gradient of every leaf and of every tensor in `stopAt`.
+    static func propagate(
+        from root: Tensor, seed: Tensor, stopAt targets: Set<ObjectIdentifier>,
+        deliver: (Tensor, Tensor) -> Void
+    ) {
+        withoutGradients {
+            let order = topologicalOrder(from: root, stopAt: targets)
+            var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
+            for tensor in order.reversed() {
+                guard let gradient = pending.removeValue(forKey: ObjectIdentifier(tensor)) else { continue }
+                guard let operation = tensor.operation, !targets.contains(ObjectIdentifier(tensor)) else {
+                    deliver(tensor, gradient)
+                    continue
+                }
+                let inputs = operation.inputs
+                let inputGradients = operation.gradients(output: tensor, gradient: gradient)
+                precondition(inputs.count == inputGradients.count, "gradient rule arity mismatch")
+                for (input, inputGradient) in zip(inputs, inputGradients) where input.requiresGradient {
+                    guard let inputGradient else { continue }
+                    precondition(
+                        inputGradient.shape == input.shape,
+                        "gradient rule produced shape \(inputGradient.shape) for input \(input.shape)")
+                    let key = ObjectIdentifier(input)
+                    if let existing = pending[key] {
+                        pending[key] = existing + inputGradient
+                    } else {
+                        pending[key] = inputGradient
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tensors reachable from `root` through inputs that require gradients, inputs before users.
+    private static func topologicalOrder(from root: Tensor, stopAt targets: Set<ObjectIdentifier>) -> [Tensor] {
+        var order: [Tensor] = []
+        var visited = Set<ObjectIdentifier>()
+        // Iterative depth-first search: a deep graph (many layers, many steps) must not overflow
+        // the stack.
+        var stack: [(tensor: Tensor, expanded: Bool)] = [(root, false)]
+        while let (tensor, expanded) = stack.popLast() {
+            if expanded {
+                order.append(tensor)
+                continue
+            }
+            let key = ObjectIdentifier(tensor)
+            if visited.contains(key) { continue }
+            visited.insert(key)
+            stack.append((tensor, true))
+            if targets.contains(key) { continue }
+            if let operation = tensor.operation {
+                for input in operation.inputs where input.requiresGradient && !visited.contains(ObjectIdentifier(input)) {
+                    stack.append((input, false))
+                }
+            }
+        }
+        return order
+    }
+}
+
+/// The gradients of `output` with respect to each of `inputs`, without touching any tensor's
+/// accumulated `gradient`. `output` must be a scalar unless `seed` is given.
+///
+/// An input that `output` does not depend on gets a zero gradient.
+public func gradients(of output: Tensor, withRespectTo inputs: [Tensor], seed: Tensor? = nil) -> [Tensor] {
+    let seed = seed ?? {
+        precondition(output.count == 1, "gradients(of:) needs a scalar output, got shape \(output.shape)")
+        return Tensor.ones(output.shape, dtype: output.dtype)
+    }()
+    var found: [ObjectIdentifier: Tensor] = [:]
+    if output.requiresGradient {
+        let targets = Set(inputs.map(ObjectIdentifier.init))
+        Tensor.propagate(from: output, seed: seed, stopAt: targets) { tensor, gradient in
+            if targets.contains(ObjectIdentifier(tensor)) { found[ObjectIdentifier(tensor)] = gradient }
+        }
+    }
+    return inputs.map { found[ObjectIdentifier($0)]?.materialized() ?? Tensor.zeros($0.shape, dtype: $0.dtype) }
+}

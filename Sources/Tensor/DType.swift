@@ -1,0 +1,72 @@
+import COpenBLAS
+import RealModule
+
+/// The element type of a tensor's storage.
+///
+/// Training runs in `float32`; `float64` exists so that gradients can be checked against central
+/// differences with errors far below the tolerances (see `GradientChecker`).
+public enum DType: String, Sendable, Codable, CaseIterable {
+    case float32
+    case float64
+
+    /// Bytes per element.
+    public var byteCount: Int {
+        switch self {
+        case .float32: return 4
+        case .float64: return 8
+        }
+    }
+}
+
+/// The scalar types a tensor can hold: `Float` and `Double`.
+///
+/// Kernels are written once, generic over this protocol, and each op dispatches on the tensor's
+/// runtime `DType` to the concrete specialisation, so the layers above never deal in generics.
+public protocol TensorScalar: BinaryFloatingPoint & Real & Sendable {
+    /// The storage type that holds this scalar.
+    static var dtype: DType { get }
+
+    /// Row-major general matrix multiply `C = alpha * op(A) * op(B) + beta * C` through BLAS.
+    static func gemm(
+        transposeA: Bool, transposeB: Bool,
+        m: Int, n: Int, k: Int,
+        alpha: Self, a: UnsafePointer<Self>, lda: Int,
+        b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int
+    )
+}
+
+@inline(__always)
+private func blasTranspose(_ transposed: Bool) -> CBLAS_TRANSPOSE {
+    transposed ? CblasTrans : CblasNoTrans
+}
+
+extension Float: TensorScalar {
+    public static var dtype: DType { .float32 }
+
+    @inline(__always)
+    public static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+extension Double: TensorScalar {
+    public static var dtype: DType { .float64 }
+
+    @inline(__always)
+    public static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: Double, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dgemm(
+            CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

@@ -1,0 +1,275 @@
+import RealModule
+
+// Forward and backward kernels of the neural-network ops, side by side. Rows are the last axis.
+extension Kernels {
+    // MARK: Softmax
+
+    static func softmax(_ input: Tensor, into result: Tensor, logarithmic: Bool) {
+        switch input.dtype {
+        case .float32: softmax(input.pointer(Float.self), result.pointer(Float.self), rows: input.count / input.shape.last!, width: input.shape.last!, logarithmic: logarithmic)
+        case .float64: softmax(input.pointer(Double.self), result.pointer(Double.self), rows: input.count / input.shape.last!, width: input.shape.last!, logarithmic: logarithmic)
+        }
+    }
+
+    static func softmax<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, rows: Int, width n: Int, logarithmic: Bool) {
+        guard n > 0 else { return }
+        for r in 0..<rows {
+            let xr = x + r * n, yr = y + r * n
+            var peak = xr[0]
+            for j in 1..<n where xr[j] > peak { peak = xr[j] }
+            var total = T.zero
+            if logarithmic {
+                for j in 0..<n { total += T.exp(xr[j] - peak) }
+                let shift = peak + T.log(total)
+                for j in 0..<n { yr[j] = xr[j] - shift }
+            } else {
+                for j in 0..<n {
+                    let e = T.exp(xr[j] - peak)
+                    yr[j] = e
+                    total += e
+                }
+                let inverse = 1 / total
+                for j in 0..<n { yr[j] *= inverse }
+            }
+        }
+    }
+
+    /// softmax: dx = y ∘ (dy − Σ dy∘y); log-softmax: dx = dy − exp(y) Σ dy.
+    static func softmaxBackward(output: Tensor, gradient: Tensor, logarithmic: Bool) -> Tensor {
+        let dy = gradient.materialized()
+        let result = Tensor(shape: output.shape, dtype: output.dtype, zeroed: false)
+        let n = output.shape.last!, rows = output.count / Swift.max(n, 1)
+        func run<T: TensorScalar>(_: T.Type) {
+            let y = output.pointer(T.self), g = dy.pointer(T.self), dx = result.pointer(T.self)
+            for r in 0..<rows {
+                let yr = y + r * n, gr = g + r * n, dr = dx + r * n
+                var total = T.zero
+                if logarithmic {
+                    for j in 0..<n { total += gr[j] }
+                    for j in 0..<n { dr[j] = gr[j] - T.exp(yr[j]) * total }
+                } else {
+                    for j in 0..<n { total += gr[j] * yr[j] }
+                    for j in 0..<n { dr[j] = yr[j] * (gr[j] - total) }
+                }
+            }
+        }
+        switch output.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+        return result
+    }
+
+    // MARK: Gather and embedding
+
+    static func gather(_ input: Tensor, _ indices: [Int], into result: Tensor) {
+        let width = input.shape.last!
+        func run<T: TensorScalar>(_: T.Type) {
+            let x = input.pointer(T.self), y = result.pointer(T.self)
+            for (row, index) in indices.enumerated() { y[row] = x[row * width + index] }
+        }
+        switch input.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+    }
+
+    static func gatherBackward(_ gradient: Tensor, indices: [Int], inputShape: [Int]) -> Tensor {
+        let result = Tensor.zeros(inputShape, dtype: gradient.dtype)
+        let dy = gradient.materialized()
+        let width = inputShape.last!
+        func run<T: TensorScalar>(_: T.Type) {
+            let g = dy.pointer(T.self), dx = result.pointer(T.self)
+            for (row, index) in indices.enumerated() { dx[row * width + index] += g[row] }
+        }
+        switch gradient.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+        return result
+    }
+
+    static func embedding(_ table: Tensor, _ ids: [Int], into result: Tensor) {
+        let channels = table.shape[1]
+        func run<T: TensorScalar>(_: T.Type) {
+            let w = table.pointer(T.self), y = result.pointer(T.self)
+            for (row, id) in ids.enumerated() { (y + row * channels).update(from: w + id * channels, count: channels) }
+        }
+        switch table.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+    }
+
+    /// Scatter-add of row gradients into the table rows that were read.
+    static func embeddingBackward(_ gradient: Tensor, ids: [Int], tableShape: [Int]) -> Tensor {
+        let result = Tensor.zeros(tableShape, dtype: gradient.dtype)
+        let dy = gradient.materialized()
+        let channels = tableShape[1]
+        func run<T: TensorScalar>(_: T.Type) {
+            let g = dy.pointer(T.self), dw = result.pointer(T.self)
+            for (row, id) in ids.enumerated() {
+                let source = g + row * channels, destination = dw + id * channels
+                for c in 0..<channels { destination[c] += source[c] }
+            }
+        }
+        switch gradient.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+        return result
+    }
+
+    // MARK: RMSNorm
+
+    static func rmsNorm(_ input: Tensor, _ weight: Tensor, epsilon: Double, into result: Tensor, inverseRMS: Tensor) {
+        let n = input.shape.last!, rows = input.count / n
+        func run<T: TensorScalar>(_: T.Type) {
+            let x = input.pointer(T.self), w = weight.pointer(T.self), y = result.pointer(T.self), r = inverseRMS.pointer(T.self)
+            let eps = T(epsilon)
+            for row in 0..<rows {
+                let xr = x + row * n, yr = y + row * n
+                var squares = T.zero
+                for j in 0..<n { squares += xr[j] * xr[j] }
+                let inverse = 1 / (squares / T(n) + eps).squareRoot()
+                r[row] = inverse
+                for j in 0..<n { yr[j] = xr[j] * inverse * w[j] }
+            }
+        }
+        switch input.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+    }
+
+    /// With r = 1/rms: dx_j = r·w_j·dy_j − x_j·r³/n · Σ_i dy_i w_i x_i;  dw_j = Σ_rows dy_j x_j r.
+    static func rmsNormBackward(input: Tensor, weight: Tensor, inverseRMS: Tensor, gradient: Tensor) -> (Tensor, Tensor) {
+        let x0 = input.materialized(), w0 = weight.materialized(), dy = gradient.materialized()
+        let n = input.shape.last!, rows = input.count / n
+        let dxTensor = Tensor(shape: input.shape, dtype: input.dtype, zeroed: false)
+        let dwTensor = Tensor.zeros(weight.shape, dtype: weight.dtype)
+        func run<T: TensorScalar>(_: T.Type) {
+            let x = x0.pointer(T.self), w = w0.pointer(T.self), g = dy.pointer(T.self), r = inverseRMS.pointer(T.self)
+            let dx = dxTensor.pointer(T.self), dw = dwTensor.pointer(T.self)
+            for row in 0..<rows {
+                let xr = x + row * n, gr = g + row * n, dr = dx + row * n
+                let inverse = r[row]
+                var dot = T.zero
+                for j in 0..<n {
+                    dot += gr[j] * w[j] * xr[j]
+                    dw[j] += gr[j] * xr[j] * inverse
+                }
+                let correction = dot * inverse * inverse * inverse / T(n)
+                for j in 0..<n { dr[j] = inverse * w[j] * gr[j] - xr[j] * correction }
+            }
+        }
+        switch input.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+        return (dxTensor, dwTensor)
+    }
+
+    // MARK: LayerNorm
+
+    static func layerNorm(_ input: Tensor, _ weight: Tensor, _ bias: Tensor, epsilon: Double, into result: Tensor, mean: Tensor, inverseStd: Tensor) {
+        let n = input.shape.last!, rows = input.count / n
+        func run<T: TensorScalar>(_: T.Type) {
+            let x = input.pointer(T.self), w = weight.pointer(T.self), b = bias.pointer(T.self), y = result.pointer(T.self)
+            let m = mean.pointer(T.self), s = inverseStd.pointer(T.self)
+            for row in 0..<rows {
+                let xr = x + row * n, yr = y + row * n
+                var total = T.zero
+                for j in 0..<n { total += xr[j] }
+                let mu = total / T(n)
+                var variance = T.zero
+                for j in 0..<n { variance += (xr[j] - mu) * (xr[j] - mu) }
+                let inverse = 1 / (variance / T(n) + T(epsilon)).squareRoot()
+                m[row] = mu
+                s[row] = inverse
+                for j in 0..<n { yr[j] = (xr[j] - mu) * inverse * w[j] + b[j] }
+            }
+        }
+        switch input.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+    }
+
+    /// With x̂ = (x − μ)s and ĝ = dy∘w: dx = s(ĝ − mean(ĝ) − x̂·mean(ĝ∘x̂)); dw = Σ dy∘x̂; db = Σ dy.
+    static func layerNormBackward(input: Tensor, weight: Tensor, mean: Tensor, inverseStd: Tensor, gradient: Tensor) -> (Tensor, Tensor, Tensor) {
+        let x0 = input.materialized(), w0 = weight.materialized(), dy = gradient.materialized()
+        let n = input.shape.last!, rows = input.count / n
+        let dxTensor = Tensor(shape: input.shape, dtype: input.dtype, zeroed: false)
+        let dwTensor = Tensor.zeros(weight.shape, dtype: weight.dtype)
+        let dbTensor = Tensor.zeros(weight.shape, dtype: weight.dtype)
+        func run<T: TensorScalar>(_: T.Type) {
+            let x = x0.pointer(T.self), w = w0.pointer(T.self), g = dy.pointer(T.self)
+            let m = mean.pointer(T.self), s = inverseStd.pointer(T.self)
+            let dx = dxTensor.pointer(T.self), dw = dwTensor.pointer(T.self), db = dbTensor.pointer(T.self)
+            for row in 0..<rows {
+                let xr = x + row * n, gr = g + row * n, dr = dx + row * n
+                let mu = m[row], inverse = s[row]
+                var meanG = T.zero, meanGX = T.zero
+                for j in 0..<n {
+                    let xhat = (xr[j] - mu) * inverse
+                    let gw = gr[j] * w[j]
+                    meanG += gw
+                    meanGX += gw * xhat
+                    dw[j] += gr[j] * xhat
+                    db[j] += gr[j]
+                }
+                meanG /= T(n)
+                meanGX /= T(n)
+                for j in 0..<n {
+                    let xhat = (xr[j] - mu) * inverse
+                    dr[j] = inverse * (gr[j] * w[j] - meanG - xhat * meanGX)
+                }
+            }
+        }
+        switch input.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+        return (dxTensor, dwTensor, dbTensor)
+    }
+
+    // MARK: Rotary embedding
+
+    /// Rotate-half RoPE on `(B, T, H, D)`: for i < D/2,
+    /// y_i = x_i cos − x_{i+D/2} sin,  y_{i+D/2} = x_{i+D/2} cos + x_i sin.
+    /// The backward pass is the inverse rotation (`inverse: true`, sin negated).
+    static func rotary(_ input: Tensor, _ rotary: RotaryEmbedding, positions: [Int], inverse: Bool, into result: Tensor) {
+        let heads = input.shape[2], d = input.shape[3], half = d / 2
+        func run<T: TensorScalar>(_: T.Type, cosine: [T], sine: [T]) {
+            let x = input.pointer(T.self), y = result.pointer(T.self)
+            cosine.withUnsafeBufferPointer { cosTable in
+                sine.withUnsafeBufferPointer { sinTable in
+                    for (row, position) in positions.enumerated() {
+                        let c = cosTable.baseAddress! + position * half, s = sinTable.baseAddress! + position * half
+                        for h in 0..<heads {
+                            let xr = x + (row * heads + h) * d, yr = y + (row * heads + h) * d
+                            if inverse {
+                                for i in 0..<half {
+                                    let a = xr[i], b = xr[i + half]
+                                    yr[i] = a * c[i] + b * s[i]
+                                    yr[i + half] = b * c[i] - a * s[i]
+                                }
+                            } else {
+                                for i in 0..<half {
+                                    let a = xr[i], b = xr[i + half]
+                                    yr[i] = a * c[i] - b * s[i]
+                                    yr[i + half] = b * c[i] + a * s[i]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        switch input.dtype {
+        case .float32: run(Float.self, cosine: rotary.cosine32, sine: rotary.sine32)
+        case .float64: run(Double.self, cosine: rotary.cosine64, sine: rotary.sine64)
+        }
+    }
+}

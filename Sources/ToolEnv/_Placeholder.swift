@@ -1,0 +1,1 @@
+// Placeholder until the ToolEnv sources land; delete once the module has files.
