@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "Policy", targets: ["Policy"]),
         .library(name: "ToolEnv", targets: ["ToolEnv"]),
         .executable(name: "arpo-bench", targets: ["arpo-bench"]),
     ],
@@ -42,6 +43,7 @@ let package = Package(
             ],
             swiftSettings: numericSettings
         ),
+        .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
         .target(name: "ToolEnv"),
         .executableTarget(
             name: "arpo-bench",
@@ -54,6 +56,7 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
     ]
 )

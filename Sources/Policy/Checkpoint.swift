@@ -1,0 +1,56 @@
+import Foundation
+import Tensor
+
+/// A model directory that Hugging Face `transformers` loads: `model.safetensors` (F32, Hugging
+/// Face LLaMA keys, `[out, in]` weights) and `config.json` (`LlamaConfig` fields).
+public enum ModelCheckpoint {
+    public static let weightsFile = "model.safetensors"
+    public static let configFile = "config.json"
+
+    /// Writes `model` into `directory` (created if needed). Each file is written to a temporary
+    /// name and renamed, so an interrupted save never leaves a half-written file.
+    public static func save(_ model: LlamaModel, to directory: URL, tokenizer: ByteTokenizer = ByteTokenizer()) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let parameters = model.namedParameters.map { ($0.name, $0.tensor.dtype == .float32 ? $0.tensor : $0.tensor.converted(to: .float32)) }
+        try Safetensors.write(parameters, metadata: ["format": "pt"], to: directory.appendingPathComponent(weightsFile))
+        let config = try JSONSerialization.data(withJSONObject: model.configuration.huggingFaceConfig(tokenizer: tokenizer), options: [.prettyPrinted, .sortedKeys])
+        try config.write(to: directory.appendingPathComponent(configFile), options: .atomic)
+    }
+
+    /// Loads a model directory, validating the config, every tensor's presence, dtype and shape.
+    ///
+    /// - Parameter expected: when given, the checkpoint's architecture must equal it (the run's
+    ///   configured model), and the error lists the fields that differ.
+    public static func load(from directory: URL, expected: LlamaConfiguration? = nil, dtype: DType = .float32) throws -> LlamaModel {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw PolicyError("checkpoint \(directory.path) is not a directory")
+        }
+        let configuration = try LlamaConfiguration.fromHuggingFaceConfig(at: directory.appendingPathComponent(configFile))
+        if let expected, expected != configuration {
+            throw PolicyError("checkpoint \(directory.path) does not match the configured model: \(differences(expected, configuration).joined(separator: ", "))")
+        }
+        let weightsURL = directory.appendingPathComponent(weightsFile)
+        let contents: Safetensors.Contents
+        do { contents = try Safetensors.read(weightsURL) } catch let error as SafetensorsError {
+            throw PolicyError(error.description)
+        }
+        var parameters: [String: Tensor] = [:]
+        for (name, tensor) in contents.tensors { parameters[name] = tensor.dtype == dtype ? tensor : tensor.converted(to: dtype) }
+        do { return try LlamaModel(configuration: configuration, parameters: parameters) } catch let error as PolicyError {
+            throw PolicyError("\(weightsURL.path): \(error.description)")
+        }
+    }
+
+    /// "key: expected X, checkpoint has Y" for each differing architecture field.
+    static func differences(_ expected: LlamaConfiguration, _ found: LlamaConfiguration) -> [String] {
+        let encoder = JSONEncoder()
+        guard let left = (try? JSONSerialization.jsonObject(with: encoder.encode(expected))) as? [String: Any],
+            let right = (try? JSONSerialization.jsonObject(with: encoder.encode(found))) as? [String: Any]
+        else { return ["architecture differs"] }
+        return LlamaConfiguration.CodingKeys.allCases.compactMap { key in
+            let a = left[key.rawValue].map { "\($0)" } ?? "none", b = right[key.rawValue].map { "\($0)" } ?? "none"
+            return a == b ? nil : "\(key.rawValue): configured \(a), checkpoint has \(b)"
+        }
+    }
+}

@@ -1,0 +1,282 @@
+import Tensor
+
+/// A right-padded batch of token sequences: `tokens` is (B, T) row-major, `lengths[b]` the real
+/// length of row b (positions at or past it hold padding).
+public struct TokenBatch: Sendable {
+    public let tokens: [Int]
+    public let batchSize: Int
+    public let length: Int
+    public let lengths: [Int]
+
+    public init(tokens: [Int], batchSize: Int, length: Int, lengths: [Int]) {
+        precondition(tokens.count == batchSize * length, "token batch holds \(tokens.count) ids, not \(batchSize) × \(length)")
+        precondition(lengths.count == batchSize && lengths.allSatisfy { $0 >= 0 && $0 <= length }, "token batch lengths \(lengths) do not fit \(batchSize) rows of \(length)")
+        self.tokens = tokens
+        self.batchSize = batchSize
+        self.length = length
+        self.lengths = lengths
+    }
+
+    /// Right-pads `sequences` with `padding` to the longest one.
+    public init(sequences: [[Int]], padding: Int) {
+        let length = sequences.map(\.count).max() ?? 0
+        var tokens: [Int] = []
+        tokens.reserveCapacity(sequences.count * length)
+        for sequence in sequences { tokens += sequence + [Int](repeating: padding, count: length - sequence.count) }
+        self.init(tokens: tokens, batchSize: sequences.count, length: length, lengths: sequences.map(\.count))
+    }
+}
+
+/// What the training forward pass gives per position.
+public struct PolicyOutput {
+    /// (B, T, V) next-token logits.
+    public let logits: Tensor
+    /// (B, T) value estimates, when the model has a value head.
+    public let values: Tensor?
+}
+
+/// A decoder-only LLaMA, computed as Hugging Face's `LlamaForCausalLM` computes it:
+/// embedding; L × [RMSNorm → causal multi-head attention with RoPE (no biases) → residual;
+/// RMSNorm → SwiGLU MLP down(silu(gate(x)) · up(x)) → residual]; final RMSNorm; LM head (tied to
+/// the embedding by default); and an optional scalar value head on the final hidden state.
+///
+/// Parameters carry Hugging Face's names and `[out, in]` layouts, so `namedParameters` is the
+/// checkpoint's key set.
+public final class LlamaModel {
+    public let configuration: LlamaConfiguration
+    public let embedding: Tensor
+    public let layers: [DecoderLayer]
+    public let finalNorm: Tensor
+    /// The untied LM head `[V, C]`, or nil when tied to `embedding`.
+    public let languageModelHead: Tensor?
+    /// Value head weight `[1, C]` and bias `[1]` (PPO's critic), when configured.
+    public let valueHeadWeight: Tensor?
+    public let valueHeadBias: Tensor?
+    let rotary: RotaryEmbedding
+
+    /// One decoder block's parameters, `[out, in]` like `torch.nn.Linear`.
+    public struct DecoderLayer {
+        public let inputNorm: Tensor, postAttentionNorm: Tensor
+        public let queryProjection: Tensor, keyProjection: Tensor, valueProjection: Tensor, outputProjection: Tensor
+        public let gateProjection: Tensor, upProjection: Tensor, downProjection: Tensor
+    }
+
+    /// A freshly initialised model: linear and embedding weights ~ N(0, 0.02²) as `transformers`
+    /// initialises LLaMA, norm weights 1, and an orthogonal value head (gain 1, bias 0), the
+    /// PPO-standard initialisation for heads.
+    public convenience init(configuration: LlamaConfiguration, dtype: DType = .float32, generator: inout RandomGenerator) {
+        let c = configuration.hiddenSize, kv = configuration.keyValueHeadCount * configuration.headDimension
+        func normal(_ shape: [Int]) -> Tensor { Tensor.normal(shape, standardDeviation: 0.02, dtype: dtype, generator: &generator) }
+        var parameters: [String: Tensor] = ["model.embed_tokens.weight": normal([configuration.vocabularySize, c])]
+        for index in 0..<configuration.layerCount {
+            let prefix = "model.layers.\(index)."
+            parameters[prefix + "input_layernorm.weight"] = Tensor.ones([c], dtype: dtype)
+            parameters[prefix + "post_attention_layernorm.weight"] = Tensor.ones([c], dtype: dtype)
+            parameters[prefix + "self_attn.q_proj.weight"] = normal([c, c])
+            parameters[prefix + "self_attn.k_proj.weight"] = normal([kv, c])
+            parameters[prefix + "self_attn.v_proj.weight"] = normal([kv, c])
+            parameters[prefix + "self_attn.o_proj.weight"] = normal([c, c])
+            parameters[prefix + "mlp.gate_proj.weight"] = normal([configuration.intermediateSize, c])
+            parameters[prefix + "mlp.up_proj.weight"] = normal([configuration.intermediateSize, c])
+            parameters[prefix + "mlp.down_proj.weight"] = normal([c, configuration.intermediateSize])
+        }
+        parameters["model.norm.weight"] = Tensor.ones([c], dtype: dtype)
+        if !configuration.tieWordEmbeddings { parameters["lm_head.weight"] = normal([configuration.vocabularySize, c]) }
+        if configuration.valueHead {
+            parameters[LlamaModel.valueHeadWeightKey] = Tensor.orthogonal(rows: 1, columns: c, gain: 1, dtype: dtype, generator: &generator)
+            parameters[LlamaModel.valueHeadBiasKey] = Tensor.zeros([1], dtype: dtype)
+        }
+        try! self.init(configuration: configuration, parameters: parameters)
+    }
+
+    /// The checkpoint key of the value head's weight `[1, C]` (not a `transformers` key; it loads
+    /// with an "unused weights" notice there).
+    public static let valueHeadWeightKey = "value_head.weight"
+    /// The checkpoint key of the value head's bias `[1]`.
+    public static let valueHeadBiasKey = "value_head.bias"
+
+    /// The parameter names and shapes this configuration needs, in a stable order.
+    public static func expectedShapes(for configuration: LlamaConfiguration) -> [(name: String, shape: [Int])] {
+        let c = configuration.hiddenSize, kv = configuration.keyValueHeadCount * configuration.headDimension
+        let f = configuration.intermediateSize, v = configuration.vocabularySize
+        var shapes: [(String, [Int])] = [("model.embed_tokens.weight", [v, c])]
+        for index in 0..<configuration.layerCount {
+            let prefix = "model.layers.\(index)."
+            shapes += [
+                (prefix + "input_layernorm.weight", [c]),
+                (prefix + "self_attn.q_proj.weight", [c, c]),
+                (prefix + "self_attn.k_proj.weight", [kv, c]),
+                (prefix + "self_attn.v_proj.weight", [kv, c]),
+                (prefix + "self_attn.o_proj.weight", [c, c]),
+                (prefix + "post_attention_layernorm.weight", [c]),
+                (prefix + "mlp.gate_proj.weight", [f, c]),
+                (prefix + "mlp.up_proj.weight", [f, c]),
+                (prefix + "mlp.down_proj.weight", [c, f]),
+            ]
+        }
+        shapes.append(("model.norm.weight", [c]))
+        if !configuration.tieWordEmbeddings { shapes.append(("lm_head.weight", [v, c])) }
+        if configuration.valueHead {
+            shapes.append((valueHeadWeightKey, [1, c]))
+            shapes.append((valueHeadBiasKey, [1]))
+        }
+        return shapes
+    }
+
+    /// A model from named parameters (Hugging Face keys). Throws naming the key when one is
+    /// missing, unexpected, of the wrong shape, or of a different dtype from the rest.
+    public init(configuration: LlamaConfiguration, parameters: [String: Tensor]) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        let expected = LlamaModel.expectedShapes(for: configuration)
+        let dtype = parameters["model.embed_tokens.weight"]?.dtype ?? .float32
+        for (name, shape) in expected {
+            guard let tensor = parameters[name] else { throw PolicyError("missing parameter \(name) (shape \(shape))") }
+            guard tensor.shape == shape else { throw PolicyError("parameter \(name) has shape \(tensor.shape), the configuration needs \(shape)") }
+            guard tensor.dtype == dtype else { throw PolicyError("parameter \(name) is \(tensor.dtype), the others are \(dtype)") }
+        }
+        let known = Set(expected.map(\.name))
+        // A tied checkpoint may still carry lm_head.weight (some exporters write it); it must then
+        // equal the embedding, which the loader does not need, so it is ignored.
+        let unexpected = parameters.keys.filter { !known.contains($0) && !($0 == "lm_head.weight" && configuration.tieWordEmbeddings) }.sorted()
+        if let first = unexpected.first {
+            throw PolicyError("unexpected parameter \(first)\(unexpected.count > 1 ? " (and \(unexpected.count - 1) more)" : "") for this configuration")
+        }
+        embedding = parameters["model.embed_tokens.weight"]!
+        layers = (0..<configuration.layerCount).map { index in
+            let prefix = "model.layers.\(index)."
+            return DecoderLayer(
+                inputNorm: parameters[prefix + "input_layernorm.weight"]!,
+                postAttentionNorm: parameters[prefix + "post_attention_layernorm.weight"]!,
+                queryProjection: parameters[prefix + "self_attn.q_proj.weight"]!,
+                keyProjection: parameters[prefix + "self_attn.k_proj.weight"]!,
+                valueProjection: parameters[prefix + "self_attn.v_proj.weight"]!,
+                outputProjection: parameters[prefix + "self_attn.o_proj.weight"]!,
+                gateProjection: parameters[prefix + "mlp.gate_proj.weight"]!,
+                upProjection: parameters[prefix + "mlp.up_proj.weight"]!,
+                downProjection: parameters[prefix + "mlp.down_proj.weight"]!)
+        }
+        finalNorm = parameters["model.norm.weight"]!
+        languageModelHead = configuration.tieWordEmbeddings ? nil : parameters["lm_head.weight"]!
+        valueHeadWeight = configuration.valueHead ? parameters[LlamaModel.valueHeadWeightKey]! : nil
+        valueHeadBias = configuration.valueHead ? parameters[LlamaModel.valueHeadBiasKey]! : nil
+        rotary = RotaryEmbedding(headDimension: configuration.headDimension, maxPositions: configuration.maxPositions, theta: configuration.ropeTheta)
+        for (_, tensor) in namedParameters { tensor.requiresGradient = true }
+    }
+
+    /// Every trainable parameter with its Hugging Face key, in a stable order.
+    public var namedParameters: [(name: String, tensor: Tensor)] {
+        var result: [(String, Tensor)] = [("model.embed_tokens.weight", embedding)]
+        for (index, layer) in layers.enumerated() {
+            let prefix = "model.layers.\(index)."
+            result += [
+                (prefix + "input_layernorm.weight", layer.inputNorm),
+                (prefix + "self_attn.q_proj.weight", layer.queryProjection),
+                (prefix + "self_attn.k_proj.weight", layer.keyProjection),
+                (prefix + "self_attn.v_proj.weight", layer.valueProjection),
+                (prefix + "self_attn.o_proj.weight", layer.outputProjection),
+                (prefix + "post_attention_layernorm.weight", layer.postAttentionNorm),
+                (prefix + "mlp.gate_proj.weight", layer.gateProjection),
+                (prefix + "mlp.up_proj.weight", layer.upProjection),
+                (prefix + "mlp.down_proj.weight", layer.downProjection),
+            ]
+        }
+        result.append(("model.norm.weight", finalNorm))
+        if let languageModelHead { result.append(("lm_head.weight", languageModelHead)) }
+        if let valueHeadWeight, let valueHeadBias {
+            result.append((LlamaModel.valueHeadWeightKey, valueHeadWeight))
+            result.append((LlamaModel.valueHeadBiasKey, valueHeadBias))
+        }
+        return result
+    }
+
+    /// The parameters alone, in `namedParameters` order.
+    public var parameters: [Tensor] { namedParameters.map(\.tensor) }
+
+    /// Number of scalars in all parameters.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// The element type of the parameters.
+    public var dtype: DType { embedding.dtype }
+
+    /// An independent copy (new storage) in `dtype`: a frozen reference policy, or a Float64
+    /// model for gradient checks.
+    public func copy(dtype: DType? = nil) -> LlamaModel {
+        let target = dtype ?? self.dtype
+        let parameters = Dictionary(uniqueKeysWithValues: namedParameters.map { ($0.name, $0.tensor.converted(to: target)) })
+        return try! LlamaModel(configuration: configuration, parameters: parameters)
+    }
+
+    /// Overwrites every parameter with `other`'s values (same configuration).
+    public func load(from other: LlamaModel) {
+        precondition(other.configuration == configuration, "cannot load parameters from a model with another configuration")
+        for ((_, mine), (_, theirs)) in zip(namedParameters, other.namedParameters) { mine.assign(theirs.converted(to: mine.dtype)) }
+    }
+
+    // MARK: - Training forward
+
+    /// The full forward pass over a right-padded batch.
+    ///
+    /// Attention is causal, so with right padding no real position ever attends to a pad: the
+    /// padding mask needs no extra work. Positions at or past a row's length produce values that
+    /// callers must mask out.
+    public func forward(_ batch: TokenBatch) -> PolicyOutput {
+        let (b, t) = (batch.batchSize, batch.length)
+        precondition(t <= configuration.maxPositions, "sequence length \(t) exceeds max_position_embeddings \(configuration.maxPositions)")
+        var hidden = embedding.embedding(batch.tokens, shape: [b, t])  // (B, T, C)
+        let positions = Array(0..<t)
+        for layer in layers {
+            hidden = block(layer, hidden, positions: positions, batch: b, time: t)
+        }
+        let normed = hidden.rmsNormalized(weight: finalNorm, epsilon: configuration.rmsNormEpsilon)
+        let logits = normed.linear(languageModelHead ?? embedding)  // (B, T, V)
+        let values = valueHeadWeight.map { weight in (normed.linear(weight) + valueHeadBias!).reshaped([b, t]) }
+        return PolicyOutput(logits: logits, values: values)
+    }
+
+    /// One decoder block on (B, T, C).
+    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int], batch b: Int, time t: Int) -> Tensor {
+        let c = configuration
+        let normed = x.rmsNormalized(weight: layer.inputNorm, epsilon: c.rmsNormEpsilon)
+        let query = normed.linear(layer.queryProjection).reshaped([b, t, c.headCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
+        let key = normed.linear(layer.keyProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
+        let value = normed.linear(layer.valueProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension])
+        let attended = Tensor.scaledDotProductAttention(query: query, key: key, value: value)
+        let afterAttention = x + attended.reshaped([b, t, c.hiddenSize]).linear(layer.outputProjection)
+        return afterAttention + mlp(layer, afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon))
+    }
+
+    /// SwiGLU: down(silu(gate(x)) · up(x)).
+    func mlp(_ layer: DecoderLayer, _ x: Tensor) -> Tensor {
+        (x.linear(layer.gateProjection).silu() * x.linear(layer.upProjection)).linear(layer.downProjection)
+    }
+
+    /// Per-position statistics of a batch under this policy: the log-prob of each next token and
+    /// the entropy of the full distribution, with logits divided by `temperature` (the sampling
+    /// distribution).
+    ///
+    /// - Returns: `logProbabilities` (B, T−1) where entry t is log p(token[t+1] | ≤ t), zero where
+    ///   t+1 ≥ length; `entropies` (B, T) over every position; `values` (B, T) when the model has
+    ///   a value head. All differentiable.
+    public func tokenStatistics(_ batch: TokenBatch, temperature: Double = 1) -> (logProbabilities: Tensor, entropies: Tensor, values: Tensor?) {
+        let output = forward(batch)
+        let (b, t) = (batch.batchSize, batch.length)
+        let scaled = temperature == 1 ? output.logits : output.logits * (1 / temperature)
+        let logProbabilities = scaled.logSoftmax()  // (B, T, V)
+        let entropies = -(logProbabilities.exp() * logProbabilities).sum(axis: -1)  // (B, T)
+        guard t >= 2 else {
+            return (Tensor.zeros([b, 0], dtype: dtype), entropies, output.values)
+        }
+        var targets = [Int](repeating: 0, count: b * (t - 1))
+        var mask = [Double](repeating: 0, count: b * (t - 1))
+        for row in 0..<b {
+            for position in 0..<(t - 1) where position + 1 < batch.lengths[row] {
+                targets[row * (t - 1) + position] = batch.tokens[row * t + position + 1]
+                mask[row * (t - 1) + position] = 1
+            }
+        }
+        let picked = logProbabilities.sliced(axis: 1, 0..<(t - 1)).gathered(targets)  // (B, T-1)
+        let masked = picked * Tensor(shape: [b, t - 1], values: mask, dtype: dtype)
+        return (masked, entropies, output.values)
+    }
+}
