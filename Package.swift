@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "Policy", targets: ["Policy"]),
         .library(name: "ToolEnv", targets: ["ToolEnv"]),
+        .library(name: "ARPO", targets: ["ARPO"]),
         .executable(name: "arpo-bench", targets: ["arpo-bench"]),
     ],
     dependencies: [
@@ -45,6 +46,7 @@ let package = Package(
         ),
         .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
         .target(name: "ToolEnv"),
+        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], swiftSettings: numericSettings),
         .executableTarget(
             name: "arpo-bench",
             dependencies: [
@@ -58,5 +60,6 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
+        .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor"]),
     ]
 )

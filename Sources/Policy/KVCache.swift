@@ -14,12 +14,15 @@ public final class KVCache {
     /// Largest length the cache can hold (the model's `max_position_embeddings`).
     public let capacity: Int
 
-    /// An empty cache for `model`.
-    public init(model: LlamaModel) {
+    /// An empty cache for `model` holding up to `capacity` positions (default and maximum: the
+    /// model's `max_position_embeddings`). Size it to prompt + response to save memory.
+    public init(model: LlamaModel, capacity: Int? = nil) {
         let c = model.configuration
-        capacity = c.maxPositions
-        keys = (0..<c.layerCount).map { _ in Tensor.zeros([c.maxPositions, c.keyValueHeadCount, c.headDimension], dtype: model.dtype) }
-        values = (0..<c.layerCount).map { _ in Tensor.zeros([c.maxPositions, c.keyValueHeadCount, c.headDimension], dtype: model.dtype) }
+        let size = Swift.min(capacity ?? c.maxPositions, c.maxPositions)
+        precondition(size >= 1, "a KV cache needs a capacity of at least 1, got \(size)")
+        self.capacity = size
+        keys = (0..<c.layerCount).map { _ in Tensor.zeros([size, c.keyValueHeadCount, c.headDimension], dtype: model.dtype) }
+        values = (0..<c.layerCount).map { _ in Tensor.zeros([size, c.keyValueHeadCount, c.headDimension], dtype: model.dtype) }
         length = 0
     }
 
@@ -31,15 +34,23 @@ public final class KVCache {
     }
 
     /// A new cache holding a copy of this one's filled positions.
-    public func fork() -> KVCache {
+    public func fork() -> KVCache { fork(length: length) }
+
+    /// A new cache holding a copy of this one's first `prefix` positions.
+    ///
+    /// The cache is append-only, so the rows of any earlier prefix are still exactly what they
+    /// were: ARPO decides to branch k tokens after a tool result and forks from the position of
+    /// the result itself.
+    public func fork(length prefix: Int) -> KVCache {
+        precondition(prefix >= 0 && prefix <= length, "cannot fork \(prefix) positions from a cache of \(length)")
         func copied(_ tensors: [Tensor]) -> [Tensor] {
             tensors.map { source in
                 let copy = Tensor.zeros(source.shape, dtype: source.dtype)
-                if length > 0 { copy.sliced(axis: 0, 0..<length).assign(source.sliced(axis: 0, 0..<length)) }
+                if prefix > 0 { copy.sliced(axis: 0, 0..<prefix).assign(source.sliced(axis: 0, 0..<prefix)) }
                 return copy
             }
         }
-        return withoutGradients { KVCache(keys: copied(keys), values: copied(values), length: length, capacity: capacity) }
+        return withoutGradients { KVCache(keys: copied(keys), values: copied(values), length: prefix, capacity: capacity) }
     }
 
     func advance(by count: Int) { length += count }

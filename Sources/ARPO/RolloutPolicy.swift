@@ -1,0 +1,96 @@
+import Policy
+import Tensor
+import ToolEnv
+
+/// A sequence's decoding state (its KV cache): append-only, forkable at any earlier length.
+public protocol DecodingState: AnyObject {
+    /// Positions filled.
+    var length: Int { get }
+    /// A new state holding a copy of the first `length` positions.
+    func fork(length: Int) -> DecodingState
+}
+
+/// What the rollout engine needs from a policy: fresh decoding states, and batched extension
+/// returning the next-token logits of each sequence. `LlamaModel` is the real one; tests use
+/// stubs whose logits (and so entropies) they script.
+public protocol RolloutPolicy: AnyObject {
+    var vocabularySize: Int { get }
+    /// Longest sequence (prompt + response) a state can hold.
+    var maxPositions: Int { get }
+    func newState(capacity: Int) -> DecodingState
+    /// Appends `tokens[b]` to `states[b]` and returns (B, V) logits after each last token.
+    func extend(_ states: [DecodingState], with tokens: [[Int]]) -> Tensor
+}
+
+extension KVCache: DecodingState {
+    public func fork(length: Int) -> DecodingState { fork(length: length) as KVCache }
+}
+
+extension LlamaModel: RolloutPolicy {
+    public var vocabularySize: Int { configuration.vocabularySize }
+    public var maxPositions: Int { configuration.maxPositions }
+    public func newState(capacity: Int) -> DecodingState { KVCache(model: self, capacity: capacity) }
+    public func extend(_ states: [DecodingState], with tokens: [[Int]]) -> Tensor {
+        let caches = states.map { state -> KVCache in
+            guard let cache = state as? KVCache else { preconditionFailure("LlamaModel extends only its own KV caches") }
+            return cache
+        }
+        return extend(caches, with: tokens)
+    }
+}
+
+/// What one tool-environment episode offers the rollout engine. `ToolEnv.Episode` is the real
+/// one; tests may supply toy episodes.
+public protocol ToolEpisode: AnyObject {
+    /// The user's question.
+    var prompt: String { get }
+    /// Answers the call the policy just closed; `text` is what the policy wrote since the last
+    /// observation, ending with `</call>`.
+    func respond(toPolicyText text: String) -> ToolReply
+    /// Scores the finished episode from everything after the prompt (tags and observations
+    /// included).
+    func finish(policyText: String, endReason: EndReason) -> EpisodeScore
+    /// An independent copy that continues from this point (ARPO's branch).
+    func forkEpisode() -> ToolEpisode
+}
+
+/// The environment's answer to a call.
+public struct ToolReply: Sendable {
+    public var observation: String
+    /// Whether a tool actually ran (a malformed call is not an execution).
+    public var wasExecuted: Bool
+    /// Whether the episode must end now (over the call limit).
+    public var mustEnd: Bool
+    public init(observation: String, wasExecuted: Bool, mustEnd: Bool) {
+        self.observation = observation
+        self.wasExecuted = wasExecuted
+        self.mustEnd = mustEnd
+    }
+}
+
+/// How a finished episode scored.
+public struct EpisodeScore: Sendable {
+    public var reward: Double
+    public var isCorrect: Bool
+    /// The environment's breakdown, when it has one.
+    public var breakdown: RewardBreakdown?
+    public init(reward: Double, isCorrect: Bool, breakdown: RewardBreakdown? = nil) {
+        self.reward = reward
+        self.isCorrect = isCorrect
+        self.breakdown = breakdown
+    }
+}
+
+extension Episode: ToolEpisode {
+    public func respond(toPolicyText text: String) -> ToolReply {
+        let response: ToolResponse = respond(toPolicyText: text)
+        return ToolReply(observation: response.observation, wasExecuted: response.wasExecuted, mustEnd: response.episodeMustEnd)
+    }
+
+    public func finish(policyText: String, endReason: EndReason) -> EpisodeScore {
+        let breakdown: RewardBreakdown = finish(policyText: policyText, endReason: endReason)
+        return EpisodeScore(reward: breakdown.total, isCorrect: breakdown.isCorrect, breakdown: breakdown)
+    }
+
+    public func forkEpisode() -> ToolEpisode { fork() }
+}
