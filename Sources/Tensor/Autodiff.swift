@@ -81,23 +81,29 @@ extension Tensor {
 
     /// Walks the graph below `root` in reverse topological order, calling `deliver` with the
     /// total gradient of every leaf and of every tensor in `stopAt`.
+    ///
+    /// With targets, only tensors that lead to a target are walked, and a target computed from
+    /// another target passes its gradient on (as `torch.autograd.grad` does): stopping at every
+    /// target gave zeros for x in `gradients(of: loss, withRespectTo: [x, hidden])`.
     static func propagate(
         from root: Tensor, seed: Tensor, stopAt targets: Set<ObjectIdentifier>,
         deliver: (Tensor, Tensor) -> Void
     ) {
         withoutGradients {
-            let order = topologicalOrder(from: root, stopAt: targets)
+            let order = topologicalOrder(from: root, towards: targets)
+            let walked = Set(order.map(ObjectIdentifier.init))
             var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
             for tensor in order.reversed() {
-                guard let gradient = pending.removeValue(forKey: ObjectIdentifier(tensor)) else { continue }
-                guard let operation = tensor.operation, !targets.contains(ObjectIdentifier(tensor)) else {
-                    deliver(tensor, gradient)
-                    continue
-                }
+                let key = ObjectIdentifier(tensor)
+                guard let gradient = pending.removeValue(forKey: key) else { continue }
+                if tensor.operation == nil || targets.contains(key) { deliver(tensor, gradient) }
+                guard let operation = tensor.operation else { continue }
                 let inputs = operation.inputs
+                // A target with no other target below it ends the walk on this path.
+                guard inputs.contains(where: { walked.contains(ObjectIdentifier($0)) }) else { continue }
                 let inputGradients = operation.gradients(output: tensor, gradient: gradient)
                 precondition(inputs.count == inputGradients.count, "gradient rule arity mismatch")
-                for (input, inputGradient) in zip(inputs, inputGradients) where input.requiresGradient {
+                for (input, inputGradient) in zip(inputs, inputGradients) where walked.contains(ObjectIdentifier(input)) {
                     guard let inputGradient else { continue }
                     precondition(
                         inputGradient.shape == input.shape,
@@ -113,8 +119,9 @@ extension Tensor {
         }
     }
 
-    /// Tensors reachable from `root` through inputs that require gradients, inputs before users.
-    private static func topologicalOrder(from root: Tensor, stopAt targets: Set<ObjectIdentifier>) -> [Tensor] {
+    /// Tensors reachable from `root` through inputs that require gradients, inputs before users;
+    /// with `targets`, only those with a target at or below them.
+    private static func topologicalOrder(from root: Tensor, towards targets: Set<ObjectIdentifier>) -> [Tensor] {
         var order: [Tensor] = []
         var visited = Set<ObjectIdentifier>()
         // Iterative depth-first search: a deep graph (many layers, many steps) must not overflow
@@ -129,14 +136,20 @@ extension Tensor {
             if visited.contains(key) { continue }
             visited.insert(key)
             stack.append((tensor, true))
-            if targets.contains(key) { continue }
             if let operation = tensor.operation {
                 for input in operation.inputs where input.requiresGradient && !visited.contains(ObjectIdentifier(input)) {
                     stack.append((input, false))
                 }
             }
         }
-        return order
+        guard !targets.isEmpty else { return order }
+        var leadsToTarget = Set<ObjectIdentifier>()
+        for tensor in order {
+            let key = ObjectIdentifier(tensor)
+            let inputLeadsToTarget = tensor.operation?.inputs.contains { leadsToTarget.contains(ObjectIdentifier($0)) } ?? false
+            if targets.contains(key) || inputLeadsToTarget { leadsToTarget.insert(key) }
+        }
+        return order.filter { leadsToTarget.contains(ObjectIdentifier($0)) }
     }
 }
 

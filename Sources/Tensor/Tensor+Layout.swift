@@ -127,7 +127,8 @@ extension Tensor {
     /// A dense version of this tensor; a differentiable identity when it already is one.
     public func contiguous() -> Tensor {
         if isContiguous { return self }
-        return reshaped(shape)
+        // Not `reshaped(shape)`: that returns `self` when the shape is unchanged.
+        return materialized().recording(.reshape(self), inputs: self)
     }
 
     /// Inserts a dimension of size 1 at `axis`.

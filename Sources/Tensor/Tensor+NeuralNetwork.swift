@@ -67,6 +67,7 @@ extension Tensor {
     public func layerNormalized(weight: Tensor, bias: Tensor, epsilon: Double) -> Tensor {
         let channels = shape[rank - 1]
         precondition(weight.shape == [channels] && bias.shape == [channels], "layerNorm weight \(weight.shape) and bias \(bias.shape) do not match last axis of \(shape)")
+        precondition(weight.dtype == dtype && bias.dtype == dtype, "layerNorm: dtypes \(dtype), \(weight.dtype) and \(bias.dtype) differ")
         let input = materialized()
         let result = Tensor(shape: shape, dtype: dtype, zeroed: false)
         let rows = count / channels
@@ -90,8 +91,9 @@ extension Tensor {
         guard let weights else { return losses.mean() }
         precondition(weights.shape == losses.shape, "cross-entropy weights \(weights.shape) must match rows \(losses.shape)")
         let total = weights.detached().sum().item
-        precondition(total > 0, "cross-entropy weights sum to \(total); at least one row must count")
-        return (losses * weights.detached()).sum() / total
+        precondition(total >= 0, "cross-entropy weights sum to \(total); they must be non-negative")
+        // Every row masked out: the loss is 0 with a zero gradient, not a division by zero.
+        return (losses * weights.detached()).sum() / Swift.max(total, 1e-300)
     }
 
     /// Entropy of the softmax over the last axis, −Σ p log p, shaped `(…)`.

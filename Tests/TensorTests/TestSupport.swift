@@ -57,16 +57,8 @@ func assertClose(
         file: file, line: line)
 }
 
-/// Asserts every element of `tensor` is exactly zero.
+/// Asserts every element of `values` is exactly zero.
 func assertAllZero(_ values: [Double], _ name: String, file: StaticString = #filePath, line: UInt = #line) {
     let nonzero = values.enumerated().filter { $0.element != 0 }
     XCTAssertTrue(nonzero.isEmpty, "\(name): nonzero at \(nonzero.prefix(8).map { "[\($0.offset)] \($0.element)" })", file: file, line: line)
-}
-
-/// Row-major flat index of `indices` in `shape`.
-func flatIndex(_ indices: [Int], shape: [Int]) -> Int {
-    precondition(indices.count == shape.count, "indices \(indices) do not match shape \(shape)")
-    var index = 0
-    for axis in 0..<shape.count { index = index * shape[axis] + indices[axis] }
-    return index
 }

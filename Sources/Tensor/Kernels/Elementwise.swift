@@ -108,6 +108,9 @@ extension Kernels {
             let e = T(p)
             if p == 2 {
                 for i in 0..<n { y[i] = x[i] * x[i] }
+            } else if let integer = Int(exactly: p) {
+                // RealModule's pow(x, y: Self) is NaN for every x < 0; the Int overload is not.
+                for i in 0..<n { y[i] = T.pow(x[i], integer) }
             } else {
                 for i in 0..<n { y[i] = T.pow(x[i], e) }
             }
@@ -145,7 +148,12 @@ extension Kernels {
         case .abs: for i in 0..<n { dx[i] = x[i] > 0 ? dy[i] : (x[i] < 0 ? -dy[i] : 0) }
         case .power(let p):
             let e = T(p)
-            for i in 0..<n { dx[i] = dy[i] * e * T.pow(x[i], e - 1) }
+            if let integer = Int(exactly: p) {
+                // Int overload: pow(x, 1.0) would be NaN for x < 0, so even x.pow(2) had NaN gradients.
+                for i in 0..<n { dx[i] = dy[i] * e * T.pow(x[i], integer - 1) }
+            } else {
+                for i in 0..<n { dx[i] = dy[i] * e * T.pow(x[i], e - 1) }
+            }
         case .tanh: for i in 0..<n { dx[i] = dy[i] * (1 - y[i] * y[i]) }
         case .sigmoid: for i in 0..<n { dx[i] = dy[i] * y[i] * (1 - y[i]) }
         case .relu: for i in 0..<n { dx[i] = x[i] > 0 ? dy[i] : 0 }

@@ -20,8 +20,10 @@ extension Kernels {
             var total = T.zero
             if logarithmic {
                 for j in 0..<n { total += T.exp(xr[j] - peak) }
-                let shift = peak + T.log(total)
-                for j in 0..<n { yr[j] = xr[j] - shift }
+                // (x − max) − log Σ, not x − (max + log Σ): the latter rounds log Σ away at
+                // large |max| (≈5e-4 error in float32 at 1e4).
+                let logTotal = T.log(total)
+                for j in 0..<n { yr[j] = (xr[j] - peak) - logTotal }
             } else {
                 for j in 0..<n {
                     let e = T.exp(xr[j] - peak)

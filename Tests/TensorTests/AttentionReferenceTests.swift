@@ -1,0 +1,125 @@
+import Tensor
+import XCTest
+
+/// The fused `scaledDotProductAttention` against attention composed from primitives (matmul of
+/// permuted views, scale, maskedFill with −∞, softmax, matmul), in float64: forward values and
+/// the gradients of q, k and v.
+final class AttentionReferenceTests: XCTestCase {
+    /// Attention composed from primitive ops, with the same mask semantics as `AttentionMask`:
+    /// query i of batch row b sits at position `offsets[b] + i` and sees keys j ≤ that position
+    /// with j < `lengths[b]`. Every query must see at least one key (a fully masked softmax row
+    /// is NaN here, zeros in the fused op).
+    private func composedAttention(
+        query: Tensor, key: Tensor, value: Tensor, offsets: [Int], lengths: [Int], scale: Double
+    ) -> Tensor {
+        // query (B, Tq, H, D), key and value (B, Tk, Hkv, D).
+        let (batch, queryLength, heads, headDimension) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
+        let (keyLength, keyHeads) = (key.shape[1], key.shape[2])
+        let group = heads / keyHeads
+        // Repeat each key/value head `group` times: head h reads key head h / group.
+        func repeatHeads(_ tensor: Tensor) -> Tensor {
+            tensor.unsqueezed(3).expanded(to: [batch, keyLength, keyHeads, group, headDimension])
+                .reshaped([batch, keyLength, heads, headDimension])
+        }
+        let queryHeads = query.permuted([0, 2, 1, 3])            // (B, H, Tq, D)
+        let keyColumns = repeatHeads(key).permuted([0, 2, 3, 1])  // (B, H, D, Tk)
+        let valueHeads = repeatHeads(value).permuted([0, 2, 1, 3]) // (B, H, Tk, D)
+        let scores = Tensor.matmul(queryHeads, keyColumns) * scale // (B, H, Tq, Tk)
+
+        var maskValues: [Double] = []
+        for b in 0..<batch {
+            for i in 0..<queryLength {
+                for j in 0..<keyLength {
+                    maskValues.append(j <= offsets[b] + i && j < lengths[b] ? 0 : 1)
+                }
+            }
+        }
+        let mask = Tensor(shape: [batch, 1, queryLength, keyLength], values: maskValues)
+        let probabilities = scores.maskedFill(mask, with: -.infinity).softmax()
+        return Tensor.matmul(probabilities, valueHeads).permuted([0, 2, 1, 3]) // (B, Tq, H, D)
+    }
+
+    private func assertFusedMatchesComposed(
+        batch: Int, queryLength: Int, keyLength: Int, heads: Int, keyHeads: Int, headDimension: Int,
+        mask: AttentionMask, offsets: [Int], lengths: [Int], scale: Double?, seed: UInt64,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
+        let query = randomTensor([batch, queryLength, heads, headDimension], seed: seed, in: -2...2)
+        let key = randomTensor([batch, keyLength, keyHeads, headDimension], seed: seed + 1, in: -2...2)
+        let value = randomTensor([batch, keyLength, keyHeads, headDimension], seed: seed + 2)
+        let cotangent = randomTensor([batch, queryLength, heads, headDimension], seed: seed + 3)
+        for tensor in [query, key, value] { tensor.requiresGradient = true }
+
+        let fused = Tensor.scaledDotProductAttention(query: query, key: key, value: value, mask: mask, scale: scale)
+        let composed = composedAttention(
+            query: query, key: key, value: value, offsets: offsets, lengths: lengths,
+            scale: scale ?? 1 / Double(headDimension).squareRoot())
+        XCTAssertEqual(fused.shape, [batch, queryLength, heads, headDimension], file: file, line: line)
+        // Both are exact float64 computations of the same function: agreement to 1e-12.
+        assertClose(fused.doubles, composed.doubles, absoluteTolerance: 1e-12, "forward", file: file, line: line)
+
+        let fusedGradients = gradients(of: (fused * cotangent).sum(), withRespectTo: [query, key, value])
+        let composedGradients = gradients(of: (composed * cotangent).sum(), withRespectTo: [query, key, value])
+        for (index, name) in ["query", "key", "value"].enumerated() {
+            assertClose(
+                fusedGradients[index].doubles, composedGradients[index].doubles, absoluteTolerance: 1e-12,
+                "gradient of \(name)", file: file, line: line)
+        }
+    }
+
+    func testCausalSquareMatchesComposed() {
+        assertFusedMatchesComposed(
+            batch: 2, queryLength: 4, keyLength: 4, heads: 2, keyHeads: 2, headDimension: 3,
+            mask: .causal, offsets: [0, 0], lengths: [4, 4], scale: nil, seed: 601)
+    }
+
+    func testCausalGroupedQueryWithShorterQueriesMatchesComposed() {
+        // H = 4 query heads over Hkv = 2 key heads; Tq = 3 < Tk = 5, aligned at the end.
+        assertFusedMatchesComposed(
+            batch: 2, queryLength: 3, keyLength: 5, heads: 4, keyHeads: 2, headDimension: 4,
+            mask: .causal, offsets: [2, 2], lengths: [5, 5], scale: nil, seed: 611)
+    }
+
+    func testCustomMaskMatchesComposed() {
+        // Per-row offsets and key lengths (a KV-cache step with ragged rows), explicit scale.
+        let mask = AttentionMask(queryOffsets: [1, 3], keyLengths: [3, 6])
+        assertFusedMatchesComposed(
+            batch: 2, queryLength: 3, keyLength: 6, heads: 4, keyHeads: 2, headDimension: 4,
+            mask: mask, offsets: [1, 3], lengths: [3, 6], scale: 0.3, seed: 621)
+    }
+
+    func testMultiQueryAttentionMatchesComposed() {
+        // One key head shared by all three query heads; a single-token decode step.
+        let mask = AttentionMask(queryOffsets: [4], keyLengths: [5])
+        assertFusedMatchesComposed(
+            batch: 1, queryLength: 1, keyLength: 5, heads: 3, keyHeads: 1, headDimension: 2,
+            mask: mask, offsets: [4], lengths: [5], scale: nil, seed: 631)
+    }
+
+    func testQueryThatSeesNoKeyGetsZeros() {
+        // Offset −1 puts query 0 before every key: its output and its gradients are zero.
+        let query = randomTensor([1, 2, 2, 2], seed: 641), key = randomTensor([1, 3, 1, 2], seed: 642)
+        let value = randomTensor([1, 3, 1, 2], seed: 643)
+        query.requiresGradient = true
+        let output = Tensor.scaledDotProductAttention(
+            query: query, key: key, value: value, mask: AttentionMask(queryOffsets: [-1], keyLengths: [3]))
+        let values = output.doubles
+        assertAllZero(Array(values[0..<4]), "output of the query that sees nothing")
+        // Query 1 sees only key 0: its output is value row 0 for both heads.
+        let valueRow = Array(value.doubles[0..<2])
+        XCTAssertEqual(Array(values[4..<8]), valueRow + valueRow)
+        let gradient = gradients(of: (output * output).sum(), withRespectTo: [query])[0].doubles
+        assertAllZero(Array(gradient[0..<4]), "query gradient of the masked query")
+    }
+
+    func testFloat32MatchesFloat64() {
+        // The float32 path (sgemm) agrees with float64 to float32 precision.
+        let query = randomTensor([2, 3, 4, 4], seed: 651), key = randomTensor([2, 5, 2, 4], seed: 652)
+        let value = randomTensor([2, 5, 2, 4], seed: 653)
+        let reference = Tensor.scaledDotProductAttention(query: query, key: key, value: value)
+        let single = Tensor.scaledDotProductAttention(
+            query: query.converted(to: .float32), key: key.converted(to: .float32), value: value.converted(to: .float32))
+        XCTAssertEqual(single.dtype, .float32)
+        assertClose(single.doubles, reference.doubles, absoluteTolerance: 1e-5)
+    }
+}

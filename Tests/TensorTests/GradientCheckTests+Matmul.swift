@@ -1,0 +1,100 @@
+import Tensor
+import XCTest
+
+/// Gradient checks of `matmul` and `linear` in every layout BLAS is handed: plain, transposed
+/// views (transpose flags), batched, batch-broadcast, and the single-GEMM path for a batch times a
+/// matrix. Shapes are non-square so that a swapped dimension cannot pass by accident.
+final class MatmulGradientCheckTests: XCTestCase {
+    func testMatmulTwoDimensional() {
+        // (M=3, K=4) × (K=4, N=2)
+        let a = randomTensor([3, 4], seed: 1), b = randomTensor([4, 2], seed: 2)
+        assertGradientCheckPasses([a, b], "matmul 2-D") { Tensor.matmul($0[0], $0[1]) }
+    }
+
+    func testMatmulWithTransposedLeftOperand() {
+        // Stored (K=4, M=3); the view (3, 4) reaches BLAS with a transpose flag.
+        let storedA = randomTensor([4, 3], seed: 3), b = randomTensor([4, 5], seed: 4)
+        assertGradientCheckPasses([storedA, b], "matmul Aᵀ·B") { Tensor.matmul($0[0].transposed(), $0[1]) }
+    }
+
+    func testMatmulWithTransposedRightOperand() {
+        let a = randomTensor([3, 4], seed: 5), storedB = randomTensor([5, 4], seed: 6)
+        assertGradientCheckPasses([a, storedB], "matmul A·Bᵀ") { Tensor.matmul($0[0], $0[1].transposed()) }
+    }
+
+    func testMatmulWithBothOperandsTransposed() {
+        let storedA = randomTensor([4, 3], seed: 7), storedB = randomTensor([5, 4], seed: 8)
+        assertGradientCheckPasses([storedA, storedB], "matmul Aᵀ·Bᵀ") { $0[0].transposed().matmul($0[1].transposed()) }
+    }
+
+    func testMatmulOfRowAndColumnVectors() {
+        // (1, K) × (K, 1) and (K, 1) × (1, N): degenerate leading dimensions.
+        let row = randomTensor([1, 5], seed: 9), column = randomTensor([5, 1], seed: 10)
+        assertGradientCheckPasses([row, column], "matmul (1,5)×(5,1)") { Tensor.matmul($0[0], $0[1]) }
+        let left = randomTensor([4, 1], seed: 11), right = randomTensor([1, 3], seed: 12)
+        assertGradientCheckPasses([left, right], "matmul (4,1)×(1,3)") { Tensor.matmul($0[0], $0[1]) }
+    }
+
+    func testMatmulOfSlicedView() {
+        // A column slice has a row stride larger than its width: BLAS gets a leading dimension.
+        let wide = randomTensor([3, 7], seed: 13), b = randomTensor([4, 2], seed: 14)
+        assertGradientCheckPasses([wide, b], "matmul of a column slice") {
+            Tensor.matmul($0[0].sliced(axis: 1, 2..<6), $0[1])
+        }
+    }
+
+    func testMatmulBatchedThreeDimensional() {
+        // (B=2, M=3, K=4) × (B=2, K=4, N=5)
+        let a = randomTensor([2, 3, 4], seed: 15), b = randomTensor([2, 4, 5], seed: 16)
+        assertGradientCheckPasses([a, b], "batched 3-D matmul") { Tensor.matmul($0[0], $0[1]) }
+    }
+
+    func testMatmulBatchedThreeDimensionalWithTransposedOperands() {
+        let storedA = randomTensor([2, 4, 3], seed: 17), storedB = randomTensor([2, 5, 4], seed: 18)
+        assertGradientCheckPasses([storedA, storedB], "batched 3-D matmul Aᵀ·Bᵀ") {
+            Tensor.matmul($0[0].transposed(), $0[1].transposed())
+        }
+    }
+
+    func testMatmulBatchedFourDimensionalWithPermutedViews() {
+        // Attention's layout: q (B, T, H, D) → (B, H, T, D) and k → (B, H, D, T) are strided views.
+        let query = randomTensor([2, 3, 2, 4], seed: 19), key = randomTensor([2, 5, 2, 4], seed: 20)
+        assertGradientCheckPasses([query, key], "4-D matmul of permuted views") {
+            Tensor.matmul($0[0].permuted([0, 2, 1, 3]), $0[1].permuted([0, 2, 3, 1]))
+        }
+    }
+
+    func testMatmulFourDimensionalWithBroadcastBatch() {
+        // (2, 1, M, K) × (3, K, N) → (2, 3, M, N): both operands broadcast along a batch axis.
+        let a = randomTensor([2, 1, 3, 4], seed: 21), b = randomTensor([3, 4, 2], seed: 22)
+        assertGradientCheckPasses([a, b], "4-D × 3-D broadcast batch") { Tensor.matmul($0[0], $0[1]) }
+    }
+
+    func testMatmulThreeDimensionalTimesMatrix() {
+        // The single-GEMM path: a contiguous batch flattened to (B·M, K).
+        let a = randomTensor([2, 3, 4], seed: 23), b = randomTensor([4, 5], seed: 24)
+        assertGradientCheckPasses([a, b], "3-D × 2-D") { Tensor.matmul($0[0], $0[1]) }
+    }
+
+    func testMatmulNonContiguousBatchTimesMatrix() {
+        // A non-contiguous batch cannot take the single-GEMM path; the weight is also transposed.
+        let storedA = randomTensor([2, 4, 3], seed: 25), storedB = randomTensor([5, 4], seed: 26)
+        assertGradientCheckPasses([storedA, storedB], "transposed 3-D × transposed 2-D") {
+            Tensor.matmul($0[0].transposed(), $0[1].transposed())
+        }
+    }
+
+    func testMatmulMatrixTimesThreeDimensional() {
+        // (M=3, K=4) × (B=2, K=4, N=5): the left gradient sums over the batch.
+        let a = randomTensor([3, 4], seed: 27), b = randomTensor([2, 4, 5], seed: 28)
+        assertGradientCheckPasses([a, b], "2-D × 3-D") { Tensor.matmul($0[0], $0[1]) }
+    }
+
+    func testLinear() {
+        // x (B=2, T=3, in=4) · weight[out=5, in=4]ᵀ, and a 2-D input.
+        let input = randomTensor([2, 3, 4], seed: 29), weight = randomTensor([5, 4], seed: 30)
+        assertGradientCheckPasses([input, weight], "linear 3-D input") { $0[0].linear($0[1]) }
+        let rows = randomTensor([3, 4], seed: 31)
+        assertGradientCheckPasses([rows, weight], "linear 2-D input") { $0[0].linear($0[1]) }
+    }
+}
