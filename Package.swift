@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "Policy", targets: ["Policy"]),
         .library(name: "ToolEnv", targets: ["ToolEnv"]),
         .library(name: "ARPO", targets: ["ARPO"]),
+        .library(name: "Trainer", targets: ["Trainer"]),
+        .executable(name: "arpo-train", targets: ["arpo-train"]),
         .executable(name: "arpo-bench", targets: ["arpo-bench"]),
     ],
     dependencies: [
@@ -45,8 +47,13 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
-        .target(name: "ToolEnv"),
+        .target(name: "ToolEnv", exclude: ["README-ToolEnv.md"]),
         .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], swiftSettings: numericSettings),
+        .target(name: "Trainer", dependencies: ["Tensor", "Policy", "ToolEnv", "ARPO"], swiftSettings: numericSettings),
+        .executableTarget(
+            name: "arpo-train",
+            dependencies: ["Trainer", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "arpo-bench",
             dependencies: [
@@ -60,6 +67,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ARPO", "Policy", "ToolEnv", "Tensor"]),
         .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor"]),
     ]
 )

@@ -79,14 +79,24 @@ public enum ActionEvaluator {
     /// Evaluates the last `<call>` … `</call>` in `policyText` (what the policy wrote since the
     /// last observation). Text after the last `</call>` is ignored.
     public static func evaluate(policyText: String) -> ActionEvaluation {
-        guard let closing = policyText.range(of: ProtocolTag.callClose.rawValue, options: .backwards) else {
-            return malformed("no closing call tag")
+        // The last </call>, then the last <call> before it, found as tags (not substrings).
+        var lastClose: Int?
+        var openBeforeClose: Int?
+        var lastOpen: Int?
+        let bytes = Array(policyText.utf8)
+        for index in bytes.indices where bytes[index] == UInt8(ascii: "<") {
+            switch ProtocolTag.tag(in: bytes, at: index) {
+            case .callOpen?: lastOpen = index
+            case .callClose?:
+                lastClose = index
+                openBeforeClose = lastOpen
+            default: break
+            }
         }
-        let before = policyText[..<closing.lowerBound]
-        guard let opening = before.range(of: ProtocolTag.callOpen.rawValue, options: .backwards) else {
-            return malformed("no opening call tag")
-        }
-        return evaluate(callContent: String(before[opening.upperBound...]))
+        guard let closing = lastClose else { return malformed("no closing call tag") }
+        guard let opening = openBeforeClose else { return malformed("no opening call tag") }
+        let contentStart = opening + ProtocolTag.callOpen.rawValue.utf8.count
+        return evaluate(callContent: String(decoding: bytes[contentStart..<closing], as: UTF8.self))
     }
 
     /// Evaluates the text between `<call>` and `</call>`.
@@ -94,7 +104,7 @@ public enum ActionEvaluator {
         guard callContent.count <= maximumCallLength else {
             return malformed("call longer than \(maximumCallLength) characters")
         }
-        if ProtocolTag.firstTag(in: Substring(callContent)) != nil {
+        if ProtocolTag.containsTag(callContent) {
             return malformed("tag inside a call")
         }
         let content = callContent.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -70,8 +70,8 @@ public enum CalculatorError: Error, Equatable, Sendable {
 ///
 /// Bounds, so that no input can take long or trap: at most `maximumInputLength` bytes, nesting
 /// (parentheses, unary signs and powers together) at most `maximumNestingDepth`, literals of at
-/// most 15 integer digits, 9 decimal places and 18 digits in all, exponents of at most `maximumExponent`, and
-/// every intermediate value within `ExactNumber`'s bounds.
+/// most 15 significant integer digits, 9 decimal places and 18 digits in all, exponents of at
+/// most `maximumExponent`, and every intermediate value within `ExactNumber`'s bounds.
 public enum Calculator {
     /// The longest expression accepted, in UTF-8 bytes.
     public static let maximumInputLength = 200
@@ -166,16 +166,15 @@ public enum Calculator {
     /// the number of bytes read.
     static func scanNumber(_ bytes: [UInt8], from start: Int, position: Int) throws -> (ExactNumber, Int) {
         var index = start
-        var integerDigits = 0
+        var significantDigits = 0
         var fractionDigits = 0
         var numerator: Int64 = 0
         func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
         while index < bytes.count, isDigit(bytes[index]) {
-            integerDigits += 1
             // Leading zeros carry no magnitude, so only significant digits count toward the limit.
-            if integerDigits > 15 && numerator != 0 || integerDigits > 40 { throw CalculatorError.numberTooLong }
+            if numerator != 0 || bytes[index] != UInt8(ascii: "0") { significantDigits += 1 }
+            if significantDigits > 15 { throw CalculatorError.numberTooLong }
             numerator = numerator * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
-            if numerator >= 1_000_000_000_000_000 { throw CalculatorError.numberTooLong }
             index += 1
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {

@@ -15,7 +15,7 @@ import Foundation
 ///       "limits": {"max_tool_calls": 8, "max_observation_characters": 200},
 ///       "search": {"top_k": 2},
 ///       "reward": {"bad_format_reward": -1, "multi_tool_bonus": 0.1, "answer_scoring": "exact",
-///                  "numeric_tolerance": 1e-6, "tool_efficiency": false, "tool_efficiency_c": 10,
+///                  "numeric_tolerance": 1e-9, "tool_efficiency": false, "tool_efficiency_c": 10,
 ///                  "error_penalties": {}}
 ///     }
 public struct EnvironmentConfig: Codable, Equatable, Sendable {
@@ -215,7 +215,8 @@ public struct LimitConfig: Codable, Equatable, Sendable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let defaults = LimitConfig()
         maxToolCalls = try container.decodeIfPresent(Int.self, forKey: .maxToolCalls) ?? defaults.maxToolCalls
-        maxObservationCharacters = try container.decodeIfPresent(Int.self, forKey: .maxObservationCharacters) ?? defaults.maxObservationCharacters
+        maxObservationCharacters = try container.decodeIfPresent(Int.self, forKey: .maxObservationCharacters)
+            ?? defaults.maxObservationCharacters
     }
 
     /// Checks every value.
@@ -226,7 +227,9 @@ public struct LimitConfig: Codable, Equatable, Sendable {
         }
         // Below about 40 characters even a single fact or error message no longer fits.
         guard (40...10_000).contains(maxObservationCharacters) else {
-            throw EnvironmentConfigError(keyPath: "max_observation_characters", reason: "must be in 40...10000, got \(maxObservationCharacters)")
+            throw EnvironmentConfigError(
+                keyPath: "max_observation_characters", reason: "must be in 40...10000, got \(maxObservationCharacters)"
+            )
         }
     }
 }
@@ -282,7 +285,8 @@ public struct RewardConfig: Codable, Equatable, Sendable {
     /// How the answer is scored. Key `answer_scoring`, `"exact"` (default) or `"f1"`.
     public var answerScoring: AnswerScoring
     /// Relative tolerance for numeric answers: |answer - gold| <= tolerance * max(1, |gold|).
-    /// Key `numeric_tolerance`, default 1e-6.
+    /// Key `numeric_tolerance`, default 1e-9: it forgives float formatting (`84.0`), never an
+    /// off-by-one, since gold answers reach a few million.
     public var numericTolerance: Double
     /// Whether the answer score is multiplied by the OTC-PO tool-efficiency factor. Key
     /// `tool_efficiency`, default false.
@@ -300,7 +304,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         badFormatReward: Double = -1,
         multiToolBonus: Double = 0.1,
         answerScoring: AnswerScoring = .exact,
-        numericTolerance: Double = 1e-6,
+        numericTolerance: Double = 1e-9,
         toolEfficiency: Bool = false,
         toolEfficiencyC: Double = 10,
         errorPenalties: [EpisodeErrorKind: Double] = [:]
@@ -377,7 +381,9 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         }
         for kind in EpisodeErrorKind.allCases {
             if let penalty = errorPenalties[kind], !(penalty.isFinite && penalty >= 0) {
-                throw EnvironmentConfigError(keyPath: "error_penalties.\(kind.rawValue)", reason: "must be a finite number >= 0, got \(penalty)")
+                throw EnvironmentConfigError(
+                    keyPath: "error_penalties.\(kind.rawValue)", reason: "must be a finite number >= 0, got \(penalty)"
+                )
             }
         }
     }

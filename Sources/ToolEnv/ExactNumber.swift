@@ -19,7 +19,10 @@ public struct ExactNumber: Equatable, Hashable, Sendable, CustomStringConvertibl
     public let denominator: Int64
 
     /// An integer.
+    ///
+    /// - Precondition: `integer != Int64.min`, whose negation does not exist.
     public init(_ integer: Int64) {
+        precondition(integer != .min, "Int64.min has no negation")
         numerator = integer
         denominator = 1
     }

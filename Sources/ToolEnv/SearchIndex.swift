@@ -21,19 +21,40 @@ struct SearchIndex: Sendable {
     private static let stopWordSet = Set(stopWords)
 
     let documents: [String]
-    private let documentTerms: [[String]]
-    private let documentFrequency: [String: Int]
+    /// Each distinct term's number; documents and queries are compared as term numbers.
+    private let termNumbers: [String: Int]
+    private let documentTerms: [[Int]]
+    /// How many documents hold each term, by term number.
+    private let documentFrequency: [Int]
     private let averageLength: Double
 
     init(documents: [String]) {
         self.documents = documents
-        documentTerms = documents.map(SearchIndex.terms(of:))
-        var frequency: [String: Int] = [:]
-        for terms in documentTerms {
-            for term in Set(terms) { frequency[term, default: 0] += 1 }
+        var numbers: [String: Int] = [:]
+        var frequency: [Int] = []
+        var allTerms: [[Int]] = []
+        allTerms.reserveCapacity(documents.count)
+        for document in documents {
+            var terms: [Int] = []
+            for term in SearchIndex.terms(of: document) {
+                let number: Int
+                if let known = numbers[term] {
+                    number = known
+                } else {
+                    number = frequency.count
+                    numbers[term] = number
+                    frequency.append(0)
+                }
+                // Facts are a handful of terms, so a linear check for repeats is cheapest.
+                if !terms.contains(number) { frequency[number] += 1 }
+                terms.append(number)
+            }
+            allTerms.append(terms)
         }
+        termNumbers = numbers
+        documentTerms = allTerms
         documentFrequency = frequency
-        let totalLength = documentTerms.reduce(0) { $0 + $1.count }
+        let totalLength = allTerms.reduce(0) { $0 + $1.count }
         averageLength = documents.isEmpty ? 1 : max(1, Double(totalLength) / Double(documents.count))
     }
 
@@ -64,20 +85,24 @@ struct SearchIndex: Sendable {
 
     /// The BM25 score of every document for `query`.
     func scores(for query: String) -> [Double] {
-        var queryTerms: [String] = []
-        for term in SearchIndex.terms(of: query) where !queryTerms.contains(term) {
-            queryTerms.append(term)
+        // Query terms that no document holds score nothing and are dropped here.
+        var queryTerms: [Int] = []
+        for term in SearchIndex.terms(of: query) {
+            if let number = termNumbers[term], !queryTerms.contains(number) { queryTerms.append(number) }
         }
         let count = Double(documents.count)
         let k1 = SearchIndex.termFrequencySaturation
         let b = SearchIndex.lengthNormalization
+        let inverseFrequencies = queryTerms.map { term -> Double in
+            let frequency = Double(documentFrequency[term])
+            return log(1 + (count - frequency + 0.5) / (frequency + 0.5))
+        }
         return documentTerms.map { terms in
             var score = 0.0
             let lengthFactor = k1 * (1 - b + b * Double(terms.count) / averageLength)
-            for term in queryTerms {
+            for (term, inverseFrequency) in zip(queryTerms, inverseFrequencies) {
                 let termFrequency = Double(terms.reduce(0) { $0 + ($1 == term ? 1 : 0) })
-                guard termFrequency > 0, let frequency = documentFrequency[term] else { continue }
-                let inverseFrequency = log(1 + (count - Double(frequency) + 0.5) / (Double(frequency) + 0.5))
+                guard termFrequency > 0 else { continue }
                 score += inverseFrequency * termFrequency * (k1 + 1) / (termFrequency + lengthFactor)
             }
             return score

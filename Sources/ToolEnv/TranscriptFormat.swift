@@ -49,7 +49,7 @@ struct TranscriptFormat {
             if callIndex >= answeredCalls { unansweredMalformed = true }
         }
 
-        for piece in TranscriptFormat.pieces(of: transcript) {
+        for piece in TranscriptPiece.split(transcript) {
             switch piece {
             case let .text(text):
                 switch state {
@@ -86,6 +86,8 @@ struct TranscriptFormat {
                     TranscriptFormat.step(tag, &state)
                 case (.answerOpen, .afterAnswer), (.answerOpen, .ended):
                     fail("more than one answer")
+                case (.end, .ended):
+                    fail("more than one <|end|>")
                 case (.observationOpen, _), (.observationClose, _):
                     fail("\(tag.rawValue) not written by the environment")
                 case (.user, _), (.assistant, _), (.pad, _):
@@ -117,33 +119,5 @@ struct TranscriptFormat {
         case .answerOpen: state = .inAnswer
         default: break
         }
-    }
-
-    private enum Piece {
-        case text(Substring)
-        case tag(ProtocolTag)
-    }
-
-    /// Splits a transcript into tags and the text between them.
-    private static func pieces(of transcript: String) -> [Piece] {
-        var pieces: [Piece] = []
-        var rest = transcript[...]
-        while !rest.isEmpty {
-            guard let open = rest.firstIndex(of: "<") else {
-                pieces.append(.text(rest))
-                break
-            }
-            let tail = rest[open...]
-            if let tag = ProtocolTag.allCases.first(where: { tail.hasPrefix($0.rawValue) }) {
-                if open > rest.startIndex { pieces.append(.text(rest[..<open])) }
-                pieces.append(.tag(tag))
-                rest = tail.dropFirst(tag.rawValue.count)
-            } else {
-                let next = rest.index(after: open)
-                pieces.append(.text(rest[..<next]))
-                rest = rest[next...]
-            }
-        }
-        return pieces
     }
 }

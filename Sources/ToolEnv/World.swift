@@ -84,7 +84,6 @@ struct World: Sendable {
     /// The facts, in the (shuffled) order the search index numbers them.
     let facts: [Fact]
     let searchIndex: SearchIndex
-    private let valueBySubjectAndAttribute: [String: String]
 
     init(countries: [String], cities: [String], people: [String], companies: [String], facts: [Fact]) {
         self.countries = countries
@@ -93,17 +92,18 @@ struct World: Sendable {
         self.companies = companies
         self.facts = facts
         searchIndex = SearchIndex(documents: facts.map(\.text))
-        var values: [String: String] = [:]
-        for fact in facts {
-            values[World.key(fact.subject, fact.attribute)] = fact.value
-        }
-        valueBySubjectAndAttribute = values
     }
 
     /// The value of `attribute` for `subject` (names compared case-insensitively), if the
     /// knowledge base holds it.
     func value(of attribute: Attribute, for subject: String) -> String? {
-        valueBySubjectAndAttribute[World.key(subject, attribute)]
+        // A scan: worlds hold at most 78 facts and lookups are rare, so a dictionary would
+        // cost more to build than it saves.
+        if let fact = facts.first(where: { $0.attribute == attribute && $0.subject == subject }) {
+            return fact.value
+        }
+        let lowered = subject.lowercased()
+        return facts.first { $0.attribute == attribute && $0.subject.lowercased() == lowered }?.value
     }
 
     /// The same world without the fact about `attribute` of `subject`.
@@ -125,10 +125,6 @@ struct World: Sendable {
         case .person: return people
         case .company: return companies
         }
-    }
-
-    private static func key(_ subject: String, _ attribute: Attribute) -> String {
-        subject.lowercased() + "|" + attribute.rawValue
     }
 }
 

@@ -1,1 +1,0 @@
-// Placeholder until the ToolEnv sources land; delete once the module has files.
