@@ -24,7 +24,7 @@ public struct LlamaConfiguration: Codable, Equatable, Sendable {
     /// Key/value heads (H for plain multi-head attention; fewer for grouped-query attention).
     public var keyValueHeadCount: Int = 4
     /// Maximum sequence length (rotary table size and KV-cache capacity).
-    public var maxPositions: Int = 256
+    public var maxPositions: Int = 320
     /// RoPE base θ.
     public var ropeTheta: Double = 10_000
     /// RMSNorm ε.
@@ -36,7 +36,7 @@ public struct LlamaConfiguration: Codable, Equatable, Sendable {
 
     public init(
         vocabularySize: Int = ByteTokenizer.vocabularySize, hiddenSize: Int = 128, intermediateSize: Int = 384,
-        layerCount: Int = 2, headCount: Int = 4, keyValueHeadCount: Int? = nil, maxPositions: Int = 256,
+        layerCount: Int = 2, headCount: Int = 4, keyValueHeadCount: Int? = nil, maxPositions: Int = 320,
         ropeTheta: Double = 10_000, rmsNormEpsilon: Double = 1e-5, tieWordEmbeddings: Bool = true, valueHead: Bool = false
     ) {
         self.vocabularySize = vocabularySize

@@ -1,0 +1,102 @@
+/// How a group's trajectory rewards become per-token advantages (ARPO.md §4).
+///
+/// All four modes start from the group-normalised A_i = (r_i − mean(r)) / (std(r) + ε) (or
+/// r_i − mean(r) for Dr. GRPO) over the trajectories that share a `groupIndex`. They differ in
+/// how the scalar reaches the tokens:
+///
+/// - ``grpo`` and ``arpoSoft`` compute the same numbers for every group, branched or not: each
+///   trajectory is its own training row with A_i on each of its policy tokens, a shared prefix
+///   included. ``arpoSoft`` exists to name ARPO's default attribution (ARPO.md §4, "soft"); on
+///   a forest-free group (no forks) it is plain GRPO by definition, and on a branched group the
+///   shared prefix, trained once per row with the same ratio, effectively gets the mean
+///   advantage of its descendants.
+/// - ``arpoHard`` trains a token of a prefix shared by d trajectories once, with the mean of
+///   their d advantages; a token of a trajectory's own segment gets its A_i.
+/// - ``drGRPO`` is ``grpo`` without the division by the standard deviation (Dr. GRPO).
+public enum AdvantageMode: String, Codable, CaseIterable, Sendable {
+    /// Group-normalised A_i on every policy token of each row (GRPO).
+    case grpo
+    /// A_i = r_i − mean(r), no division by std (Dr. GRPO), on every policy token of each row.
+    case drGRPO = "dr-grpo"
+    /// ARPO's soft attribution (the paper's default): numerically identical to ``grpo``.
+    case arpoSoft = "arpo-soft"
+    /// ARPO's hard attribution: each shared token trained once, with the mean advantage of the
+    /// trajectories sharing it.
+    case arpoHard = "arpo-hard"
+
+    /// Whether A_i is divided by std(r) + ε (every mode but ``drGRPO``).
+    public var dividesByStandardDeviation: Bool { self != .drGRPO }
+}
+
+/// Advantage settings: the group modes (GRPO, Dr. GRPO, ARPO soft/hard) and PPO's GAE.
+///
+/// JSON keys are snake_case and every one has a default, so `{}` decodes to the defaults:
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `mode` | `"arpo-soft"` | `"grpo"`, `"dr-grpo"`, `"arpo-soft"`, `"arpo-hard"` (``AdvantageMode``) |
+/// | `std_epsilon` | `1e-6` | ε in (r − mean) / (std + ε) |
+/// | `gamma` | `1.0` | γ of GAE (PPO) |
+/// | `lambda` | `0.95` | λ of GAE (PPO) |
+/// | `whiten` | `true` | whiten PPO's advantages over the batch's policy tokens |
+///
+/// `mode` and `std_epsilon` apply to the group-based algorithms; `gamma`, `lambda` and
+/// `whiten` to PPO.
+public struct AdvantageConfiguration: Codable, Equatable, Sendable {
+    public var mode: AdvantageMode = .arpoSoft
+    /// ε added to the group's standard deviation.
+    public var standardDeviationEpsilon = 1e-6
+    /// γ: GAE's discount per policy token.
+    public var gamma = 1.0
+    /// λ: GAE's bias–variance trade-off.
+    public var lambda = 0.95
+    /// Whether PPO's advantages are whitened (masked mean 0, std 1) over the rollout batch.
+    public var whiten = true
+
+    public init() {}
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case mode, gamma, lambda, whiten
+        case standardDeviationEpsilon = "std_epsilon"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = AdvantageConfiguration()
+        mode = try container.decodeChoiceIfPresent(AdvantageMode.self, forKey: .mode) ?? defaults.mode
+        standardDeviationEpsilon = try container.decodeIfPresent(Double.self, forKey: .standardDeviationEpsilon) ?? defaults.standardDeviationEpsilon
+        gamma = try container.decodeIfPresent(Double.self, forKey: .gamma) ?? defaults.gamma
+        lambda = try container.decodeIfPresent(Double.self, forKey: .lambda) ?? defaults.lambda
+        whiten = try container.decodeIfPresent(Bool.self, forKey: .whiten) ?? defaults.whiten
+    }
+
+    /// Checks every value's range; the error names the key and what is allowed, e.g.
+    /// `lambda must be in [0, 1], got 1.5`.
+    public func validate() throws {
+        try requireSetting(standardDeviationEpsilon >= 0 && standardDeviationEpsilon < 1, CodingKeys.standardDeviationEpsilon, "in [0, 1)", standardDeviationEpsilon)
+        try requireSetting(gamma >= 0 && gamma <= 1, CodingKeys.gamma, "in [0, 1]", gamma)
+        try requireSetting(lambda >= 0 && lambda <= 1, CodingKeys.lambda, "in [0, 1]", lambda)
+    }
+}
+
+// MARK: - Configuration helpers shared with the loss configuration
+
+/// Throws a ``ConfigurationError`` naming `key` and the allowed range when `condition` fails.
+func requireSetting<Key: CodingKey>(_ condition: Bool, _ key: Key, _ allowed: String, _ value: Any) throws {
+    if !condition { throw ConfigurationError("\(key.stringValue) must be \(allowed), got \(value)") }
+}
+
+extension KeyedDecodingContainer {
+    /// Decodes a string-valued choice, rejecting an unknown value with a message that lists the
+    /// allowed ones (the coding path names the key).
+    func decodeChoiceIfPresent<Choice: RawRepresentable & CaseIterable>(_ type: Choice.Type, forKey key: Key) throws -> Choice?
+    where Choice.RawValue == String {
+        guard let raw = try decodeIfPresent(String.self, forKey: key) else { return nil }
+        guard let choice = Choice(rawValue: raw) else {
+            let allowed = Choice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: self, debugDescription: "\(key.stringValue) must be one of \(allowed), got \"\(raw)\"")
+        }
+        return choice
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import Policy
+import Tensor
+
+/// How a rollout batch becomes parameter updates (ARPO.md §5).
+public struct UpdateConfiguration: Sendable {
+    /// Passes over the rollout batch.
+    public var epochs: Int
+    /// Optimizer steps per epoch.
+    public var miniBatches: Int
+    /// Rows per forward/backward pass; gradients accumulate over a mini-batch's micro-batches.
+    public var microBatchSize: Int
+    public var maxGradientNorm: Double
+    /// The sampling temperature: training recomputes log-probs from logits / temperature, as
+    /// the rollout recorded them.
+    public var temperature: Double
+    public var loss: PolicyLossConfiguration
+    public var advantage: AdvantageConfiguration
+
+    public init(
+        epochs: Int = 1, miniBatches: Int = 1, microBatchSize: Int = 16, maxGradientNorm: Double = 1, temperature: Double = 1,
+        loss: PolicyLossConfiguration = PolicyLossConfiguration(), advantage: AdvantageConfiguration = AdvantageConfiguration()
+    ) {
+        self.epochs = epochs
+        self.miniBatches = miniBatches
+        self.microBatchSize = microBatchSize
+        self.maxGradientNorm = maxGradientNorm
+        self.temperature = temperature
+        self.loss = loss
+        self.advantage = advantage
+    }
+}
+
+/// Which advantage estimator feeds the loss.
+public enum UpdateAlgorithm: Sendable {
+    /// GRPO and ARPO: group-normalised rewards attributed per `AdvantageConfiguration.mode`.
+    case groupRelative
+    /// PPO: GAE on the value head, plus the clipped value loss.
+    case proximal
+}
+
+/// What one rollout batch's updates did.
+public struct UpdateMetrics: Sendable {
+    /// Averaged over the optimizer steps taken.
+    public var loss = PolicyLossMetrics(loss: 0, policyLoss: 0, tokenCount: 0, clipFractionLow: 0, clipFractionHigh: 0, approximateKL: 0)
+    public var gradientNorm = 0.0
+    public var explainedVariance: Double?
+    public var appliedUpdates = 0
+    /// Updates skipped for a non-finite loss or gradient.
+    public var skippedUpdates = 0
+    /// Mean |A| over trained tokens (a quick sign the advantages are not all zero).
+    public var meanAbsoluteAdvantage = 0.0
+
+    /// The metrics.jsonl fields.
+    public var record: [String: Any] {
+        func value(_ number: Double?) -> Any { number.map { $0.isFinite ? $0 as Any : NSNull() } ?? NSNull() }
+        return [
+            "loss": value(loss.loss), "policy_loss": value(loss.policyLoss), "value_loss": value(loss.valueLoss),
+            "clip_fraction_low": value(loss.clipFractionLow), "clip_fraction_high": value(loss.clipFractionHigh),
+            "approx_kl": value(loss.approximateKL), "reference_kl": value(loss.referenceKL), "entropy": value(loss.entropy),
+            "gradient_norm": value(gradientNorm), "explained_variance": value(explainedVariance),
+            "applied_updates": appliedUpdates, "skipped_updates": skippedUpdates, "trained_tokens": loss.tokenCount,
+            "mean_abs_advantage": value(meanAbsoluteAdvantage),
+        ]
+    }
+}
+
+/// Turns rollout batches into AdamW updates: advantages (GRPO/ARPO attribution or PPO's GAE),
+/// then `epochs` × `miniBatches` optimizer steps of the clipped surrogate with its KL, entropy
+/// and value terms, gradients accumulated over micro-batches with mini-batch-wide normalisers.
+public final class ReinforcementLearner {
+    public let model: LlamaModel
+    /// The frozen reference policy for the KL term and metric.
+    public let reference: LlamaModel
+    public let optimizer: AdamW
+    public let configuration: UpdateConfiguration
+    public let algorithm: UpdateAlgorithm
+    let loss: PolicyLoss
+    let padding = ByteTokenizer().padID
+
+    public init(model: LlamaModel, reference: LlamaModel, optimizer: AdamW, configuration: UpdateConfiguration, algorithm: UpdateAlgorithm) {
+        precondition(algorithm != .proximal || model.configuration.valueHead, "PPO needs a model with a value head")
+        self.model = model
+        self.reference = reference
+        self.optimizer = optimizer
+        self.configuration = configuration
+        self.algorithm = algorithm
+        loss = PolicyLoss(configuration: configuration.loss)
+    }
+
+    /// Per-position statistics gathered at response tokens: row b, column t reads position
+    /// promptLength_b + t − 1 (the distribution that produced response token t). (B, L).
+    func responseAligned(_ perPosition: Tensor, records: [TrajectoryRecord], length: Int) -> Tensor {
+        let rows = perPosition.shape[0], width = perPosition.shape[1]
+        var indices = [Int](repeating: 0, count: rows * length)
+        for (row, record) in records.enumerated() {
+            for t in 0..<record.responseTokens.count {
+                indices[row * length + t] = row * width + record.promptTokens.count + t - 1
+            }
+            for t in record.responseTokens.count..<length { indices[row * length + t] = row * width }
+        }
+        return perPosition.reshaped([rows * width, 1]).embedding(indices, shape: [rows, length]).reshaped([rows, length])
+    }
+
+    func tokenBatch(_ records: [TrajectoryRecord]) -> TokenBatch {
+        TokenBatch(sequences: records.map { $0.promptTokens + $0.responseTokens }, padding: padding)
+    }
+
+    /// Rows of `records` in micro-batches, no gradients: the reference policy's log-probs and
+    /// (PPO) the current values, per response token.
+    func frozenStatistics(_ records: [TrajectoryRecord]) -> (reference: [[Double]], values: [[Double]]?) {
+        var referenceRows: [[Double]] = [], valueRows: [[Double]] = []
+        withoutGradients {
+            for start in stride(from: 0, to: records.count, by: configuration.microBatchSize) {
+                let chunk = Array(records[start..<min(start + configuration.microBatchSize, records.count)])
+                let length = chunk.map(\.responseTokens.count).max() ?? 0
+                let batch = tokenBatch(chunk)
+                let referenceStatistics = reference.tokenStatistics(batch, temperature: configuration.temperature)
+                let aligned = responseAligned(referenceStatistics.logProbabilities, records: chunk, length: length).doubles
+                for (row, record) in chunk.enumerated() {
+                    referenceRows.append(Array(aligned[(row * length)..<(row * length + record.responseTokens.count)]))
+                }
+                if algorithm == .proximal {
+                    let values = model.forward(batch).values!
+                    let alignedValues = responseAligned(values, records: chunk, length: length).doubles
+                    for (row, record) in chunk.enumerated() {
+                        valueRows.append(Array(alignedValues[(row * length)..<(row * length + record.responseTokens.count)]))
+                    }
+                }
+            }
+        }
+        return (referenceRows, algorithm == .proximal ? valueRows : nil)
+    }
+
+    /// Runs the updates for one rollout batch at `learningRate`. `seed` fixes the mini-batch
+    /// shuffles; `poisonGradients` (tests) makes every gradient NaN to exercise the skip path.
+    public func update(_ batch: RolloutBatch, learningRate: Double, seed: UInt64, poisonGradients: Bool = false) -> UpdateMetrics {
+        let records = batch.records
+        var metrics = UpdateMetrics()
+        guard !records.isEmpty else { return metrics }
+        let frozen = frozenStatistics(records)
+        let advantages: TokenAdvantages
+        switch algorithm {
+        case .groupRelative: advantages = configuration.advantage.groupAdvantages(for: records)
+        case .proximal:
+            advantages = configuration.advantage.generalizedAdvantageEstimates(for: records, values: frozen.values!)
+            metrics.explainedVariance = PolicyLoss.explainedVariance(returns: advantages.returns!, values: frozen.values!, mask: advantages.trainMask)
+        }
+        var absoluteSum = 0.0
+        for (row, mask) in zip(advantages.advantages, advantages.trainMask) {
+            for (value, trained) in zip(row, mask) where trained { absoluteSum += Swift.abs(value) }
+        }
+        metrics.meanAbsoluteAdvantage = absoluteSum / Double(max(advantages.trainTokenCount, 1))
+
+        var generator = RandomGenerator(seed: seed)
+        var lossTotals: PolicyLossMetrics?
+        var gradientNorms: [Double] = []
+        let dtype = model.dtype
+        for _ in 0..<configuration.epochs {
+            var order = Array(records.indices)
+            order.shuffle(using: &generator)
+            let miniBatchSize = (records.count + configuration.miniBatches - 1) / configuration.miniBatches
+            for miniStart in stride(from: 0, to: order.count, by: miniBatchSize) {
+                let miniBatch = Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)])
+                let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] })
+                optimizer.zeroGradients()
+                var stepMetrics: PolicyLossMetrics?
+                for microStart in stride(from: 0, to: miniBatch.count, by: configuration.microBatchSize) {
+                    let rows = Array(miniBatch[microStart..<min(microStart + configuration.microBatchSize, miniBatch.count)])
+                    let chunk = rows.map { records[$0] }
+                    let length = chunk.map(\.responseTokens.count).max() ?? 0
+                    let statistics = model.tokenStatistics(tokenBatch(chunk), temperature: configuration.temperature)
+                    func padded(_ values: [[Double]]) -> Tensor { Tensor.paddedRows(values, length: length, dtype: dtype) }
+                    let needsEntropy = configuration.loss.entropyCoefficient != 0
+                    let lossBatch = PolicyLossBatch(
+                        logProbabilities: responseAligned(statistics.logProbabilities, records: chunk, length: length),
+                        oldLogProbabilities: padded(chunk.map(\.oldLogProbabilities)),
+                        advantages: padded(rows.map { advantages.advantages[$0] }),
+                        trainMask: Tensor.paddedMask(rows.map { advantages.trainMask[$0] }, length: length, dtype: dtype),
+                        referenceLogProbabilities: padded(rows.map { frozen.reference[$0] }),
+                        // The entropy is logged either way; it joins the graph only with a bonus.
+                        entropies: needsEntropy
+                            ? responseAligned(statistics.entropies, records: chunk, length: length)
+                            : responseAligned(statistics.entropies.detached(), records: chunk, length: length),
+                        values: algorithm == .proximal ? responseAligned(statistics.values!, records: chunk, length: length) : nil,
+                        oldValues: algorithm == .proximal ? padded(rows.map { frozen.values![$0] }) : nil,
+                        returns: algorithm == .proximal ? padded(rows.map { advantages.returns![$0] }) : nil)
+                    let result = loss(lossBatch, normalizer: normalizer)
+                    if result.loss.item.isFinite { result.loss.backward() }
+                    if stepMetrics == nil { stepMetrics = result.metrics } else { stepMetrics!.accumulate(result.metrics) }
+                }
+                if poisonGradients { model.embedding.gradient?.fill(.nan) }
+                let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
+                guard let stepMetrics, stepMetrics.loss.isFinite, norm.isFinite else {
+                    optimizer.zeroGradients()
+                    metrics.skippedUpdates += 1
+                    continue
+                }
+                optimizer.update(learningRate: learningRate)
+                metrics.appliedUpdates += 1
+                gradientNorms.append(norm)
+                if lossTotals == nil { lossTotals = stepMetrics } else { lossTotals!.accumulate(stepMetrics) }
+            }
+        }
+        optimizer.zeroGradients()
+        if var totals = lossTotals {
+            // `accumulate` adds loss shares; report the mean per optimizer step.
+            let steps = Double(metrics.appliedUpdates)
+            totals.loss /= steps
+            totals.policyLoss /= steps
+            totals.valueLoss = totals.valueLoss.map { $0 / steps }
+            metrics.loss = totals
+        }
+        metrics.gradientNorm = gradientNorms.isEmpty ? .nan : gradientNorms.reduce(0, +) / Double(gradientNorms.count)
+        return metrics
+    }
+}

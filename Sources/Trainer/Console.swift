@@ -1,0 +1,98 @@
+import Foundation
+
+/// Progress output: one live, rewritten line per step on a terminal; plain lines otherwise (logs,
+/// CI, pipes).
+public final class Console {
+    let isTerminal: Bool
+    let quiet: Bool
+    private var lineOpen = false
+
+    public init(quiet: Bool = false) {
+        isTerminal = isatty(STDOUT_FILENO) != 0
+        self.quiet = quiet
+    }
+
+    /// The live progress line.
+    public func progress(_ text: String) {
+        guard !quiet else { return }
+        if isTerminal {
+            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + text).utf8))
+            lineOpen = true
+        } else {
+            print(text)
+        }
+    }
+
+    /// A line that stays.
+    public func line(_ text: String) {
+        guard !quiet else { return }
+        if lineOpen {
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            lineOpen = false
+        }
+        print(text)
+        fflush(stdout)
+    }
+
+    /// A warning on standard error.
+    public func warning(_ text: String) {
+        if lineOpen {
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            lineOpen = false
+        }
+        FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
+    }
+}
+
+/// "3m12s" style durations.
+func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let total = Int(seconds.rounded())
+    if total >= 3600 { return "\(total / 3600)h\(String(format: "%02d", (total % 3600) / 60))m" }
+    if total >= 60 { return "\(total / 60)m\(String(format: "%02d", total % 60))s" }
+    return "\(total)s"
+}
+
+/// Seconds from a monotonic clock.
+func monotonicSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+}
+
+/// Set by SIGINT or SIGTERM; the training loop checks it between steps, saves a checkpoint and
+/// stops.
+public final class StopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var received: Int32?
+    private var sources: [DispatchSourceSignal] = []
+
+    public init() {}
+
+    /// Routes SIGINT and SIGTERM here instead of killing the process.
+    public func install() {
+        for number in [SIGINT, SIGTERM] {
+            Glibc.signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in self?.record(number) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func record(_ number: Int32) {
+        lock.lock()
+        if received == nil { received = number }
+        lock.unlock()
+    }
+
+    /// The signal received, if any.
+    public var signal: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return received
+    }
+
+    /// Pretend a signal arrived (tests).
+    public func request() { record(SIGINT) }
+}

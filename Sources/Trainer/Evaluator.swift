@@ -1,0 +1,76 @@
+import ARPO
+import Foundation
+import Policy
+import Tensor
+import ToolEnv
+
+/// Held-out evaluation: one greedy episode per eval-split seed 0..<episodes.
+public struct EvaluationResult: Sendable {
+    public var accuracy: Double
+    public var accuracyByFamily: [String: Double]
+    public var episodesByFamily: [String: Int]
+    /// Fraction of episodes whose transcript broke the protocol's format.
+    public var formatErrorRate: Double
+    public var toolCallsPerEpisode: Double
+    public var meanReward: Double
+    public var episodes: Int
+    /// A few transcripts: question, gold answer, the policy's text, reward, correctness.
+    public var samples: [[String: Any]]
+
+    /// The eval.jsonl fields (without `step` and `phase`).
+    public var record: [String: Any] {
+        [
+            "accuracy": accuracy, "accuracy_by_family": accuracyByFamily, "episodes_by_family": episodesByFamily,
+            "format_error_rate": formatErrorRate, "tool_calls_per_episode": toolCallsPerEpisode, "mean_reward": meanReward,
+            "episodes": episodes, "samples": samples,
+        ]
+    }
+}
+
+public enum Evaluator {
+    /// Plays `episodes` eval-split episodes greedily, all in one batched rollout.
+    public static func evaluate(
+        model: LlamaModel, environment: EnvironmentConfig, split: Split = .eval, episodes: Int, maxResponseTokens: Int,
+        sampleCount: Int, codec: ProtocolCodec = ProtocolCodec(), seedOffset: UInt64 = 0
+    ) -> EvaluationResult {
+        let played = (0..<episodes).map { Episode.sample(split: split, seed: seedOffset + UInt64($0), config: environment) }
+        let configuration = RolloutConfiguration(maxResponseTokens: maxResponseTokens, sampling: SamplingParameters(greedy: true), strategy: .trajectory(groupSize: 1))
+        let batch = RolloutEngine(policy: model, codec: codec, configuration: configuration).run(episodes: played, seed: 0)
+        var correctByFamily: [String: Int] = [:], countByFamily: [String: Int] = [:]
+        var formatErrors = 0, toolCalls = 0, rewardTotal = 0.0, correct = 0
+        var samples: [[String: Any]] = []
+        for (index, record) in batch.records.enumerated() {
+            let episode = played[record.groupIndex]
+            let score = batch.scores[index]
+            let family = episode.family.rawValue
+            countByFamily[family, default: 0] += 1
+            if score.isCorrect {
+                correct += 1
+                correctByFamily[family, default: 0] += 1
+            }
+            if let breakdown = score.breakdown {
+                if !breakdown.formatCorrect { formatErrors += 1 }
+                toolCalls += breakdown.executedToolCalls
+            }
+            rewardTotal += score.reward
+            if samples.count < sampleCount {
+                samples.append([
+                    "family": family, "question": episode.prompt, "gold_answer": episode.task.goldAnswer,
+                    "transcript": codec.text(record.responseTokens[...]), "reward": score.reward, "correct": score.isCorrect,
+                ])
+            }
+        }
+        let total = Double(max(batch.records.count, 1))
+        var accuracyByFamily: [String: Double] = [:]
+        for (family, count) in countByFamily { accuracyByFamily[family] = Double(correctByFamily[family] ?? 0) / Double(count) }
+        return EvaluationResult(
+            accuracy: Double(correct) / total,
+            accuracyByFamily: accuracyByFamily,
+            episodesByFamily: countByFamily,
+            formatErrorRate: Double(formatErrors) / total,
+            toolCallsPerEpisode: Double(toolCalls) / total,
+            meanReward: rewardTotal / total,
+            episodes: batch.records.count,
+            samples: samples)
+    }
+}

@@ -1,0 +1,266 @@
+import Foundation
+
+/// A run directory as the report reads it: its configuration, every step's metrics, every
+/// held-out evaluation and, once the run has finished, its summary.
+///
+/// Loading needs `config.json`, `metrics.jsonl` and `eval.jsonl`. `summary.json` is written only
+/// when a run finishes, so a run without it still loads (``isFinished`` is false): the report
+/// draws it in the charts, marked unfinished, and leaves it out of the summary table.
+public struct ReportRun: Sendable {
+    /// The run directory.
+    public var directory: URL
+    /// "arpo", "grpo" or "ppo": `rl.algorithm` in `config.json`.
+    public var algorithm: String
+    /// `run.seed` in `config.json`, if present.
+    public var seed: UInt64?
+    /// The experiment's sizes from `config.json`.
+    public var sizes: ExperimentSizes
+    /// Every line of `metrics.jsonl`, SFT and RL, in file order.
+    public var metrics: [StepMetrics]
+    /// Every line of `eval.jsonl` in file order; the first is the post-SFT evaluation.
+    public var evaluations: [HeldOutEvaluation]
+    /// `summary.json`, or nil while the run has not finished.
+    public var summary: RunSummary?
+
+    /// The directory's last path component, which is how the page names the run.
+    public var name: String { directory.lastPathComponent }
+
+    /// Whether the run wrote `summary.json`.
+    public var isFinished: Bool { summary != nil }
+
+    /// The RL lines of `metrics.jsonl`.
+    public var reinforcementMetrics: [StepMetrics] { metrics.filter { $0.phase == "rl" } }
+
+    /// Reads a run directory written by `arpo-train train`.
+    ///
+    /// - Throws: ``ReportError`` naming the file (and for a JSON Lines file the line number) when
+    ///   the directory does not exist, a required file is missing, or a file is not valid JSON of
+    ///   the expected shape.
+    public static func load(from directory: URL) throws -> ReportRun {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) else {
+            throw ReportError(file: directory.path, problem: "run directory does not exist")
+        }
+        guard isDirectory.boolValue else {
+            throw ReportError(file: directory.path, problem: "is a file, not a run directory")
+        }
+        // The file names are RunDirectory's; the report reads them on its own so that it depends
+        // on nothing but Foundation.
+        let configURL = directory.appendingPathComponent("config.json")
+        let metricsURL = directory.appendingPathComponent("metrics.jsonl")
+        let evaluationURL = directory.appendingPathComponent("eval.jsonl")
+        let summaryURL = directory.appendingPathComponent("summary.json")
+        let configuration = try decodeObject(ReportConfigurationFile.self, from: configURL)
+        guard let algorithm = configuration.rl?.algorithm else {
+            throw ReportError(file: configURL.path, problem: "has no rl.algorithm")
+        }
+        let sizes = ExperimentSizes(
+            sftSteps: configuration.sft?.steps,
+            rlSteps: configuration.rl?.steps,
+            promptsPerStep: configuration.rl?.promptsPerStep,
+            // ARPO's trajectories per prompt are its branching budget M; GRPO and PPO sample G.
+            trajectoriesPerPrompt: algorithm == "arpo" ? configuration.rl?.branching?.budget : configuration.rl?.groupSize)
+        let metrics = try decodeLines(StepMetrics.self, from: metricsURL)
+        let evaluations = try decodeLines(HeldOutEvaluation.self, from: evaluationURL)
+        let summary = FileManager.default.fileExists(atPath: summaryURL.path) ? try decodeObject(RunSummary.self, from: summaryURL) : nil
+        return ReportRun(
+            directory: directory, algorithm: algorithm, seed: configuration.run?.seed, sizes: sizes,
+            metrics: metrics, evaluations: evaluations, summary: summary)
+    }
+
+    /// Decodes a file holding one JSON object.
+    static func decodeObject<Value: Decodable>(_ type: Value.Type, from url: URL) throws -> Value {
+        let data = try readFile(url)
+        do {
+            return try JSONDecoder().decode(Value.self, from: data)
+        } catch {
+            throw ReportError(file: url.path, problem: explain(error))
+        }
+    }
+
+    /// Decodes a JSON Lines file, one object per non-blank line; an error names the line (from 1).
+    static func decodeLines<Value: Decodable>(_ type: Value.Type, from url: URL) throws -> [Value] {
+        let data = try readFile(url)
+        let decoder = JSONDecoder()
+        var values: [Value] = []
+        for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) { continue }
+            do {
+                values.append(try decoder.decode(Value.self, from: Data(line)))
+            } catch {
+                throw ReportError(file: url.path, line: index + 1, problem: explain(error))
+            }
+        }
+        return values
+    }
+
+    static func readFile(_ url: URL) throws -> Data {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ReportError(file: url.path, problem: "missing; is \(url.deletingLastPathComponent().lastPathComponent) a run directory written by `arpo-train train`?")
+        }
+        do {
+            return try Data(contentsOf: url)
+        } catch {
+            throw ReportError(file: url.path, problem: "cannot be read: \(error.localizedDescription)")
+        }
+    }
+
+    /// A decoding error in a sentence that names the offending field, instead of the decoder's
+    /// coding-path dump.
+    static func explain(_ error: Error) -> String {
+        func field(_ path: [CodingKey]) -> String {
+            path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        func kind(_ type: Any.Type) -> String {
+            switch type {
+            case is Int.Type, is UInt64.Type: return "an integer"
+            case is Double.Type: return "a number"
+            case is String.Type: return "a string"
+            case is Bool.Type: return "true or false"
+            default: return "a JSON object"
+            }
+        }
+        guard let error = error as? DecodingError else { return "\(error)" }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return context.codingPath.isEmpty ? "is not a JSON object" : "field \"\(field(context.codingPath))\" is not \(kind(type))"
+        case .valueNotFound(let type, let context):
+            return "field \"\(field(context.codingPath))\" is null, expected \(kind(type))"
+        case .keyNotFound(let key, let context):
+            return "missing field \"\(field(context.codingPath + [key]))\""
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                return "not valid JSON" + (context.underlyingError.map { " (\(($0 as NSError).localizedDescription))" } ?? "")
+            }
+            return "field \"\(field(context.codingPath))\": \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+/// The experiment's sizes, from `config.json`.
+public struct ExperimentSizes: Equatable, Sendable {
+    /// `sft.steps`.
+    public var sftSteps: Int?
+    /// `rl.steps`.
+    public var rlSteps: Int?
+    /// `rl.prompts_per_step`.
+    public var promptsPerStep: Int?
+    /// `rl.branching.budget` for ARPO, `rl.group_size` for GRPO and PPO.
+    public var trajectoriesPerPrompt: Int?
+
+    public init(sftSteps: Int? = nil, rlSteps: Int? = nil, promptsPerStep: Int? = nil, trajectoriesPerPrompt: Int? = nil) {
+        self.sftSteps = sftSteps
+        self.rlSteps = rlSteps
+        self.promptsPerStep = promptsPerStep
+        self.trajectoriesPerPrompt = trajectoriesPerPrompt
+    }
+}
+
+/// One line of `metrics.jsonl`: the fields the report draws. Every numeric field may be null or
+/// absent (an SFT line has no RL fields; a step without tool results has no entropy after them).
+public struct StepMetrics: Decodable, Equatable, Sendable {
+    /// "sft" or "rl".
+    public var phase: String
+    /// The global step: RL steps continue after SFT's.
+    public var step: Int
+    public var rewardMean: Double?
+    /// Mean token entropy of the policy over the update batch.
+    public var entropy: Double?
+    /// KL divergence from the frozen reference (post-SFT) policy.
+    public var referenceKL: Double?
+    /// Trajectories rolled out this step.
+    public var trajectories: Int?
+    /// Tool calls executed this step.
+    public var toolCallsExecuted: Int?
+    public var toolCallsPerTrajectory: Double?
+    public var tokensGenerated: Int?
+    /// ARPO branch points this step.
+    public var forks: Int?
+    /// Mean entropy of the first tokens generated after a tool result.
+    public var entropyAfterToolResults: Double?
+    /// Mean entropy of the first tokens of a response (`entropy_initial`).
+    public var initialEntropy: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case phase, step, entropy, trajectories, forks
+        case rewardMean = "reward_mean"
+        case referenceKL = "reference_kl"
+        case toolCallsExecuted = "tool_calls_executed"
+        case toolCallsPerTrajectory = "tool_calls_per_trajectory"
+        case tokensGenerated = "tokens_generated"
+        case entropyAfterToolResults = "entropy_after_tool_results"
+        case initialEntropy = "entropy_initial"
+    }
+
+    public init(phase: String, step: Int) {
+        self.phase = phase
+        self.step = step
+    }
+}
+
+/// One line of `eval.jsonl` (the per-family accuracies and sample trajectories are not read).
+public struct HeldOutEvaluation: Decodable, Equatable, Sendable {
+    /// The global step the evaluation followed.
+    public var step: Int
+    /// "sft" for the post-SFT evaluation, "rl" after.
+    public var phase: String?
+    /// Held-out accuracy.
+    public var accuracy: Double
+    /// RL tool calls executed before this evaluation (0 for the post-SFT one).
+    public var toolCallsExecutedTotal: Int?
+    /// True for the evaluation at the end of the run.
+    public var isFinal: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case step, phase, accuracy
+        case toolCallsExecutedTotal = "tool_calls_executed_total"
+        case isFinal = "final"
+    }
+
+    /// Cumulative RL tool calls at this evaluation: the post-SFT evaluation is at 0 even when the
+    /// record does not say so.
+    public var cumulativeToolCalls: Int? {
+        toolCallsExecutedTotal ?? (phase == "sft" ? 0 : nil)
+    }
+}
+
+/// `summary.json`, written when a run finishes.
+public struct RunSummary: Decodable, Equatable, Sendable {
+    public var accuracyAfterSFT: Double?
+    public var accuracyAfterRL: Double?
+    public var toolCallsExecuted: Int?
+    public var wallSeconds: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case accuracyAfterSFT = "accuracy_after_sft"
+        case accuracyAfterRL = "accuracy_after_rl"
+        case toolCallsExecuted = "tool_calls_executed"
+        case wallSeconds = "wall_seconds"
+    }
+}
+
+/// The keys of `config.json` the report reads; everything else is ignored.
+struct ReportConfigurationFile: Decodable {
+    struct Supervised: Decodable { var steps: Int? }
+    struct Reinforcement: Decodable {
+        struct Branching: Decodable { var budget: Int? }
+        var algorithm: String?
+        var steps: Int?
+        var promptsPerStep: Int?
+        var groupSize: Int?
+        var branching: Branching?
+
+        enum CodingKeys: String, CodingKey {
+            case algorithm, steps, branching
+            case promptsPerStep = "prompts_per_step"
+            case groupSize = "group_size"
+        }
+    }
+    struct Run: Decodable { var seed: UInt64? }
+
+    var sft: Supervised?
+    var rl: Reinforcement?
+    var run: Run?
+}

@@ -1,0 +1,137 @@
+import Foundation
+
+/// `arpo-train report`: one self-contained HTML page comparing runs, with inline SVG charts and
+/// no JavaScript, so it opens offline in any browser and can be mailed as one file.
+///
+/// The page shows held-out accuracy against step and against cumulative tool calls; reward,
+/// entropy, KL to the reference policy and tool calls per trajectory against step; for ARPO runs
+/// the entropy just after tool results against the initial entropy, and forks per step; and a
+/// table per algorithm. One line per run: colour by algorithm, dash by seed.
+///
+/// Runs without `summary.json` (still running, or stopped) are drawn in the charts and marked
+/// unfinished, but left out of the summary table, whose numbers are over finished runs only.
+public enum TrainingReport {
+    /// The page's default file name, in the current directory.
+    public static let defaultOutputName = "report.html"
+
+    /// Reads the run directories and writes the page to `output`.
+    ///
+    /// - Parameters:
+    ///   - runDirectories: At least one directory written by `arpo-train train`.
+    ///   - output: The HTML file to write (replaced if it exists).
+    /// - Returns: The runs as read, in the order given.
+    /// - Throws: ``ReportError`` naming the file and the problem.
+    @discardableResult
+    public static func write(runDirectories: [URL], to output: URL) throws -> [ReportRun] {
+        let runs = try loadRuns(runDirectories)
+        do {
+            try Data(html(for: runs).utf8).write(to: output, options: .atomic)
+        } catch {
+            throw ReportError(file: output.path, problem: "cannot be written: \(error.localizedDescription)")
+        }
+        return runs
+    }
+
+    /// Reads each run directory (see ``ReportRun/load(from:)``).
+    public static func loadRuns(_ runDirectories: [URL]) throws -> [ReportRun] {
+        precondition(!runDirectories.isEmpty, "a report needs at least one run directory")
+        return try runDirectories.map(ReportRun.load(from:))
+    }
+
+    /// The page for these runs, as HTML text.
+    public static func html(for runs: [ReportRun]) -> String {
+        precondition(!runs.isEmpty, "a report needs at least one run")
+        return ReportPage(runs: runs).html()
+    }
+
+    /// One row per algorithm, in the order each algorithm first appears among `runs`, over that
+    /// algorithm's finished runs.
+    public static func summaries(of runs: [ReportRun]) -> [AlgorithmSummary] {
+        var algorithms: [String] = []
+        for run in runs where !algorithms.contains(run.algorithm) { algorithms.append(run.algorithm) }
+        return algorithms.map { algorithm in
+            AlgorithmSummary(algorithm: algorithm, runs: runs.filter { $0.algorithm == algorithm })
+        }
+    }
+}
+
+/// A report input that cannot be read: the file (or directory), the line for JSON Lines files,
+/// and what is wrong with it.
+public struct ReportError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    /// The path of the file or directory at fault.
+    public var file: String
+    /// The line number, from 1, in a JSON Lines file.
+    public var line: Int?
+    /// What is wrong, as a sentence fragment that follows the path.
+    public var problem: String
+
+    public init(file: String, line: Int? = nil, problem: String) {
+        self.file = file
+        self.line = line
+        self.problem = problem
+    }
+
+    public var description: String {
+        if let line { return "\(file), line \(line): \(problem)" }
+        return "\(file): \(problem)"
+    }
+
+    public var errorDescription: String? { description }
+}
+
+/// A mean over runs and, when there are at least two, the sample standard deviation (n − 1).
+public struct MeanAndStandardDeviation: Equatable, Sendable {
+    public var mean: Double
+    /// Nil for a single value.
+    public var standardDeviation: Double?
+    /// How many values.
+    public var count: Int
+
+    /// Nil when `values` is empty.
+    public init?(_ values: [Double]) {
+        guard !values.isEmpty else { return nil }
+        count = values.count
+        mean = values.reduce(0, +) / Double(count)
+        if count >= 2 {
+            let squares = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) }
+            standardDeviation = (squares / Double(count - 1)).squareRoot()
+        }
+    }
+}
+
+/// The summary table's row for one algorithm, over its finished runs.
+public struct AlgorithmSummary: Equatable, Sendable {
+    public var algorithm: String
+    /// Runs with `summary.json`.
+    public var finishedRuns: Int
+    /// Runs without `summary.json`, which only the charts show.
+    public var unfinishedRuns: Int
+    /// `accuracy_after_sft` over finished runs.
+    public var accuracyAfterSFT: MeanAndStandardDeviation?
+    /// `accuracy_after_rl`, the final held-out accuracy, over finished runs (the seeds).
+    public var finalAccuracy: MeanAndStandardDeviation?
+    /// Tool calls executed in RL divided by trajectories rolled out in RL, both summed over every
+    /// RL step of every finished run (so long and short steps weigh by their trajectories).
+    public var toolCallsPerTrajectory: Double?
+    /// Tokens generated in RL rollouts, summed over a run's RL steps, mean over finished runs.
+    public var tokensGeneratedPerRun: Double?
+    /// `wall_seconds`, mean over finished runs.
+    public var wallSecondsPerRun: Double?
+
+    /// The row for `runs`, which all have this algorithm.
+    public init(algorithm: String, runs: [ReportRun]) {
+        let finished = runs.filter(\.isFinished)
+        self.algorithm = algorithm
+        finishedRuns = finished.count
+        unfinishedRuns = runs.count - finished.count
+        accuracyAfterSFT = MeanAndStandardDeviation(finished.compactMap { $0.summary?.accuracyAfterSFT })
+        finalAccuracy = MeanAndStandardDeviation(finished.compactMap { $0.summary?.accuracyAfterRL })
+        let steps = finished.flatMap(\.reinforcementMetrics)
+        let trajectories = steps.compactMap(\.trajectories).reduce(0, +)
+        toolCallsPerTrajectory = trajectories > 0 ? Double(steps.compactMap(\.toolCallsExecuted).reduce(0, +)) / Double(trajectories) : nil
+        tokensGeneratedPerRun = MeanAndStandardDeviation(finished.map { run in
+            Double(run.reinforcementMetrics.compactMap(\.tokensGenerated).reduce(0, +))
+        })?.mean
+        wallSecondsPerRun = MeanAndStandardDeviation(finished.compactMap { $0.summary?.wallSeconds })?.mean
+    }
+}

@@ -1,0 +1,236 @@
+import ARPO
+import Foundation
+import Policy
+import Tensor
+import ToolEnv
+
+/// A failure that stops a run (not a configuration error): non-finite updates, I/O.
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// How a run ended.
+public enum RunOutcome: Equatable {
+    case completed
+    /// Stopped by SIGINT/SIGTERM after saving a checkpoint.
+    case interrupted(signal: Int32)
+}
+
+/// The whole job: cold-start SFT, freezing the reference policy, the RL loop with periodic
+/// held-out evaluation, checkpoints, metrics and the final report.
+public final class TrainingRun {
+    public let configuration: TrainingConfiguration
+    public let directory: RunDirectory
+    let console: Console
+    let codec = ProtocolCodec()
+    /// Test hook: return true to poison the gradients of (phase, phase step) with NaN, which must
+    /// make the update be skipped and logged.
+    public var injectNonfiniteGradient: ((RunState.Phase, Int) -> Bool)?
+    /// Test hook: behave as if SIGINT arrived once this many global steps are done.
+    public var stopAfterGlobalStep: Int?
+
+    public init(configuration: TrainingConfiguration, output: URL, console: Console) {
+        self.configuration = configuration
+        directory = RunDirectory(output)
+        self.console = console
+    }
+
+    var sftSteps: Int { configuration.sft.steps }
+    var globalStepAfterSFT: Int { sftSteps }
+
+    func makeSupervisedOptimizer(_ model: LlamaModel) -> AdamW {
+        AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: configuration.sft.weightDecay), noDecay: AdamW.defaultNoDecay(model.namedParameters.map(\.name)))
+    }
+
+    func makeReinforcementOptimizer(_ model: LlamaModel) -> AdamW {
+        AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: configuration.rl.weightDecay), noDecay: AdamW.defaultNoDecay(model.namedParameters.map(\.name)))
+    }
+
+    /// Runs (or resumes) the job. Checks `stop` between steps.
+    public func run(resume: Bool, stop: StopSignal) throws -> RunOutcome {
+        let c = configuration
+        BLASRuntime.setThreadCount(c.run.threads)
+        let fileManager = FileManager.default
+        let started = monotonicSeconds()
+
+        var model: LlamaModel
+        var optimizer: AdamW
+        var state: RunState
+        if resume {
+            guard let checkpoint = try directory.latestCheckpoint() else {
+                throw TrainingError("--resume: \(directory.checkpointsURL.path) holds no checkpoint to resume from")
+            }
+            let phase = try JSONDecoder().decode(RunState.self, from: Data(contentsOf: checkpoint.appendingPathComponent("state.json"))).phase
+            (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model, optimizer: phase == .sft ? makeSupervisedOptimizer : makeReinforcementOptimizer)
+            let resumedStep = globalStep(state)
+            // Records written after the checkpoint are redone.
+            try JSONLinesLog.truncate(directory.metricsURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
+            try JSONLinesLog.truncate(directory.evaluationURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
+            console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
+        } else {
+            if let existing = try? directory.latestCheckpoint() {
+                throw TrainingError("\(directory.url.path) already holds a run (\(existing.lastPathComponent)); pass --resume to continue it or --output to start elsewhere")
+            }
+            try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
+            for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
+            var generator = RandomGenerator(seed: c.run.seed)
+            model = LlamaModel(configuration: c.model, generator: &generator)
+            optimizer = makeSupervisedOptimizer(model)
+            state = RunState(phase: .sft, sftStep: 0, rlStep: 0, generator: generator, consecutiveNonfinite: 0, referencePolicy: nil, accuracyAfterSFT: nil, toolCallsExecuted: 0, elapsedSeconds: 0)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(c).write(to: directory.configURL, options: .atomic)
+        let metrics = try JSONLinesLog(url: directory.metricsURL)
+        let evaluations = try JSONLinesLog(url: directory.evaluationURL)
+        let elapsedBefore = state.elapsedSeconds
+        func elapsed() -> Double { elapsedBefore + monotonicSeconds() - started }
+
+        func checkpoint() throws {
+            state.elapsedSeconds = elapsed()
+            try directory.saveCheckpoint(model: model, optimizer: optimizer, state: state, globalStep: globalStep(state), keep: c.run.keepCheckpoints)
+        }
+        func stopIfRequested() throws -> RunOutcome? {
+            if let limit = stopAfterGlobalStep, globalStep(state) >= limit { stop.request() }
+            guard let signal = stop.signal else { return nil }
+            try checkpoint()
+            console.line("Received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): saved checkpoint \(RunDirectory.checkpointName(globalStep(state))); continue with --resume")
+            return .interrupted(signal: signal)
+        }
+        func noteNonfinite(_ phase: RunState.Phase, _ step: Int) throws {
+            state.consecutiveNonfinite += 1
+            console.warning("\(phase.rawValue) step \(step): non-finite loss or gradient, update skipped (\(state.consecutiveNonfinite) in a row)")
+            if state.consecutiveNonfinite >= c.run.maxConsecutiveNonfinite {
+                throw TrainingError("stopped: \(state.consecutiveNonfinite) consecutive updates had a non-finite loss or gradient (last at \(phase.rawValue) step \(step)); the last good checkpoint is in \(directory.checkpointsURL.path). Lower the learning rate or max_gradient_norm and resume.")
+            }
+        }
+
+        // 1. Supervised cold start.
+        if state.phase == .sft {
+            let trainer = SupervisedTrainer(model: model, optimizer: optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, codec: codec)
+            console.line("SFT: \(sftSteps) steps on \(trainer.examples.count) expert demonstrations (\(model.parameterCount) parameters)")
+            let phaseStart = monotonicSeconds(), firstStep = state.sftStep
+            while state.sftStep < sftSteps {
+                if let outcome = try stopIfRequested() { return outcome }
+                let stepStart = monotonicSeconds()
+                let poison = injectNonfiniteGradient?(.sft, state.sftStep + 1) ?? false
+                let result = trainer.step(state.sftStep, poisonGradients: poison)
+                state.sftStep += 1
+                if result.skipped { try noteNonfinite(.sft, state.sftStep) } else { state.consecutiveNonfinite = 0 }
+                let seconds = monotonicSeconds() - stepStart
+                try metrics.append([
+                    "phase": "sft", "step": globalStep(state), "phase_step": state.sftStep, "loss": finiteOrNull(result.loss),
+                    "gradient_norm": finiteOrNull(result.gradientNorm), "learning_rate": result.learningRate, "tokens": result.tokens,
+                    "tokens_per_second": Double(result.tokens) / seconds, "seconds": seconds, "skipped": result.skipped,
+                ])
+                let rate = (monotonicSeconds() - phaseStart) / Double(state.sftStep - firstStep)
+                console.progress(String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - state.sftStep))))
+                if state.sftStep % c.run.checkpointEvery == 0 && state.sftStep < sftSteps { try checkpoint() }
+            }
+            // 2. Evaluate the cold-started policy and freeze it as the reference.
+            let evaluation = evaluate(model)
+            state.accuracyAfterSFT = evaluation.accuracy
+            try evaluations.append(evaluation.record.merging(["step": globalStep(state), "phase": "sft"]) { $1 })
+            console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
+            try ModelCheckpoint.save(model, to: directory.referenceURL)
+            state.referencePolicy = directory.referenceURL.lastPathComponent
+            state.phase = .rl
+            optimizer = makeReinforcementOptimizer(model)
+            try checkpoint()
+        }
+
+        // 3. Reinforcement learning.
+        if state.phase == .rl {
+            guard let referenceName = state.referencePolicy else { throw TrainingError("checkpoint is in the RL phase but names no reference policy") }
+            let reference = try ModelCheckpoint.load(from: directory.url.appendingPathComponent(referenceName), expected: c.model)
+            let learner = ReinforcementLearner(
+                model: model, reference: reference, optimizer: optimizer, configuration: c.rl.update, algorithm: c.rl.algorithm.update)
+            let engine = RolloutEngine(policy: model, codec: codec, configuration: c.rl.rollout)
+            let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
+            console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
+            let phaseStart = monotonicSeconds(), firstStep = state.rlStep
+            while state.rlStep < c.rl.steps {
+                if let outcome = try stopIfRequested() { return outcome }
+                let step = state.rlStep
+                let rolloutStart = monotonicSeconds()
+                let prompts = (0..<c.rl.promptsPerStep).map { index -> ToolEpisode in
+                    Episode.sample(split: .train, seed: UInt64(step * c.rl.promptsPerStep + index) &+ c.run.seed &* 7_919, config: c.env)
+                }
+                let batch = engine.run(episodes: prompts, seed: c.run.seed &* 31 &+ UInt64(step))
+                let rolloutSeconds = monotonicSeconds() - rolloutStart
+                let updateStart = monotonicSeconds()
+                let learningRate = schedule.rate(at: step)
+                let poison = injectNonfiniteGradient?(.rl, step + 1) ?? false
+                let update = learner.update(batch, learningRate: learningRate, seed: c.run.seed &+ UInt64(step), poisonGradients: poison)
+                let updateSeconds = monotonicSeconds() - updateStart
+                state.rlStep += 1
+                state.toolCallsExecuted += batch.statistics.toolCallsExecuted
+                if update.skippedUpdates > 0 && update.appliedUpdates == 0 { try noteNonfinite(.rl, state.rlStep) } else { state.consecutiveNonfinite = 0 }
+                let rewards = batch.scores.map(\.reward)
+                let rewardMean = rewards.reduce(0, +) / Double(max(rewards.count, 1))
+                let rewardStd = (rewards.reduce(0) { $0 + ($1 - rewardMean) * ($1 - rewardMean) } / Double(max(rewards.count, 1))).squareRoot()
+                let accuracy = Double(batch.scores.filter(\.isCorrect).count) / Double(max(batch.scores.count, 1))
+                let responseLengths = batch.records.map { Double($0.responseTokens.count) }
+                var record: [String: Any] = [
+                    "phase": "rl", "step": globalStep(state), "phase_step": state.rlStep, "algorithm": c.rl.algorithm.rawValue,
+                    "reward_mean": rewardMean, "reward_std": rewardStd, "accuracy": accuracy, "learning_rate": learningRate,
+                    "trajectories": batch.records.count, "tool_calls_executed": batch.statistics.toolCallsExecuted,
+                    "tool_calls_executed_total": state.toolCallsExecuted,
+                    "tool_calls_per_trajectory": Double(batch.statistics.toolCallsExecuted) / Double(max(batch.records.count, 1)),
+                    "tokens_generated": batch.statistics.tokensGenerated, "forks": batch.statistics.forks,
+                    "response_length_mean": responseLengths.reduce(0, +) / Double(max(responseLengths.count, 1)),
+                    "entropy_after_tool_results": mean(batch.statistics.entropiesAfterToolResults),
+                    "entropy_initial": mean(batch.statistics.initialEntropies),
+                    "entropy_delta_at_forks": mean(batch.statistics.entropyDeltasAtForks),
+                    "entropy_delta_elsewhere": mean(batch.statistics.entropyDeltasElsewhere),
+                    "rollout_seconds": rolloutSeconds, "update_seconds": updateSeconds,
+                    "rollout_tokens_per_second": Double(batch.statistics.tokensGenerated) / rolloutSeconds,
+                    "tokens_per_second": Double(batch.statistics.tokensGenerated) / (rolloutSeconds + updateSeconds),
+                ]
+                for (key, value) in update.record { record[key] = value }
+                try metrics.append(record)
+                var evaluated: Double?
+                if c.eval.every > 0 && state.rlStep % c.eval.every == 0 && state.rlStep < c.rl.steps {
+                    let evaluation = evaluate(model)
+                    evaluated = evaluation.accuracy
+                    try evaluations.append(evaluation.record.merging(["step": globalStep(state), "phase": "rl", "tool_calls_executed_total": state.toolCallsExecuted]) { $1 })
+                }
+                let rate = (monotonicSeconds() - phaseStart) / Double(state.rlStep - firstStep)
+                console.progress(String(format: "[rl] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", state.rlStep, c.rl.steps, rewardMean, accuracy,
+                                        evaluated.map { String(format: "  held-out %.3f", $0) } ?? "", record["tokens_per_second"] as! Double, formatDuration(rate * Double(c.rl.steps - state.rlStep))))
+                if state.rlStep % c.run.checkpointEvery == 0 && state.rlStep < c.rl.steps { try checkpoint() }
+            }
+            // 4. Final evaluation and report.
+            let final = evaluate(model)
+            try evaluations.append(final.record.merging(["step": globalStep(state), "phase": "rl", "final": true, "tool_calls_executed_total": state.toolCallsExecuted]) { $1 })
+            state.phase = .done
+            try checkpoint()
+            let summary: [String: Any] = [
+                "accuracy_after_sft": state.accuracyAfterSFT ?? NSNull(), "accuracy_after_rl": final.accuracy,
+                "accuracy_by_family_after_rl": final.accuracyByFamily, "format_error_rate_after_rl": final.formatErrorRate,
+                "tool_calls_per_episode_after_rl": final.toolCallsPerEpisode, "tool_calls_executed": state.toolCallsExecuted,
+                "algorithm": c.rl.algorithm.rawValue, "sft_steps": sftSteps, "rl_steps": c.rl.steps, "wall_seconds": elapsed(),
+                "parameters": model.parameterCount, "seed": c.run.seed,
+            ]
+            try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: directory.summaryURL, options: .atomic)
+            console.line(String(format: "Held-out accuracy: %.3f after SFT → %.3f after RL (%d tool calls executed in RL, %@)", state.accuracyAfterSFT ?? .nan, final.accuracy, state.toolCallsExecuted, formatDuration(elapsed())))
+            console.line("Outputs in \(directory.url.path): config.json, metrics.jsonl, eval.jsonl, summary.json, checkpoints/")
+        }
+        return .completed
+    }
+
+    func globalStep(_ state: RunState) -> Int { state.sftStep + state.rlStep }
+
+    func evaluate(_ model: LlamaModel) -> EvaluationResult {
+        Evaluator.evaluate(
+            model: model, environment: configuration.env, episodes: configuration.eval.episodes,
+            maxResponseTokens: configuration.rl.maxResponseTokens, sampleCount: configuration.eval.sampleTrajectories, codec: codec)
+    }
+}
+
+func mean(_ values: [Double]) -> Any {
+    values.isEmpty ? NSNull() : values.reduce(0, +) / Double(values.count)
+}
+
+func finiteOrNull(_ value: Double) -> Any { value.isFinite ? value : NSNull() }

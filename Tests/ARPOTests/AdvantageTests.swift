@@ -1,0 +1,262 @@
+import ARPO
+import Foundation
+import XCTest
+
+/// Hand-computed cases for the advantage estimators (ARPO.md §4, §5). Tolerance 1e-12 unless
+/// stated: everything is a few Double operations.
+final class AdvantageTests: XCTestCase {
+    let tolerance = 1e-12
+
+    func assertClose(_ actual: [Double], _ expected: [Double], accuracy: Double = 1e-12, _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, "count: \(message)", file: file, line: line)
+        for (index, (a, e)) in zip(actual, expected).enumerated() {
+            XCTAssertEqual(a, e, accuracy: accuracy, "element \(index): \(message)", file: file, line: line)
+        }
+    }
+
+    func record(
+        _ tokens: [Int], mask: [Bool], reward: Double, group: Int = 0, parent: Int? = nil, fork: Int = 0
+    ) -> TrajectoryRecord {
+        TrajectoryRecord(
+            promptTokens: [1, 2], responseTokens: tokens,
+            oldLogProbabilities: mask.map { $0 ? -1 : 0 }, entropies: mask.map { $0 ? 0.5 : 0 }, lossMask: mask,
+            reward: reward, groupIndex: group, parent: parent, forkPosition: fork)
+    }
+
+    // MARK: - GRPO group normalisation
+
+    /// r = [1, 0, 0.5, 1]: mean 0.625, deviations [0.375, −0.625, −0.125, 0.375],
+    /// Σ dev² = 0.140625 + 0.390625 + 0.015625 + 0.140625 = 0.6875, unbiased variance
+    /// 0.6875 / 3 = 11/48, std √(11/48) = 0.478713553878169.
+    func testGroupNormalizationUsesTheUnbiasedStandardDeviation() {
+        let rewards = [1, 0, 0.5, 1.0]
+        let exact = AdvantageEstimator.groupNormalized(rewards: rewards, groupIndices: [0, 0, 0, 0], epsilon: 0)
+        // 0.375 / 0.478713553878169 = 0.78334945180064, −0.625 / … = −1.30558241966773, …
+        assertClose(exact, [0.7833494518006403, -1.3055824196677337, -0.26111648393354675, 0.7833494518006403])
+        // With the default ε = 1e-6 the divisor is 0.478714553878169.
+        let withEpsilon = AdvantageEstimator.groupNormalized(rewards: rewards, groupIndices: [0, 0, 0, 0])
+        assertClose(withEpsilon, [0.7833478154404222, -1.3055796924007037, -0.26111593848014075, 0.7833478154404222])
+        XCTAssertEqual(exact.reduce(0, +), 0, accuracy: tolerance, "advantages of a group sum to 0")
+    }
+
+    /// Dr. GRPO drops the std: A = r − mean = [0.375, −0.625, −0.125, 0.375].
+    func testDrGRPODropsTheStandardDeviation() {
+        let advantages = AdvantageEstimator.groupNormalized(
+            rewards: [1, 0, 0.5, 1], groupIndices: [0, 0, 0, 0], dividingByStandardDeviation: false)
+        assertClose(advantages, [0.375, -0.625, -0.125, 0.375])
+    }
+
+    /// Groups are formed by group index, in any order. Group 7 = {1, 0}: mean 0.5, unbiased std
+    /// √0.5, A = ±0.5/√0.5 = ±0.7071067811865476. Group 3 = {2, 2}: no spread, A = 0. Group 9
+    /// has one member: A = 0 in both modes.
+    func testGroupsAreIndependentAndDegenerateGroupsGetZero() {
+        let rewards = [1, 2, 0, 2, 5.0]
+        let groups = [7, 3, 7, 3, 9]
+        assertClose(AdvantageEstimator.groupNormalized(rewards: rewards, groupIndices: groups, epsilon: 0),
+                    [0.7071067811865476, 0, -0.7071067811865476, 0, 0])
+        assertClose(AdvantageEstimator.groupNormalized(rewards: rewards, groupIndices: groups, dividingByStandardDeviation: false),
+                    [0.5, 0, -0.5, 0, 0])
+        // Equal rewards whose mean is not exact in binary (0.1 · 3 / 3 ≠ 0.1) still give exactly 0.
+        XCTAssertEqual(AdvantageEstimator.groupNormalized(rewards: [0.1, 0.1, 0.1], groupIndices: [0, 0, 0], epsilon: 0), [0, 0, 0])
+    }
+
+    // MARK: - Attribution over the branching tree
+
+    /// The tree of the hard-attribution test, one group, rewards [1, 0, 0.5, 1]:
+    ///
+    ///     record 0 (root):             10 11 12 13 14 15      position 1 is an observation
+    ///     record 1 (from 0 at 3):      10 11 12 20 21 22      own: 3..5; position 4 is an observation
+    ///     record 2 (from 1 at 4):      10 11 12 20 30 31      own: 4..5
+    ///     record 3 (root):             40 41 42 43
+    func branchedGroup() -> [TrajectoryRecord] {
+        [
+            record([10, 11, 12, 13, 14, 15], mask: [true, false, true, true, true, true], reward: 1),
+            record([10, 11, 12, 20, 21, 22], mask: [true, false, true, true, false, true], reward: 0, parent: 0, fork: 3),
+            record([10, 11, 12, 20, 30, 31], mask: [true, false, true, true, true, true], reward: 0.5, parent: 1, fork: 4),
+            record([40, 41, 42, 43], mask: [true, true, true, true], reward: 1),
+        ]
+    }
+
+    /// With s = √(11/48): A = [0.375, −0.625, −0.125, 0.375] / s (ε = 0).
+    /// Ownership and sharing sets:
+    /// - positions 0..2 are owned by record 0 and shared by {0, 1, 2}: A = (0.375 − 0.625 − 0.125)/3 / s = −0.125 / s
+    ///   (position 1 is an observation: not trained);
+    /// - record 0's positions 3..5 are its own: 0.375 / s;
+    /// - record 1's position 3 is shared by {1, 2}: (−0.625 − 0.125)/2 / s = −0.375 / s; position 4 is an
+    ///   observation; position 5 is its own: −0.625 / s;
+    /// - record 2's positions 4..5 are its own: −0.125 / s;
+    /// - record 3 is an independent root: 0.375 / s everywhere.
+    /// Every policy token of the tree is trained exactly once: 5 + 2 + 2 + 4 = 13 tokens.
+    func testHardAttributionTrainsSharedTokensOnceWithTheMeanAdvantage() {
+        let s = (11.0 / 48.0).squareRoot()
+        let result = AdvantageEstimator.tokenAdvantages(for: branchedGroup(), mode: .arpoHard, epsilon: 0)
+        let (F, T) = (false, true)
+        XCTAssertEqual(result.trainMask, [
+            [T, F, T, T, T, T],
+            [F, F, F, T, F, T],
+            [F, F, F, F, T, T],
+            [T, T, T, T],
+        ])
+        let expected: [[Double]] = [
+            [-0.125, 0, -0.125, 0.375, 0.375, 0.375],
+            [0, 0, 0, -0.375, 0, -0.625],
+            [0, 0, 0, 0, -0.125, -0.125],
+            [0.375, 0.375, 0.375, 0.375],
+        ]
+        for row in 0..<4 { assertClose(result.advantages[row], expected[row].map { $0 / s }, "row \(row)") }
+        assertClose(result.trajectoryAdvantages!, [0.375, -0.625, -0.125, 0.375].map { $0 / s })
+        XCTAssertEqual(result.trainTokenCount, 13)
+    }
+
+    /// Soft attribution: every row is trained on all its policy tokens with its own A_i, the
+    /// shared prefix included; GRPO gives the same numbers.
+    func testSoftAttributionGivesEachRowItsOwnAdvantage() {
+        let s = (11.0 / 48.0).squareRoot()
+        let records = branchedGroup()
+        let soft = AdvantageEstimator.tokenAdvantages(for: records, mode: .arpoSoft, epsilon: 0)
+        XCTAssertEqual(soft.trainMask, records.map(\.lossMask))
+        let own = [0.375, -0.625, -0.125, 0.375].map { $0 / s }
+        for row in 0..<4 {
+            assertClose(soft.advantages[row], records[row].lossMask.map { $0 ? own[row] : 0 }, "row \(row)")
+        }
+        XCTAssertEqual(soft.trainTokenCount, 5 + 4 + 5 + 4)
+        XCTAssertEqual(AdvantageEstimator.tokenAdvantages(for: records, mode: .grpo, epsilon: 0), soft)
+    }
+
+    /// Dr. GRPO through the record API: A = r − mean on policy tokens, 0 on observations.
+    func testDrGRPOModeOnRecords() {
+        let result = AdvantageEstimator.tokenAdvantages(for: branchedGroup(), mode: .drGRPO)
+        assertClose(result.advantages[1], [-0.625, 0, -0.625, -0.625, 0, -0.625])
+        assertClose(result.advantages[3], [0.375, 0.375, 0.375, 0.375])
+    }
+
+    /// Without forks, hard attribution is GRPO: every token is owned by its own row.
+    func testHardAttributionWithoutForksIsGRPO() {
+        let records = [
+            record([1, 2, 3], mask: [true, false, true], reward: 1),
+            record([4, 5], mask: [true, true], reward: 0),
+            record([6], mask: [true], reward: 3, group: 1),
+        ]
+        XCTAssertEqual(
+            AdvantageEstimator.tokenAdvantages(for: records, mode: .arpoHard),
+            AdvantageEstimator.tokenAdvantages(for: records, mode: .grpo))
+    }
+
+    /// The configuration routes to the same estimator with its ε.
+    func testConfigurationGroupAdvantages() {
+        var configuration = AdvantageConfiguration()
+        configuration.mode = .arpoHard
+        configuration.standardDeviationEpsilon = 0
+        XCTAssertEqual(
+            configuration.groupAdvantages(for: branchedGroup()),
+            AdvantageEstimator.tokenAdvantages(for: branchedGroup(), mode: .arpoHard, epsilon: 0))
+    }
+
+    // MARK: - GAE
+
+    /// Tokens P P O P (an observation at position 2), values [0.5, 0.4, 9.9, 0.8] (the
+    /// observation's 9.9 must never be read), reward 1, γ = 0.9, λ = 0.8, γλ = 0.72.
+    /// Policy tokens k = 0, 1, 2 sit at positions 0, 1, 3:
+    ///   k = 2: δ = 1 + 0.9·0 − 0.8 = 0.2;                 A = 0.2
+    ///   k = 1: δ = 0 + 0.9·0.8 − 0.4 = 0.32;              A = 0.32 + 0.72·0.2 = 0.464
+    ///   k = 0: δ = 0 + 0.9·0.4 − 0.5 = −0.14;             A = −0.14 + 0.72·0.464 = 0.19408
+    /// Returns A + V: [0.69408, 0.864, 0 (observation), 1.0].
+    func testGAESkipsObservationTokens() {
+        let (advantages, returns) = AdvantageEstimator.generalizedAdvantageEstimates(
+            reward: 1, values: [0.5, 0.4, 9.9, 0.8], policyMask: [true, true, false, true], gamma: 0.9, lambda: 0.8)
+        assertClose(advantages, [0.19408, 0.464, 0, 0.2])
+        assertClose(returns, [0.69408, 0.864, 0, 1.0])
+    }
+
+    /// γ = λ = 1 makes GAE the Monte-Carlo advantage: A_k = reward − V(t_k), R_k = reward.
+    func testGAEWithUnitGammaAndLambdaIsMonteCarlo() {
+        let (advantages, returns) = AdvantageEstimator.generalizedAdvantageEstimates(
+            reward: 1, values: [0.5, 0.4, 9.9, 0.8], policyMask: [true, true, false, true], gamma: 1, lambda: 1)
+        assertClose(advantages, [0.5, 0.6, 0, 0.2])
+        assertClose(returns, [1, 1, 0, 1])
+    }
+
+    /// Whitening over the masked entries of all rows: x = [1, 2 | 3] (the masked-out 100 is
+    /// ignored), mean 2, unbiased variance ((−1)² + 0² + 1²)/2 = 1, so x ↦ (x − 2)/√(1 + 1e-8).
+    func testWhiteningHandExample() {
+        let whitened = AdvantageEstimator.whitened([[1, 100, 2], [3]], mask: [[true, false, true], [true]])
+        let scale = 1 / (1 + 1e-8).squareRoot()
+        assertClose(whitened[0], [-scale, 0, 0])
+        assertClose(whitened[1], [scale])
+    }
+
+    /// PPO through the configuration: GAE per record, then whitening over the batch's policy
+    /// tokens gives mean 0 and unbiased std 1 (to 1e-7: ε = 1e-8 inside the square root) over
+    /// the trained tokens, while returns stay A + V of the un-whitened A.
+    func testPPOAdvantagesAreWhitenedOverTheBatch() {
+        let records = [
+            record([1, 2, 3, 4], mask: [true, true, false, true], reward: 1),
+            record([5, 6, 7], mask: [true, false, true], reward: 0),
+            record([8, 9], mask: [true, true], reward: 0.5, group: 1),
+        ]
+        let values = [[0.5, 0.4, 9.9, 0.8], [0.3, -4, 0.1], [0.2, 0.6]]
+        var configuration = AdvantageConfiguration()
+        configuration.gamma = 0.9
+        configuration.lambda = 0.8
+        let result = configuration.generalizedAdvantageEstimates(for: records, values: values)
+        XCTAssertEqual(result.trainMask, records.map(\.lossMask))
+        var trained: [Double] = []
+        for (row, mask) in result.trainMask.enumerated() {
+            for (position, isTrained) in mask.enumerated() {
+                if isTrained { trained.append(result.advantages[row][position]) } else { XCTAssertEqual(result.advantages[row][position], 0) }
+            }
+        }
+        let mean = trained.reduce(0, +) / Double(trained.count)
+        let variance = trained.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(trained.count - 1)
+        XCTAssertEqual(mean, 0, accuracy: 1e-12)
+        XCTAssertEqual(variance.squareRoot(), 1, accuracy: 1e-7)
+        // The first record's returns are those of the hand example above.
+        assertClose(result.returns![0], [0.69408, 0.864, 0, 1.0])
+
+        configuration.whiten = false
+        assertClose(configuration.generalizedAdvantageEstimates(for: records, values: values).advantages[0], [0.19408, 0.464, 0, 0.2])
+    }
+
+    // MARK: - Configuration
+
+    func testAdvantageConfigurationDecodesDefaultsFromAnEmptyObject() throws {
+        let decoded = try JSONDecoder().decode(AdvantageConfiguration.self, from: Data("{}".utf8))
+        XCTAssertEqual(decoded, AdvantageConfiguration())
+        XCTAssertEqual(decoded.mode, .arpoSoft)
+        XCTAssertEqual(decoded.standardDeviationEpsilon, 1e-6)
+        XCTAssertEqual(decoded.gamma, 1.0)
+        XCTAssertEqual(decoded.lambda, 0.95)
+        XCTAssertTrue(decoded.whiten)
+        XCTAssertNoThrow(try decoded.validate())
+
+        let custom = try JSONDecoder().decode(
+            AdvantageConfiguration.self, from: Data(#"{"mode": "dr-grpo", "std_epsilon": 0, "gamma": 0.99, "lambda": 1, "whiten": false}"#.utf8))
+        XCTAssertEqual(custom.mode, .drGRPO)
+        XCTAssertEqual(custom.standardDeviationEpsilon, 0)
+        XCTAssertEqual(custom.gamma, 0.99)
+        XCTAssertEqual(custom.lambda, 1)
+        XCTAssertFalse(custom.whiten)
+        // Every key is written, and the encoding round-trips.
+        let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(custom)) as! [String: Any]
+        XCTAssertEqual(Set(encoded.keys), Set(AdvantageConfiguration.CodingKeys.allCases.map(\.rawValue)))
+        XCTAssertEqual(try JSONDecoder().decode(AdvantageConfiguration.self, from: JSONEncoder().encode(custom)), custom)
+    }
+
+    func testAdvantageConfigurationRejectsBadValuesNamingTheKey() throws {
+        XCTAssertThrowsError(try JSONDecoder().decode(AdvantageConfiguration.self, from: Data(#"{"mode": "arpo"}"#.utf8))) { error in
+            guard case DecodingError.dataCorrupted(let context) = error else { return XCTFail("unexpected \(error)") }
+            XCTAssertEqual(context.codingPath.map(\.stringValue), ["mode"])
+            XCTAssertEqual(context.debugDescription, #"mode must be one of "grpo", "dr-grpo", "arpo-soft", "arpo-hard", got "arpo""#)
+        }
+        func message(_ change: (inout AdvantageConfiguration) -> Void) -> String? {
+            var configuration = AdvantageConfiguration()
+            change(&configuration)
+            do { try configuration.validate() } catch { return (error as? ConfigurationError)?.description ?? "\(error)" }
+            return nil
+        }
+        XCTAssertEqual(message { $0.lambda = 1.5 }, "lambda must be in [0, 1], got 1.5")
+        XCTAssertEqual(message { $0.gamma = -0.1 }, "gamma must be in [0, 1], got -0.1")
+        XCTAssertEqual(message { $0.standardDeviationEpsilon = -1 }, "std_epsilon must be in [0, 1), got -1.0")
+        XCTAssertNil(message { $0.lambda = 0 })
+    }
+}

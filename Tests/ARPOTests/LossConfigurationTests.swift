@@ -1,0 +1,96 @@
+import ARPO
+import Foundation
+import XCTest
+
+/// `PolicyLossConfiguration`: `{}` decodes to the defaults, every key is written, values out of
+/// range are rejected with the key named.
+final class LossConfigurationTests: XCTestCase {
+    func decode(_ json: String) throws -> PolicyLossConfiguration {
+        try JSONDecoder().decode(PolicyLossConfiguration.self, from: Data(json.utf8))
+    }
+
+    func testEmptyObjectDecodesToTheDefaults() throws {
+        let configuration = try decode("{}")
+        XCTAssertEqual(configuration, PolicyLossConfiguration())
+        XCTAssertEqual(configuration.clipEpsilonLow, 0.2)
+        XCTAssertEqual(configuration.clipEpsilonHigh, 0.2)
+        XCTAssertNil(configuration.dualClip)
+        XCTAssertEqual(configuration.klCoefficient, 0)
+        XCTAssertEqual(configuration.klEstimator, .k3)
+        XCTAssertEqual(configuration.entropyCoefficient, 0)
+        XCTAssertEqual(configuration.aggregation, .tokenMean)
+        XCTAssertNil(configuration.sumNormLength)
+        XCTAssertEqual(configuration.valueClip, 0.5)
+        XCTAssertEqual(configuration.valueCoefficient, 0.5)
+        XCTAssertNoThrow(try configuration.validate())
+    }
+
+    func testEveryKeyDecodesAndRoundTrips() throws {
+        let configuration = try decode("""
+            {"clip_epsilon_low": 0.2, "clip_epsilon_high": 0.28, "dual_clip": 2.5, "kl_coefficient": 0.001,
+             "kl_estimator": "k1", "entropy_coefficient": 0.01, "aggregation": "seq-mean-token-sum-norm",
+             "sum_norm_length": 160, "value_clip": 0.2, "value_coefficient": 1}
+            """)
+        XCTAssertEqual(configuration.clipEpsilonHigh, 0.28)
+        XCTAssertEqual(configuration.dualClip, 2.5)
+        XCTAssertEqual(configuration.klCoefficient, 0.001)
+        XCTAssertEqual(configuration.klEstimator, .k1)
+        XCTAssertEqual(configuration.entropyCoefficient, 0.01)
+        XCTAssertEqual(configuration.aggregation, .sequenceMeanTokenSumNorm)
+        XCTAssertEqual(configuration.sumNormLength, 160)
+        XCTAssertEqual(configuration.valueClip, 0.2)
+        XCTAssertEqual(configuration.valueCoefficient, 1)
+        XCTAssertNoThrow(try configuration.validate())
+        XCTAssertEqual(try JSONDecoder().decode(PolicyLossConfiguration.self, from: JSONEncoder().encode(configuration)), configuration)
+    }
+
+    /// The encoding of the defaults lists every key (unset optionals as null), so a loader that
+    /// derives its known-key schema from it accepts `dual_clip` and `sum_norm_length`.
+    func testEncodingWritesEveryKey() throws {
+        let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(PolicyLossConfiguration())) as! [String: Any]
+        XCTAssertEqual(Set(object.keys), Set(PolicyLossConfiguration.CodingKeys.allCases.map(\.rawValue)))
+        XCTAssertTrue(object["dual_clip"] is NSNull)
+        XCTAssertEqual(try decode(String(decoding: JSONEncoder().encode(PolicyLossConfiguration()), as: UTF8.self)), PolicyLossConfiguration())
+    }
+
+    /// `dual_clip` is a number, null, or a switch (true: c = 3).
+    func testDualClipAcceptsASwitch() throws {
+        XCTAssertEqual(try decode(#"{"dual_clip": true}"#).dualClip, 3)
+        XCTAssertNil(try decode(#"{"dual_clip": false}"#).dualClip)
+        XCTAssertNil(try decode(#"{"dual_clip": null}"#).dualClip)
+        XCTAssertEqual(try decode(#"{"dual_clip": 4}"#).dualClip, 4)
+    }
+
+    func testUnknownChoicesAreRejectedNamingTheKey() {
+        for (key, json, allowed) in [
+            ("aggregation", #"{"aggregation": "mean"}"#, #""token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm""#),
+            ("kl_estimator", #"{"kl_estimator": "k2"}"#, #""k1", "k3""#),
+        ] {
+            XCTAssertThrowsError(try decode(json), key) { error in
+                guard case DecodingError.dataCorrupted(let context) = error else { return XCTFail("unexpected \(error)") }
+                XCTAssertEqual(context.codingPath.map(\.stringValue), [key])
+                XCTAssertTrue(context.debugDescription.hasPrefix("\(key) must be one of \(allowed), got"), context.debugDescription)
+            }
+        }
+    }
+
+    func testValidateNamesTheKeyAndTheAllowedRange() {
+        func message(_ change: (inout PolicyLossConfiguration) -> Void) -> String? {
+            var configuration = PolicyLossConfiguration()
+            change(&configuration)
+            do { try configuration.validate() } catch { return (error as? ConfigurationError)?.description ?? "\(error)" }
+            return nil
+        }
+        XCTAssertEqual(message { $0.clipEpsilonLow = 1.5 }, "clip_epsilon_low must be in (0, 1), got 1.5")
+        XCTAssertEqual(message { $0.clipEpsilonLow = 0 }, "clip_epsilon_low must be in (0, 1), got 0.0")
+        XCTAssertEqual(message { $0.clipEpsilonHigh = -0.2 }, "clip_epsilon_high must be in (0, 10), got -0.2")
+        XCTAssertEqual(message { $0.dualClip = 0.5 }, "dual_clip must be null, true, false or a finite number above 1, got 0.5")
+        XCTAssertEqual(message { $0.klCoefficient = -1 }, "kl_coefficient must be a finite number at least 0, got -1.0")
+        XCTAssertEqual(message { $0.entropyCoefficient = .infinity }, "entropy_coefficient must be a finite number at least 0, got inf")
+        XCTAssertEqual(message { $0.sumNormLength = 0 }, "sum_norm_length must be null or at least 1, got 0")
+        XCTAssertEqual(message { $0.valueClip = 0 }, "value_clip must be a finite number above 0, got 0.0")
+        XCTAssertEqual(message { $0.valueCoefficient = -0.5 }, "value_coefficient must be a finite number at least 0, got -0.5")
+        XCTAssertNil(message { $0.clipEpsilonHigh = 0.28 })
+        XCTAssertNil(message { $0.dualClip = 3 })
+    }
+}

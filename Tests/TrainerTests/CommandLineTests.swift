@@ -1,0 +1,173 @@
+import Foundation
+import Policy
+import XCTest
+
+/// The real `arpo-train` binary, end to end.
+final class CommandLineTests: XCTestCase {
+    func testTinyRunFinishesWritesEveryOutputAndResumesToIdenticalMetrics() throws {
+        let root = try temporaryDirectory(self)
+        let straight = root.appendingPathComponent("straight"), resumed = root.appendingPathComponent("resumed")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(tinyConfig(output: straight).utf8).write(to: configURL)
+
+        let full = try runArpoTrain(["--config", configURL.path])
+        XCTAssertEqual(full.status, 0, full.error + full.output)
+        for name in ["config.json", "metrics.jsonl", "eval.jsonl", "summary.json", "reference/model.safetensors", "reference/config.json", "checkpoints/latest"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent(name).path), "missing \(name)")
+        }
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: straight.appendingPathComponent("summary.json"))) as! [String: Any]
+        for key in ["accuracy_after_sft", "accuracy_after_rl", "tool_calls_executed"] { XCTAssertNotNil(summary[key], "summary.json lacks \(key)") }
+        let evaluations = try jsonLines(straight.appendingPathComponent("eval.jsonl"))
+        XCTAssertEqual(evaluations.first?["phase"] as? String, "sft")
+        XCTAssertTrue(evaluations.allSatisfy { $0["step"] != nil && $0["accuracy"] != nil && $0["samples"] != nil })
+        let metrics = try jsonLines(straight.appendingPathComponent("metrics.jsonl"))
+        XCTAssertEqual(metrics.count, 4 + 3)
+        let rlRecord = metrics.last!
+        for key in ["reward_mean", "reward_std", "accuracy", "policy_loss", "clip_fraction_low", "clip_fraction_high", "approx_kl", "reference_kl", "entropy", "gradient_norm", "tool_calls_executed", "tokens_generated", "forks", "rollout_seconds", "update_seconds", "tokens_per_second", "learning_rate", "phase"] {
+            XCTAssertNotNil(rlRecord[key], "RL metrics lack \(key)")
+        }
+        // The checkpoint directory is a Hugging Face model directory.
+        let latest = try String(contentsOf: straight.appendingPathComponent("checkpoints/latest"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNoThrow(try ModelCheckpoint.load(from: straight.appendingPathComponent("checkpoints/\(latest)/model")))
+
+        // The same run stopped after 5 steps (in RL) and resumed gives the same metrics.
+        try Data(tinyConfig(output: resumed).utf8).write(to: configURL)
+        let interrupted = try runArpoTrain(["--config", configURL.path], environment: ["ARPO_STOP_AFTER_STEPS": "5"])
+        XCTAssertEqual(interrupted.status, 130, interrupted.error + interrupted.output)
+        XCTAssertEqual(try jsonLines(resumed.appendingPathComponent("metrics.jsonl")).count, 5)
+        let continued = try runArpoTrain(["--config", configURL.path, "--resume"])
+        XCTAssertEqual(continued.status, 0, continued.error + continued.output)
+        XCTAssertEqual(withoutTimings(try jsonLines(resumed.appendingPathComponent("metrics.jsonl"))), withoutTimings(metrics))
+        let resumedEvaluations = try jsonLines(resumed.appendingPathComponent("eval.jsonl")).map { $0["accuracy"] as! Double }
+        XCTAssertEqual(resumedEvaluations, evaluations.map { $0["accuracy"] as! Double })
+    }
+
+    func testSigintLeavesALoadableCheckpoint() throws {
+        let root = try temporaryDirectory(self)
+        let output = root.appendingPathComponent("run")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(tinyConfig(output: output, rlSteps: 200).utf8).write(to: configURL)
+        let process = Process()
+        process.executableURL = arpoTrainBinary()
+        process.arguments = ["--config", configURL.path, "--quiet"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let metrics = output.appendingPathComponent("metrics.jsonl")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            if let text = try? String(contentsOf: metrics, encoding: .utf8), text.split(separator: "\n").count >= 6 { break }
+            usleep(20_000)
+        }
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 130)
+        let latest = try String(contentsOf: output.appendingPathComponent("checkpoints/latest"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let checkpoint = output.appendingPathComponent("checkpoints/\(latest)")
+        XCTAssertNoThrow(try ModelCheckpoint.load(from: checkpoint.appendingPathComponent("model")))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint.appendingPathComponent("optimizer.safetensors").path))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: output.appendingPathComponent("checkpoints").path).filter { $0.contains("partial") }
+        XCTAssertEqual(leftovers, [], "a half-written checkpoint was left behind")
+    }
+
+    func assertConfigError(_ config: String, mentions expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let root = try temporaryDirectory(self)
+        let configURL = root.appendingPathComponent("bad.json")
+        try Data(config.utf8).write(to: configURL)
+        let result = try runArpoTrain(["--config", configURL.path, "--output", root.appendingPathComponent("out").path])
+        XCTAssertEqual(result.status, 2, "exit code for a bad config", file: file, line: line)
+        XCTAssertTrue(result.error.contains(expected), "stderr '\(result.error)' does not mention '\(expected)'", file: file, line: line)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("out").path), "a bad config wrote output", file: file, line: line)
+    }
+
+    func testEachClassOfBadConfigExitsWithCode2AndNamesTheProblem() throws {
+        try assertConfigError(#"{"rl": {"grup_size": 4}}"#, mentions: "unknown key rl.grup_size (did you mean rl.group_size?)")
+        try assertConfigError(#"{"rl": {"group_size": "four"}}"#, mentions: "rl.group_size has the wrong type: expected an integer")
+        try assertConfigError(#"{"rl": {"group_size": 0}}"#, mentions: "rl.group_size must be in 1...256, got 0")
+        try assertConfigError(#"{"rl": {"algorithm": "dqn"}}"#, mentions: "rl.algorithm must be one of grpo, ppo, arpo")
+        try assertConfigError(#"{"rl": {"loss": {"clip_epsilon_low": 1.5}}}"#, mentions: "rl.loss.clip_epsilon_low")
+        try assertConfigError(#"{"env": {"faults": {"failure_probability": 2}}}"#, mentions: "env.faults.failure_probability")
+        try assertConfigError(#"{"model": {"num_attention_heads": 3}}"#, mentions: "model.num_attention_heads")
+        try assertConfigError(#"{"rl": {"algorithm": "ppo"}}"#, mentions: "model.value_head must be true")
+        try assertConfigError(#"{"sft": {"steps": 10"#, mentions: "not valid JSON")
+        try assertConfigError(#"[1, 2]"#, mentions: "top level must be a JSON object")
+        let missing = try runArpoTrain(["--config", "/nonexistent/run.json"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.error.contains("cannot read config /nonexistent/run.json"), missing.error)
+        let usage = try runArpoTrain(["--config"])
+        XCTAssertEqual(usage.status, 2)
+    }
+
+    func testDryRunPrintsTheResolvedConfigAndWritesNothing() throws {
+        let root = try temporaryDirectory(self)
+        let output = root.appendingPathComponent("out")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(#"{"rl": {"steps": 7}}"#.utf8).write(to: configURL)
+        let result = try runArpoTrain(["--config", configURL.path, "--output", output.path, "--dry-run"])
+        XCTAssertEqual(result.status, 0, result.error)
+        let resolved = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as! [String: Any]
+        XCTAssertEqual((resolved["rl"] as! [String: Any])["steps"] as? Int, 7)
+        XCTAssertEqual((resolved["run"] as! [String: Any])["output"] as? String, output.path)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output.path))
+    }
+
+    func testBadCheckpointsGiveClearErrors() throws {
+        let root = try temporaryDirectory(self)
+        // Not a model at all.
+        let empty = root.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let noModel = try runArpoTrain(["eval", "--checkpoint", empty.path])
+        XCTAssertEqual(noModel.status, 2)
+        XCTAssertTrue(noModel.error.contains("holds no model"), noModel.error)
+        // A truncated weights file.
+        let model = root.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+        try Data(#"{"model_type": "llama", "vocab_size": 272, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 240}"#.utf8).write(to: model.appendingPathComponent("config.json"))
+        try Data([1, 2, 3]).write(to: model.appendingPathComponent("model.safetensors"))
+        let truncated = try runArpoTrain(["eval", "--checkpoint", model.path])
+        XCTAssertEqual(truncated.status, 2)
+        XCTAssertTrue(truncated.error.contains("model.safetensors: truncated"), truncated.error)
+        // Resuming a run with a config whose architecture differs from its checkpoint.
+        let output = root.appendingPathComponent("run")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(tinyConfig(output: output, rlSteps: 1).utf8).write(to: configURL)
+        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"]).status, 0)
+        try Data(tinyConfig(output: output, rlSteps: 1).replacingOccurrences(of: "\"hidden_size\": 32", with: "\"hidden_size\": 48").utf8).write(to: configURL)
+        let mismatched = try runArpoTrain(["--config", configURL.path, "--resume"])
+        XCTAssertEqual(mismatched.status, 2)
+        XCTAssertTrue(mismatched.error.contains("hidden_size: configured 48, checkpoint has 32"), mismatched.error)
+        // Starting over an existing run without --resume is refused rather than overwriting it.
+        try Data(tinyConfig(output: output, rlSteps: 1).utf8).write(to: configURL)
+        let overwrite = try runArpoTrain(["--config", configURL.path])
+        XCTAssertEqual(overwrite.status, 2)
+        XCTAssertTrue(overwrite.error.contains("already holds a run"), overwrite.error)
+    }
+
+    func testSampleJSONAndEvalOnATrainedCheckpoint() throws {
+        let root = try temporaryDirectory(self)
+        let output = root.appendingPathComponent("run")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(tinyConfig(output: output, rlSteps: 1).utf8).write(to: configURL)
+        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"]).status, 0)
+        let sample = try runArpoTrain(["sample", "--checkpoint", output.path, "--task", "arithmetic", "--seed", "3", "--greedy", "--json", "--max-response-tokens", "30"])
+        XCTAssertEqual(sample.status, 0, sample.error)
+        let object = try JSONSerialization.jsonObject(with: Data(sample.output.utf8)) as! [String: Any]
+        let tokens = object["tokens"] as! [Int], promptLength = object["prompt_length"] as! Int
+        let logProbabilities = object["logprobs"] as! [Any], entropies = object["entropies"] as! [Any]
+        XCTAssertEqual(logProbabilities.count, tokens.count - promptLength)
+        XCTAssertEqual(entropies.count, tokens.count - promptLength)
+        XCTAssertTrue(object["text"] is String)
+        XCTAssertTrue(logProbabilities.allSatisfy { $0 is NSNull || (($0 as? Double).map { $0 <= 0 } ?? false) })
+        let readable = try runArpoTrain(["sample", "--checkpoint", output.path, "--prompt", "What is 2+2?", "--greedy", "--max-response-tokens", "20"])
+        XCTAssertEqual(readable.status, 0, readable.error)
+        XCTAssertTrue(readable.output.contains("USER: What is 2+2?"))
+        let both = try runArpoTrain(["sample", "--checkpoint", output.path, "--prompt", "x", "--task", "arithmetic"])
+        XCTAssertEqual(both.status, 2)
+        let evaluation = try runArpoTrain(["eval", "--checkpoint", output.path, "--episodes", "3", "--json"])
+        XCTAssertEqual(evaluation.status, 0, evaluation.error)
+        let result = try JSONSerialization.jsonObject(with: Data(evaluation.output.utf8)) as! [String: Any]
+        XCTAssertNotNil(result["accuracy_by_family"])
+        XCTAssertNotNil(result["format_error_rate"])
+        XCTAssertNotNil(result["tool_calls_per_episode"])
+    }
+}

@@ -1,0 +1,315 @@
+import Foundation
+import Trainer
+import XCTest
+
+/// `arpo-train report` on synthetic run directories whose numbers are worked out by hand.
+final class ReportTests: XCTestCase {
+    /// The charts' titles, in page order, when the report holds an ARPO run.
+    static let chartTitles = [
+        "Held-out accuracy against step",
+        "Held-out accuracy against tool calls executed",
+        "Reward",
+        "Entropy",
+        "KL to the reference policy",
+        "Tool calls per trajectory",
+        "ARPO: entropy after tool results against initial entropy",
+        "ARPO: entropy after tool results minus initial entropy",
+        "ARPO: forks per step",
+    ]
+
+    func testReportOfAnARPORunAndAGRPORunHasOneTitledChartPerMetric() throws {
+        let root = try temporaryDirectory(self)
+        let arpo = try SyntheticRunDirectory(algorithm: "arpo", seed: 1).write(in: root, name: "arpo-seed1")
+        let grpo = try SyntheticRunDirectory(algorithm: "grpo", seed: 1, finalAccuracy: 0.375, toolCalls: [8, 8, 8]).write(in: root, name: "grpo-seed1")
+        let output = root.appendingPathComponent("report.html")
+        try TrainingReport.write(runDirectories: [arpo, grpo], to: output)
+        let html = try String(contentsOf: output, encoding: .utf8)
+
+        let charts = Self.charts(in: html)
+        XCTAssertEqual(charts.count, Self.chartTitles.count, "one <svg> per metric")
+        for (chart, title) in zip(charts, Self.chartTitles) {
+            XCTAssertTrue(chart.contains("<text class=\"chart-title\" x=\"70.0\" y=\"22\">\(title)</text>"), "chart lacks the title \(title)")
+            // A line chart titles both axes; the bar chart's x axis is its runs, labelled under each group.
+            XCTAssertEqual(chart.components(separatedBy: "class=\"axis-title\"").count - 1, title == Self.chartTitles[6] ? 1 : 2, title)
+            XCTAssertFalse(chart.contains("No data"), "\(title) is empty")
+        }
+        // Every line chart has a legend entry per run it draws: both runs, or the ARPO run alone.
+        for chart in charts.prefix(6) {
+            XCTAssertTrue(chart.contains(">ARPO seed 1</text>") && chart.contains(">GRPO seed 1</text>"), "a legend lacks a run")
+        }
+        for chart in charts.suffix(2) {
+            XCTAssertTrue(chart.contains(">ARPO seed 1</text>") && !chart.contains("GRPO"), "an ARPO chart draws a GRPO run")
+        }
+        // Axis titles and tick labels: accuracy always spans 0 to 1; 0 to 24 tool calls get ticks 0, 5, …, 25.
+        XCTAssertTrue(charts[0].contains(">Held-out accuracy</text>") && charts[0].contains(">Step (global: RL steps continue after the SFT steps)</text>"))
+        for tick in ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"] { XCTAssertTrue(charts[0].contains(">\(tick)</text>"), "no y tick \(tick)") }
+        XCTAssertTrue(charts[1].contains(">Cumulative tool calls executed (RL)</text>") && charts[1].contains(">0</text>") && charts[1].contains(">25</text>"))
+        XCTAssertTrue(charts[6].contains(">initial (first response tokens)</text>") && charts[6].contains(">just after tool results</text>"))
+
+        // The header: the experiment's sizes and the runs' names.
+        XCTAssertTrue(html.contains("Experiment: SFT 2 steps, then RL 3 steps × 2 prompts per step × 4 trajectories per prompt"))
+        XCTAssertTrue(html.contains("<code title=\"\(arpo.path)\">arpo-seed1</code>, <code title=\"\(grpo.path)\">grpo-seed1</code>"))
+        // Self-contained: no script, no external resource.
+        for forbidden in ["<script", "src=", "href=", "@import"] { XCTAssertFalse(html.contains(forbidden), "the page contains \(forbidden)") }
+
+        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>1</td><td>0.250</td><td>0.500</td><td>0.83</td><td>600</td><td>1 min 30 s</td>")
+        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>600</td><td>1 min 30 s</td>")
+    }
+
+    func testSummaryTableGivesMeanAndStandardDeviationOverSeeds() throws {
+        let root = try temporaryDirectory(self)
+        let directories = [
+            try SyntheticRunDirectory(algorithm: "arpo", seed: 1, finalAccuracy: 0.5, accuracyAfterSFT: 0.25, toolCalls: [4, 6, 10], tokens: [100, 200, 300], wallSeconds: 90)
+                .write(in: root, name: "arpo-1"),
+            try SyntheticRunDirectory(algorithm: "grpo", seed: 1, finalAccuracy: 0.375, toolCalls: [8, 8, 8], tokens: [400, 400, 400], wallSeconds: 30)
+                .write(in: root, name: "grpo-1"),
+            try SyntheticRunDirectory(algorithm: "arpo", seed: 2, finalAccuracy: 0.75, accuracyAfterSFT: 0.35, toolCalls: [2, 2, 2], tokens: [100, 100, 100], wallSeconds: 150)
+                .write(in: root, name: "arpo-2"),
+        ]
+        let runs = try TrainingReport.loadRuns(directories)
+        let summaries = TrainingReport.summaries(of: runs)
+        XCTAssertEqual(summaries.map(\.algorithm), ["arpo", "grpo"], "rows in order of first appearance")
+
+        let arpo = summaries[0]
+        XCTAssertEqual(arpo.finishedRuns, 2)
+        XCTAssertEqual(arpo.finalAccuracy?.mean ?? .nan, 0.625, accuracy: 1e-12)
+        // Sample standard deviation of {0.5, 0.75}: sqrt((0.125² + 0.125²) / 1) = 0.1767767.
+        XCTAssertEqual(arpo.finalAccuracy?.standardDeviation ?? .nan, 0.17677669529663689, accuracy: 1e-12)
+        // (4 + 6 + 10 + 2 + 2 + 2) tool calls over 6 steps × 8 trajectories.
+        XCTAssertEqual(arpo.toolCallsPerTrajectory ?? .nan, 26.0 / 48.0, accuracy: 1e-12)
+        XCTAssertEqual(arpo.tokensGeneratedPerRun ?? .nan, (600 + 300) / 2, accuracy: 1e-12)
+        XCTAssertEqual(arpo.wallSecondsPerRun ?? .nan, 120, accuracy: 1e-12)
+        XCTAssertNil(summaries[1].finalAccuracy?.standardDeviation, "one seed has no standard deviation")
+
+        let html = TrainingReport.html(for: runs)
+        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>2</td><td>0.300 ± 0.071</td><td>0.625 ± 0.177</td><td>0.54</td><td>450</td><td>2 min 00 s</td>")
+        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>1,200</td><td>30.0 s</td>")
+        // Colour per algorithm, dash per seed: the second ARPO run is dashed, the first solid.
+        XCTAssertTrue(html.contains("stroke=\"#D55E00\"><title>ARPO seed 1</title>"))
+        XCTAssertTrue(html.contains("stroke=\"#D55E00\" stroke-dasharray=\"8 4\"><title>ARPO seed 2</title>"))
+        XCTAssertTrue(html.contains("stroke=\"#0072B2\"><title>GRPO seed 1</title>"))
+    }
+
+    func testRunWithoutSummaryIsDrawnButMarkedUnfinishedAndLeftOutOfTheTable() throws {
+        let root = try temporaryDirectory(self)
+        let finished = try SyntheticRunDirectory(algorithm: "arpo", seed: 1).write(in: root, name: "finished")
+        let unfinished = try SyntheticRunDirectory(algorithm: "arpo", seed: 2, finalAccuracy: 0.9, completedSteps: 2).write(in: root, name: "stopped")
+        let html = TrainingReport.html(for: try TrainingReport.loadRuns([finished, unfinished]))
+
+        XCTAssertEqual(Self.charts(in: html).count, Self.chartTitles.count)
+        XCTAssertTrue(html.contains("unfinished (no summary.json): 2 of 3 RL steps"))
+        XCTAssertTrue(html.contains("<title>ARPO seed 2 · unfinished</title>"), "the unfinished run is drawn and marked")
+        XCTAssertEqual(Self.summaryRow("ARPO", in: html),
+                       "<td>1&nbsp;<span class=\"unfinished\">(+1 unfinished)</span></td><td>0.250</td><td>0.500</td><td>0.83</td><td>600</td><td>1 min 30 s</td>")
+    }
+
+    func testReportWithoutARPORunsLeavesOutTheARPOCharts() throws {
+        let root = try temporaryDirectory(self)
+        let grpo = try SyntheticRunDirectory(algorithm: "grpo", seed: 3).write(in: root, name: "grpo")
+        let ppo = try SyntheticRunDirectory(algorithm: "ppo", seed: 3).write(in: root, name: "ppo")
+        let html = TrainingReport.html(for: try TrainingReport.loadRuns([grpo, ppo]))
+        let charts = Self.charts(in: html)
+        XCTAssertEqual(charts.count, 6)
+        for (chart, title) in zip(charts, Self.chartTitles) { XCTAssertTrue(chart.contains(">\(title)</text>")) }
+        XCTAssertTrue(html.contains("No ARPO run in this report"))
+        XCTAssertTrue(charts[2].contains(">PPO seed 3</text>") && charts[2].contains("stroke=\"#009E73\""))
+    }
+
+    func testMetricThatIsNullAtEveryStepGivesAnEmptyChartNotZeros() throws {
+        let root = try temporaryDirectory(self)
+        let run = try SyntheticRunDirectory(algorithm: "arpo", seed: 1, referenceKL: nil).write(in: root, name: "run")
+        let charts = Self.charts(in: TrainingReport.html(for: try TrainingReport.loadRuns([run])))
+        XCTAssertTrue(charts[4].contains("No data: the value is null at every point of every run."), "the KL chart")
+        XCTAssertFalse(charts[4].contains("<path"))
+        XCTAssertFalse(charts[3].contains("No data"), "the entropy chart")
+    }
+
+    func testCountsThatAreZeroAtEveryStepGetAnAxisFromZeroToOne() throws {
+        let root = try temporaryDirectory(self)
+        let run = try SyntheticRunDirectory(algorithm: "grpo", toolCalls: [0, 0, 0]).write(in: root, name: "run")
+        let charts = Self.charts(in: TrainingReport.html(for: try TrainingReport.loadRuns([run])))
+        for chart in [charts[1], charts[5]] {  // accuracy against tool calls, and tool calls per trajectory
+            XCTAssertTrue(chart.contains(">0.0</text>") || chart.contains(">0</text>"))
+            XCTAssertTrue(chart.contains(">1.0</text>") || chart.contains(">1</text>"))
+            XCTAssertFalse(chart.contains(">-"), "a negative tick on an axis of counts")
+        }
+    }
+
+    // MARK: Missing and malformed inputs
+
+    func testMissingRunDirectoryIsNamed() throws {
+        let missing = try temporaryDirectory(self).appendingPathComponent("no-such-run")
+        let error = try XCTUnwrap(try reportError { try TrainingReport.loadRuns([missing]) })
+        XCTAssertEqual(error.description, "\(missing.path): run directory does not exist")
+    }
+
+    func testRunDirectoryWithoutMetricsNamesTheMissingFile() throws {
+        let run = try SyntheticRunDirectory().write(in: try temporaryDirectory(self), name: "run")
+        try FileManager.default.removeItem(at: run.appendingPathComponent("metrics.jsonl"))
+        let error = try XCTUnwrap(try reportError { try TrainingReport.loadRuns([run]) })
+        XCTAssertEqual(error.file, run.appendingPathComponent("metrics.jsonl").path)
+        XCTAssertTrue(error.description.contains("metrics.jsonl: missing"), error.description)
+    }
+
+    func testMalformedMetricsLineNamesTheFileAndLineNumber() throws {
+        let run = try SyntheticRunDirectory().write(in: try temporaryDirectory(self), name: "run")
+        let metrics = run.appendingPathComponent("metrics.jsonl")
+        var lines = try String(contentsOf: metrics, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[3] = "{\"phase\": \"rl\", \"step\": "  // a line cut short, as by a full disk
+        try Data(lines.joined(separator: "\n").utf8).write(to: metrics)
+        let error = try XCTUnwrap(try reportError { try TrainingReport.loadRuns([run]) })
+        XCTAssertEqual(error.file, metrics.path)
+        XCTAssertEqual(error.line, 4)
+        XCTAssertTrue(error.description.hasPrefix("\(metrics.path), line 4: not valid JSON"), error.description)
+    }
+
+    func testWronglyTypedFieldNamesTheLineAndField() throws {
+        let run = try SyntheticRunDirectory().write(in: try temporaryDirectory(self), name: "run")
+        let evaluations = run.appendingPathComponent("eval.jsonl")
+        var lines = try String(contentsOf: evaluations, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[1] = "{\"step\": 4, \"phase\": \"rl\", \"accuracy\": \"high\"}"
+        try Data(lines.joined(separator: "\n").utf8).write(to: evaluations)
+        let error = try XCTUnwrap(try reportError { try TrainingReport.loadRuns([run]) })
+        XCTAssertEqual(error.description, "\(evaluations.path), line 2: field \"accuracy\" is not a number")
+    }
+
+    func testConfigWithoutAlgorithmIsNamed() throws {
+        let run = try SyntheticRunDirectory().write(in: try temporaryDirectory(self), name: "run")
+        try Data("{\"rl\": {\"steps\": 3}}".utf8).write(to: run.appendingPathComponent("config.json"))
+        let error = try XCTUnwrap(try reportError { try TrainingReport.loadRuns([run]) })
+        XCTAssertEqual(error.description, "\(run.appendingPathComponent("config.json").path): has no rl.algorithm")
+    }
+
+    // MARK: The real binary
+
+    func testReportCommandWritesReportHTMLInTheCurrentDirectoryOrAtOutput() throws {
+        let root = try temporaryDirectory(self)
+        let arpo = try SyntheticRunDirectory(algorithm: "arpo", seed: 1).write(in: root, name: "arpo")
+        let grpo = try SyntheticRunDirectory(algorithm: "grpo", seed: 1, completedSteps: 1).write(in: root, name: "grpo")
+        let result = try runArpoTrain(["report", arpo.path, grpo.path], directory: root)
+        XCTAssertEqual(result.status, 0, result.error)
+        let page = root.appendingPathComponent("report.html")
+        XCTAssertEqual(Self.charts(in: try String(contentsOf: page, encoding: .utf8)).count, Self.chartTitles.count)
+        XCTAssertTrue(result.output.contains("(2 runs, 1 unfinished)"), result.output)
+
+        let elsewhere = root.appendingPathComponent("pages/comparison.html")
+        try FileManager.default.createDirectory(at: elsewhere.deletingLastPathComponent(), withIntermediateDirectories: true)
+        XCTAssertEqual(try runArpoTrain(["report", arpo.path, "--output", elsewhere.path]).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: elsewhere.path))
+    }
+
+    func testReportCommandExitsWithCode2NamingAMissingRunDirectory() throws {
+        let root = try temporaryDirectory(self)
+        let result = try runArpoTrain(["report", root.appendingPathComponent("missing").path], directory: root)
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.error.contains("\(root.path)/missing: run directory does not exist"), result.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("report.html").path), "a failed report wrote a page")
+        XCTAssertEqual(try runArpoTrain(["report"], directory: root).status, 2, "no run directory is a usage error")
+    }
+
+    // MARK: Helpers
+
+    /// The page's <svg> elements, in order.
+    static func charts(in html: String) -> [String] {
+        html.components(separatedBy: "<svg").dropFirst().map { "<svg" + $0.components(separatedBy: "</svg>")[0] + "</svg>" }
+    }
+
+    /// The cells after the algorithm's name in the summary table.
+    static func summaryRow(_ algorithm: String, in html: String) -> String? {
+        let start = "<tr><td class=\"text\">\(algorithm)</td>"
+        guard let range = html.range(of: start) else { return nil }
+        return String(html[range.upperBound...].prefix { $0 != "\n" }.dropLast("</tr>".count))
+    }
+
+    /// The ReportError `body` throws, or nil (a failure) when it throws none; other errors propagate.
+    func reportError(_ body: () throws -> Any, file: StaticString = #filePath, line: UInt = #line) throws -> ReportError? {
+        do {
+            _ = try body()
+        } catch let error as ReportError {
+            return error
+        }
+        XCTFail("no error thrown", file: file, line: line)
+        return nil
+    }
+}
+
+/// A run directory as the trainer writes it, small enough to check by hand: 2 SFT steps, then 3
+/// RL steps of 8 trajectories each, held-out evaluations after SFT, at step 4 and at the end.
+struct SyntheticRunDirectory {
+    var algorithm = "arpo"
+    var seed = 1
+    var finalAccuracy = 0.5
+    var accuracyAfterSFT = 0.25
+    /// Tool calls executed at each RL step.
+    var toolCalls = [4, 6, 10]
+    /// Tokens generated at each RL step.
+    var tokens = [100, 200, 300]
+    var wallSeconds = 90.0
+    /// The KL to the reference at every RL step (nil writes null).
+    var referenceKL: Double? = 0.01
+    /// RL steps written; fewer than 3 leaves the run unfinished (no final evaluation or summary).
+    var completedSteps = 3
+
+    static let trajectories = 8
+
+    /// Writes the run into `root/name` and returns its URL.
+    func write(in root: URL, name: String) throws -> URL {
+        let directory = root.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let config: [String: Any] = [
+            "sft": ["steps": 2, "batch_size": 4],
+            "rl": ["algorithm": algorithm, "steps": 3, "prompts_per_step": 2, "group_size": 4, "branching": ["budget": 4, "initial_samples": 2]],
+            "run": ["seed": seed, "output": directory.path],
+        ]
+        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: directory.appendingPathComponent("config.json"))
+
+        var metrics: [[String: Any]] = (1...2).map { step in
+            ["phase": "sft", "step": step, "phase_step": step, "loss": 2.0 / Double(step), "gradient_norm": 1.0, "learning_rate": 0.003,
+             "tokens": 500, "tokens_per_second": 1000.0, "seconds": 0.5, "skipped": false]
+        }
+        var total = 0
+        for index in 0..<completedSteps {
+            total += toolCalls[index]
+            let isARPO = algorithm == "arpo"
+            // Step 4 has no tool result followed by generated tokens: its entropy after them is null.
+            let entropyAfterToolResults: Any = isARPO && index != 1 ? 0.6 - 0.05 * Double(index) : NSNull()
+            metrics.append([
+                "phase": "rl", "step": 3 + index, "phase_step": index + 1, "algorithm": algorithm,
+                "reward_mean": 0.2 + 0.1 * Double(index), "reward_std": 0.3, "accuracy": 0.25, "learning_rate": 0.0001,
+                "trajectories": Self.trajectories, "tool_calls_executed": toolCalls[index], "tool_calls_executed_total": total,
+                "tool_calls_per_trajectory": Double(toolCalls[index]) / Double(Self.trajectories),
+                "tokens_generated": tokens[index], "forks": isARPO ? index + 1 : 0, "response_length_mean": 30.0,
+                "entropy_after_tool_results": entropyAfterToolResults, "entropy_initial": 0.4,
+                "entropy_delta_at_forks": NSNull(), "entropy_delta_elsewhere": NSNull(),
+                "rollout_seconds": 1.0, "update_seconds": 0.5, "rollout_tokens_per_second": 100.0, "tokens_per_second": 66.0,
+                "policy_loss": -0.01, "clip_fraction_low": 0.0, "clip_fraction_high": 0.0, "approx_kl": 0.001,
+                "reference_kl": referenceKL.map { $0 * Double(index + 1) } ?? NSNull(), "entropy": 1.5 - 0.1 * Double(index),
+                "gradient_norm": 0.5, "value_loss": algorithm == "ppo" ? 0.2 : NSNull(), "explained_variance": NSNull(), "skipped_updates": 0,
+            ])
+        }
+        try Self.writeLines(metrics, to: directory.appendingPathComponent("metrics.jsonl"))
+
+        var evaluations: [[String: Any]] = [
+            ["step": 2, "phase": "sft", "accuracy": accuracyAfterSFT, "accuracy_by_family": ["arithmetic": accuracyAfterSFT], "format_error_rate": 0.1,
+             "tool_calls_per_episode": 1.0, "mean_reward": 0.1, "episodes": 8, "samples": [["transcript": "<call>…</call>"]]],
+        ]
+        if completedSteps >= 2 {
+            evaluations.append(["step": 4, "phase": "rl", "accuracy": (accuracyAfterSFT + finalAccuracy) / 2, "tool_calls_executed_total": toolCalls[0] + toolCalls[1], "episodes": 8, "samples": []])
+        }
+        if completedSteps == 3 {
+            evaluations.append(["step": 5, "phase": "rl", "final": true, "accuracy": finalAccuracy, "tool_calls_executed_total": total, "episodes": 8, "samples": []])
+            let summary: [String: Any] = [
+                "accuracy_after_sft": accuracyAfterSFT, "accuracy_after_rl": finalAccuracy, "tool_calls_executed": total, "algorithm": algorithm,
+                "wall_seconds": wallSeconds, "sft_steps": 2, "rl_steps": 3, "seed": seed,
+            ]
+            try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]).write(to: directory.appendingPathComponent("summary.json"))
+        }
+        try Self.writeLines(evaluations, to: directory.appendingPathComponent("eval.jsonl"))
+        return directory
+    }
+
+    static func writeLines(_ objects: [[String: Any]], to url: URL) throws {
+        let lines = try objects.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }
+        try Data(lines.map { $0 + "\n" }.joined().utf8).write(to: url)
+    }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: installs the system libraries if needed, builds in release mode, and trains the
+# quickstart policy (cold-start SFT, then ARPO) into runs/quickstart. Extra arguments go to
+# arpo-train (for example --resume, or --output DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+swift build -c release --product arpo-train
+exec .build/release/arpo-train --config configs/quickstart.json "$@"
