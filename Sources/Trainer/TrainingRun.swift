@@ -80,7 +80,7 @@ public final class TrainingRun {
             state = RunState(phase: .sft, sftStep: 0, rlStep: 0, generator: generator, consecutiveNonfinite: 0, referencePolicy: nil, accuracyAfterSFT: nil, toolCallsExecuted: 0, elapsedSeconds: 0)
         }
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(c).write(to: directory.configURL, options: .atomic)
         let metrics = try JSONLinesLog(url: directory.metricsURL)
         let evaluations = try JSONLinesLog(url: directory.evaluationURL)

@@ -27,7 +27,7 @@ struct TrainCommand: ParsableCommand {
         if let output { configuration.run.output = output }
         if dryRun {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(configuration), as: UTF8.self))
             return
         }
