@@ -34,6 +34,9 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
     public var initialEntropies: [Double] = []
     /// Trajectories in the batch.
     public var trajectories = 0
+    /// Wall seconds spent inside the environment (tool calls and scoring), the share of a rollout
+    /// that running tools concurrently with decoding could hide.
+    public var environmentSeconds = 0.0
 
     public init() {}
 }
@@ -211,7 +214,9 @@ public final class RolloutEngine {
         func finish(_ sequence: Sequence, _ reason: EndReason) {
             if sequence.forkPoint != nil { decideFork(sequence) }
             sequence.finished = true
+            let scoreStart = DispatchTime.now().uptimeNanoseconds
             sequence.score = sequence.episode.finish(policyText: codec.text(sequence.tokens[...]), endReason: reason)
+            statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - scoreStart) * 1e-9
         }
 
         /// Acts on a sampled token: end, tool call, limit, or continue.
@@ -234,7 +239,9 @@ public final class RolloutEngine {
                     // was measured, before this call's result arrives.
                     if sequence.forkPoint != nil { decideFork(sequence) }
                 }
-                let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
+                let toolStart = DispatchTime.now().uptimeNanoseconds
+            let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
+            statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - toolStart) * 1e-9
                 if reply.wasExecuted { statistics.toolCallsExecuted += 1 }
                 if reply.mustEnd {
                     finish(sequence, .callLimit)

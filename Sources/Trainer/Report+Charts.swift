@@ -45,17 +45,18 @@ struct ChartSeries {
     var points: [ChartPoint] { segments.flatMap { $0 } }
 }
 
-/// An axis: a range ending on round numbers and ticks at 1, 2 or 5 times a power of ten.
+/// An axis: a range and ticks at 1, 2 or 5 times a power of ten.
 struct ChartAxis: Equatable {
+    var lower: Double
+    var upper: Double
     var tickStep: Double
-    /// The range in whole tick steps, so that every tick, zero included, is an exact multiple.
-    var lowerTick: Int
-    var upperTick: Int
 
-    /// Covers `dataLower...dataUpper` with about `targetTicks` intervals. A degenerate range is
-    /// widened so that a constant series still gets an axis: all zeros (no forks, no tool calls)
-    /// get 0...1, since these counts cannot be negative; any other constant ±10 %.
-    init(dataLower: Double, dataUpper: Double, integers: Bool = false, targetTicks: Int = 5) {
+    /// Covers `dataLower...dataUpper` with about `targetTicks` intervals. The range is widened to
+    /// whole ticks unless `tight` (used for steps, so that lines reach both ends of the plot). A
+    /// degenerate range is widened so that a constant series still gets an axis: all zeros (no
+    /// forks, no tool calls) get 0...1, since these counts cannot be negative; any other constant
+    /// ±10 %.
+    init(dataLower: Double, dataUpper: Double, integers: Bool = false, tight: Bool = false, targetTicks: Int = 5) {
         var low = dataLower, high = dataUpper
         if !(low.isFinite && high.isFinite) || low > high { (low, high) = (0, 1) }
         if high - low <= 1e-12 * max(1, abs(high)) {
@@ -71,14 +72,22 @@ struct ChartAxis: Equatable {
         var step = (fraction < 1.5 ? 1 : fraction < 3 ? 2 : fraction < 7 ? 5 : 10) * power
         if integers { step = max(step, 1) }
         tickStep = step
-        // The small tolerances keep 0.3 / 0.1 = 2.9999… from adding a whole extra interval.
-        lowerTick = Int((low / step + 1e-9).rounded(.down))
-        upperTick = Int((high / step - 1e-9).rounded(.up))
+        if tight {
+            (lower, upper) = (low, high)
+        } else {
+            // The small tolerances keep 0.3 / 0.1 = 2.9999… from adding a whole extra interval.
+            lower = (low / step + 1e-9).rounded(.down) * step
+            upper = (high / step - 1e-9).rounded(.up) * step
+        }
     }
 
-    var lower: Double { Double(lowerTick) * tickStep }
-    var upper: Double { Double(upperTick) * tickStep }
-    var ticks: [Double] { (lowerTick...upperTick).map { Double($0) * tickStep } }
+    /// The multiples of the tick step in the range, each computed as an integer times the step
+    /// so that zero is exactly zero.
+    var ticks: [Double] {
+        let first = Int((lower / tickStep - 1e-9).rounded(.up)), last = Int((upper / tickStep + 1e-9).rounded(.down))
+        guard first <= last else { return [] }
+        return (first...last).map { Double($0) * tickStep }
+    }
 
     /// Maps a value to a coordinate between `start` (at `lower`) and `end` (at `upper`).
     func position(_ value: Double, from start: Double, to end: Double) -> Double {
@@ -244,6 +253,8 @@ struct LineChart {
     var series: [ChartSeries]
     /// Whether x values are whole numbers (steps, tool calls), so ticks fall on integers.
     var xIntegers = true
+    /// Whether the x axis ends at the first and last points rather than on round numbers.
+    var xTight = true
     /// A fixed y range (accuracy is always 0...1, so runs on different pages compare).
     var yRange: ClosedRange<Double>? = nil
     /// Whether the y range reaches down (or up) to zero, for counts.
@@ -262,7 +273,7 @@ struct LineChart {
             return frame.svg(plot: ChartFrame.border + ChartFrame.emptyMessage("No data: the value is null at every point of every run."))
         }
         let layout = ChartLayout.self
-        let xAxis = ChartAxis(dataLower: points.map(\.x).min()!, dataUpper: points.map(\.x).max()!, integers: xIntegers)
+        let xAxis = ChartAxis(dataLower: points.map(\.x).min()!, dataUpper: points.map(\.x).max()!, integers: xIntegers, tight: xTight)
         var yLower = yRange?.lowerBound ?? points.map(\.y).min()!
         var yUpper = yRange?.upperBound ?? points.map(\.y).max()!
         if yIncludesZero { (yLower, yUpper) = (min(yLower, 0), max(yUpper, 0)) }

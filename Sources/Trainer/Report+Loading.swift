@@ -150,6 +150,7 @@ public struct ExperimentSizes: Equatable, Sendable {
     /// `rl.branching.budget` for ARPO, `rl.group_size` for GRPO and PPO.
     public var trajectoriesPerPrompt: Int?
 
+    /// Sizes as given; nil where `config.json` does not say.
     public init(sftSteps: Int? = nil, rlSteps: Int? = nil, promptsPerStep: Int? = nil, trajectoriesPerPrompt: Int? = nil) {
         self.sftSteps = sftSteps
         self.rlSteps = rlSteps
@@ -165,6 +166,7 @@ public struct StepMetrics: Decodable, Equatable, Sendable {
     public var phase: String
     /// The global step: RL steps continue after SFT's.
     public var step: Int
+    /// Mean reward over the step's trajectories.
     public var rewardMean: Double?
     /// Mean token entropy of the policy over the update batch.
     public var entropy: Double?
@@ -174,7 +176,9 @@ public struct StepMetrics: Decodable, Equatable, Sendable {
     public var trajectories: Int?
     /// Tool calls executed this step.
     public var toolCallsExecuted: Int?
+    /// Tool calls executed this step divided by its trajectories.
     public var toolCallsPerTrajectory: Double?
+    /// Tokens the policy generated in this step's rollouts.
     public var tokensGenerated: Int?
     /// ARPO branch points this step.
     public var forks: Int?
@@ -194,6 +198,7 @@ public struct StepMetrics: Decodable, Equatable, Sendable {
         case initialEntropy = "entropy_initial"
     }
 
+    /// A line with only its phase and step; the metrics are nil.
     public init(phase: String, step: Int) {
         self.phase = phase
         self.step = step
@@ -228,9 +233,13 @@ public struct HeldOutEvaluation: Decodable, Equatable, Sendable {
 
 /// `summary.json`, written when a run finishes.
 public struct RunSummary: Decodable, Equatable, Sendable {
+    /// Held-out accuracy after the supervised cold start.
     public var accuracyAfterSFT: Double?
+    /// Held-out accuracy at the end of RL: the run's final accuracy.
     public var accuracyAfterRL: Double?
+    /// Tool calls executed over all of RL.
     public var toolCallsExecuted: Int?
+    /// Wall time of the whole run, over every session when it was resumed.
     public var wallSeconds: Double?
 
     enum CodingKeys: String, CodingKey {

@@ -10,15 +10,17 @@ struct ReportPage {
     /// Colour-blind-safe colours (Okabe and Ito) by algorithm.
     static let algorithmColors = ["arpo": "#D55E00", "grpo": "#0072B2", "ppo": "#009E73"]
     static let otherColors = ["#CC79A7", "#E69F00", "#56B4E9", "#000000"]
-    /// Dash patterns for the first, second, … run of an algorithm (its seeds).
+    /// Dash patterns by seed: the report's lowest seed solid, the next dashed, and so on, so one
+    /// seed looks the same in every algorithm.
     static let dashes: [String?] = [nil, "8 4", "2 3", "10 3 2 3", "5 5", "1 4"]
     /// The grey of "initial entropy" bars.
     static let initialEntropyColor = "#A0A0A0"
 
     init(runs: [ReportRun]) {
         self.runs = runs
+        let seeds = Set(runs.compactMap(\.seed)).sorted()
         var otherAlgorithms: [String] = []
-        var runsSoFar: [String: Int] = [:]
+        var dashesTaken: [String: Set<Int>] = [:]
         let baseLabels = runs.map { run in
             Self.displayName(run.algorithm) + (run.seed.map { " seed \($0)" } ?? "")
         }
@@ -30,13 +32,15 @@ struct ReportPage {
                 if !otherAlgorithms.contains(run.algorithm) { otherAlgorithms.append(run.algorithm) }
                 color = Self.otherColors[otherAlgorithms.firstIndex(of: run.algorithm)! % Self.otherColors.count]
             }
-            let order = runsSoFar[run.algorithm, default: 0]
-            runsSoFar[run.algorithm] = order + 1
+            // Two runs of one algorithm and seed (say, a learning-rate sweep) take the next free
+            // dash, and their labels add the directory's name.
+            var dash = run.seed.flatMap { seeds.firstIndex(of: $0) } ?? seeds.count
+            while dashesTaken[run.algorithm, default: []].contains(dash) { dash += 1 }
+            dashesTaken[run.algorithm, default: []].insert(dash)
             var label = baseLabels[index]
-            // Two runs of one algorithm and seed (say, a learning-rate sweep) need their names.
             if baseLabels.filter({ $0 == label }).count > 1 { label += " (\(run.name))" }
             if !run.isFinished { label += " · unfinished" }
-            return (label, SeriesStyle(color: color, dash: Self.dashes[order % Self.dashes.count]))
+            return (label, SeriesStyle(color: color, dash: Self.dashes[dash % Self.dashes.count]))
         }
     }
 

@@ -65,22 +65,26 @@ public struct ReportError: Error, CustomStringConvertible, LocalizedError, Equat
     /// What is wrong, as a sentence fragment that follows the path.
     public var problem: String
 
+    /// An error about `file` (at `line` of a JSON Lines file).
     public init(file: String, line: Int? = nil, problem: String) {
         self.file = file
         self.line = line
         self.problem = problem
     }
 
+    /// "PATH, line N: PROBLEM", or "PATH: PROBLEM".
     public var description: String {
         if let line { return "\(file), line \(line): \(problem)" }
         return "\(file): \(problem)"
     }
 
+    /// The same as ``description``, for `localizedDescription`.
     public var errorDescription: String? { description }
 }
 
 /// A mean over runs and, when there are at least two, the sample standard deviation (n − 1).
 public struct MeanAndStandardDeviation: Equatable, Sendable {
+    /// The arithmetic mean.
     public var mean: Double
     /// Nil for a single value.
     public var standardDeviation: Double?
@@ -101,6 +105,7 @@ public struct MeanAndStandardDeviation: Equatable, Sendable {
 
 /// The summary table's row for one algorithm, over its finished runs.
 public struct AlgorithmSummary: Equatable, Sendable {
+    /// "arpo", "grpo" or "ppo", as in `config.json`.
     public var algorithm: String
     /// Runs with `summary.json`.
     public var finishedRuns: Int

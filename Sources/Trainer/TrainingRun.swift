@@ -131,7 +131,7 @@ public final class TrainingRun {
             // 2. Evaluate the cold-started policy and freeze it as the reference.
             let evaluation = evaluate(model)
             state.accuracyAfterSFT = evaluation.accuracy
-            try evaluations.append(evaluation.record.merging(["step": globalStep(state), "phase": "sft"]) { $1 })
+            try evaluations.append(evaluation.record.merging(["step": globalStep(state), "phase": "sft", "tool_calls_executed_total": 0]) { $1 })
             console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
             try ModelCheckpoint.save(model, to: directory.referenceURL)
             state.referencePolicy = directory.referenceURL.lastPathComponent
@@ -185,6 +185,7 @@ public final class TrainingRun {
                     "entropy_delta_at_forks": mean(batch.statistics.entropyDeltasAtForks),
                     "entropy_delta_elsewhere": mean(batch.statistics.entropyDeltasElsewhere),
                     "rollout_seconds": rolloutSeconds, "update_seconds": updateSeconds,
+                    "environment_seconds": batch.statistics.environmentSeconds,
                     "rollout_tokens_per_second": Double(batch.statistics.tokensGenerated) / rolloutSeconds,
                     "tokens_per_second": Double(batch.statistics.tokensGenerated) / (rolloutSeconds + updateSeconds),
                 ]

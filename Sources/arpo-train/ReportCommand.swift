@@ -16,19 +16,16 @@ struct ReportCommand: ParsableCommand {
             """)
 
     @Argument(help: ArgumentHelp("Run directories written by `arpo-train train`.", valueName: "run-directory"))
-    var runDirectories: [String] = []
+    var runDirectories: [String]
 
     @Option(name: .long, help: "The HTML file to write.")
     var output = TrainingReport.defaultOutputName
-
-    func validate() throws {
-        guard !runDirectories.isEmpty else { throw ValidationError("give at least one run directory") }
-    }
 
     func run() throws {
         let outputURL = URL(fileURLWithPath: output)
         let runs = try TrainingReport.write(runDirectories: runDirectories.map { URL(fileURLWithPath: $0) }, to: outputURL)
         let unfinished = runs.filter { !$0.isFinished }.count
-        print("Wrote \(outputURL.path) (\(runs.count) runs\(unfinished > 0 ? ", \(unfinished) unfinished" : ""))")
+        let count = runs.count == 1 ? "1 run" : "\(runs.count) runs"
+        print("Wrote \(outputURL.path) (\(count)\(unfinished > 0 ? ", \(unfinished) unfinished" : ""))")
     }
 }

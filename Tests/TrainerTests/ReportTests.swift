@@ -40,10 +40,11 @@ final class ReportTests: XCTestCase {
         for chart in charts.suffix(2) {
             XCTAssertTrue(chart.contains(">ARPO seed 1</text>") && !chart.contains("GRPO"), "an ARPO chart draws a GRPO run")
         }
-        // Axis titles and tick labels: accuracy always spans 0 to 1; 0 to 24 tool calls get ticks 0, 5, …, 25.
+        // Axis titles and tick labels: accuracy always spans 0 to 1; x axes end at the data, so
+        // 0 to 24 tool calls get ticks 0, 5, …, 20.
         XCTAssertTrue(charts[0].contains(">Held-out accuracy</text>") && charts[0].contains(">Step (global: RL steps continue after the SFT steps)</text>"))
         for tick in ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"] { XCTAssertTrue(charts[0].contains(">\(tick)</text>"), "no y tick \(tick)") }
-        XCTAssertTrue(charts[1].contains(">Cumulative tool calls executed (RL)</text>") && charts[1].contains(">0</text>") && charts[1].contains(">25</text>"))
+        XCTAssertTrue(charts[1].contains(">Cumulative tool calls executed (RL)</text>") && charts[1].contains(">0</text>") && charts[1].contains(">20</text>") && !charts[1].contains(">25</text>"))
         XCTAssertTrue(charts[6].contains(">initial (first response tokens)</text>") && charts[6].contains(">just after tool results</text>"))
 
         // The header: the experiment's sizes and the runs' names.
@@ -101,6 +102,22 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains("<title>ARPO seed 2 · unfinished</title>"), "the unfinished run is drawn and marked")
         XCTAssertEqual(Self.summaryRow("ARPO", in: html),
                        "<td>1&nbsp;<span class=\"unfinished\">(+1 unfinished)</span></td><td>0.250</td><td>0.500</td><td>0.83</td><td>600</td><td>1 min 30 s</td>")
+    }
+
+    func testOneSeedHasOneDashAcrossAlgorithmsAndASweepOfOneSeedStaysDistinct() throws {
+        let root = try temporaryDirectory(self)
+        let directories = try [
+            SyntheticRunDirectory(algorithm: "grpo", seed: 4).write(in: root, name: "grpo-4"),
+            SyntheticRunDirectory(algorithm: "arpo", seed: 9).write(in: root, name: "arpo-9"),
+            SyntheticRunDirectory(algorithm: "arpo", seed: 4).write(in: root, name: "arpo-4-lr1"),
+            SyntheticRunDirectory(algorithm: "arpo", seed: 4).write(in: root, name: "arpo-4-lr2"),
+        ]
+        let html = TrainingReport.html(for: try TrainingReport.loadRuns(directories))
+        // Seeds 4 and 9: seed 4 is solid, seed 9 dashed; the second seed-4 ARPO run takes the next dash.
+        XCTAssertTrue(html.contains("stroke=\"#0072B2\"><title>GRPO seed 4</title>"))
+        XCTAssertTrue(html.contains("stroke=\"#D55E00\" stroke-dasharray=\"8 4\"><title>ARPO seed 9</title>"))
+        XCTAssertTrue(html.contains("stroke=\"#D55E00\"><title>ARPO seed 4 (arpo-4-lr1)</title>"))
+        XCTAssertTrue(html.contains("stroke=\"#D55E00\" stroke-dasharray=\"2 3\"><title>ARPO seed 4 (arpo-4-lr2)</title>"))
     }
 
     func testReportWithoutARPORunsLeavesOutTheARPOCharts() throws {
