@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole XCTest suite: installs the system libraries if needed, then `swift test`.
+# Runs the whole XCTest suite: installs the system libraries if needed, builds every target
+# (the end-to-end tests run the real arpo-train and arpo-bench binaries), then `swift test`.
 # Extra arguments go to `swift test` (for example `--filter TensorTests`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-# The tests' figures do not depend on the BLAS kernel family; leave it as the machine has it.
-exec swift test "$@"
+swift build --build-tests
+exec swift test --skip-build "$@"
