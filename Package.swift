@@ -48,7 +48,7 @@ let package = Package(
         ),
         .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
         .target(name: "ToolEnv", exclude: ["README-ToolEnv.md"]),
-        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], swiftSettings: numericSettings),
+        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], exclude: ["README-losses.md"], swiftSettings: numericSettings),
         .target(name: "Trainer", dependencies: ["Tensor", "Policy", "ToolEnv", "ARPO"], swiftSettings: numericSettings),
         .executableTarget(
             name: "arpo-train",
@@ -59,6 +59,9 @@ let package = Package(
             dependencies: [
                 "Tensor",
                 "COpenBLAS",
+                "Policy",
+                "ARPO",
+                "ToolEnv",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/arpo-bench",
@@ -69,5 +72,6 @@ let package = Package(
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ARPO", "Policy", "ToolEnv", "Tensor"]),
         .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor"]),
+        .testTarget(name: "BenchmarkTests", dependencies: ["arpo-bench"]),
     ]
 )

@@ -3,23 +3,32 @@ import Foundation
 import Tensor
 
 /// `arpo-bench`: the tokens/sec and GFLOPS harness. Performance targets live here, never in
-/// timed unit tests. Always run it from a release build: `swift run -c release arpo-bench all`.
+/// timed unit tests. Always run it from a release build: `swift run -c release arpo-bench`.
 @main
 struct ArpoBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arpo-bench",
-        abstract: "Measures GEMM throughput through the tensor API and raw BLAS.",
+        abstract: "Measures the trainer's speed: sgemm, forward, train step, batched decoding and rollouts.",
         discussion: """
             Every figure is the median of several timed repetitions after a warm-up, with min and \
-            max beside it. On CPUs with AVX-512 the harness re-executes itself with \
-            OPENBLAS_CORETYPE=SkylakeX unless that variable is already set.
+            max beside it, and, for model throughputs, the model FLOP rate as a fraction of a raw \
+            2048³ sgemm at the same thread count. Each benchmark runs in a child process of the \
+            harness, so its peak resident size (VmHWM) is its own. The table shows each \
+            performance target with pass or miss; --json writes every figure. On CPUs with \
+            AVX-512 the harness re-executes itself with OPENBLAS_CORETYPE=SkylakeX unless that \
+            variable is already set.
             """,
-        subcommands: [GemmCommand.self],
-        defaultSubcommand: GemmCommand.self
+        subcommands: [
+            AllCommand.self, GemmCommand.self, ForwardCommand.self, TrainCommand.self, DecodeCommand.self, RolloutCommand.self,
+            RunCaseCommand.self,
+        ],
+        defaultSubcommand: AllCommand.self
     )
 
     static func main() {
         BLASRuntime.reexecWithFastestKernelsIfNeeded()
+        // Line-buffered even into a file or pipe, so a long run's progress shows as it goes.
+        setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -31,7 +40,10 @@ struct ArpoBench: ParsableCommand {
 
 /// Options every benchmark shares.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .long, help: "BLAS threads (default: 1 and 2, each measured).")
+    @Option(name: .long, help: "Reference config: small or base (repeatable; default: both).")
+    var config: [ReferenceSize] = []
+
+    @Option(name: .long, help: "BLAS threads (repeatable; default: 1 and 2, each measured).")
     var threads: [Int] = []
 
     @Option(name: .long, help: "Timed repetitions per figure.")
@@ -40,7 +52,14 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .long, help: "Write the figures as JSON to this path.")
     var json: String?
 
+    @Option(name: .long, help: "Before each benchmark, wait up to this many seconds for other processes to leave the CPUs idle.")
+    var waitForIdle: Double = 0
+
+    @Flag(name: .long, help: .hidden)
+    var inProcess = false
+
     func validate() throws {
+        guard waitForIdle >= 0 else { throw ValidationError("--wait-for-idle must be at least 0, got \(waitForIdle)") }
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1, got \(repetitions)") }
         for count in threads where count < 1 {
             throw ValidationError("--threads must be at least 1, got \(count)")
@@ -48,4 +67,10 @@ struct CommonOptions: ParsableArguments {
     }
 
     var threadCounts: [Int] { threads.isEmpty ? [1, 2] : threads }
+    var sizes: [ReferenceSize] { config.isEmpty ? [.small, .base] : config }
+
+    /// One case of `kind` per size and thread count.
+    func cases(_ kind: BenchmarkCase.Kind, steps: Int? = nil) -> [BenchmarkCase] {
+        sizes.flatMap { size in threadCounts.map { BenchmarkCase(kind: kind, size: size, threads: $0, repetitions: repetitions, steps: steps) } }
+    }
 }

@@ -3,7 +3,7 @@ import COpenBLAS
 import Foundation
 import Tensor
 
-/// sgemm through the tensor API against raw `cblas_sgemm`, at the shapes the base policy uses.
+/// sgemm through the tensor API against raw `cblas_sgemm`, at the shapes a reference policy uses.
 ///
 /// Both paths compute `C[M, N] = A[M, K] · W[N, K]ᵀ`, the layout of a `torch.nn.Linear` weight, so
 /// the tensor path's `linear` hands BLAS exactly the transpose flag the raw path uses. The tensor
@@ -13,23 +13,23 @@ struct GemmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm", abstract: "sgemm GFLOPS through the tensor API and through raw BLAS.")
 
-    /// (M, N, K): the base config's projections over a 16 × 256 batch, a decode step, and a
-    /// single-token matrix-vector product.
-    static let defaultShapes: [[Int]] = [[4096, 256, 768], [4096, 768, 256], [16, 256, 256], [1, 256, 1024]]
-
     @OptionGroup var options: CommonOptions
 
-    @Option(name: .long, parsing: .singleValue, help: "A shape M,N,K to measure (repeatable; default: the base config's shapes).")
+    @Option(name: .long, parsing: .singleValue, help: "A shape M,N,K to measure (repeatable; default: the config's shapes).")
     var shape: [String] = []
 
+    func validate() throws {
+        for text in shape { _ = try GemmCommand.parseShape(text) }
+    }
+
     func run() throws {
-        let shapes = try shape.isEmpty ? GemmCommand.defaultShapes : shape.map(GemmCommand.parseShape)
-        let results = GemmCommand.measure(shapes: shapes, threadCounts: options.threadCounts, repetitions: options.repetitions)
-        GemmCommand.printResults(results)
-        if let path = options.json {
-            try BenchmarkReport(results: results).write(to: path)
-            print("wrote \(path)")
+        let shapes = try shape.isEmpty ? nil : shape.map(GemmCommand.parseShape)
+        // Explicit shapes belong to no config: measure them once per thread count.
+        let sizes = shapes == nil ? options.sizes : [options.sizes[0]]
+        let cases = sizes.flatMap { size in
+            options.threadCounts.map { BenchmarkCase(kind: .gemm, size: size, threads: $0, repetitions: options.repetitions, shapes: shapes) }
         }
+        try BenchmarkRunner(options: options, coldStartSteps: nil).run(cases)
     }
 
     static func parseShape(_ text: String) throws -> [Int] {
@@ -40,55 +40,70 @@ struct GemmCommand: ParsableCommand {
         return parts
     }
 
-    static func measure(shapes: [[Int]], threadCounts: [Int], repetitions: Int) -> [BenchmarkResult] {
-        var results: [BenchmarkResult] = []
-        for threads in threadCounts {
-            BLASRuntime.setThreadCount(threads)
-            for shape in shapes {
-                let (m, n, k) = (shape[0], shape[1], shape[2])
-                let flops = 2.0 * Double(m) * Double(n) * Double(k)
-                var generator = RandomGenerator(seed: 42)
-                let input = Tensor.normal([m, k], generator: &generator)
-                let weight = Tensor.normal([n, k], generator: &generator)
+    /// (M, N, K) of the products a config's policy computes: over the B × T training batch, the
+    /// gate/up projections (BT, F, C), the down projection (BT, C, F) and the LM head (BT, V, C);
+    /// in a decode step over B sequences, the attention projections (B, C, C) and gate/up (B, F, C).
+    /// For base: (4096, 768, 256), (4096, 256, 768), (4096, 272, 256), (16, 256, 256), (16, 768, 256).
+    static func shapes(for size: ReferenceSize) -> [[Int]] {
+        let model = size.model
+        let (rows, c, f, v, b) = (size.batchSize * size.context, model.hiddenSize, model.intermediateSize, model.vocabularySize, size.batchSize)
+        return [[rows, f, c], [rows, c, f], [rows, v, c], [b, c, c], [b, f, c]]
+    }
 
-                let tensorSeconds = withoutGradients {
-                    Timer.secondsPerCall(repetitions: repetitions) { _ = input.linear(weight) }
-                }
-                let output = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-                defer { output.deallocate() }
-                let blasSeconds = input.withUnsafeBufferPointer(as: Float.self) { a in
-                    weight.withUnsafeBufferPointer(as: Float.self) { w in
-                        Timer.secondsPerCall(repetitions: repetitions) {
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.baseAddress, Int32(k), w.baseAddress, Int32(k), 0, output, Int32(n))
-                        }
+    /// Tensor-API and raw GFLOPS of each shape at the current thread count, tensor then BLAS.
+    static func measure(shapes: [[Int]], config: String, threads: Int, repetitions: Int) -> [BenchmarkResult] {
+        var results: [BenchmarkResult] = []
+        for shape in shapes {
+            let (m, n, k) = (shape[0], shape[1], shape[2])
+            let flops = 2.0 * Double(m) * Double(n) * Double(k)
+            var generator = RandomGenerator(seed: 42)
+            let input = Tensor.normal([m, k], generator: &generator)
+            let weight = Tensor.normal([n, k], generator: &generator)
+
+            let tensorSeconds = withoutGradients {
+                Timer.secondsPerCall(repetitions: repetitions) { _ = input.linear(weight) }
+            }
+            let output = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+            defer { output.deallocate() }
+            let blasSeconds = input.withUnsafeBufferPointer(as: Float.self) { a in
+                weight.withUnsafeBufferPointer(as: Float.self) { w in
+                    Timer.secondsPerCall(repetitions: repetitions) {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.baseAddress, Int32(k), w.baseAddress, Int32(k), 0, output, Int32(n))
                     }
                 }
-                for (path, seconds) in [("tensor", tensorSeconds), ("blas", blasSeconds)] {
-                    var result = BenchmarkResult(benchmark: "gemm", threads: threads, unit: "GFLOPS", measurement: Measurement(seconds.map { flops / $0 / 1e9 }))
-                    result.shape = shape
-                    result.path = path
-                    results.append(result)
-                }
+            }
+            for (path, seconds) in [("tensor", tensorSeconds), ("blas", blasSeconds)] {
+                var result = BenchmarkResult(benchmark: "gemm", threads: threads, unit: "GFLOPS", measurement: Measurement(seconds.map { flops / $0 / 1e9 }))
+                result.config = config
+                result.shape = shape
+                result.path = path
+                result.repetitions = repetitions
+                result.modelGFLOPS = result.median
+                results.append(result)
             }
         }
+        let peak = peakResidentMegabytes()
+        for index in results.indices { results[index].peakRssMB = peak }
         return results
     }
 
-    static func printResults(_ results: [BenchmarkResult]) {
-        print("OpenBLAS core: \(BLASRuntime.coreName)")
-        var rows: [[String]] = []
-        var index = 0
-        while index + 1 < results.count {
-            let tensor = results[index], blas = results[index + 1]
-            let overhead = (blas.median / tensor.median - 1) * 100
-            rows.append([
-                tensor.shape!.map(String.init).joined(separator: "×"), "\(tensor.threads)",
-                String(format: "%.1f", tensor.median), String(format: "%.1f", blas.median),
-                String(format: "%+.1f%%", overhead),
-                String(format: "%.1f–%.1f", tensor.min, tensor.max),
-            ])
-            index += 2
+    /// Raw `cblas_sgemm` GFLOPS of a `size`³ product at `threads` threads: the peak that model
+    /// FLOP rates are reported as a fraction of.
+    static func peak(size: Int, threads: Int, repetitions: Int) -> Measurement {
+        BLASRuntime.setThreadCount(threads)
+        var generator = RandomGenerator(seed: 3)
+        let a = Tensor.normal([size, size], generator: &generator)
+        let b = Tensor.normal([size, size], generator: &generator)
+        let output = UnsafeMutablePointer<Float>.allocate(capacity: size * size)
+        defer { output.deallocate() }
+        let n = Int32(size)
+        let seconds = a.withUnsafeBufferPointer(as: Float.self) { a in
+            b.withUnsafeBufferPointer(as: Float.self) { b in
+                Timer.secondsPerCall(repetitions: repetitions) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a.baseAddress, n, b.baseAddress, n, 0, output, n)
+                }
+            }
         }
-        printTable(header: ["M×N×K", "threads", "tensor GFLOPS", "BLAS GFLOPS", "tensor overhead", "tensor min–max"], rows: rows)
+        return Measurement(seconds.map { 2 * pow(Double(size), 3) / $0 / 1e9 })
     }
 }

@@ -2,7 +2,10 @@ import Foundation
 import Tensor
 
 /// One figure of the harness, as it appears in the JSON `results` array.
-struct BenchmarkResult: Encodable {
+///
+/// `benchmark` is one of gemm, forward, train, train-memory, decode, rollout-trajectory,
+/// rollout-arpo. Keys that do not apply to a benchmark are left out of its entry.
+struct BenchmarkResult: Codable {
     var benchmark: String
     var config: String?
     var shape: [Int]?
@@ -12,15 +15,57 @@ struct BenchmarkResult: Encodable {
     var median: Double
     var min: Double
     var max: Double
+    var repetitions: Int?
+    /// The workload in short: "16×256" (B × T), "16×(32+96)" (sequences × (prompt + sampled)),
+    /// "8×8" (prompts × trajectories).
+    var batch: String?
+    /// What was run, in words (batch, mode, policy).
+    var detail: String?
+    /// Model FLOP rate at the median: 6·params per trained token, 2·params per forward or decoded
+    /// token (attention's own FLOPs not counted), or the GEMM's FLOPs.
+    var modelGFLOPS: Double?
+    /// `modelGFLOPS` over the raw sgemm peak at the same thread count (`sgemm_peak`).
     var fractionOfPeak: Double?
+    var parameters: Int?
+    var tokensPerRepetition: Double?
     var toolCallsPerTrajectory: Double?
+    var trajectoriesPerRepetition: Double?
+    /// Peak resident memory (VmHWM) of the benchmark alone, in MiB.
     var peakRssMB: Double?
+    /// Cores' worth of CPU that other processes used while this benchmark ran (from /proc/stat,
+    /// less the harness's own CPU time): 0 on an idle machine, 1 when another process kept one
+    /// core busy. Figures with a high value are not comparable.
+    var otherLoad: Double?
+    /// Share of the measured time in each phase (train: forward, backward, optimizer; decode:
+    /// prefill, extend, sample), over every call including the warm-up.
+    var phaseFractions: [String: Double]?
+    /// The memory-growth check: resident memory (VmRSS) after step 10 and after the last step.
+    var steps: Int?
+    var rssAfterStep10MB: Double?
+    var rssAfterLastStepMB: Double?
+    /// The PyTorch 2.15 eager figure on this machine (2 threads), where there is one.
+    var pytorchEager: Double?
+    /// The performance target(s) that apply, in words, and whether all are met.
+    var target: String?
+    var meetsTarget: Bool?
+    /// The targets missed (empty when `meets_target`).
+    var targetMisses: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case benchmark, config, shape, path, threads, unit, median, min, max
+        case benchmark, config, shape, path, threads, unit, median, min, max, repetitions, batch, detail, parameters, steps, target
+        case modelGFLOPS = "model_gflops"
         case fractionOfPeak = "fraction_of_peak"
+        case tokensPerRepetition = "tokens_per_repetition"
         case toolCallsPerTrajectory = "tool_calls_per_trajectory"
+        case trajectoriesPerRepetition = "trajectories_per_repetition"
         case peakRssMB = "peak_rss_mb"
+        case phaseFractions = "phase_fractions"
+        case otherLoad = "other_load"
+        case rssAfterStep10MB = "rss_after_step_10_mb"
+        case rssAfterLastStepMB = "rss_after_last_step_mb"
+        case pytorchEager = "pytorch_eager"
+        case meetsTarget = "meets_target"
+        case targetMisses = "target_misses"
     }
 
     init(benchmark: String, threads: Int, unit: String, measurement: Measurement) {
@@ -33,46 +78,113 @@ struct BenchmarkResult: Encodable {
     }
 }
 
+/// Raw `cblas_sgemm` GFLOPS on a large square product: the peak model FLOP rates are measured
+/// against, once per thread count.
+struct PeakRecord: Codable {
+    let threads: Int
+    let size: Int
+    let gflops: Measurement
+    let otherLoad: Double
+
+    enum CodingKeys: String, CodingKey {
+        case threads, size, gflops
+        case otherLoad = "other_load"
+    }
+}
+
+/// How the rollout benchmark's policy was cold-started (when no `--checkpoint` was given).
+struct ColdStartRecord: Codable {
+    let config: String
+    let threads: Int
+    let steps: Int
+    let batchSize: Int
+    let demonstrations: Int
+    /// Generating the expert demonstrations.
+    let demonstrationSeconds: Double
+    /// The SFT steps.
+    let trainingSeconds: Double
+    let tokensPerSecond: Double
+    let finalLoss: Double
+    /// Cores other processes used meanwhile (see `BenchmarkResult.otherLoad`).
+    var otherLoad: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case config, threads, steps, demonstrations
+        case otherLoad = "other_load"
+        case batchSize = "batch_size"
+        case demonstrationSeconds = "demonstration_seconds"
+        case trainingSeconds = "training_seconds"
+        case tokensPerSecond = "tokens_per_second"
+        case finalLoss = "final_loss"
+    }
+}
+
 /// The machine a run was measured on.
 struct MachineRecord: Encodable {
     let cpuModel: String
     let cores: Int
     let openblasCore: String
+    let openblasVersion: String
     let openblasConfig: String
     let coreTypeVariable: String?
 
     enum CodingKeys: String, CodingKey {
         case cpuModel = "cpu_model", cores
         case openblasCore = "openblas_core"
+        case openblasVersion = "openblas_version"
         case openblasConfig = "openblas_config"
         case coreTypeVariable = "openblas_coretype_env"
     }
 
     static func current() -> MachineRecord {
-        MachineRecord(
+        let configuration = BLASRuntime.configuration
+        // The configuration string starts "OpenBLAS 0.3.21 …".
+        let words = configuration.split(separator: " ")
+        let version = words.count >= 2 && words[0] == "OpenBLAS" ? String(words[1]) : "unknown"
+        return MachineRecord(
             cpuModel: BLASRuntime.cpuModel,
             cores: ProcessInfo.processInfo.activeProcessorCount,
             openblasCore: BLASRuntime.coreName,
-            openblasConfig: BLASRuntime.configuration,
+            openblasVersion: version,
+            openblasConfig: configuration,
             coreTypeVariable: ProcessInfo.processInfo.environment[BLASRuntime.coreTypeVariable])
     }
 }
 
+/// The JSON document: machine, commit, load, the sgemm peaks, the cold start, every figure.
 struct BenchmarkReport: Encodable {
     let machine: MachineRecord
     let gitCommit: String
     let buildConfiguration: String
     let openblasCore: String
+    /// The harness's arguments.
+    let command: [String]
+    /// UTC, ISO 8601.
+    let date: String
+    /// /proc/loadavg's 1, 5 and 15 minute averages when the run started and ended: figures taken
+    /// under load are not comparable.
+    let loadAverageStart: [Double]
+    let loadAverageEnd: [Double]
+    /// "child-process" (each benchmark in its own process) or "clear_refs" (one process, the peak
+    /// reset between benchmarks).
+    let peakRssMethod: String
+    let sgemmPeak: [PeakRecord]
+    let coldStart: [ColdStartRecord]
     let results: [BenchmarkResult]
 
     enum CodingKeys: String, CodingKey {
-        case machine, results
+        case machine, results, command, date
         case gitCommit = "git_commit"
         case buildConfiguration = "build_configuration"
         case openblasCore = "openblas_core"
+        case loadAverageStart = "load_average_start"
+        case loadAverageEnd = "load_average_end"
+        case peakRssMethod = "peak_rss_method"
+        case sgemmPeak = "sgemm_peak"
+        case coldStart = "cold_start"
     }
 
-    init(results: [BenchmarkResult]) {
+    init(results: [BenchmarkResult], sgemmPeak: [PeakRecord], coldStart: [ColdStartRecord], loadAverageStart: [Double], peakRssMethod: String) {
         machine = .current()
         gitCommit = currentGitCommit()
         #if DEBUG
@@ -81,6 +193,13 @@ struct BenchmarkReport: Encodable {
         buildConfiguration = "release"
         #endif
         openblasCore = BLASRuntime.coreName
+        command = Array(CommandLine.arguments.dropFirst())
+        date = ISO8601DateFormatter().string(from: Date())
+        self.loadAverageStart = loadAverageStart
+        loadAverageEnd = loadAverages()
+        self.peakRssMethod = peakRssMethod
+        self.sgemmPeak = sgemmPeak
+        self.coldStart = coldStart
         self.results = results
     }
 
@@ -89,6 +208,12 @@ struct BenchmarkReport: Encodable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
+}
+
+/// /proc/loadavg's 1, 5 and 15 minute load averages (empty where there is no /proc).
+func loadAverages() -> [Double] {
+    guard let text = BLASRuntime.readProcFile("/proc/loadavg") else { return [] }
+    return text.split(separator: " ").prefix(3).compactMap { Double($0) }
 }
 
 /// The checkout's commit, or "unknown" outside a git work tree.

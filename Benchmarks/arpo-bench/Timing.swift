@@ -43,10 +43,68 @@ enum Timer {
 }
 
 /// Peak resident set size of this process so far, in MiB (VmHWM).
-func peakResidentMegabytes() -> Double {
+func peakResidentMegabytes() -> Double { statusMegabytes("VmHWM:") }
+
+/// Resident set size of this process now, in MiB (VmRSS).
+func residentMegabytes() -> Double { statusMegabytes("VmRSS:") }
+
+/// A kilobyte field of /proc/self/status, in MiB (0 where there is no /proc).
+private func statusMegabytes(_ field: String) -> Double {
     guard let status = BLASRuntime.readProcFile("/proc/self/status"),
-        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) })
     else { return 0 }
     let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
     return kilobytes / 1024
+}
+
+/// Resets VmHWM to the current resident size by writing "5" to /proc/self/clear_refs (Linux
+/// 4.0 and later). Returns whether the peak now reads no more than the current size plus a
+/// little, i.e. whether the reset took effect.
+@discardableResult
+func resetPeakResidentMemory() -> Bool {
+    guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+    do {
+        try handle.write(contentsOf: Data("5".utf8))
+        try handle.close()
+    } catch {
+        return false
+    }
+    return peakResidentMegabytes() <= residentMegabytes() + 1
+}
+
+/// CPU time of the whole machine against this process's own, to tell how much of the machine
+/// other processes took while a benchmark ran.
+struct CPUAccount {
+    let wall: Double
+    let machineBusy: Double
+    let own: Double
+
+    /// Busy CPU-seconds of all cores since boot: user, nice, system, irq, softirq and steal
+    /// (time the hypervisor gave to someone else) from /proc/stat's first line.
+    static func machineBusySeconds() -> Double {
+        guard let stat = BLASRuntime.readProcFile("/proc/stat"), let line = stat.split(separator: "\n").first else { return 0 }
+        let fields = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard fields.count >= 8 else { return 0 }
+        let busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]
+        return busy / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// CPU-seconds of this process and of its waited-for children.
+    static func ownSeconds() -> Double {
+        func seconds(_ who: Int32) -> Double {
+            var usage = rusage()
+            getrusage(__rusage_who_t(who), &usage)
+            return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) * 1e-6
+        }
+        return seconds(RUSAGE_SELF.rawValue) + seconds(RUSAGE_CHILDREN.rawValue)
+    }
+
+    static func now() -> CPUAccount { CPUAccount(wall: Timer.now(), machineBusy: machineBusySeconds(), own: ownSeconds()) }
+
+    /// Cores' worth of CPU other processes used since `self`.
+    func otherLoad(until end: CPUAccount = .now()) -> Double {
+        let wall = end.wall - self.wall
+        guard wall > 0 else { return 0 }
+        return Swift.max(0, (end.machineBusy - machineBusy) - (end.own - own)) / wall
+    }
 }

@@ -13,6 +13,14 @@ struct ArpoTrain: ParsableCommand {
             `arpo-train --config run.json` runs the whole job: cold-start SFT on expert \
             demonstrations, then RL, with held-out evaluation, checkpoints and metrics in the \
             output directory. Errors in the config or the checkpoint exit with code 2.
+
+            Options of `train`, the default command:
+              --config <file>   the run's JSON config (sections model, env, sft, rl, eval, run)
+              --resume          continue from the latest checkpoint in the output directory
+              --output <dir>    output directory (overrides run.output)
+              --dry-run         validate, print the resolved config, write nothing
+              --quiet           print only errors and the final summary
+            `arpo-train help <subcommand>` documents every option of each command.
             """,
         subcommands: [TrainCommand.self, EvaluateCommand.self, SampleCommand.self, ReportCommand.self],
         defaultSubcommand: TrainCommand.self
