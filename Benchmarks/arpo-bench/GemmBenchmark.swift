@@ -60,19 +60,22 @@ struct GemmCommand: ParsableCommand {
             let input = Tensor.normal([m, k], generator: &generator)
             let weight = Tensor.normal([n, k], generator: &generator)
 
-            let tensorSeconds = withoutGradients {
-                Timer.secondsPerCall(repetitions: repetitions) { _ = input.linear(weight) }
-            }
             let output = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
             defer { output.deallocate() }
-            let blasSeconds = input.withUnsafeBufferPointer(as: Float.self) { a in
+            // The two paths' rounds alternate, so that both see the same machine.
+            let seconds = input.withUnsafeBufferPointer(as: Float.self) { a in
                 weight.withUnsafeBufferPointer(as: Float.self) { w in
-                    Timer.secondsPerCall(repetitions: repetitions) {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.baseAddress, Int32(k), w.baseAddress, Int32(k), 0, output, Int32(n))
+                    withoutGradients {
+                        Timer.interleavedSecondsPerCall(repetitions: repetitions, [
+                            { _ = input.linear(weight) },
+                            {
+                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.baseAddress, Int32(k), w.baseAddress, Int32(k), 0, output, Int32(n))
+                            },
+                        ])
                     }
                 }
             }
-            for (path, seconds) in [("tensor", tensorSeconds), ("blas", blasSeconds)] {
+            for (path, seconds) in [("tensor", seconds[0]), ("blas", seconds[1])] {
                 var result = BenchmarkResult(benchmark: "gemm", threads: threads, unit: "GFLOPS", measurement: Measurement(seconds.map { flops / $0 / 1e9 }))
                 result.config = config
                 result.shape = shape

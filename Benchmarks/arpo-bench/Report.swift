@@ -24,7 +24,7 @@ struct BenchmarkResult: Codable {
     /// Model FLOP rate at the median: 6·params per trained token, 2·params per forward or decoded
     /// token (attention's own FLOPs not counted), or the GEMM's FLOPs.
     var modelGFLOPS: Double?
-    /// `modelGFLOPS` over the raw sgemm peak at the same thread count (`sgemm_peak`).
+    /// `modelGFLOPS` over the raw sgemm peak at the same thread count (`sgemm_peak[].gflops.max`).
     var fractionOfPeak: Double?
     var parameters: Int?
     var tokensPerRepetition: Double?
@@ -78,8 +78,8 @@ struct BenchmarkResult: Codable {
     }
 }
 
-/// Raw `cblas_sgemm` GFLOPS on a large square product: the peak model FLOP rates are measured
-/// against, once per thread count.
+/// Raw `cblas_sgemm` GFLOPS on a large square product, once per thread count: `gflops.max` is the
+/// peak that `fraction_of_peak` divides by.
 struct PeakRecord: Codable {
     let threads: Int
     let size: Int

@@ -28,17 +28,34 @@ enum Timer {
     /// Runs `body` `warmUp` times, then `repetitions` timed rounds of enough calls to last at least
     /// `minimumSeconds`; returns seconds per call for each round.
     static func secondsPerCall(warmUp: Int = 2, repetitions: Int, minimumSeconds: Double = 0.2, _ body: () -> Void) -> [Double] {
-        for _ in 0..<warmUp { body() }
-        // Calibrate calls per round from one timed call.
-        let start = now()
-        body()
-        let single = Swift.max(now() - start, 1e-7)
-        let calls = Swift.max(1, Int((minimumSeconds / single).rounded(.up)))
-        return (0..<repetitions).map { _ in
-            let begin = now()
-            for _ in 0..<calls { body() }
-            return (now() - begin) / Double(calls)
+        withoutActuallyEscaping(body) { body in
+            interleavedSecondsPerCall(warmUp: warmUp, repetitions: repetitions, minimumSeconds: minimumSeconds, [body])[0]
         }
+    }
+
+    /// `secondsPerCall` for several bodies whose rounds alternate (A B, B A, A B, …), so that
+    /// a change in the machine's speed during the measurement hits each alike: this VM's host
+    /// shifts the same sgemm between two speeds some 30% apart every few seconds. Returns the
+    /// seconds per call of each round, per body.
+    static func interleavedSecondsPerCall(warmUp: Int = 2, repetitions: Int, minimumSeconds: Double = 0.2, _ bodies: [() -> Void]) -> [[Double]] {
+        let calls = bodies.map { body -> Int in
+            for _ in 0..<warmUp { body() }
+            // Calibrate calls per round from one timed call.
+            let start = now()
+            body()
+            let single = Swift.max(now() - start, 1e-7)
+            return Swift.max(1, Int((minimumSeconds / single).rounded(.up)))
+        }
+        var seconds = [[Double]](repeating: [], count: bodies.count)
+        for round in 0..<repetitions {
+            let order = round % 2 == 0 ? Array(bodies.indices) : bodies.indices.reversed()
+            for index in order {
+                let begin = now()
+                for _ in 0..<calls[index] { bodies[index]() }
+                seconds[index].append((now() - begin) / Double(calls[index]))
+            }
+        }
+        return seconds
     }
 }
 

@@ -1,0 +1,212 @@
+import Foundation
+import Tensor
+
+/// One unit of measurement: a benchmark on one reference size at one thread count. The parent
+/// hands it to a child process as JSON (`run-case`), so that each peak resident size (VmHWM,
+/// process-wide) belongs to one benchmark.
+struct BenchmarkCase: Codable {
+    enum Kind: String, Codable {
+        case gemm, forward, train, decode, rollout
+        case trainMemory = "train-memory"
+        case coldStart = "cold-start"
+    }
+
+    var kind: Kind
+    var size: ReferenceSize
+    var threads: Int
+    var repetitions: Int
+    /// gemm: explicit (M, N, K) shapes (nil: the size's own).
+    var shapes: [[Int]]?
+    /// train-memory: steps to run.
+    var steps: Int?
+    /// rollout: the policy to load; cold-start: where to save it.
+    var checkpoint: String?
+    /// rollout: how the policy came about, for the report.
+    var policyDescription: String?
+
+    var title: String { "\(kind.rawValue) · \(size.rawValue) · \(threads) thread\(threads == 1 ? "" : "s")" }
+}
+
+/// What a case produced.
+struct CaseOutput: Codable {
+    var results: [BenchmarkResult] = []
+    var coldStart: ColdStartRecord?
+}
+
+extension BenchmarkCase {
+    /// Measures this case in the current process.
+    func run() throws -> CaseOutput {
+        BLASRuntime.setThreadCount(threads)
+        switch kind {
+        case .gemm:
+            return CaseOutput(results: GemmCommand.measure(shapes: shapes ?? GemmCommand.shapes(for: size), config: shapes == nil ? size.rawValue : "custom", threads: threads, repetitions: repetitions))
+        case .forward:
+            return CaseOutput(results: [ModelBenchmarks.forward(size, threads: threads, repetitions: repetitions)])
+        case .train:
+            return CaseOutput(results: [try ModelBenchmarks.train(size, threads: threads, repetitions: repetitions)])
+        case .trainMemory:
+            return CaseOutput(results: [try ModelBenchmarks.trainMemory(size, threads: threads, steps: steps ?? 1000)])
+        case .decode:
+            return CaseOutput(results: [ModelBenchmarks.decode(size, threads: threads, repetitions: repetitions)])
+        case .rollout:
+            guard let checkpoint else { throw BenchmarkError("rollout case without a policy checkpoint") }
+            return CaseOutput(results: try RolloutBenchmark.measure(
+                checkpoint: URL(fileURLWithPath: checkpoint), size: size, threads: threads, repetitions: repetitions,
+                policyDescription: policyDescription ?? checkpoint))
+        case .coldStart:
+            guard let checkpoint else { throw BenchmarkError("cold-start case without an output directory") }
+            let record = try RolloutBenchmark.coldStart(size, threads: threads, steps: steps ?? size.coldStart.steps, directory: URL(fileURLWithPath: checkpoint))
+            return CaseOutput(coldStart: record)
+        }
+    }
+}
+
+/// Runs a list of cases, each in a child process of the harness (or all in this one with
+/// `--in-process`), then adds peak fractions and targets, prints the table and writes the JSON.
+struct BenchmarkRunner {
+    let options: CommonOptions
+    let coldStartSteps: Int?
+
+    func run(_ cases: [BenchmarkCase]) throws {
+        let loadAtStart = loadAverages()
+        print("arpo-bench on \(BLASRuntime.cpuModel), \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS core \(BLASRuntime.coreName)")
+        print("load average at start: \(loadAtStart.map { String(format: "%.2f", $0) }.joined(separator: " "))")
+        #if DEBUG
+        print("warning: debug build; figures only mean something from `swift run -c release arpo-bench`")
+        #endif
+        let peakMethod: String
+        if options.inProcess {
+            guard resetPeakResidentMemory() else {
+                throw BenchmarkError("--in-process needs /proc/self/clear_refs to reset the peak resident size between benchmarks; run without it")
+            }
+            peakMethod = "clear_refs"
+        } else {
+            peakMethod = "child-process"
+        }
+
+        // The raw sgemm peak, once per thread count: the best of at least 10 rounds. On this VM the
+        // same product runs at two speeds (about 90 and 120 GFLOPS on one core) as the host
+        // shifts, so the median would make the peak a coin toss.
+        let peakSize = cases.map(\.size.peakSize).max() ?? 2048
+        var peaks: [PeakRecord] = []
+        for threads in Set(cases.map(\.threads)).sorted() {
+            waitForIdleMachine()
+            let account = CPUAccount.now()
+            let peak = GemmCommand.peak(size: peakSize, threads: threads, repetitions: Swift.max(options.repetitions, 10))
+            let otherLoad = account.otherLoad()
+            print(String(format: "raw sgemm peak, %d³, %d thread%@: %.1f GFLOPS (median %.1f, other load %.2f)", peakSize, threads, threads == 1 ? "" : "s", peak.max, peak.median, otherLoad))
+            peaks.append(PeakRecord(threads: threads, size: peakSize, gflops: peak, otherLoad: otherLoad))
+        }
+
+        // Rollouts without a checkpoint need a cold-started policy per size, made once, at the
+        // largest thread count the rollouts use.
+        var coldStarts: [ColdStartRecord] = []
+        var policies: [ReferenceSize: BenchmarkCase] = [:]
+        defer { for policy in policies.values { try? FileManager.default.removeItem(atPath: policy.checkpoint!) } }
+        let coldStartThreads = cases.filter { $0.kind == .rollout }.map(\.threads).max() ?? 1
+
+        var results: [BenchmarkResult] = []
+        for (index, var current) in cases.enumerated() {
+            if current.kind == .rollout && current.checkpoint == nil {
+                if policies[current.size] == nil {
+                    let (policy, record) = try coldStart(current.size, threads: coldStartThreads)
+                    policies[current.size] = policy
+                    coldStarts.append(record)
+                }
+                current.checkpoint = policies[current.size]!.checkpoint
+                current.policyDescription = "cold start, \(policies[current.size]!.steps!) SFT steps"
+            }
+            print("[\(index + 1)/\(cases.count)] \(current.title)…")
+            let output = try execute(current)
+            for result in output.results { print("    \(BenchmarkTable.headline(result))") }
+            results += output.results
+        }
+
+        for position in results.indices {
+            guard let peak = peaks.first(where: { $0.threads == results[position].threads })?.gflops.max, peak > 0 else { continue }
+            if let rate = results[position].modelGFLOPS { results[position].fractionOfPeak = rate / peak }
+        }
+        PerformanceTargets.apply(to: &results)
+        print("")
+        BenchmarkTable.print(results, peaks: peaks)
+        let report = BenchmarkReport(results: results, sgemmPeak: peaks, coldStart: coldStarts, loadAverageStart: loadAtStart, peakRssMethod: peakMethod)
+        print("load average at end: \(report.loadAverageEnd.map { String(format: "%.2f", $0) }.joined(separator: " "))")
+        if let path = options.json {
+            try report.write(to: path)
+            print("wrote \(path)")
+        }
+    }
+
+    /// Cold-starts a `size` policy into a temporary directory; returns the cold-start case (its
+    /// `checkpoint` is the directory) and what it reported.
+    func coldStart(_ size: ReferenceSize, threads: Int) throws -> (BenchmarkCase, ColdStartRecord) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("arpo-bench-policy-\(size.rawValue)-\(UUID().uuidString)")
+        let steps = coldStartSteps ?? size.coldStart.steps
+        let coldStart = BenchmarkCase(kind: .coldStart, size: size, threads: threads, repetitions: 1, steps: steps, checkpoint: directory.path)
+        print("[cold start] \(size.rawValue) policy: \(steps) SFT steps on expert demonstrations, \(threads) thread\(threads == 1 ? "" : "s")…")
+        guard let record = try execute(coldStart).coldStart else { throw BenchmarkError("the cold start reported nothing") }
+        print(String(format: "[cold start] %d demonstrations in %.1f s, %d steps in %.1f s (%.0f tokens/s), final loss %.3f, other load %.2f",
+                     record.demonstrations, record.demonstrationSeconds, record.steps, record.trainingSeconds, record.tokensPerSecond, record.finalLoss, record.otherLoad ?? 0))
+        return (coldStart, record)
+    }
+
+    /// Runs `benchmarkCase` here (resetting the peak first) or in a child process, after waiting
+    /// for the machine to idle if asked, and notes the CPU other processes took meanwhile.
+    func execute(_ benchmarkCase: BenchmarkCase) throws -> CaseOutput {
+        waitForIdleMachine()
+        let account = CPUAccount.now()
+        var output: CaseOutput
+        if options.inProcess {
+            resetPeakResidentMemory()
+            output = try benchmarkCase.run()
+        } else {
+            output = try ChildProcess.run(benchmarkCase)
+        }
+        let otherLoad = account.otherLoad()
+        for index in output.results.indices { output.results[index].otherLoad = otherLoad }
+        output.coldStart?.otherLoad = otherLoad
+        return output
+    }
+
+    /// With `--wait-for-idle S`, waits up to S seconds until other processes use less than a
+    /// tenth of a core over two seconds: other builds and runs share this machine.
+    func waitForIdleMachine() {
+        guard options.waitForIdle > 0 else { return }
+        let deadline = Timer.now() + options.waitForIdle
+        var announced = false
+        while true {
+            let account = CPUAccount.now()
+            Thread.sleep(forTimeInterval: 2)
+            let load = account.otherLoad()
+            if load < 0.1 { return }
+            if Timer.now() > deadline {
+                print(String(format: "    the machine is still busy (other processes use %.2f cores); measuring anyway", load))
+                return
+            }
+            if !announced {
+                print(String(format: "    waiting for the machine to idle (other processes use %.2f cores)…", load))
+                announced = true
+            }
+        }
+    }
+}
+
+/// Re-executes the harness on one case: `arpo-bench run-case --case JSON --output FILE`. The
+/// child inherits the environment, so it keeps the parent's OpenBLAS core without re-executing.
+enum ChildProcess {
+    static func run(_ benchmarkCase: BenchmarkCase) throws -> CaseOutput {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("arpo-bench-case-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let process = Process()
+        // /proc/self/exe rather than its target: a rebuild during a long run replaces the file,
+        // and the spawned child still finds this very binary.
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        process.arguments = ["run-case", "--case", String(decoding: try JSONEncoder().encode(benchmarkCase), as: UTF8.self), "--output", output.path]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationReason == .exit && process.terminationStatus == 0 else {
+            throw BenchmarkError("\(benchmarkCase.title) failed in its child process (\(process.terminationReason == .exit ? "exit status" : "signal") \(process.terminationStatus))")
+        }
+        return try JSONDecoder().decode(CaseOutput.self, from: Data(contentsOf: output))
+    }
+}

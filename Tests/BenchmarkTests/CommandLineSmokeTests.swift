@@ -1,0 +1,161 @@
+import Foundation
+import XCTest
+
+/// The real `arpo-bench` binary, end to end, at the hidden `tiny` size (a width-32 policy and a
+/// few tokens) so that it runs in seconds in a debug build. These tests check that every
+/// benchmark runs and reports every field; they time nothing and assert no speed: the targets
+/// live in the harness.
+final class CommandLineSmokeTests: XCTestCase {
+    /// Keys every entry of `results` has.
+    static let commonKeys = ["benchmark", "config", "threads", "unit", "median", "min", "max", "peak_rss_mb", "other_load"]
+
+    func testAllAtTinySizeWritesEveryFigure() throws {
+        let directory = try temporaryDirectory()
+        let json = directory.appendingPathComponent("bench.json")
+        let run = try runArpoBench(["all", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--memory-check", "--steps", "12", "--json", json.path])
+        XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
+        XCTAssertTrue(run.output.contains("target"), "the table has a target column:\n\(run.output)")
+        XCTAssertTrue(run.output.contains("[cold start]"), "the rollout policy is cold-started and the output says how long it took:\n\(run.output)")
+
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        let machine = try XCTUnwrap(report["machine"] as? [String: Any])
+        for key in ["cpu_model", "cores", "openblas_core", "openblas_version", "openblas_config"] {
+            XCTAssertNotNil(machine[key], "machine.\(key)")
+        }
+        for key in ["git_commit", "build_configuration", "load_average_start", "load_average_end", "peak_rss_method", "date"] {
+            XCTAssertNotNil(report[key], key)
+        }
+        XCTAssertEqual(report["peak_rss_method"] as? String, "child-process")
+        let peaks = try XCTUnwrap(report["sgemm_peak"] as? [[String: Any]])
+        XCTAssertEqual(peaks.count, 1)
+        XCTAssertEqual(peaks.first?["threads"] as? Int, 1)
+        XCTAssertNotNil(peaks.first?["other_load"] as? Double)
+        XCTAssertGreaterThan(try XCTUnwrap((peaks.first?["gflops"] as? [String: Any])?["median"] as? Double), 0)
+        let coldStart = try XCTUnwrap(report["cold_start"] as? [[String: Any]])
+        XCTAssertEqual(coldStart.count, 1)
+        for key in ["steps", "training_seconds", "demonstration_seconds", "tokens_per_second", "final_loss"] {
+            XCTAssertNotNil(coldStart.first?[key], "cold_start.\(key)")
+        }
+
+        let results = try XCTUnwrap(report["results"] as? [[String: Any]])
+        let byBenchmark = Dictionary(grouping: results) { $0["benchmark"] as? String ?? "" }
+        XCTAssertEqual(Set(byBenchmark.keys), ["gemm", "forward", "train", "train-memory", "decode", "rollout-trajectory", "rollout-arpo"])
+        for entry in results {
+            let name = entry["benchmark"] as? String ?? "?"
+            for key in Self.commonKeys { XCTAssertNotNil(entry[key], "\(name).\(key)") }
+            XCTAssertEqual(entry["config"] as? String, "tiny", "\(name).config")
+            XCTAssertEqual(entry["threads"] as? Int, 1, "\(name).threads")
+            let median = try XCTUnwrap(entry["median"] as? Double), low = try XCTUnwrap(entry["min"] as? Double), high = try XCTUnwrap(entry["max"] as? Double)
+            XCTAssertTrue(low <= median && median <= high && low > 0, "\(name): min \(low) ≤ median \(median) ≤ max \(high), positive")
+            XCTAssertGreaterThan(try XCTUnwrap(entry["peak_rss_mb"] as? Double), 0, "\(name).peak_rss_mb")
+            if name != "train-memory" {
+                XCTAssertGreaterThan(try XCTUnwrap(entry["fraction_of_peak"] as? Double, "\(name).fraction_of_peak"), 0)
+            }
+        }
+        for entry in byBenchmark["gemm"]! {
+            XCTAssertEqual((entry["shape"] as? [Int])?.count, 3)
+            XCTAssertNotNil(entry["path"])
+        }
+        // The tensor path of every shape carries the ≤ 5% overhead target.
+        XCTAssertEqual(byBenchmark["gemm"]!.filter { $0["path"] as? String == "tensor" && $0["meets_target"] is Bool && $0["target"] is String }.count, 5)
+        for name in ["rollout-trajectory", "rollout-arpo"] {
+            let entry = try XCTUnwrap(byBenchmark[name]?.first)
+            XCTAssertNotNil(entry["tool_calls_per_trajectory"] as? Double, "\(name).tool_calls_per_trajectory")
+            XCTAssertEqual(entry["unit"] as? String, "tokens/s")
+        }
+        for (name, phases) in [("train", ["forward", "backward", "optimizer"]), ("decode", ["prefill", "extend", "sample"])] {
+            let fractions = try XCTUnwrap(byBenchmark[name]?.first?["phase_fractions"] as? [String: Double], "\(name).phase_fractions")
+            XCTAssertEqual(Set(fractions.keys), Set(phases))
+            XCTAssertEqual(fractions.values.reduce(0, +), 1, accuracy: 1e-9)
+        }
+        let arpo = try XCTUnwrap(byBenchmark["rollout-arpo"]?.first)
+        XCTAssertNotNil(arpo["target"] as? String)
+        XCTAssertNotNil(arpo["meets_target"] as? Bool)
+        let memory = try XCTUnwrap(byBenchmark["train-memory"]?.first)
+        XCTAssertEqual(memory["steps"] as? Int, 12)
+        XCTAssertNotNil(memory["rss_after_step_10_mb"] as? Double)
+        XCTAssertNotNil(memory["rss_after_last_step_mb"] as? Double)
+        XCTAssertNotNil(memory["meets_target"] as? Bool)
+    }
+
+    /// `--in-process` measures everything in one process and resets the peak with
+    /// /proc/self/clear_refs between benchmarks.
+    func testInProcessRunResetsThePeakBetweenBenchmarks() throws {
+        let directory = try temporaryDirectory()
+        let json = directory.appendingPathComponent("bench.json")
+        let run = try runArpoBench(["forward", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--json", json.path])
+        XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        XCTAssertEqual(report["peak_rss_method"] as? String, "clear_refs")
+        XCTAssertEqual((report["results"] as? [[String: Any]])?.first?["benchmark"] as? String, "forward")
+    }
+
+    func testInvalidOptionsFailBeforeMeasuring() throws {
+        for (arguments, message) in [
+            (["train", "--config", "huge"], "huge"),
+            (["train", "--memory-check", "--steps", "5"], "--steps must be more than 10"),
+            (["decode", "--threads", "0"], "--threads must be at least 1"),
+            (["rollout", "--checkpoint", "/nonexistent/policy"], "is not a directory"),
+            (["gemm", "--shape", "4,4"], "three positive integers"),
+        ] {
+            let run = try runArpoBench(arguments)
+            XCTAssertNotEqual(run.status, 0, "\(arguments) should fail")
+            XCTAssertTrue(run.error.contains(message), "\(arguments): expected '\(message)' in stderr:\n\(run.error)")
+            XCTAssertFalse(run.output.contains("raw sgemm peak"), "\(arguments) measured before validating")
+        }
+    }
+
+    // MARK: - Support
+
+    /// The `arpo-bench` binary built beside the test bundle.
+    func arpoBenchBinary() -> URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("arpo-bench")
+    }
+
+    /// Bytes read on another queue; the group's wait orders the write before the read.
+    final class DataBox: @unchecked Sendable {
+        var data = Data()
+    }
+
+    struct ProcessResult {
+        var status: Int32
+        var output: String
+        var error: String
+    }
+
+    /// Runs the real binary to completion, keeping OpenBLAS's own kernel choice (no re-exec).
+    func runArpoBench(_ arguments: [String]) throws -> ProcessResult {
+        let binary = arpoBenchBinary()
+        // The test target depends on arpo-bench, so the build puts it here.
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: binary.path), "\(binary.path) is not built")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["ARPO_KEEP_BLAS_CORE"] = "1"
+        process.environment = environment
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        // Drain both pipes while it runs so a chatty run cannot block on a full pipe.
+        let outputData = DataBox()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            outputData.data = output.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let errorData = error.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return ProcessResult(status: process.terminationStatus, output: String(decoding: outputData.data, as: UTF8.self), error: String(decoding: errorData, as: UTF8.self))
+    }
+
+    func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("arpo-bench-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+}
