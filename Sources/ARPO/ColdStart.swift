@@ -116,11 +116,16 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     public var demonstrations = 2000
     public var weightDecay = 0.0
     public var maxGradientNorm = 1.0
+    /// A Hugging Face model directory (such as an earlier run's `reference/`) whose weights the
+    /// cold start begins from instead of a random initialisation; with `steps` 0 it reuses that
+    /// cold start as it is. Nil: random initialisation.
+    public var initFrom: String?
 
     public init() {}
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case steps, schedule, demonstrations
+        case initFrom = "init_from"
         case batchSize = "batch_size"
         case learningRate = "learning_rate"
         case warmupSteps = "warmup_steps"
@@ -139,6 +144,21 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         demonstrations = try c.decodeIfPresent(Int.self, forKey: .demonstrations) ?? d.demonstrations
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
         maxGradientNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradientNorm) ?? d.maxGradientNorm
+        initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
+    }
+
+    /// Writes every key, `init_from` as null when unset, so the resolved config shows it.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(warmupSteps, forKey: .warmupSteps)
+        try c.encode(schedule, forKey: .schedule)
+        try c.encode(demonstrations, forKey: .demonstrations)
+        try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(maxGradientNorm, forKey: .maxGradientNorm)
+        try c.encode(initFrom, forKey: .initFrom)
     }
 
     public func validate(path: String) throws {
@@ -149,6 +169,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try requireSetting(demonstrations >= 1 && demonstrations <= 1_000_000, path, CodingKeys.demonstrations, "in 1...1000000", demonstrations)
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)
+        try requireSetting(initFrom.map { !$0.isEmpty } ?? true, path, CodingKeys.initFrom, "a model directory path or null", "an empty string")
     }
 }
 

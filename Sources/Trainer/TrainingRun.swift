@@ -72,10 +72,19 @@ public final class TrainingRun {
             if let existing = try? directory.latestCheckpoint() {
                 throw TrainingError("\(directory.url.path) already holds a run (\(existing.lastPathComponent)); pass --resume to continue it or --output to start elsewhere")
             }
-            try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
-            for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
             var generator = RandomGenerator(seed: c.run.seed)
             model = LlamaModel(configuration: c.model, generator: &generator)
+            if let initial = c.sft.initFrom {
+                // Loaded before anything is written, so a bad directory leaves no trace.
+                do {
+                    model = try ModelCheckpoint.load(from: URL(fileURLWithPath: initial), expected: c.model)
+                } catch {
+                    throw TrainingError("sft.init_from: \(error)")
+                }
+            }
+            try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
+            for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
+            if let initial = c.sft.initFrom { console.line("Starting from the weights in \(initial)") }
             optimizer = makeSupervisedOptimizer(model)
             state = RunState(phase: .sft, sftStep: 0, rlStep: 0, generator: generator, consecutiveNonfinite: 0, referencePolicy: nil, accuracyAfterSFT: nil, toolCallsExecuted: 0, elapsedSeconds: 0)
         }

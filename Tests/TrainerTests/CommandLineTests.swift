@@ -143,6 +143,42 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(overwrite.error.contains("already holds a run"), overwrite.error)
     }
 
+    func testInitFromReusesAColdStartAndRejectsABadDirectory() throws {
+        let root = try temporaryDirectory(self)
+        let first = root.appendingPathComponent("first"), reuse = root.appendingPathComponent("reuse")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(tinyConfig(output: first, rlSteps: 1).utf8).write(to: configURL)
+        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"]).status, 0)
+
+        // No SFT steps from the first run's reference policy: the same policy is evaluated after "SFT".
+        let reference = first.appendingPathComponent("reference").path
+        let reused = tinyConfig(output: reuse, rlSteps: 1).replacingOccurrences(of: #""sft": {"steps": 4,"#, with: #""sft": {"init_from": "\#(reference)", "steps": 0,"#)
+        try Data(reused.utf8).write(to: configURL)
+        let result = try runArpoTrain(["--config", configURL.path, "--quiet"])
+        XCTAssertEqual(result.status, 0, result.error)
+        let original = try jsonLines(first.appendingPathComponent("eval.jsonl")).first!
+        let again = try jsonLines(reuse.appendingPathComponent("eval.jsonl")).first!
+        XCTAssertEqual(again["phase"] as? String, "sft")
+        XCTAssertEqual(again["step"] as? Int, 0)
+        XCTAssertEqual(again["accuracy"] as? Double, original["accuracy"] as? Double)
+        XCTAssertEqual(again["mean_reward"] as? Double, original["mean_reward"] as? Double)
+        let firstWeights = try ModelCheckpoint.load(from: first.appendingPathComponent("reference"))
+        let reusedWeights = try ModelCheckpoint.load(from: reuse.appendingPathComponent("reference"))
+        XCTAssertEqual(reusedWeights.embedding.doubles, firstWeights.embedding.doubles)
+
+        // A missing directory and a different architecture are named, and nothing is written.
+        for (initial, message) in [("/nonexistent/model", "sft.init_from"), (reference, "hidden_size: configured 48, checkpoint has 32")] {
+            let output = root.appendingPathComponent("bad")
+            var text = tinyConfig(output: output).replacingOccurrences(of: #""sft": {"steps": 4,"#, with: #""sft": {"init_from": "\#(initial)", "steps": 0,"#)
+            if initial == reference { text = text.replacingOccurrences(of: "\"hidden_size\": 32", with: "\"hidden_size\": 48") }
+            try Data(text.utf8).write(to: configURL)
+            let bad = try runArpoTrain(["--config", configURL.path])
+            XCTAssertEqual(bad.status, 2, bad.output)
+            XCTAssertTrue(bad.error.contains(message), bad.error)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output.path))
+        }
+    }
+
     func testSampleJSONAndEvalOnATrainedCheckpoint() throws {
         let root = try temporaryDirectory(self)
         let output = root.appendingPathComponent("run")
