@@ -36,6 +36,27 @@ public final class TrainingRun {
         self.console = console
     }
 
+    /// The weights of `sft.init_from`. The architecture must match the configured one except for
+    /// the value head: a cold start shared by GRPO, ARPO and PPO runs has none, so a run that
+    /// wants one keeps `fresh`'s newly initialised head, and one that does not drops it.
+    func initialModel(from directory: URL, fresh: LlamaModel) throws -> LlamaModel {
+        do {
+            let loaded = try ModelCheckpoint.load(from: directory)
+            var found = loaded.configuration
+            found.valueHead = configuration.model.valueHead
+            guard found == configuration.model else {
+                _ = try ModelCheckpoint.load(from: directory, expected: configuration.model)
+                throw TrainingError("\(directory.path) does not match the configured model")
+            }
+            var parameters = Dictionary(uniqueKeysWithValues: loaded.namedParameters.map { ($0.name, $0.tensor) })
+            parameters[LlamaModel.valueHeadWeightKey] = fresh.valueHeadWeight
+            parameters[LlamaModel.valueHeadBiasKey] = fresh.valueHeadBias
+            return try LlamaModel(configuration: configuration.model, parameters: parameters)
+        } catch {
+            throw TrainingError("sft.init_from: \(error)")
+        }
+    }
+
     var sftSteps: Int { configuration.sft.steps }
     var globalStepAfterSFT: Int { sftSteps }
 
@@ -76,11 +97,7 @@ public final class TrainingRun {
             model = LlamaModel(configuration: c.model, generator: &generator)
             if let initial = c.sft.initFrom {
                 // Loaded before anything is written, so a bad directory leaves no trace.
-                do {
-                    model = try ModelCheckpoint.load(from: URL(fileURLWithPath: initial), expected: c.model)
-                } catch {
-                    throw TrainingError("sft.init_from: \(error)")
-                }
+                model = try initialModel(from: URL(fileURLWithPath: initial), fresh: model)
             }
             try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
             for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }

@@ -150,9 +150,10 @@ final class CommandLineTests: XCTestCase {
         try Data(tinyConfig(output: first, rlSteps: 1).utf8).write(to: configURL)
         XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"]).status, 0)
 
-        // No SFT steps from the first run's reference policy: the same policy is evaluated after "SFT".
+        // No SFT steps from the first (ARPO) run's reference policy: the same policy is evaluated
+        // after "SFT", and a PPO run gets a fresh value head on top of it.
         let reference = first.appendingPathComponent("reference").path
-        let reused = tinyConfig(output: reuse, rlSteps: 1).replacingOccurrences(of: #""sft": {"steps": 4,"#, with: #""sft": {"init_from": "\#(reference)", "steps": 0,"#)
+        let reused = tinyConfig(output: reuse, algorithm: "ppo", rlSteps: 1).replacingOccurrences(of: #""sft": {"steps": 4,"#, with: #""sft": {"init_from": "\#(reference)", "steps": 0,"#)
         try Data(reused.utf8).write(to: configURL)
         let result = try runArpoTrain(["--config", configURL.path, "--quiet"])
         XCTAssertEqual(result.status, 0, result.error)
@@ -165,6 +166,7 @@ final class CommandLineTests: XCTestCase {
         let firstWeights = try ModelCheckpoint.load(from: first.appendingPathComponent("reference"))
         let reusedWeights = try ModelCheckpoint.load(from: reuse.appendingPathComponent("reference"))
         XCTAssertEqual(reusedWeights.embedding.doubles, firstWeights.embedding.doubles)
+        XCTAssertNotNil(reusedWeights.valueHeadWeight)
 
         // A missing directory and a different architecture are named, and nothing is written.
         for (initial, message) in [("/nonexistent/model", "sft.init_from"), (reference, "hidden_size: configured 48, checkpoint has 32")] {
