@@ -17,10 +17,15 @@ public final class SupervisedTrainer {
     public let optimizer: AdamW
     public let configuration: SupervisedConfiguration
     public let examples: [Example]
+    /// Demonstrations left out because they do not fit the response limit or the context, per
+    /// task family: teaching them would teach answers the policy can never finish in RL.
+    public let tooLong: [TaskFamily: Int]
     let schedule: LearningRateSchedule
     let seed: UInt64
 
-    public init(model: LlamaModel, optimizer: AdamW, configuration: SupervisedConfiguration, environment: EnvironmentConfig, seed: UInt64, codec: ProtocolCodec = ProtocolCodec()) {
+    /// - Parameter maxResponseTokens: the RL response limit; longer demonstrations are dropped
+    ///   (counted in `tooLong`), as are those whose prompt and response exceed the context.
+    public init(model: LlamaModel, optimizer: AdamW, configuration: SupervisedConfiguration, environment: EnvironmentConfig, seed: UInt64, maxResponseTokens: Int? = nil, codec: ProtocolCodec = ProtocolCodec()) {
         self.model = model
         self.optimizer = optimizer
         self.configuration = configuration
@@ -28,6 +33,7 @@ public final class SupervisedTrainer {
         schedule = LearningRateSchedule(peak: configuration.learningRate, warmupSteps: configuration.warmupSteps, totalSteps: configuration.steps, decay: configuration.schedule)
         let solver = ExpertSolver()
         let maxPositions = model.configuration.maxPositions
+        var tooLong: [TaskFamily: Int] = [:]
         // Demonstrations come from the train split; their seeds are offset so they never coincide
         // with the RL prompts' seeds (which count from 0).
         examples = (0..<configuration.demonstrations).compactMap { index in
@@ -37,10 +43,13 @@ public final class SupervisedTrainer {
             guard demonstration.endReason == .answered, demonstration.reward.isCorrect else { return nil }
             let prompt = codec.promptTokens(episode.prompt)
             let response = codec.responseTokens(of: demonstration)
-            let tokens = Array((prompt + response.tokens).prefix(maxPositions))
-            let mask = Array(([Bool](repeating: false, count: prompt.count) + response.lossMask).prefix(maxPositions))
-            return Example(tokens: tokens, lossMask: mask)
+            guard prompt.count + response.tokens.count <= maxPositions, response.tokens.count <= maxResponseTokens ?? .max else {
+                tooLong[episode.task.family, default: 0] += 1
+                return nil
+            }
+            return Example(tokens: prompt + response.tokens, lossMask: [Bool](repeating: false, count: prompt.count) + response.lossMask)
         }
+        self.tooLong = tooLong
     }
 
     /// The examples of step `step`: consecutive slices of a per-epoch shuffle, derived from

@@ -134,7 +134,14 @@ public final class TrainingRun {
 
         // 1. Supervised cold start.
         if state.phase == .sft {
-            let trainer = SupervisedTrainer(model: model, optimizer: optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, codec: codec)
+            let trainer = SupervisedTrainer(model: model, optimizer: optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens, codec: codec)
+            if !trainer.tooLong.isEmpty {
+                let counts = trainer.tooLong.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
+                console.warning("left out \(counts) demonstrations longer than rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions)); the policy cannot finish such episodes either — raise those limits or lower env.limits.max_observation_characters / env.search.top_k")
+            }
+            if trainer.examples.isEmpty && sftSteps > 0 {
+                throw TrainingError("no expert demonstration fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them or lower env.limits.max_observation_characters")
+            }
             console.line("SFT: \(sftSteps) steps on \(trainer.examples.count) expert demonstrations (\(model.parameterCount) parameters)")
             let phaseStart = monotonicSeconds(), firstStep = state.sftStep
             while state.sftStep < sftSteps {

@@ -30,8 +30,11 @@ struct SampleCommand: ParsableCommand {
     @Option(name: .long, help: "Sampling temperature.")
     var temperature = 1.0
 
-    @Option(name: .long, help: "Response token limit.")
-    var maxResponseTokens = 160
+    @Option(name: .long, help: "Response token limit (default: what the model's context leaves after the prompt).")
+    var maxResponseTokens: Int?
+
+    @Option(name: .long, help: "A run config whose env to play in (default: the built-in defaults).")
+    var config: String?
 
     @Flag(name: .long, help: "Print one JSON object: text, tokens, prompt_length, logprobs, entropies (temperature 1; null for observation tokens).")
     var json = false
@@ -43,18 +46,23 @@ struct SampleCommand: ParsableCommand {
         }
         guard Split(rawValue: split) != nil else { throw ValidationError("--split must be eval or train, got \(split)") }
         guard temperature > 0 else { throw ValidationError("--temperature must be positive, got \(temperature)") }
-        guard maxResponseTokens >= 1 else { throw ValidationError("--max-response-tokens must be positive") }
+        if let maxResponseTokens, maxResponseTokens < 1 { throw ValidationError("--max-response-tokens must be positive, got \(maxResponseTokens)") }
     }
 
     func run() throws {
         let model = try ModelCheckpoint.load(from: resolveModelDirectory(checkpoint))
-        guard maxResponseTokens + 200 <= model.configuration.maxPositions || prompt != nil else {
-            throw ValidationError("--max-response-tokens \(maxResponseTokens) leaves no room for a prompt in max_position_embeddings \(model.configuration.maxPositions)")
+        let environment = try config.map { try ConfigurationLoader.load(from: URL(fileURLWithPath: $0)).env } ?? TrainingConfiguration().env
+        let promptLength = prompt.map { $0.utf8.count + 2 } ?? TrainingConfiguration.promptAllowance
+        let room = model.configuration.maxPositions - promptLength - 1
+        guard room >= 1 else {
+            throw ValidationError("the prompt (\(promptLength) tokens) leaves no room for a response in max_position_embeddings \(model.configuration.maxPositions)")
+        }
+        if let maxResponseTokens, maxResponseTokens > room {
+            throw ValidationError("--max-response-tokens \(maxResponseTokens) does not fit: max_position_embeddings \(model.configuration.maxPositions) leaves at most \(room) after a \(promptLength)-token prompt")
         }
         let played = EpisodePlayer.play(
-            model: model, environment: TrainingConfiguration().env, family: task.flatMap(TaskFamily.init(rawValue:)), split: Split(rawValue: split)!,
-            seed: seed, prompt: prompt, greedy: greedy, temperature: temperature,
-            maxResponseTokens: min(maxResponseTokens, model.configuration.maxPositions - 1 - (prompt?.utf8.count ?? 150) - 2))
+            model: model, environment: environment, family: task.flatMap(TaskFamily.init(rawValue:)), split: Split(rawValue: split)!,
+            seed: seed, prompt: prompt, greedy: greedy, temperature: temperature, maxResponseTokens: maxResponseTokens ?? room)
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: played.json, options: [.sortedKeys]), as: UTF8.self))
         } else {

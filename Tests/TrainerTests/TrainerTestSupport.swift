@@ -51,7 +51,7 @@ func tinyConfig(output: URL, algorithm: String = "arpo", rlSteps: Int = 3, extra
       "env": {"difficulty": 1},
       "sft": {"steps": 4, "batch_size": 4, "demonstrations": 16, "learning_rate": 0.003},
       "rl": {"algorithm": "\(algorithm)", "steps": \(rlSteps), "prompts_per_step": 2, "group_size": 4,
-             "branching": {"budget": 4, "initial_samples": 2, "entropy_window": 4}, "max_response_tokens": 40, "micro_batch_size": 4},
+             "branching": {"budget": 4, "initial_samples": 2, "entropy_window": 4}, "max_response_tokens": 100, "micro_batch_size": 4},
       "eval": {"every": 2, "episodes": 4, "sample_trajectories": 1},
       "run": {"seed": 7, "threads": 1, "output": "\(output.path)", "checkpoint_every": 2}\(extra)
     }

@@ -1,0 +1,71 @@
+import ARPO
+import Foundation
+import Policy
+import Tensor
+import ToolEnv
+import XCTest
+
+/// The supervised cold start: which demonstrations it teaches, on which tokens, in which order.
+final class ColdStartTests: XCTestCase {
+    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3) -> SupervisedTrainer {
+        var generator = RandomGenerator(seed: 3)
+        let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
+        var configuration = SupervisedConfiguration()
+        configuration.demonstrations = demonstrations
+        configuration.batchSize = 8
+        configuration.steps = steps
+        configuration.learningRate = learningRate
+        let environment = EnvironmentConfig(taskMix: taskMix, difficulty: 1, faults: FaultConfig(failureProbability: 0, degradedProbability: 0))
+        return SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5, maxResponseTokens: maxResponseTokens)
+    }
+
+    func testLossIsOnThePolicysTokensOnlyNotOnThePromptOrObservations() {
+        let trainer = makeTrainer(demonstrations: 20)
+        let codec = ProtocolCodec(), tokenizer = ByteTokenizer()
+        XCTAssertEqual(trainer.examples.count, 20)
+        for example in trainer.examples {
+            XCTAssertEqual(example.tokens.count, example.lossMask.count)
+            let assistant = example.tokens.firstIndex(of: tokenizer.id(of: "<|assistant|>"))!
+            XCTAssertFalse(example.lossMask[...assistant].contains(true), "prompt tokens are trained")
+            XCTAssertEqual(example.tokens.last, codec.endID)
+            XCTAssertTrue(example.lossMask.last!, "<|end|> is the policy's")
+            // Inside <obs>…</obs> nothing is trained; the tags around it are the environment's.
+            var inObservation = false
+            for (token, trained) in zip(example.tokens, example.lossMask) {
+                if token == tokenizer.id(of: "<obs>") { inObservation = true }
+                if inObservation { XCTAssertFalse(trained, "observation token \(token) is trained") }
+                if token == tokenizer.id(of: "</obs>") { inObservation = false }
+            }
+        }
+    }
+
+    func testDemonstrationsLongerThanTheResponseLimitAreLeftOutAndCounted() {
+        let all = makeTrainer(demonstrations: 60)
+        let limited = makeTrainer(demonstrations: 60, maxResponseTokens: 90)
+        let promptLength = { (example: SupervisedTrainer.Example) in example.lossMask.firstIndex(of: true)! }
+        XCTAssertTrue(all.examples.contains { $0.tokens.count - promptLength($0) > 90 })
+        XCTAssertTrue(limited.examples.allSatisfy { $0.tokens.count - promptLength($0) <= 90 })
+        XCTAssertEqual(limited.examples.count + limited.tooLong.values.reduce(0, +), all.examples.count)
+        // Two-search families never fit 90 tokens; arithmetic always does.
+        XCTAssertGreaterThan(limited.tooLong[.multiHop] ?? 0, 0)
+        XCTAssertNil(limited.tooLong[.arithmetic])
+        XCTAssertTrue(all.tooLong.isEmpty)
+    }
+
+    func testBatchesCycleThroughEveryDemonstrationOncePerEpochAndRepeat() {
+        let trainer = makeTrainer(demonstrations: 24, taskMix: [.arithmetic: 1])
+        XCTAssertEqual(trainer.examples.count, 24)
+        let epoch = (0..<3).flatMap { trainer.batchIndices(step: $0) }
+        XCTAssertEqual(epoch.sorted(), Array(0..<24))
+        XCTAssertEqual(makeTrainer(demonstrations: 24, taskMix: [.arithmetic: 1]).batchIndices(step: 4), trainer.batchIndices(step: 4))
+        XCTAssertNotEqual(trainer.batchIndices(step: 3) + trainer.batchIndices(step: 4) + trainer.batchIndices(step: 5), epoch, "each epoch has its own order")
+    }
+
+    func testStepsLowerTheLossOnTheDemonstrations() {
+        let trainer = makeTrainer(demonstrations: 8, taskMix: [.arithmetic: 1], steps: 40, learningRate: 1e-2)
+        let first = trainer.step(0).loss
+        var last = first
+        for step in 1..<40 { last = trainer.step(step).loss }
+        XCTAssertLessThan(last, first * 0.6, "SFT loss \(first) → \(last)")
+    }
+}
