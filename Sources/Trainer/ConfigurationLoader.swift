@@ -7,24 +7,42 @@ import ToolEnv
 /// the file, the key path and what is allowed: unreadable file, malformed JSON, an unknown key
 /// (a typo; with the closest known key suggested), a wrong type, or an out-of-range value.
 public enum ConfigurationLoader {
-    public static func load(from url: URL) throws -> TrainingConfiguration {
+    /// Reads and checks the config file at `url`.
+    ///
+    /// - Parameter overrides: `--set` values, applied in order to the file's JSON before any
+    ///   check, so they get the same key, type and range checks as the file.
+    public static func load(from url: URL, overrides: [ConfigurationOverride] = []) throws -> TrainingConfiguration {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ConfigurationError("cannot read config \(url.path): \(error.localizedDescription)")
         }
-        do { return try decode(data) } catch let error as ConfigurationError {
-            throw ConfigurationError("\(url.path): \(error.description)")
+        do { return try decode(data, overrides: overrides) } catch let error as ConfigurationError {
+            // An override's own errors already name it; a later one may come from either source.
+            if error.description.hasPrefix("--set ") { throw error }
+            throw ConfigurationError("\(url.path)\(overrides.isEmpty ? "" : " with --set \(overrides.map(\.dottedKeyPath).joined(separator: ", "))"): \(error.description)")
         }
     }
 
-    /// Parses, checks keys and types, decodes and validates.
-    public static func decode(_ data: Data) throws -> TrainingConfiguration {
+    /// Parses, applies `overrides`, checks keys and types, decodes and validates.
+    public static func decode(_ data: Data, overrides: [ConfigurationOverride] = []) throws -> TrainingConfiguration {
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data) } catch {
             throw ConfigurationError("not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription))")
         }
-        guard let root = object as? [String: Any] else { throw ConfigurationError("the top level must be a JSON object with sections model, env, sft, rl, eval, run") }
+        guard var root = object as? [String: Any] else { throw ConfigurationError("the top level must be a JSON object with sections model, env, sft, rl, eval, run") }
         try checkKeys(root, against: schema, path: "")
+        var data = data
+        if !overrides.isEmpty {
+            for override in overrides {
+                // The override's key path alone first, so a typo is reported as the override's.
+                do { try checkKeys(override.nestedObject, against: schema, path: "") } catch let error as ConfigurationError {
+                    throw ConfigurationError("--set \(override.argument): \(error.description)")
+                }
+                root = try override.applied(to: root)
+            }
+            try checkKeys(root, against: schema, path: "")
+            data = try JSONSerialization.data(withJSONObject: root)
+        }
         let configuration: TrainingConfiguration
         do { configuration = try JSONDecoder().decode(TrainingConfiguration.self, from: data) } catch let error as DecodingError {
             throw ConfigurationError(describe(error))

@@ -34,6 +34,16 @@ public final class Console {
         fflush(stdout)
     }
 
+    /// A line that stays and is printed even when quiet: the run's final result.
+    public func summary(_ text: String) {
+        if lineOpen {
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            lineOpen = false
+        }
+        print(text)
+        fflush(stdout)
+    }
+
     /// A warning on standard error.
     public func warning(_ text: String) {
         if lineOpen {

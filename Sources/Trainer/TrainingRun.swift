@@ -134,32 +134,37 @@ public final class TrainingRun {
 
         // 1. Supervised cold start.
         if state.phase == .sft {
-            let trainer = SupervisedTrainer(model: model, optimizer: optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens, codec: codec)
-            if !trainer.tooLong.isEmpty {
-                let counts = trainer.tooLong.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
-                console.warning("left out \(counts) demonstrations longer than rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions)); the policy cannot finish such episodes either — raise those limits or lower env.limits.max_observation_characters / env.search.top_k")
-            }
-            if trainer.examples.isEmpty && sftSteps > 0 {
-                throw TrainingError("no expert demonstration fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them or lower env.limits.max_observation_characters")
-            }
-            console.line("SFT: \(sftSteps) steps on \(trainer.examples.count) expert demonstrations (\(model.parameterCount) parameters)")
-            let phaseStart = monotonicSeconds(), firstStep = state.sftStep
-            while state.sftStep < sftSteps {
-                if let outcome = try stopIfRequested() { return outcome }
-                let stepStart = monotonicSeconds()
-                let poison = injectNonfiniteGradient?(.sft, state.sftStep + 1) ?? false
-                let result = trainer.step(state.sftStep, poisonGradients: poison)
-                state.sftStep += 1
-                if result.skipped { try noteNonfinite(.sft, state.sftStep) } else { state.consecutiveNonfinite = 0 }
-                let seconds = monotonicSeconds() - stepStart
-                try metrics.append([
-                    "phase": "sft", "step": globalStep(state), "phase_step": state.sftStep, "loss": finiteOrNull(result.loss),
-                    "gradient_norm": finiteOrNull(result.gradientNorm), "learning_rate": result.learningRate, "tokens": result.tokens,
-                    "tokens_per_second": Double(result.tokens) / seconds, "seconds": seconds, "skipped": result.skipped,
-                ])
-                let rate = (monotonicSeconds() - phaseStart) / Double(state.sftStep - firstStep)
-                console.progress(String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - state.sftStep))))
-                if state.sftStep % c.run.checkpointEvery == 0 && state.sftStep < sftSteps { try checkpoint() }
+            if sftSteps == 0 {
+                // A reused cold start (`sft.init_from`) or none: no demonstrations to generate.
+                console.line("SFT: 0 steps (\(model.parameterCount) parameters\(c.sft.initFrom.map { " from \($0)" } ?? ", random weights"))")
+            } else {
+                let trainer = SupervisedTrainer(model: model, optimizer: optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens, codec: codec)
+                if !trainer.tooLong.isEmpty {
+                    let counts = trainer.tooLong.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
+                    console.warning("left out \(counts) demonstrations longer than rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions)); the policy cannot finish such episodes either — raise those limits or lower env.limits.max_observation_characters / env.search.top_k")
+                }
+                if trainer.examples.isEmpty {
+                    throw TrainingError("no expert demonstration fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them or lower env.limits.max_observation_characters")
+                }
+                console.line("SFT: \(sftSteps) steps on \(trainer.examples.count) expert demonstrations (\(model.parameterCount) parameters)")
+                let phaseStart = monotonicSeconds(), firstStep = state.sftStep
+                while state.sftStep < sftSteps {
+                    if let outcome = try stopIfRequested() { return outcome }
+                    let stepStart = monotonicSeconds()
+                    let poison = injectNonfiniteGradient?(.sft, state.sftStep + 1) ?? false
+                    let result = trainer.step(state.sftStep, poisonGradients: poison)
+                    state.sftStep += 1
+                    if result.skipped { try noteNonfinite(.sft, state.sftStep) } else { state.consecutiveNonfinite = 0 }
+                    let seconds = monotonicSeconds() - stepStart
+                    try metrics.append([
+                        "phase": "sft", "step": globalStep(state), "phase_step": state.sftStep, "loss": finiteOrNull(result.loss),
+                        "gradient_norm": finiteOrNull(result.gradientNorm), "learning_rate": result.learningRate, "tokens": result.tokens,
+                        "tokens_per_second": Double(result.tokens) / seconds, "seconds": seconds, "skipped": result.skipped,
+                    ])
+                    let rate = (monotonicSeconds() - phaseStart) / Double(state.sftStep - firstStep)
+                    console.progress(String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - state.sftStep))))
+                    if state.sftStep % c.run.checkpointEvery == 0 && state.sftStep < sftSteps { try checkpoint() }
+                }
             }
             // 2. Evaluate the cold-started policy and freeze it as the reference.
             let evaluation = evaluate(model)
@@ -248,7 +253,7 @@ public final class TrainingRun {
                 "parameters": model.parameterCount, "seed": c.run.seed,
             ]
             try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: directory.summaryURL, options: .atomic)
-            console.line(String(format: "Held-out accuracy: %.3f after SFT → %.3f after RL (%d tool calls executed in RL, %@)", state.accuracyAfterSFT ?? .nan, final.accuracy, state.toolCallsExecuted, formatDuration(elapsed())))
+            console.summary(String(format: "Held-out accuracy: %.3f after SFT → %.3f after RL (%d tool calls executed in RL, %@)", state.accuracyAfterSFT ?? .nan, final.accuracy, state.toolCallsExecuted, formatDuration(elapsed())))
             console.line("Outputs in \(directory.url.path): config.json, metrics.jsonl, eval.jsonl, summary.json, checkpoints/")
         }
         return .completed

@@ -18,6 +18,8 @@ struct ArpoTrain: ParsableCommand {
               --config <file>   the run's JSON config (sections model, env, sft, rl, eval, run)
               --resume          continue from the latest checkpoint in the output directory
               --output <dir>    output directory (overrides run.output)
+              --set <key.path=value>
+                                override one config key (repeatable), e.g. --set rl.steps=0
               --dry-run         validate, print the resolved config, write nothing
               --quiet           print only errors and the final summary
             `arpo-train help <subcommand>` documents every option of each command.

@@ -16,14 +16,26 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Output directory (overrides run.output).")
     var output: String?
 
+    @Option(name: .customLong("set"), help: ArgumentHelp(
+        "Override one config key before it is checked (repeatable; later ones win). VALUE is JSON when it parses as JSON (10, 1e-4, true, null, \"text\", {...}), else the text itself: --set rl.steps=0 --set sft.init_from=runs/x/reference.",
+        valueName: "key.path=value"))
+    var overrides: [String] = []
+
     @Flag(name: .long, help: "Validate the config, print the resolved config, and write nothing.")
     var dryRun = false
 
     @Flag(name: .long, help: "Print only errors and the final summary lines.")
     var quiet = false
 
+    func validate() throws {
+        for override in overrides {
+            do { _ = try ConfigurationOverride(parsing: override) } catch { throw ValidationError("\(error)") }
+        }
+    }
+
     func run() throws {
-        var configuration = try ConfigurationLoader.load(from: URL(fileURLWithPath: config))
+        let overrides = try self.overrides.map(ConfigurationOverride.init(parsing:))
+        var configuration = try ConfigurationLoader.load(from: URL(fileURLWithPath: config), overrides: overrides)
         if let output { configuration.run.output = output }
         if dryRun {
             let encoder = JSONEncoder()

@@ -111,6 +111,54 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: output.path))
     }
 
+    func testSetOverridesConfigKeysBeforeTheyAreChecked() throws {
+        let root = try temporaryDirectory(self)
+        let output = root.appendingPathComponent("out")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(#"{"rl": {"steps": 7, "algorithm": "grpo"}, "run": {"seed": 5}}"#.utf8).write(to: configURL)
+        // JSON values (numbers, null, objects, quoted strings), plain text otherwise; sections and
+        // keys the file lacks (rl.loss, eval) are created; a later --set of one key wins.
+        let overrides = [
+            "rl.steps=0", "run.seed=2", "run.seed=3", "sft.init_from=runs/x/reference", "rl.algorithm=arpo", "rl.loss.dual_clip=3",
+            "eval.episodes=5", #"env.task_mix={"arithmetic": 2}"#, #"rl.branching.rule="stochastic""#, "rl.learning_rate=1e-5",
+            "rl.loss.sum_norm_length=64", "rl.loss.sum_norm_length=null",
+        ]
+        for command in [[], ["train"]] {
+            let result = try runArpoTrain(command + ["--config", configURL.path, "--output", output.path, "--dry-run"] + overrides.flatMap { ["--set", $0] })
+            XCTAssertEqual(result.status, 0, result.error)
+            let resolved = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as! [String: Any]
+            let rl = resolved["rl"] as! [String: Any], loss = rl["loss"] as! [String: Any]
+            XCTAssertEqual(rl["steps"] as? Int, 0)
+            XCTAssertEqual(rl["algorithm"] as? String, "arpo")
+            XCTAssertEqual(rl["learning_rate"] as? Double, 1e-5)
+            XCTAssertEqual((rl["branching"] as! [String: Any])["rule"] as? String, "stochastic")
+            XCTAssertEqual(loss["dual_clip"] as? Double, 3)
+            XCTAssertEqual(loss["clip_epsilon_low"] as? Double, 0.2, "the rest of the created section keeps its defaults")
+            XCTAssertTrue(loss["sum_norm_length"] is NSNull, "null, set after 64, sets an optional key back to nil")
+            XCTAssertEqual((resolved["run"] as! [String: Any])["seed"] as? Int, 3)
+            XCTAssertEqual((resolved["sft"] as! [String: Any])["init_from"] as? String, "runs/x/reference")
+            XCTAssertEqual((resolved["eval"] as! [String: Any])["episodes"] as? Int, 5)
+            XCTAssertEqual((resolved["env"] as! [String: Any])["task_mix"] as? [String: Double], ["arithmetic": 2])
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output.path))
+
+        // Every bad --set exits with 2, names the problem, and writes nothing.
+        let bad: [(String, String)] = [
+            ("rl.grup_size=4", "--set rl.grup_size=4: unknown key rl.grup_size (did you mean rl.group_size?)"),
+            ("rl.steps", "--set rl.steps: expected KEY.PATH=VALUE"),
+            ("rl..steps=1", "the key path 'rl..steps' has an empty component"),
+            ("rl.steps.count=1", "--set rl.steps.count=1: rl.steps is not an object"),
+            ("rl.steps=-1", "with --set rl.steps: rl.steps must be in 0...1000000, got -1"),
+            ("rl.steps=many", "with --set rl.steps: rl.steps has the wrong type: expected an integer"),
+        ]
+        for (override, message) in bad {
+            let result = try runArpoTrain(["--config", configURL.path, "--output", output.path, "--set", override])
+            XCTAssertEqual(result.status, 2, override)
+            XCTAssertTrue(result.error.contains(message), "\(override): \(result.error)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output.path), override)
+        }
+    }
+
     func testBadCheckpointsGiveClearErrors() throws {
         let root = try temporaryDirectory(self)
         // Not a model at all.
