@@ -21,6 +21,12 @@ public struct ReportRun: Sendable {
     public var evaluations: [HeldOutEvaluation]
     /// `summary.json`, or nil while the run has not finished.
     public var summary: RunSummary?
+    /// The keys of `config.json` the Markdown results document describes the experiment with.
+    var configuration: ReportConfigurationFile
+    /// When `sft.init_from` names another run's `reference/`, that run's `config.json` and
+    /// `summary.json`: how the shared cold start was trained and how long it took. Nil when there
+    /// is none or it cannot be read.
+    var coldStart: (directory: URL, configuration: ReportConfigurationFile?, summary: RunSummary?)?
 
     /// The directory's last path component, which is how the page names the run.
     public var name: String { directory.lastPathComponent }
@@ -63,9 +69,19 @@ public struct ReportRun: Sendable {
         let metrics = try decodeLines(StepMetrics.self, from: metricsURL)
         let evaluations = try decodeLines(HeldOutEvaluation.self, from: evaluationURL)
         let summary = FileManager.default.fileExists(atPath: summaryURL.path) ? try decodeObject(RunSummary.self, from: summaryURL) : nil
+        // `init_from` is a path as the run was given it (relative to where it started); compare.sh
+        // trains and reports from the same directory. It is context only, so a cold start that
+        // has moved is left undescribed rather than an error.
+        let coldStart = configuration.sft?.initFrom.map { initial in
+            let run = URL(fileURLWithPath: initial).deletingLastPathComponent()
+            return (run.standardizedFileURL,
+                    try? decodeObject(ReportConfigurationFile.self, from: run.appendingPathComponent("config.json")),
+                    try? decodeObject(RunSummary.self, from: run.appendingPathComponent("summary.json")))
+        }
         return ReportRun(
             directory: directory, algorithm: algorithm, seed: configuration.run?.seed, sizes: sizes,
-            metrics: metrics, evaluations: evaluations, summary: summary)
+            metrics: metrics, evaluations: evaluations, summary: summary,
+            configuration: configuration, coldStart: coldStart)
     }
 
     /// Decodes a file holding one JSON object.
@@ -186,6 +202,10 @@ public struct StepMetrics: Decodable, Equatable, Sendable {
     public var entropyAfterToolResults: Double?
     /// Mean entropy of the first tokens of a response (`entropy_initial`).
     public var initialEntropy: Double?
+    /// Mean ΔH (entropy after a tool result minus the initial entropy) where ARPO forked.
+    public var entropyDeltaAtForks: Double?
+    /// Mean ΔH where a fork was considered but not taken.
+    public var entropyDeltaElsewhere: Double?
 
     enum CodingKeys: String, CodingKey {
         case phase, step, entropy, trajectories, forks
@@ -196,6 +216,8 @@ public struct StepMetrics: Decodable, Equatable, Sendable {
         case tokensGenerated = "tokens_generated"
         case entropyAfterToolResults = "entropy_after_tool_results"
         case initialEntropy = "entropy_initial"
+        case entropyDeltaAtForks = "entropy_delta_at_forks"
+        case entropyDeltaElsewhere = "entropy_delta_elsewhere"
     }
 
     /// A line with only its phase and step; the metrics are nil.
@@ -241,8 +263,11 @@ public struct RunSummary: Decodable, Equatable, Sendable {
     public var toolCallsExecuted: Int?
     /// Wall time of the whole run, over every session when it was resumed.
     public var wallSeconds: Double?
+    /// The policy's parameter count (with the value head, when it has one).
+    public var parameters: Int?
 
     enum CodingKeys: String, CodingKey {
+        case parameters
         case accuracyAfterSFT = "accuracy_after_sft"
         case accuracyAfterRL = "accuracy_after_rl"
         case toolCallsExecuted = "tool_calls_executed"
@@ -250,26 +275,91 @@ public struct RunSummary: Decodable, Equatable, Sendable {
     }
 }
 
-/// The keys of `config.json` the report reads; everything else is ignored.
+/// The keys of `config.json` the report reads; everything else is ignored. Every key is
+/// optional, so a config written by an older trainer still loads.
 struct ReportConfigurationFile: Decodable {
-    struct Supervised: Decodable { var steps: Int? }
+    struct Model: Decodable {
+        var hiddenSize: Int?
+        var intermediateSize: Int?
+        var layers: Int?
+        var attentionHeads: Int?
+        var keyValueHeads: Int?
+        var contextLength: Int?
+        var valueHead: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case hiddenSize = "hidden_size"
+            case intermediateSize = "intermediate_size"
+            case layers = "num_hidden_layers"
+            case attentionHeads = "num_attention_heads"
+            case keyValueHeads = "num_key_value_heads"
+            case contextLength = "max_position_embeddings"
+            case valueHead = "value_head"
+        }
+    }
+    struct Environment: Decodable {
+        var taskMix: [String: Double]?
+        var difficulty: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case difficulty
+            case taskMix = "task_mix"
+        }
+    }
+    struct Supervised: Decodable {
+        var steps: Int?
+        var batchSize: Int?
+        var demonstrations: Int?
+        var initFrom: String?
+
+        enum CodingKeys: String, CodingKey {
+            case steps, demonstrations
+            case batchSize = "batch_size"
+            case initFrom = "init_from"
+        }
+    }
     struct Reinforcement: Decodable {
-        struct Branching: Decodable { var budget: Int? }
+        struct Branching: Decodable {
+            var budget: Int?
+            var initialSamples: Int?
+            var branchFactor: Int?
+            var threshold: Double?
+
+            enum CodingKeys: String, CodingKey {
+                case budget, threshold
+                case initialSamples = "initial_samples"
+                case branchFactor = "branch_factor"
+            }
+        }
         var algorithm: String?
         var steps: Int?
         var promptsPerStep: Int?
         var groupSize: Int?
         var branching: Branching?
+        var maxResponseTokens: Int?
+        var learningRate: Double?
 
         enum CodingKeys: String, CodingKey {
             case algorithm, steps, branching
             case promptsPerStep = "prompts_per_step"
             case groupSize = "group_size"
+            case maxResponseTokens = "max_response_tokens"
+            case learningRate = "learning_rate"
         }
     }
-    struct Run: Decodable { var seed: UInt64? }
+    struct Evaluation: Decodable {
+        var every: Int?
+        var episodes: Int?
+    }
+    struct Run: Decodable {
+        var seed: UInt64?
+        var threads: Int?
+    }
 
+    var model: Model?
+    var env: Environment?
     var sft: Supervised?
     var rl: Reinforcement?
+    var eval: Evaluation?
     var run: Run?
 }

@@ -154,7 +154,7 @@ struct ReportPage {
     func summaryTable() -> String {
         var html = """
             <table>
-            <tr><th class="text">Algorithm</th><th>Finished runs</th><th>Held-out accuracy<br>after SFT</th><th>Final held-out accuracy<br>(mean ± std over seeds)</th><th>Tool calls per trajectory<br>(RL tool calls ÷ RL trajectories)</th><th>Tokens generated per run<br>(sum over RL steps)</th><th>Wall time per run</th></tr>
+            <tr><th class="text">Algorithm</th><th>Finished runs</th><th>Held-out accuracy<br>after SFT</th><th>Final held-out accuracy<br>(mean ± std over seeds)</th><th>Tool calls per trajectory<br>(RL tool calls ÷ RL trajectories)</th><th>Tool calls executed per run<br>(RL)</th><th>Tokens generated per run<br>(sum over RL steps)</th><th>Wall time per run</th></tr>
 
             """
         for summary in TrainingReport.summaries(of: runs) {
@@ -165,6 +165,7 @@ struct ReportPage {
                 Self.format(summary.accuracyAfterSFT),
                 Self.format(summary.finalAccuracy),
                 summary.toolCallsPerTrajectory.map { String(format: "%.2f", $0) } ?? "—",
+                summary.toolCallsExecutedPerRun.map { Self.groupedInteger($0) } ?? "—",
                 summary.tokensGeneratedPerRun.map { Self.groupedInteger($0) } ?? "—",
                 summary.wallSecondsPerRun.map(Self.duration) ?? "—",
             ]
@@ -265,9 +266,6 @@ struct ReportPage {
         guard !arpoRuns.isEmpty else {
             return "<p class=\"note\">No ARPO run in this report, so there are no entropy-after-tool-results or fork charts.</p>"
         }
-        func mean(_ values: [Double?]) -> Double? {
-            MeanAndStandardDeviation(values.compactMap { $0 }.filter(\.isFinite))?.mean
-        }
         let comparison = BarChart(
             title: "ARPO: entropy after tool results against initial entropy",
             subtitle: "mean over RL steps of entropy_initial and entropy_after_tool_results (null steps skipped)",
@@ -277,10 +275,8 @@ struct ReportPage {
                 LegendEntry(label: "just after tool results", style: SeriesStyle(color: Self.algorithmColors["arpo"]!)),
             ],
             groups: arpoRuns.map { run, appearance in
-                BarChart.Group(label: appearance.label, values: [
-                    mean(run.reinforcementMetrics.map(\.initialEntropy)),
-                    mean(run.reinforcementMetrics.map(\.entropyAfterToolResults)),
-                ])
+                let branching = BranchingSummary(runs: [run])
+                return BarChart.Group(label: appearance.label, values: [branching.initialEntropy, branching.entropyAfterToolResults])
             })
         let difference = LineChart(
             title: "ARPO: entropy after tool results minus initial entropy",

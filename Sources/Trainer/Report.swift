@@ -24,12 +24,19 @@ public enum TrainingReport {
     @discardableResult
     public static func write(runDirectories: [URL], to output: URL) throws -> [ReportRun] {
         let runs = try loadRuns(runDirectories)
+        try writeHTML(for: runs, to: output)
+        return runs
+    }
+
+    /// Writes the page for `runs` to `output` (replaced if it exists).
+    ///
+    /// - Throws: ``ReportError`` when the file cannot be written.
+    public static func writeHTML(for runs: [ReportRun], to output: URL) throws {
         do {
             try Data(html(for: runs).utf8).write(to: output, options: .atomic)
         } catch {
             throw ReportError(file: output.path, problem: "cannot be written: \(error.localizedDescription)")
         }
-        return runs
     }
 
     /// Reads each run directory (see ``ReportRun/load(from:)``).
@@ -111,6 +118,8 @@ public struct AlgorithmSummary: Equatable, Sendable {
     public var finishedRuns: Int
     /// Runs without `summary.json`, which only the charts show.
     public var unfinishedRuns: Int
+    /// `run.seed` of the finished runs that record one, in run order.
+    public var seeds: [UInt64]
     /// `accuracy_after_sft` over finished runs.
     public var accuracyAfterSFT: MeanAndStandardDeviation?
     /// `accuracy_after_rl`, the final held-out accuracy, over finished runs (the seeds).
@@ -118,6 +127,8 @@ public struct AlgorithmSummary: Equatable, Sendable {
     /// Tool calls executed in RL divided by trajectories rolled out in RL, both summed over every
     /// RL step of every finished run (so long and short steps weigh by their trajectories).
     public var toolCallsPerTrajectory: Double?
+    /// `tool_calls_executed` of `summary.json` (every RL tool call), mean over finished runs.
+    public var toolCallsExecutedPerRun: Double?
     /// Tokens generated in RL rollouts, summed over a run's RL steps, mean over finished runs.
     public var tokensGeneratedPerRun: Double?
     /// `wall_seconds`, mean over finished runs.
@@ -129,14 +140,46 @@ public struct AlgorithmSummary: Equatable, Sendable {
         self.algorithm = algorithm
         finishedRuns = finished.count
         unfinishedRuns = runs.count - finished.count
+        seeds = finished.compactMap(\.seed)
         accuracyAfterSFT = MeanAndStandardDeviation(finished.compactMap { $0.summary?.accuracyAfterSFT })
         finalAccuracy = MeanAndStandardDeviation(finished.compactMap { $0.summary?.accuracyAfterRL })
         let steps = finished.flatMap(\.reinforcementMetrics)
         let trajectories = steps.compactMap(\.trajectories).reduce(0, +)
         toolCallsPerTrajectory = trajectories > 0 ? Double(steps.compactMap(\.toolCallsExecuted).reduce(0, +)) / Double(trajectories) : nil
+        toolCallsExecutedPerRun = MeanAndStandardDeviation(finished.compactMap { $0.summary?.toolCallsExecuted.map(Double.init) })?.mean
         tokensGeneratedPerRun = MeanAndStandardDeviation(finished.map { run in
             Double(run.reinforcementMetrics.compactMap(\.tokensGenerated).reduce(0, +))
         })?.mean
         wallSecondsPerRun = MeanAndStandardDeviation(finished.compactMap { $0.summary?.wallSeconds })?.mean
+    }
+}
+
+/// ARPO's branching over some runs' RL steps (ARPO.md §3): how often it forked, and the step
+/// entropies whose difference ΔH = H after a tool result − H initial drives the fork probability.
+/// Each figure is a mean over the RL steps that record it (a step with no tool result followed by
+/// generated tokens has no entropy after tool results), so every step weighs the same.
+public struct BranchingSummary: Equatable, Sendable {
+    /// `forks` per RL step.
+    public var forksPerStep: Double?
+    /// `entropy_initial`: the step entropy over a response's first k tokens.
+    public var initialEntropy: Double?
+    /// `entropy_after_tool_results`: the step entropy over the k tokens after a tool result.
+    public var entropyAfterToolResults: Double?
+    /// `entropy_delta_at_forks`: ΔH where a fork was taken.
+    public var entropyDeltaAtForks: Double?
+    /// `entropy_delta_elsewhere`: ΔH where a fork was considered but not taken.
+    public var entropyDeltaElsewhere: Double?
+
+    /// Over every RL step of `runs`.
+    public init(runs: [ReportRun]) {
+        let steps = runs.flatMap(\.reinforcementMetrics)
+        func mean(_ value: (StepMetrics) -> Double?) -> Double? {
+            MeanAndStandardDeviation(steps.compactMap(value).filter(\.isFinite))?.mean
+        }
+        forksPerStep = mean { $0.forks.map(Double.init) }
+        initialEntropy = mean(\.initialEntropy)
+        entropyAfterToolResults = mean(\.entropyAfterToolResults)
+        entropyDeltaAtForks = mean(\.entropyDeltaAtForks)
+        entropyDeltaElsewhere = mean(\.entropyDeltaElsewhere)
     }
 }

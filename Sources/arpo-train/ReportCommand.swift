@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Trainer
 
-/// `arpo-train report RUN_DIR... [--output PATH]`: one HTML page comparing runs.
+/// `arpo-train report RUN_DIR... [--output PATH] [--markdown PATH [--command TEXT]]`: one HTML
+/// page comparing runs, and optionally a Markdown results document.
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
@@ -11,8 +12,13 @@ struct ReportCommand: ParsableCommand {
             Charts held-out accuracy against step and against tool calls executed; reward, entropy, \
             KL and tool calls per trajectory against step; for ARPO, the entropy after tool results \
             against the initial entropy, and forks per step. A table gives each algorithm's final \
-            accuracy (mean ± std over seeds), tool calls per trajectory, tokens generated and wall \
-            time. A run without summary.json is drawn but marked unfinished and left out of the table.
+            accuracy (mean ± std over seeds), tool calls per trajectory, tool calls executed, tokens \
+            generated and wall time. A run without summary.json is drawn but marked unfinished and \
+            left out of the table.
+
+            --markdown also writes a results document: the same table, ARPO's branching statistics, \
+            the experiment's sizes from the runs' config.json, the machine (CPU model, cores), the \
+            git commit of the current directory and the --command that reproduces it.
             """)
 
     @Argument(help: ArgumentHelp("Run directories written by `arpo-train train`.", valueName: "run-directory"))
@@ -21,11 +27,28 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .long, help: "The HTML file to write.")
     var output = TrainingReport.defaultOutputName
 
+    @Option(name: .long, help: ArgumentHelp("Also write a Markdown results document here (for example docs/RESULTS.md).", valueName: "path"))
+    var markdown: String?
+
+    @Option(name: .long, help: ArgumentHelp("The command that reproduces the runs, quoted in the Markdown document.", valueName: "text"))
+    var command: String?
+
+    func validate() throws {
+        if command != nil && markdown == nil { throw ValidationError("--command is quoted in the Markdown document: give --markdown PATH too") }
+    }
+
     func run() throws {
         let outputURL = URL(fileURLWithPath: output)
-        let runs = try TrainingReport.write(runDirectories: runDirectories.map { URL(fileURLWithPath: $0) }, to: outputURL)
+        let runs = try TrainingReport.loadRuns(runDirectories.map { URL(fileURLWithPath: $0) })
+        try TrainingReport.writeHTML(for: runs, to: outputURL)
         let unfinished = runs.filter { !$0.isFinished }.count
         let count = runs.count == 1 ? "1 run" : "\(runs.count) runs"
         print("Wrote \(outputURL.path) (\(count)\(unfinished > 0 ? ", \(unfinished) unfinished" : ""))")
+        if let markdown {
+            let markdownURL = URL(fileURLWithPath: markdown)
+            let provenance = ReportProvenance.current(command: command, ignoring: [markdownURL, outputURL])
+            try TrainingReport.writeMarkdown(for: runs, provenance: provenance, to: markdownURL)
+            print("Wrote \(markdownURL.path)")
+        }
     }
 }

@@ -53,8 +53,8 @@ final class ReportTests: XCTestCase {
         // Self-contained: no script, no external resource.
         for forbidden in ["<script", "src=", "href=", "@import"] { XCTAssertFalse(html.contains(forbidden), "the page contains \(forbidden)") }
 
-        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>1</td><td>0.250</td><td>0.500</td><td>0.83</td><td>600</td><td>1 min 30 s</td>")
-        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>600</td><td>1 min 30 s</td>")
+        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>1</td><td>0.250</td><td>0.500</td><td>0.83</td><td>20</td><td>600</td><td>1 min 30 s</td>")
+        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>24</td><td>600</td><td>1 min 30 s</td>")
     }
 
     func testSummaryTableGivesMeanAndStandardDeviationOverSeeds() throws {
@@ -78,13 +78,15 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(arpo.finalAccuracy?.standardDeviation ?? .nan, 0.17677669529663689, accuracy: 1e-12)
         // (4 + 6 + 10 + 2 + 2 + 2) tool calls over 6 steps × 8 trajectories.
         XCTAssertEqual(arpo.toolCallsPerTrajectory ?? .nan, 26.0 / 48.0, accuracy: 1e-12)
+        XCTAssertEqual(arpo.toolCallsExecutedPerRun ?? .nan, (20 + 6) / 2, accuracy: 1e-12)
         XCTAssertEqual(arpo.tokensGeneratedPerRun ?? .nan, (600 + 300) / 2, accuracy: 1e-12)
+        XCTAssertEqual(arpo.seeds, [1, 2])
         XCTAssertEqual(arpo.wallSecondsPerRun ?? .nan, 120, accuracy: 1e-12)
         XCTAssertNil(summaries[1].finalAccuracy?.standardDeviation, "one seed has no standard deviation")
 
         let html = TrainingReport.html(for: runs)
-        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>2</td><td>0.300 ± 0.071</td><td>0.625 ± 0.177</td><td>0.54</td><td>450</td><td>2 min 00 s</td>")
-        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>1,200</td><td>30.0 s</td>")
+        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>2</td><td>0.300 ± 0.071</td><td>0.625 ± 0.177</td><td>0.54</td><td>13</td><td>450</td><td>2 min 00 s</td>")
+        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>24</td><td>1,200</td><td>30.0 s</td>")
         // Colour per algorithm, dash per seed: the second ARPO run is dashed, the first solid.
         XCTAssertTrue(html.contains("stroke=\"#D55E00\"><title>ARPO seed 1</title>"))
         XCTAssertTrue(html.contains("stroke=\"#D55E00\" stroke-dasharray=\"8 4\"><title>ARPO seed 2</title>"))
@@ -101,7 +103,7 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains("unfinished (no summary.json): 2 of 3 RL steps"))
         XCTAssertTrue(html.contains("<title>ARPO seed 2 · unfinished</title>"), "the unfinished run is drawn and marked")
         XCTAssertEqual(Self.summaryRow("ARPO", in: html),
-                       "<td>1&nbsp;<span class=\"unfinished\">(+1 unfinished)</span></td><td>0.250</td><td>0.500</td><td>0.83</td><td>600</td><td>1 min 30 s</td>")
+                       "<td>1&nbsp;<span class=\"unfinished\">(+1 unfinished)</span></td><td>0.250</td><td>0.500</td><td>0.83</td><td>20</td><td>600</td><td>1 min 30 s</td>")
     }
 
     func testOneSeedHasOneDashAcrossAlgorithmsAndASweepOfOneSeedStaysDistinct() throws {
@@ -150,6 +152,120 @@ final class ReportTests: XCTestCase {
             XCTAssertTrue(chart.contains(">1.0</text>") || chart.contains(">1</text>"))
             XCTAssertFalse(chart.contains(">-"), "a negative tick on an axis of counts")
         }
+    }
+
+    // MARK: The Markdown results document
+
+    static let provenance = ReportProvenance(
+        cpuModel: "Test CPU", cores: 2, commit: "0123abcd", hasUncommittedChanges: false, command: "scripts/compare.sh", date: "2025-01-31 12:00 UTC")
+
+    func testMarkdownHasTheSummaryTableBranchingSizesMachineCommitAndCommand() throws {
+        let root = try temporaryDirectory(self)
+        // The shared cold start: a run with 300 SFT steps and no RL, which took a minute.
+        let coldStart = root.appendingPathComponent("cold-start")
+        try FileManager.default.createDirectory(at: coldStart, withIntermediateDirectories: true)
+        try Data(#"{"sft": {"steps": 300, "batch_size": 16, "demonstrations": 2000}, "rl": {"algorithm": "arpo", "steps": 0}}"#.utf8).write(to: coldStart.appendingPathComponent("config.json"))
+        try Data(#"{"wall_seconds": 60, "accuracy_after_sft": 0.25}"#.utf8).write(to: coldStart.appendingPathComponent("summary.json"))
+        let reference = coldStart.appendingPathComponent("reference").path
+        let directories = [
+            try SyntheticRunDirectory(algorithm: "grpo", seed: 1, finalAccuracy: 0.375, toolCalls: [8, 8, 8], wallSeconds: 30, initFrom: reference)
+                .write(in: root, name: "grpo-1"),
+            try SyntheticRunDirectory(algorithm: "arpo", seed: 1, finalAccuracy: 0.5, toolCalls: [4, 6, 10], wallSeconds: 90, initFrom: reference)
+                .write(in: root, name: "arpo-1"),
+            try SyntheticRunDirectory(algorithm: "arpo", seed: 2, finalAccuracy: 0.75, toolCalls: [2, 2, 2], tokens: [100, 100, 100], wallSeconds: 150, initFrom: reference)
+                .write(in: root, name: "arpo-2"),
+        ]
+        let markdown = TrainingReport.markdown(for: try TrainingReport.loadRuns(directories), provenance: Self.provenance)
+
+        XCTAssertTrue(markdown.hasPrefix("# Results: GRPO, ARPO\n"), markdown)
+        XCTAssertTrue(markdown.contains("Written by `arpo-train report` on 2025-01-31 12:00 UTC from 3 run directories: `\(directories[0].path)`, `\(directories[1].path)`, `\(directories[2].path)`."))
+        // The HTML page's rows (AlgorithmSummary), with seeds and tool calls executed per run:
+        // ARPO's (4 + 6 + 10 + 2 + 2 + 2) calls over 48 trajectories, (20 + 6) / 2 per run.
+        XCTAssertTrue(markdown.contains("""
+            | Algorithm | Runs (seeds) | Final held-out accuracy | Held-out accuracy after SFT | Tool calls per trajectory | Tool calls executed per run | Tokens generated per run | Wall time per run |
+            | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |
+            | GRPO | 1 (1) | 0.375 | 0.250 | 1.00 | 24 | 600 | 30.0 s |
+            | ARPO | 2 (1, 2) | 0.625 ± 0.177 | 0.250 ± 0.000 | 0.54 | 13 | 450 | 2 min 00 s |
+
+            """), markdown)
+        // 30 + 90 + 150 s of runs and the cold start's 60 s, counted once.
+        XCTAssertTrue(markdown.contains("Wall time summed over the runs and the cold start: 5 min 30 s (runs 4 min 30 s, cold start 1 min 00 s).\n"), markdown)
+        // Forks 1, 2, 3 per step; entropy after tool results 0.6, null, 0.5; ΔH at forks 0.2, 0.3, 0.4.
+        XCTAssertTrue(markdown.contains("""
+            | `arpo-1` | 2.00 | 0.400 | 0.550 | 0.300 | -0.100 |
+            | `arpo-2` | 2.00 | 0.400 | 0.550 | 0.300 | -0.100 |
+            | all 2 ARPO runs | 2.00 | 0.400 | 0.550 | 0.300 | -0.100 |
+
+            """), markdown)
+        XCTAssertTrue(markdown.contains("""
+            | Model | LLaMA decoder, 1 layer, width 32, MLP 64, 2 heads, context 240 |
+            | Parameters | 19,040 |
+            | Cold start (SFT) | shared: `\(reference)`, trained with 300 steps × 16 demonstrations per step (2000 distinct) |
+            | RL | 3 steps × 2 prompts per step, at most 100 response tokens, learning rate 0.0001 |
+            | Trajectories per prompt | group size G = 4 (GRPO); budget M = 4 (2 initial samples, branch factor 2, threshold 0.5) (ARPO) |
+            | Held-out evaluation | 8 eval-split episodes, greedy, after SFT, every 2 RL steps and at the end |
+            | Tasks | difficulty 1; mix arithmetic 1, unanswerable 0.5 |
+            | BLAS threads per run | 1 |
+
+            """), markdown)
+        XCTAssertTrue(markdown.hasSuffix("""
+            ## Machine and code
+
+            - Machine: Test CPU, 2 cores (where this document was written)
+            - Commit: `0123abcd`
+            - Reproduce: `scripts/compare.sh`
+
+            """), markdown)
+    }
+
+    func testMarkdownNamesDifferingSizesPerAlgorithmAndLeavesOutUnfinishedRuns() throws {
+        let root = try temporaryDirectory(self)
+        let directories = [
+            try SyntheticRunDirectory(algorithm: "grpo", seed: 1).write(in: root, name: "grpo-1"),
+            try SyntheticRunDirectory(algorithm: "ppo", seed: 1).write(in: root, name: "ppo-1"),
+            try SyntheticRunDirectory(algorithm: "ppo", seed: 2, completedSteps: 2).write(in: root, name: "ppo-2"),
+        ]
+        var provenance = Self.provenance
+        provenance.hasUncommittedChanges = true
+        provenance.command = nil
+        let markdown = TrainingReport.markdown(for: try TrainingReport.loadRuns(directories), provenance: provenance)
+        XCTAssertTrue(markdown.contains("| PPO | 1 (1), +1 unfinished | 0.500 | 0.250 |"), markdown)
+        XCTAssertTrue(markdown.contains("Left out (no summary.json, unfinished): `\(directories[2].path)`."), markdown)
+        XCTAssertTrue(markdown.contains("Wall time summed over the runs: 3 min 00 s.\n"), markdown)
+        XCTAssertFalse(markdown.contains("## ARPO branching"), "no ARPO run, no branching table")
+        // The unfinished PPO run has no summary, so no parameter count.
+        XCTAssertTrue(markdown.contains("| Parameters | 19,040 (GRPO); 19,073 (ppo-1); unknown (ppo-2); counts include the value head (width + 1 parameters) in runs with one |"), markdown)
+        XCTAssertTrue(markdown.contains("| Cold start (SFT) | each run's own: 2 steps × 4 demonstrations per step (16 distinct) |"), markdown)
+        XCTAssertTrue(markdown.contains("- Commit: `0123abcd`, with uncommitted changes to tracked files\n"), markdown)
+        XCTAssertFalse(markdown.contains("Reproduce"), "no command given")
+    }
+
+    func testReportCommandWritesTheMarkdownDocumentWithCommandMachineAndCommit() throws {
+        let root = try temporaryDirectory(self)
+        _ = try SyntheticRunDirectory(algorithm: "arpo", seed: 1).write(in: root, name: "arpo")
+        _ = try SyntheticRunDirectory(algorithm: "grpo", seed: 1).write(in: root, name: "grpo")
+        let markdown = root.appendingPathComponent("docs/RESULTS.md")
+        try FileManager.default.createDirectory(at: markdown.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let result = try runArpoTrain(["report", "arpo", "grpo", "--output", "page.html", "--markdown", "docs/RESULTS.md", "--command", "SEEDS=\"0\" scripts/compare.sh"], directory: root)
+        XCTAssertEqual(result.status, 0, result.error)
+        XCTAssertTrue(result.output.contains("Wrote \(markdown.path)"), result.output)
+        XCTAssertEqual(Self.charts(in: try String(contentsOf: root.appendingPathComponent("page.html"), encoding: .utf8)).count, Self.chartTitles.count)
+        let text = try String(contentsOf: markdown, encoding: .utf8)
+        // Run directories as given on the command line, relative to where it ran.
+        XCTAssertTrue(text.contains("from 2 run directories: `arpo`, `grpo`."), text)
+        XCTAssertTrue(text.contains("| ARPO | 1 (1) | 0.500 | 0.250 | 0.83 | 20 | 600 | 1 min 30 s |"), text)
+        XCTAssertTrue(text.contains("- Reproduce: `SEEDS=\"0\" scripts/compare.sh`"), text)
+        // The temporary directory is no git work tree.
+        XCTAssertTrue(text.contains("- Commit: unknown (not written in a git work tree)"), text)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        XCTAssertTrue(text.contains("- Machine: ") && text.contains(", \(cores) core\(cores == 1 ? "" : "s") (where this document was written)"), text)
+
+        // --command belongs to the Markdown document; a missing run writes neither file.
+        XCTAssertEqual(try runArpoTrain(["report", "arpo", "--command", "x"], directory: root).status, 2)
+        let missing = try runArpoTrain(["report", "arpo", "gone", "--output", "other.html", "--markdown", "OTHER.md"], directory: root)
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.error.contains("gone: run directory does not exist"), missing.error)
+        for name in ["other.html", "OTHER.md"] { XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent(name).path), name) }
     }
 
     // MARK: Missing and malformed inputs
@@ -266,6 +382,8 @@ struct SyntheticRunDirectory {
     var referenceKL: Double? = 0.01
     /// RL steps written; fewer than 3 leaves the run unfinished (no final evaluation or summary).
     var completedSteps = 3
+    /// `sft.init_from`: another run's `reference/` the run started from (its own SFT is 0 steps).
+    var initFrom: String?
 
     static let trajectories = 8
 
@@ -274,9 +392,14 @@ struct SyntheticRunDirectory {
         let directory = root.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let config: [String: Any] = [
-            "sft": ["steps": 2, "batch_size": 4],
-            "rl": ["algorithm": algorithm, "steps": 3, "prompts_per_step": 2, "group_size": 4, "branching": ["budget": 4, "initial_samples": 2]],
-            "run": ["seed": seed, "output": directory.path],
+            "model": ["hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+                      "max_position_embeddings": 240, "value_head": algorithm == "ppo"],
+            "env": ["task_mix": ["arithmetic": 1, "unanswerable": 0.5], "difficulty": 1],
+            "sft": ["steps": initFrom == nil ? 2 : 0, "batch_size": 4, "demonstrations": 16, "init_from": initFrom.map { $0 as Any } ?? NSNull()],
+            "rl": ["algorithm": algorithm, "steps": 3, "prompts_per_step": 2, "group_size": 4, "max_response_tokens": 100, "learning_rate": 0.0001,
+                   "branching": ["budget": 4, "initial_samples": 2, "branch_factor": 2, "threshold": 0.5]],
+            "eval": ["every": 2, "episodes": 8],
+            "run": ["seed": seed, "output": directory.path, "threads": 1],
         ]
         try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: directory.appendingPathComponent("config.json"))
 
@@ -297,7 +420,7 @@ struct SyntheticRunDirectory {
                 "tool_calls_per_trajectory": Double(toolCalls[index]) / Double(Self.trajectories),
                 "tokens_generated": tokens[index], "forks": isARPO ? index + 1 : 0, "response_length_mean": 30.0,
                 "entropy_after_tool_results": entropyAfterToolResults, "entropy_initial": 0.4,
-                "entropy_delta_at_forks": NSNull(), "entropy_delta_elsewhere": NSNull(),
+                "entropy_delta_at_forks": isARPO ? 0.2 + 0.1 * Double(index) : NSNull(), "entropy_delta_elsewhere": isARPO ? -0.1 : NSNull(),
                 "rollout_seconds": 1.0, "update_seconds": 0.5, "rollout_tokens_per_second": 100.0, "tokens_per_second": 66.0,
                 "policy_loss": -0.01, "clip_fraction_low": 0.0, "clip_fraction_high": 0.0, "approx_kl": 0.001,
                 "reference_kl": referenceKL.map { $0 * Double(index + 1) } ?? NSNull(), "entropy": 1.5 - 0.1 * Double(index),
@@ -317,7 +440,7 @@ struct SyntheticRunDirectory {
             evaluations.append(["step": 5, "phase": "rl", "final": true, "accuracy": finalAccuracy, "tool_calls_executed_total": total, "episodes": 8, "samples": []])
             let summary: [String: Any] = [
                 "accuracy_after_sft": accuracyAfterSFT, "accuracy_after_rl": finalAccuracy, "tool_calls_executed": total, "algorithm": algorithm,
-                "wall_seconds": wallSeconds, "sft_steps": 2, "rl_steps": 3, "seed": seed,
+                "wall_seconds": wallSeconds, "sft_steps": 2, "rl_steps": 3, "seed": seed, "parameters": algorithm == "ppo" ? 19_073 : 19_040,
             ]
             try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]).write(to: directory.appendingPathComponent("summary.json"))
         }
