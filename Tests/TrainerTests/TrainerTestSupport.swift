@@ -15,8 +15,13 @@ struct ProcessResult {
 /// Runs the real binary to completion (killed after `timeout` seconds, so a wrong expectation
 /// fails the test instead of hanging the suite).
 func runArpoTrain(_ arguments: [String], environment extra: [String: String] = [:], directory: URL? = nil, timeout: TimeInterval = 300) throws -> ProcessResult {
+    try runProcess(arpoTrainBinary(), arguments, environment: extra, directory: directory, timeout: timeout)
+}
+
+/// Runs `executable` to completion, like ``runArpoTrain(_:environment:directory:timeout:)``.
+func runProcess(_ executable: URL, _ arguments: [String], environment extra: [String: String] = [:], directory: URL? = nil, timeout: TimeInterval = 300) throws -> ProcessResult {
     let process = Process()
-    process.executableURL = arpoTrainBinary()
+    process.executableURL = executable
     process.arguments = arguments
     var environment = ProcessInfo.processInfo.environment
     for (key, value) in extra { environment[key] = value }
