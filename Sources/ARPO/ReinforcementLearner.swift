@@ -109,27 +109,41 @@ public final class ReinforcementLearner {
     /// Rows of `records` in micro-batches, no gradients: the reference policy's log-probs and
     /// (PPO) the current values, per response token.
     func frozenStatistics(_ records: [TrajectoryRecord]) -> (reference: [[Double]], values: [[Double]]?) {
-        var referenceRows: [[Double]] = [], valueRows: [[Double]] = []
+        var referenceRows = [[Double]](repeating: [], count: records.count)
+        var valueRows = [[Double]](repeating: [], count: records.count)
+        let order = lengthOrdered(Array(records.indices), records)
         withoutGradients {
-            for start in stride(from: 0, to: records.count, by: configuration.microBatchSize) {
-                let chunk = Array(records[start..<min(start + configuration.microBatchSize, records.count)])
+            for start in stride(from: 0, to: order.count, by: configuration.microBatchSize) {
+                let indices = Array(order[start..<min(start + configuration.microBatchSize, order.count)])
+                let chunk = indices.map { records[$0] }
                 let length = chunk.map(\.responseTokens.count).max() ?? 0
                 let batch = tokenBatch(chunk)
                 let referenceStatistics = reference.tokenStatistics(batch, temperature: configuration.temperature)
                 let aligned = responseAligned(referenceStatistics.logProbabilities, records: chunk, length: length).doubles
-                for (row, record) in chunk.enumerated() {
-                    referenceRows.append(Array(aligned[(row * length)..<(row * length + record.responseTokens.count)]))
+                for (row, (index, record)) in zip(indices, chunk).enumerated() {
+                    referenceRows[index] = Array(aligned[(row * length)..<(row * length + record.responseTokens.count)])
                 }
                 if algorithm == .proximal {
                     let values = model.forward(batch).values!
                     let alignedValues = responseAligned(values, records: chunk, length: length).doubles
-                    for (row, record) in chunk.enumerated() {
-                        valueRows.append(Array(alignedValues[(row * length)..<(row * length + record.responseTokens.count)]))
+                    for (row, (index, record)) in zip(indices, chunk).enumerated() {
+                        valueRows[index] = Array(alignedValues[(row * length)..<(row * length + record.responseTokens.count)])
                     }
                 }
             }
         }
         return (referenceRows, algorithm == .proximal ? valueRows : nil)
+    }
+
+    /// `indices` longest sequence first (ties in index order), so that each micro-batch holds
+    /// sequences of similar length and little of it is padding. The losses are sums over rows
+    /// with one normaliser per mini-batch, so the grouping changes no value beyond rounding.
+    func lengthOrdered(_ indices: [Int], _ records: [TrajectoryRecord]) -> [Int] {
+        indices.sorted { a, b in
+            let lengthA = records[a].promptTokens.count + records[a].responseTokens.count
+            let lengthB = records[b].promptTokens.count + records[b].responseTokens.count
+            return lengthA != lengthB ? lengthA > lengthB : a < b
+        }
     }
 
     /// Runs the updates for one rollout batch at `learningRate`. `seed` fixes the mini-batch
@@ -161,7 +175,7 @@ public final class ReinforcementLearner {
             order.shuffle(using: &generator)
             let miniBatchSize = (records.count + configuration.miniBatches - 1) / configuration.miniBatches
             for miniStart in stride(from: 0, to: order.count, by: miniBatchSize) {
-                let miniBatch = Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)])
+                let miniBatch = lengthOrdered(Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)]), records)
                 let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] })
                 optimizer.zeroGradients()
                 var stepMetrics: PolicyLossMetrics?
