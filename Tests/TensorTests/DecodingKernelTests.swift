@@ -33,7 +33,7 @@ final class DecodingKernelTests: XCTestCase {
         }
     }
 
-    /// The thread count splits work between (sequence, head) pairs, never inside one, so float32
+    /// The thread count splits work between sequences, never inside one, so float32
     /// results are identical bit for bit.
     func testCachedAttentionIsIndependentOfThreadCount() {
         let cachedLengths = [3, 30, 9], counts = [1, 1, 2]

@@ -73,9 +73,9 @@ extension Kernels {
     ///
     /// query and result: (N, H, D) dense, sequence b's `counts[b]` rows consecutive; keys[b] and
     /// values[b]: dense (capacity, Hkv, D). Query row i of sequence b sits at position
-    /// `cachedLengths[b] + i` and sees keys 0…that position. Each (sequence, head) is computed
-    /// whole by one thread: dot products, a max-subtracted softmax, then the weighted sum of
-    /// values, in a fixed order.
+    /// `cachedLengths[b] + i` and sees keys 0…that position. Each sequence is computed whole by
+    /// one thread: dot products, a max-subtracted softmax, then the weighted sum of values, in a
+    /// fixed order.
     static func cachedAttention(query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads: Int, scale: Double, into result: Tensor, threadCount: Int) {
         switch query.dtype {
         case .float32: cachedAttention(Float.self, query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, keyHeads: keyHeads, scale: scale, into: result, threadCount: threadCount)
@@ -83,7 +83,7 @@ extension Kernels {
         }
     }
 
-    private static func cachedAttention<T: TensorScalar>(_: T.Type, query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads hkv: Int, scale: Double, into result: Tensor, threadCount: Int) {
+    private static func cachedAttention<T: TensorScalar & SIMDScalar>(_: T.Type, query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads hkv: Int, scale: Double, into result: Tensor, threadCount: Int) {
         let h = query.shape[1], d = query.shape[2], group = h / hkv
         let q = query.pointer(T.self), o = result.pointer(T.self)
         let keyPointers = keys.map { $0.pointer(T.self) }, valuePointers = values.map { $0.pointer(T.self) }
@@ -93,37 +93,45 @@ extension Kernels {
             rowStarts.append(row)
             row += count
         }
-        let longest = zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0
-        let items = counts.count * h
-        let workers = Swift.max(1, Swift.min(threadCount, items))
+        let longest = Swift.max(zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0, 1)
+        let sequences = counts.count
+        let workers = Swift.max(1, Swift.min(threadCount, sequences))
         let alpha = T(scale)
+        // One sequence per work item, all heads together: cache rows (all Hkv heads, contiguous)
+        // are then read front to back, which the prefetcher follows, instead of in 1/Hkv strides.
         func run(_ worker: Int) {
-            let scores = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(longest, 1))
+            let scores = UnsafeMutablePointer<T>.allocate(capacity: h * longest)  // (H, visible)
             defer { scores.deallocate() }
-            for item in stride(from: worker, to: items, by: workers) {
-                let sequence = item / h, head = item % h
-                let kp = keyPointers[sequence] + (head / group) * d, vp = valuePointers[sequence] + (head / group) * d
+            for sequence in stride(from: worker, to: sequences, by: workers) {
+                let kp = keyPointers[sequence], vp = valuePointers[sequence]
                 for i in 0..<counts[sequence] {
                     let visible = cachedLengths[sequence] + i + 1
-                    let qp = q + (rowStarts[sequence] + i) * h * d + head * d
-                    var peak = -T.infinity
+                    let qp = q + (rowStarts[sequence] + i) * h * d, op = o + (rowStarts[sequence] + i) * h * d
                     for j in 0..<visible {
-                        let s = alpha * dot(qp, kp + j * hkv * d, d)
-                        scores[j] = s
-                        peak = Swift.max(peak, s)
+                        let keyRow = kp + j * hkv * d
+                        for head in 0..<h {
+                            scores[head * longest + j] = alpha * dot(qp + head * d, keyRow + (head / group) * d, d)
+                        }
                     }
-                    var total = T.zero
-                    for j in 0..<visible {
-                        let e = T.exp(scores[j] - peak)
-                        scores[j] = e
-                        total += e
+                    for head in 0..<h {
+                        let row = scores + head * longest
+                        var peak = -T.infinity
+                        for j in 0..<visible { peak = Swift.max(peak, row[j]) }
+                        var total = T.zero
+                        for j in 0..<visible {
+                            let e = T.exp(row[j] - peak)
+                            row[j] = e
+                            total += e
+                        }
+                        let inverse = 1 / total
+                        for j in 0..<visible { row[j] *= inverse }
                     }
-                    let op = o + (rowStarts[sequence] + i) * h * d + head * d
-                    op.update(repeating: 0, count: d)
-                    let inverse = 1 / total
+                    op.update(repeating: 0, count: h * d)
                     for j in 0..<visible {
-                        let weight = scores[j] * inverse, vj = vp + j * hkv * d
-                        for e in 0..<d { op[e] += weight * vj[e] }
+                        let valueRow = vp + j * hkv * d
+                        for head in 0..<h {
+                            addScaled(scores[head * longest + j], valueRow + (head / group) * d, to: op + head * d, d)
+                        }
                     }
                 }
             }
@@ -133,26 +141,42 @@ extension Kernels {
         }
     }
 
-    /// Σ a[i]·b[i] with eight partial sums, which the compiler keeps in vector registers.
     @inline(__always)
-    static func dot<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ n: Int) -> T {
-        var s0 = T.zero, s1 = T.zero, s2 = T.zero, s3 = T.zero, s4 = T.zero, s5 = T.zero, s6 = T.zero, s7 = T.zero
+    private static func load<T: SIMDScalar>(_ pointer: UnsafePointer<T>) -> SIMD8<T> {
+        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<T>.self)
+    }
+
+    /// Σ a[i]·b[i], eight lanes at a time.
+    @inline(__always)
+    static func dot<T: TensorScalar & SIMDScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ n: Int) -> T {
+        var s0 = SIMD8<T>(), s1 = SIMD8<T>()
+        var i = 0
+        while i + 16 <= n {
+            s0 += load(a + i) * load(b + i)
+            s1 += load(a + i + 8) * load(b + i + 8)
+            i += 16
+        }
+        var tail = T.zero
+        while i < n {
+            tail += a[i] * b[i]
+            i += 1
+        }
+        return (s0 + s1).sum() + tail
+    }
+
+    /// y += w·x over n elements, eight lanes at a time.
+    @inline(__always)
+    static func addScaled<T: TensorScalar & SIMDScalar>(_ w: T, _ x: UnsafePointer<T>, to y: UnsafeMutablePointer<T>, _ n: Int) {
+        let weight = SIMD8<T>(repeating: w)
         var i = 0
         while i + 8 <= n {
-            s0 += a[i] * b[i]
-            s1 += a[i + 1] * b[i + 1]
-            s2 += a[i + 2] * b[i + 2]
-            s3 += a[i + 3] * b[i + 3]
-            s4 += a[i + 4] * b[i + 4]
-            s5 += a[i + 5] * b[i + 5]
-            s6 += a[i + 6] * b[i + 6]
-            s7 += a[i + 7] * b[i + 7]
+            let sum = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<T>.self) + weight * load(x + i)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: sum, as: SIMD8<T>.self)
             i += 8
         }
         while i < n {
-            s0 += a[i] * b[i]
+            y[i] += w * x[i]
             i += 1
         }
-        return ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))
     }
 }
