@@ -109,7 +109,7 @@ extension LlamaModel {
         precondition(tokens.allSatisfy { !$0.isEmpty }, "every sequence must append at least one token")
         precondition(Set(caches.map { ObjectIdentifier($0) }).count == caches.count, "a cache may appear only once per extend")
         let c = configuration
-        let (width, keyValueWidth, intermediate) = (c.hiddenSize, c.keyValueHeadCount * c.headDimension, c.intermediateSize)
+        let (width, keyValueWidth) = (c.hiddenSize, c.keyValueHeadCount * c.headDimension)
         let threads = BLASRuntime.threadCount
         return withoutGradients {
             var positions: [Int] = []
@@ -139,8 +139,7 @@ extension LlamaModel {
                     cachedLengths: cachedLengths, counts: counts, threadCount: threads)  // (N, H, D)
                 let afterAttention = hidden + attended.reshaped([rows, width]).blockedMatmul(fused.output, threadCount: threads)
                 let gateUp = afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon).blockedMatmul(fused.gateUp, threadCount: threads)  // (N, 2F)
-                let gated = gateUp.sliced(axis: 1, 0..<intermediate).silu() * gateUp.sliced(axis: 1, intermediate..<(2 * intermediate))
-                hidden = afterAttention + gated.blockedMatmul(fused.down, threadCount: threads)
+                hidden = afterAttention + gateUp.swiGLU().blockedMatmul(fused.down, threadCount: threads)
             }
             for (cache, count) in zip(caches, counts) { cache.advance(by: count) }
             if allPositions {
