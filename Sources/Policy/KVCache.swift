@@ -6,13 +6,17 @@ import Tensor
 /// a new sequence from an exact copy of another's prefix without recomputing it: ARPO's partial
 /// rollouts branch this way.
 public final class KVCache {
-    /// Per layer: (capacity, Hkv, D).
-    let keys: [Tensor]
-    let values: [Tensor]
+    /// Per layer: (allocated, Hkv, D). Rows grow by doubling up to `capacity`, so a step appends
+    /// in place and a short sequence does not hold a full-context buffer.
+    private(set) var keys: [Tensor]
+    private(set) var values: [Tensor]
     /// Positions filled.
     public private(set) var length: Int
     /// Largest length the cache can hold (the model's `max_position_embeddings`).
     public let capacity: Int
+
+    /// Rows allocated before the first growth: a decode step then rarely reallocates.
+    static let minimumRows = 64
 
     /// An empty cache for `model` holding up to `capacity` positions (default and maximum: the
     /// model's `max_position_embeddings`). Size it to prompt + response to save memory.
@@ -21,8 +25,9 @@ public final class KVCache {
         let size = Swift.min(capacity ?? c.maxPositions, c.maxPositions)
         precondition(size >= 1, "a KV cache needs a capacity of at least 1, got \(size)")
         self.capacity = size
-        keys = (0..<c.layerCount).map { _ in Tensor.zeros([size, c.keyValueHeadCount, c.headDimension], dtype: model.dtype) }
-        values = (0..<c.layerCount).map { _ in Tensor.zeros([size, c.keyValueHeadCount, c.headDimension], dtype: model.dtype) }
+        let rows = Swift.min(size, KVCache.minimumRows)
+        keys = (0..<c.layerCount).map { _ in Tensor.zeros([rows, c.keyValueHeadCount, c.headDimension], dtype: model.dtype) }
+        values = (0..<c.layerCount).map { _ in Tensor.zeros([rows, c.keyValueHeadCount, c.headDimension], dtype: model.dtype) }
         length = 0
     }
 
@@ -33,6 +38,38 @@ public final class KVCache {
         self.capacity = capacity
     }
 
+    /// Rows allocated per layer now.
+    var allocatedRows: Int { keys[0].shape[0] }
+
+    /// Rows to allocate for `needed` positions: the next power of two from `minimumRows`, at most
+    /// `capacity`.
+    private func rowsToAllocate(for needed: Int) -> Int {
+        var rows = KVCache.minimumRows
+        while rows < needed { rows *= 2 }
+        return Swift.min(rows, capacity)
+    }
+
+    /// A copy of each tensor's first `prefix` rows in new buffers of `rows` rows.
+    private static func copied(_ tensors: [Tensor], prefix: Int, rows: Int) -> [Tensor] {
+        withoutGradients {
+            tensors.map { source in
+                let copy = Tensor.zeros([rows] + source.shape.dropFirst(), dtype: source.dtype)
+                if prefix > 0 { copy.sliced(axis: 0, 0..<prefix).assign(source.sliced(axis: 0, 0..<prefix)) }
+                return copy
+            }
+        }
+    }
+
+    /// Makes room for `needed` positions, doubling the buffers (and copying the filled rows) when
+    /// they are too small.
+    func reserve(_ needed: Int) {
+        precondition(needed <= capacity, "sequence of \(needed) tokens exceeds the cache capacity \(capacity)")
+        guard needed > allocatedRows else { return }
+        let rows = rowsToAllocate(for: needed)
+        keys = KVCache.copied(keys, prefix: length, rows: rows)
+        values = KVCache.copied(values, prefix: length, rows: rows)
+    }
+
     /// A new cache holding a copy of this one's filled positions.
     public func fork() -> KVCache { fork(length: length) }
 
@@ -40,17 +77,11 @@ public final class KVCache {
     ///
     /// The cache is append-only, so the rows of any earlier prefix are still exactly what they
     /// were: ARPO decides to branch k tokens after a tool result and forks from the position of
-    /// the result itself.
+    /// the result itself. Only the prefix is copied, into buffers sized for it plus room to grow.
     public func fork(length prefix: Int) -> KVCache {
         precondition(prefix >= 0 && prefix <= length, "cannot fork \(prefix) positions from a cache of \(length)")
-        func copied(_ tensors: [Tensor]) -> [Tensor] {
-            tensors.map { source in
-                let copy = Tensor.zeros(source.shape, dtype: source.dtype)
-                if prefix > 0 { copy.sliced(axis: 0, 0..<prefix).assign(source.sliced(axis: 0, 0..<prefix)) }
-                return copy
-            }
-        }
-        return withoutGradients { KVCache(keys: copied(keys), values: copied(values), length: prefix, capacity: capacity) }
+        let rows = rowsToAllocate(for: prefix + 1)
+        return KVCache(keys: KVCache.copied(keys, prefix: prefix, rows: rows), values: KVCache.copied(values, prefix: prefix, rows: rows), length: prefix, capacity: capacity)
     }
 
     func advance(by count: Int) { length += count }
@@ -76,7 +107,10 @@ extension LlamaModel {
     private func extend(_ caches: [KVCache], with tokens: [[Int]], allPositions: Bool) -> [Tensor] {
         precondition(caches.count == tokens.count, "\(caches.count) caches for \(tokens.count) token lists")
         precondition(tokens.allSatisfy { !$0.isEmpty }, "every sequence must append at least one token")
+        precondition(Set(caches.map { ObjectIdentifier($0) }).count == caches.count, "a cache may appear only once per extend")
         let c = configuration
+        let (width, keyValueWidth) = (c.hiddenSize, c.keyValueHeadCount * c.headDimension)
+        let threads = BLASRuntime.threadCount
         return withoutGradients {
             var positions: [Int] = []
             var rowStarts: [Int] = []
@@ -86,36 +120,35 @@ extension LlamaModel {
                 positions += cache.length..<(cache.length + appended.count)
             }
             let rows = positions.count
-            var hidden = embedding.embedding(tokens.flatMap { $0 }, shape: [1, rows])  // (1, N, C)
+            let counts = tokens.map(\.count), cachedLengths = caches.map(\.length)
+            for (cache, count) in zip(caches, counts) { cache.reserve(cache.length + count) }
+            let weights = decodeWeights.current(for: self)
+            var hidden = embedding.embedding(tokens.flatMap { $0 }, shape: [rows])  // (N, C)
             for (layerIndex, layer) in layers.enumerated() {
+                let fused = weights.layers[layerIndex]
                 let normed = hidden.rmsNormalized(weight: layer.inputNorm, epsilon: c.rmsNormEpsilon)
-                let query = normed.linear(layer.queryProjection).reshaped([1, rows, c.headCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
-                let key = normed.linear(layer.keyProjection).reshaped([1, rows, c.keyValueHeadCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
-                let value = normed.linear(layer.valueProjection).reshaped([1, rows, c.keyValueHeadCount, c.headDimension])
-                var outputs: [Tensor] = []
-                for (sequence, cache) in caches.enumerated() {
-                    let count = tokens[sequence].count, start = rowStarts[sequence]
-                    let newRows = start..<(start + count)
-                    let filled = cache.length + count
-                    cache.keys[layerIndex].sliced(axis: 0, cache.length..<filled).assign(key.sliced(axis: 1, newRows).reshaped([count, c.keyValueHeadCount, c.headDimension]))
-                    cache.values[layerIndex].sliced(axis: 0, cache.length..<filled).assign(value.sliced(axis: 1, newRows).reshaped([count, c.keyValueHeadCount, c.headDimension]))
-                    let cachedKeys = cache.keys[layerIndex].sliced(axis: 0, 0..<filled).reshaped([1, filled, c.keyValueHeadCount, c.headDimension])
-                    let cachedValues = cache.values[layerIndex].sliced(axis: 0, 0..<filled).reshaped([1, filled, c.keyValueHeadCount, c.headDimension])
-                    outputs.append(Tensor.scaledDotProductAttention(query: query.sliced(axis: 1, newRows), key: cachedKeys, value: cachedValues))
-                }
-                let attended = outputs.count == 1 ? outputs[0] : Tensor.concatenate(outputs, axis: 1)
-                let afterAttention = hidden + attended.reshaped([1, rows, c.hiddenSize]).linear(layer.outputProjection)
-                hidden = afterAttention + mlp(layer, afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon))
+                let queryKeyValue = normed.blockedMatmul(fused.queryKeyValue, threadCount: threads)  // (N, C + 2·KV)
+                let query = queryKeyValue.sliced(axis: 1, 0..<width).reshaped([1, rows, c.headCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
+                let key = queryKeyValue.sliced(axis: 1, width..<(width + keyValueWidth)).reshaped([1, rows, c.keyValueHeadCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
+                let value = queryKeyValue.sliced(axis: 1, (width + keyValueWidth)..<(width + 2 * keyValueWidth))  // (N, KV), rows strided
+                let keyCaches = caches.map { $0.keys[layerIndex] }, valueCaches = caches.map { $0.values[layerIndex] }
+                Tensor.appendRows(of: key.reshaped([rows, keyValueWidth]), counts: counts, into: keyCaches, at: cachedLengths)
+                Tensor.appendRows(of: value, counts: counts, into: valueCaches, at: cachedLengths)
+                let attended = Tensor.cachedAttention(
+                    query: query.reshaped([rows, c.headCount, c.headDimension]), keys: keyCaches, values: valueCaches,
+                    cachedLengths: cachedLengths, counts: counts, threadCount: threads)  // (N, H, D)
+                let afterAttention = hidden + attended.reshaped([rows, width]).blockedMatmul(fused.output, threadCount: threads)
+                let gateUp = afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon).blockedMatmul(fused.gateUp, threadCount: threads)  // (N, 2F)
+                hidden = afterAttention + gateUp.swiGLU().blockedMatmul(fused.down, threadCount: threads)
             }
-            for (cache, appended) in zip(caches, tokens) { cache.advance(by: appended.count) }
-            let head = languageModelHead ?? embedding
+            for (cache, count) in zip(caches, counts) { cache.advance(by: count) }
             if allPositions {
-                let logits = hidden.rmsNormalized(weight: finalNorm, epsilon: c.rmsNormEpsilon).linear(head).reshaped([rows, c.vocabularySize])
-                return zip(rowStarts, tokens).map { start, appended in logits.sliced(axis: 0, start..<(start + appended.count)).contiguous() }
+                let logits = hidden.rmsNormalized(weight: finalNorm, epsilon: c.rmsNormEpsilon).blockedMatmul(weights.head, threadCount: threads)  // (N, V)
+                return zip(rowStarts, counts).map { start, count in logits.sliced(axis: 0, start..<(start + count)).contiguous() }
             }
-            let lastRows = zip(rowStarts, tokens).map { $0 + $1.count - 1 }
-            let last = hidden.reshaped([rows, c.hiddenSize]).embedding(lastRows, shape: [lastRows.count])  // row gather
-            return [last.rmsNormalized(weight: finalNorm, epsilon: c.rmsNormEpsilon).linear(head)]
+            let lastRows = zip(rowStarts, counts).map { $0 + $1 - 1 }
+            let last = hidden.embedding(lastRows, shape: [lastRows.count])  // row gather
+            return [last.rmsNormalized(weight: finalNorm, epsilon: c.rmsNormEpsilon).blockedMatmul(weights.head, threadCount: threads)]
         }
     }
 }

@@ -53,6 +53,8 @@ public final class LlamaModel {
     public let valueHeadWeight: Tensor?
     public let valueHeadBias: Tensor?
     let rotary: RotaryEmbedding
+    /// Fused, transposed weight copies for KV-cache decoding, rebuilt after parameter updates.
+    let decodeWeights = DecodeWeightCache()
 
     /// One decoder block's parameters, `[out, in]` like `torch.nn.Linear`.
     public struct DecoderLayer {

@@ -4,6 +4,7 @@ extension Tensor {
     /// Multiplies every element by `factor`.
     public func scaleInPlace(by factor: Double) {
         precondition(isContiguous, "scaleInPlace needs a contiguous tensor")
+        storage.version += 1
         switch dtype {
         case .float32:
             let p = pointer(Float.self), f = Float(factor)
@@ -18,6 +19,7 @@ extension Tensor {
     public func addInPlace(_ other: Tensor, scale: Double = 1) {
         precondition(other.dtype == dtype, "addInPlace: dtypes \(dtype) and \(other.dtype) differ")
         let source = scale == 1 ? other : withoutGradients { other * scale }
+        storage.version += 1
         Kernels.accumulate(source.broadcastView(to: shape), into: self, destinationStrides: strides)
     }
 

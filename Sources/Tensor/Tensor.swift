@@ -56,6 +56,10 @@ public final class Tensor {
     public var rank: Int { shape.count }
     /// Number of elements.
     public var count: Int { shape.reduce(1, *) }
+    /// Counts in-place writes to this tensor's storage (shared by all its views) through
+    /// `assign`, `fill`, `addInPlace`, `scaleInPlace` and `withUnsafeMutableBufferPointer`. A copy
+    /// derived from the values, such as a fused weight, is stale once this changes.
+    public var storageVersion: Int { storage.version }
     /// Whether this tensor was produced by an op that gradients flow back through.
     public var hasOperation: Bool { operation != nil }
 
@@ -127,6 +131,7 @@ public final class Tensor {
         as type: T.Type, _ body: (UnsafeMutableBufferPointer<T>) throws -> R
     ) rethrows -> R {
         precondition(isContiguous, "in-place access needs a contiguous tensor, got strides \(strides) for shape \(shape)")
+        storage.version += 1
         return try body(UnsafeMutableBufferPointer(start: pointer(T.self), count: count))
     }
 }
@@ -237,6 +242,7 @@ extension Tensor {
     public func assign(_ source: Tensor) {
         precondition(source.dtype == dtype, "cannot assign \(source.dtype) to \(dtype)")
         _ = broadcastShapes(shape, source.shape, operation: "assign")
+        storage.version += 1
         Kernels.copy(from: source.broadcastView(to: shape), into: self)
     }
 }

@@ -13,6 +13,10 @@ final class TensorStorage: @unchecked Sendable {
     /// Number of scalars.
     let count: Int
     let base: UnsafeMutableRawPointer
+    /// Bumped by every in-place write through the public API (`assign`, `addInPlace`,
+    /// `scaleInPlace`, `withUnsafeMutableBufferPointer`), so copies derived from the values
+    /// (the decode path's fused weights) can tell when they are stale.
+    var version = 0
 
     init(dtype: DType, count: Int, zeroed: Bool) {
         precondition(count >= 0, "a tensor cannot hold \(count) elements")

@@ -74,6 +74,64 @@ final class DecodingTests: XCTestCase {
         assertMatchesFullForward(model, sequence: sequences[1], position: sequences[1].count - 1, cachedLogits: parentAgain)
     }
 
+    /// Caches start small and double: decoding across the 64- and 128-row growths, and a fork
+    /// taken after a growth, still match the full pass.
+    func testDecodingAcrossCacheGrowthAndForkMatchesFullForward() {
+        var generator = RandomGenerator(seed: 13)
+        let configuration = LlamaConfiguration(hiddenSize: 16, intermediateSize: 24, layerCount: 2, headCount: 4, keyValueHeadCount: 2, maxPositions: 160)
+        let model = LlamaModel(configuration: configuration, generator: &generator)
+        for parameter in model.parameters where parameter.rank == 2 { parameter.scaleInPlace(by: 5) }
+        var sequences = [Array(0..<60).map { ($0 * 37 + 3) % 256 }, [7, 8, 9]]
+        let caches = sequences.map { _ in KVCache(model: model) }
+        _ = model.extend(caches, with: sequences)
+        var child: KVCache?
+        var childSequence: [Int] = []
+        for step in 0..<75 {
+            let next = sequences.indices.map { (step * 13 + $0 * 101) % 256 }
+            for index in sequences.indices { sequences[index].append(next[index]) }
+            let logits = model.extend(caches, with: next.map { [$0] }).doubles
+            let v = configuration.vocabularySize
+            // Checking every position would make the test slow; the steps around each growth
+            // (after 64 and 128 positions) and a few others are checked.
+            if [3, 4, 5, 40, 67, 68, 74].contains(step) {
+                for index in sequences.indices {
+                    assertMatchesFullForward(model, sequence: sequences[index], position: sequences[index].count - 1, cachedLogits: Array(logits[(index * v)..<((index + 1) * v)]))
+                }
+            }
+            if step == 70 {
+                child = caches[0].fork(length: 100)
+                childSequence = Array(sequences[0].prefix(100))
+            }
+        }
+        childSequence.append(42)
+        let forked = model.extend([child!], with: [[42]]).doubles
+        assertMatchesFullForward(model, sequence: childSequence, position: childSequence.count - 1, cachedLogits: forked)
+    }
+
+    /// The decode path keeps fused copies of the weights; an optimizer step writes the parameters
+    /// in place, and the next decode step must use the new values.
+    func testDecodingAfterOptimizerStepUsesUpdatedWeights() {
+        var generator = RandomGenerator(seed: 17)
+        let model = LlamaModel(configuration: tinyConfiguration(keyValueHeads: 2), generator: &generator)
+        let sequence = [3, 1, 4, 1, 5, 9, 2, 6]
+        let before = model.extend([KVCache(model: model)], with: [sequence]).doubles
+        assertMatchesFullForward(model, sequence: sequence, position: sequence.count - 1, cachedLogits: before)
+
+        let optimizer = AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: 0))
+        (-model.tokenStatistics(TokenBatch(sequences: [sequence], padding: 0)).logProbabilities.sum()).backward()
+        optimizer.update(learningRate: 1e-2)
+        let after = model.extend([KVCache(model: model)], with: [sequence]).doubles
+        XCTAssertGreaterThan(maxAbsoluteDifference(before, after), 1e-3, "the step changed the logits")
+        assertMatchesFullForward(model, sequence: sequence, position: sequence.count - 1, cachedLogits: after)
+
+        // `load(from:)` writes the parameters too.
+        var otherGenerator = RandomGenerator(seed: 18)
+        let other = LlamaModel(configuration: model.configuration, generator: &otherGenerator)
+        model.load(from: other)
+        let loaded = model.extend([KVCache(model: model)], with: [sequence]).doubles
+        assertMatchesFullForward(model, sequence: sequence, position: sequence.count - 1, cachedLogits: loaded)
+    }
+
     func testPaddedBatchForwardMatchesEachSequenceAlone() {
         var generator = RandomGenerator(seed: 5)
         let model = LlamaModel(configuration: tinyConfiguration(), generator: &generator)

@@ -1,0 +1,182 @@
+import Foundation
+
+// Kernels of the batched KV-cache decode path: a row-skinny matmul that avoids OpenBLAS's
+// weight repacking, row appends into per-sequence caches, and single-pass causal attention of
+// new rows against each sequence's cache. The reference for `cachedAttention` is
+// `Kernels.attention` (tested against it in Double); for `blockedMatmul`, one GEMM.
+
+extension Kernels {
+    /// OpenBLAS (0.3.21, SkylakeX) multiplies without packing its operands, single-threaded, when
+    /// M·N·K ≤ 10⁶ (`sgemm_small_kernel_permit`). A decode step's 16-row projections are just
+    /// over that, and packing the weight on every call was a third of the decode profile.
+    static let smallProductLimit = 1_000_000
+    /// Widest column block handed to one small GEMM call.
+    static let maximumBlockWidth = 64
+
+    /// The column-block width for an (R, K) × (K, N) product, or nil when blocks of 16 columns
+    /// would still exceed the small-product limit (then one GEMM is faster).
+    static func blockWidth(rows: Int, inner: Int) -> Int? {
+        var width = maximumBlockWidth
+        while width >= 16 {
+            if rows * width * inner <= smallProductLimit { return width }
+            width -= 16
+        }
+        return nil
+    }
+
+    /// `result = input · matrix` for dense (R, K) `input`, (K, N) `matrix` and (R, N) `result`, as
+    /// column blocks of `width`. Blocks are split into `threadCount` contiguous ranges, one per
+    /// thread; block boundaries do not depend on the thread count, so neither does the result.
+    static func blockedMatmul(_ input: Tensor, _ matrix: Tensor, into result: Tensor, width: Int, threadCount: Int) {
+        switch result.dtype {
+        case .float32: blockedMatmul(Float.self, input, matrix, into: result, width: width, threadCount: threadCount)
+        case .float64: blockedMatmul(Double.self, input, matrix, into: result, width: width, threadCount: threadCount)
+        }
+    }
+
+    private static func blockedMatmul<T: TensorScalar>(_: T.Type, _ input: Tensor, _ matrix: Tensor, into result: Tensor, width: Int, threadCount: Int) {
+        let r = input.shape[0], k = input.shape[1], n = matrix.shape[1]
+        guard r > 0 && n > 0 else { return }
+        let a = input.pointer(T.self), b = matrix.pointer(T.self), c = result.pointer(T.self)
+        guard k > 0 else {
+            c.update(repeating: 0, count: r * n)
+            return
+        }
+        let blocks = (n + width - 1) / width
+        let workers = Swift.max(1, Swift.min(threadCount, blocks))
+        func run(_ worker: Int) {
+            for block in (worker * blocks / workers)..<((worker + 1) * blocks / workers) {
+                let start = block * width, columns = Swift.min(width, n - start)
+                T.gemm(transposeA: false, transposeB: false, m: r, n: columns, k: k, alpha: 1, a: a, lda: k, b: b + start, ldb: n, beta: 0, c: c + start, ldc: n)
+            }
+        }
+        if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+    }
+
+    /// Copies consecutive rows of `source` (R, W), whose rows are each dense, into
+    /// `destinations[i]` (dense, rows of W) at row `starts[i]`, `counts[i]` rows each.
+    static func appendRows(_ source: Tensor, counts: [Int], into destinations: [Tensor], at starts: [Int]) {
+        let width = source.shape[1], rowStride = source.strides[0]
+        let elementBytes = source.dtype.byteCount
+        let base = source.storage.base + source.offset * elementBytes
+        var row = 0
+        for (index, destination) in destinations.enumerated() {
+            let target = destination.storage.base + (destination.offset + starts[index] * width) * elementBytes
+            for i in 0..<counts[index] {
+                (target + i * width * elementBytes).copyMemory(from: base + (row + i) * rowStride * elementBytes, byteCount: width * elementBytes)
+            }
+            row += counts[index]
+        }
+    }
+
+    /// Causal attention of each sequence's new rows against its cache, which already holds them.
+    ///
+    /// query and result: (N, H, D) dense, sequence b's `counts[b]` rows consecutive; keys[b] and
+    /// values[b]: dense (capacity, Hkv, D). Query row i of sequence b sits at position
+    /// `cachedLengths[b] + i` and sees keys 0…that position. Each sequence is computed whole by
+    /// one thread: dot products, a max-subtracted softmax, then the weighted sum of values, in a
+    /// fixed order.
+    static func cachedAttention(query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads: Int, scale: Double, into result: Tensor, threadCount: Int) {
+        switch query.dtype {
+        case .float32: cachedAttention(Float.self, query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, keyHeads: keyHeads, scale: scale, into: result, threadCount: threadCount)
+        case .float64: cachedAttention(Double.self, query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, keyHeads: keyHeads, scale: scale, into: result, threadCount: threadCount)
+        }
+    }
+
+    private static func cachedAttention<T: TensorScalar & SIMDScalar>(_: T.Type, query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads hkv: Int, scale: Double, into result: Tensor, threadCount: Int) {
+        let h = query.shape[1], d = query.shape[2], group = h / hkv
+        let q = query.pointer(T.self), o = result.pointer(T.self)
+        let keyPointers = keys.map { $0.pointer(T.self) }, valuePointers = values.map { $0.pointer(T.self) }
+        var rowStarts: [Int] = []
+        var row = 0
+        for count in counts {
+            rowStarts.append(row)
+            row += count
+        }
+        let longest = Swift.max(zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0, 1)
+        let sequences = counts.count
+        let workers = Swift.max(1, Swift.min(threadCount, sequences))
+        let alpha = T(scale)
+        // One sequence per work item, all heads together: cache rows (all Hkv heads, contiguous)
+        // are then read front to back, which the prefetcher follows, instead of in 1/Hkv strides.
+        func run(_ worker: Int) {
+            let scores = UnsafeMutablePointer<T>.allocate(capacity: h * longest)  // (H, visible)
+            defer { scores.deallocate() }
+            for sequence in stride(from: worker, to: sequences, by: workers) {
+                let kp = keyPointers[sequence], vp = valuePointers[sequence]
+                for i in 0..<counts[sequence] {
+                    let visible = cachedLengths[sequence] + i + 1
+                    let qp = q + (rowStarts[sequence] + i) * h * d, op = o + (rowStarts[sequence] + i) * h * d
+                    for j in 0..<visible {
+                        let keyRow = kp + j * hkv * d
+                        for head in 0..<h {
+                            scores[head * longest + j] = alpha * dot(qp + head * d, keyRow + (head / group) * d, d)
+                        }
+                    }
+                    for head in 0..<h {
+                        let row = scores + head * longest
+                        var peak = -T.infinity
+                        for j in 0..<visible { peak = Swift.max(peak, row[j]) }
+                        var total = T.zero
+                        for j in 0..<visible {
+                            let e = T.exp(row[j] - peak)
+                            row[j] = e
+                            total += e
+                        }
+                        let inverse = 1 / total
+                        for j in 0..<visible { row[j] *= inverse }
+                    }
+                    op.update(repeating: 0, count: h * d)
+                    for j in 0..<visible {
+                        let valueRow = vp + j * hkv * d
+                        for head in 0..<h {
+                            addScaled(scores[head * longest + j], valueRow + (head / group) * d, to: op + head * d, d)
+                        }
+                    }
+                }
+            }
+        }
+        withExtendedLifetime((keys, values)) {
+            if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+        }
+    }
+
+    @inline(__always)
+    private static func load<T: SIMDScalar>(_ pointer: UnsafePointer<T>) -> SIMD8<T> {
+        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<T>.self)
+    }
+
+    /// Σ a[i]·b[i], eight lanes at a time.
+    @inline(__always)
+    static func dot<T: TensorScalar & SIMDScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ n: Int) -> T {
+        var s0 = SIMD8<T>(), s1 = SIMD8<T>()
+        var i = 0
+        while i + 16 <= n {
+            s0 += load(a + i) * load(b + i)
+            s1 += load(a + i + 8) * load(b + i + 8)
+            i += 16
+        }
+        var tail = T.zero
+        while i < n {
+            tail += a[i] * b[i]
+            i += 1
+        }
+        return (s0 + s1).sum() + tail
+    }
+
+    /// y += w·x over n elements, eight lanes at a time.
+    @inline(__always)
+    static func addScaled<T: TensorScalar & SIMDScalar>(_ w: T, _ x: UnsafePointer<T>, to y: UnsafeMutablePointer<T>, _ n: Int) {
+        let weight = SIMD8<T>(repeating: w)
+        var i = 0
+        while i + 8 <= n {
+            let sum = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<T>.self) + weight * load(x + i)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: sum, as: SIMD8<T>.self)
+            i += 8
+        }
+        while i < n {
+            y[i] += w * x[i]
+            i += 1
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Tensor
+import XCTest
+
+/// The decode-path ops against their references: `cachedAttention` against
+/// `scaledDotProductAttention` (float64, grouped-query heads, mixed cached lengths, several new
+/// rows per sequence), `blockedMatmul` against `matmul`, `appendRows` against slice assignment;
+/// and the storage version that invalidates copies derived from a tensor.
+final class DecodingKernelTests: XCTestCase {
+    /// Sequences with different cached lengths and new-row counts (a prefill from empty, decode
+    /// steps, an observation of several rows), 4 query heads over 2 key heads; every new row
+    /// equals the reference attention over that sequence's filled cache.
+    func testCachedAttentionMatchesReferenceAttention() {
+        let (heads, keyHeads, d, capacity) = (4, 2, 8, 24)
+        let cachedLengths = [0, 5, 11, 17]
+        let counts = [6, 1, 4, 1]
+        let rows = counts.reduce(0, +)
+        let query = randomTensor([rows, heads, d], seed: 1, in: -2...2)
+        let keys = cachedLengths.indices.map { randomTensor([capacity, keyHeads, d], seed: 10 + UInt64($0), in: -2...2) }
+        let values = cachedLengths.indices.map { randomTensor([capacity, keyHeads, d], seed: 20 + UInt64($0)) }
+        for threads in [1, 2, 3] {
+            let result = Tensor.cachedAttention(query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, threadCount: threads).doubles
+            var row = 0
+            for sequence in counts.indices {
+                let filled = cachedLengths[sequence] + counts[sequence]
+                let reference = Tensor.scaledDotProductAttention(
+                    query: query.sliced(axis: 0, row..<(row + counts[sequence])).reshaped([1, counts[sequence], heads, d]),
+                    key: keys[sequence].sliced(axis: 0, 0..<filled).reshaped([1, filled, keyHeads, d]),
+                    value: values[sequence].sliced(axis: 0, 0..<filled).reshaped([1, filled, keyHeads, d])).doubles
+                let width = heads * d
+                assertClose(Array(result[(row * width)..<((row + counts[sequence]) * width)]), reference, absoluteTolerance: 1e-12, "sequence \(sequence), \(threads) threads")
+                row += counts[sequence]
+            }
+        }
+    }
+
+    /// The thread count splits work between sequences, never inside one, so float32
+    /// results are identical bit for bit.
+    func testCachedAttentionIsIndependentOfThreadCount() {
+        let cachedLengths = [3, 30, 9], counts = [1, 1, 2]
+        let query = randomTensor([4, 4, 16], seed: 3).converted(to: .float32)
+        let keys = (0..<3).map { randomTensor([40, 4, 16], seed: 30 + UInt64($0)).converted(to: .float32) }
+        let values = (0..<3).map { randomTensor([40, 4, 16], seed: 40 + UInt64($0)).converted(to: .float32) }
+        let one = Tensor.cachedAttention(query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, threadCount: 1).floats
+        let two = Tensor.cachedAttention(query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, threadCount: 2).floats
+        XCTAssertEqual(one, two)
+    }
+
+    /// Few rows (column blocks, several threads) and many rows (one GEMM) both equal `matmul`;
+    /// the blocked path gives the same float32 values at any thread count.
+    func testBlockedMatmulMatchesMatmul() {
+        for (rows, inner, columns) in [(3, 40, 150), (16, 256, 272), (600, 64, 40), (5, 0, 7)] {
+            let input = randomTensor([rows, inner], seed: 50)
+            let matrix = randomTensor([inner, columns], seed: 51)
+            let reference = Tensor.matmul(input, matrix).doubles
+            for threads in [1, 2] {
+                assertClose(input.blockedMatmul(matrix, threadCount: threads).doubles, reference, absoluteTolerance: 1e-10, "\(rows)×\(inner)×\(columns), \(threads) threads")
+            }
+        }
+        let input = randomTensor([16, 256], seed: 52).converted(to: .float32)
+        let matrix = randomTensor([256, 768], seed: 53).converted(to: .float32)
+        XCTAssertEqual(input.blockedMatmul(matrix, threadCount: 1).floats, input.blockedMatmul(matrix, threadCount: 2).floats)
+    }
+
+    /// `blockedMatmul` records a matmul: gradients flow to both operands.
+    func testBlockedMatmulGradient() {
+        assertGradientCheckPasses([randomTensor([4, 5], seed: 54), randomTensor([5, 3], seed: 55)], "blockedMatmul") { inputs in
+            inputs[0].blockedMatmul(inputs[1], threadCount: 2).sum()
+        }
+    }
+
+    /// Rows of a column slice (rows strided) land at each destination's start, as slice
+    /// assignment would put them, and nothing else changes.
+    func testAppendRowsMatchesSliceAssignment() {
+        let source = randomTensor([5, 12], seed: 60).sliced(axis: 1, 4..<10)  // (5, 6), row stride 12
+        let destinations = [Tensor.zeros([4, 2, 3], dtype: .float64), Tensor.zeros([6, 2, 3], dtype: .float64)]
+        let expected = [Tensor.zeros([4, 2, 3], dtype: .float64), Tensor.zeros([6, 2, 3], dtype: .float64)]
+        expected[0].sliced(axis: 0, 1..<3).assign(source.sliced(axis: 0, 0..<2).reshaped([2, 2, 3]))
+        expected[1].sliced(axis: 0, 3..<6).assign(source.sliced(axis: 0, 2..<5).reshaped([3, 2, 3]))
+        Tensor.appendRows(of: source, counts: [2, 3], into: destinations, at: [1, 3])
+        for (destination, wanted) in zip(destinations, expected) { XCTAssertEqual(destination.doubles, wanted.doubles) }
+    }
+
+    /// Every public in-place write bumps the storage version, seen through any view.
+    func testStorageVersionCountsInPlaceWrites() {
+        let tensor = Tensor.zeros([2, 3], dtype: .float64)
+        let view = tensor.sliced(axis: 0, 1..<2)
+        var last = tensor.storageVersion
+        func assertBumped(_ what: String) {
+            XCTAssertGreaterThan(view.storageVersion, last, what)
+            last = view.storageVersion
+        }
+        tensor.assign(Tensor.ones([2, 3], dtype: .float64))
+        assertBumped("assign")
+        tensor.fill(2)
+        assertBumped("fill")
+        tensor.addInPlace(Tensor.ones([2, 3], dtype: .float64), scale: 0.5)
+        assertBumped("addInPlace")
+        tensor.scaleInPlace(by: 3)
+        assertBumped("scaleInPlace")
+        tensor.withUnsafeMutableBufferPointer(as: Double.self) { $0[0] = 1 }
+        assertBumped("withUnsafeMutableBufferPointer")
+        _ = withoutGradients { tensor * 2 }
+        XCTAssertEqual(tensor.storageVersion, last, "reading does not bump the version")
+    }
+    /// swiGLU equals silu(gate) · up composed from primitives: in float64 to rounding, and in
+    /// float32 (vectorised exp) within a few ulp, over gates from −100 to 100 and a row width
+    /// that leaves a partial vector.
+    func testSwiGLUMatchesComposedActivation() {
+        let input = randomTensor([3, 2 * 21], seed: 70, in: -12...12)
+        input.withUnsafeMutableBufferPointer(as: Double.self) { values in
+            values[0] = -100
+            values[1] = 100
+            values[2] = -87.5
+            values[3] = 0
+        }
+        let composed = input.sliced(axis: 1, 0..<21).silu() * input.sliced(axis: 1, 21..<42)
+        assertClose(input.swiGLU().doubles, composed.doubles, absoluteTolerance: 1e-14, relativeTolerance: 1e-13, "float64")
+        let single = input.converted(to: .float32)
+        assertClose(single.swiGLU().doubles, composed.doubles, absoluteTolerance: 1e-6, relativeTolerance: 1e-6, "float32")
+    }
+}
