@@ -141,7 +141,15 @@ public final class TrainingRun {
                 let trainer = SupervisedTrainer(model: model, optimizer: optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens, codec: codec)
                 if !trainer.tooLong.isEmpty {
                     let counts = trainer.tooLong.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
-                    console.warning("left out \(counts) demonstrations longer than rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions)); the policy cannot finish such episodes either — raise those limits or lower env.limits.max_observation_characters / env.search.top_k")
+                    let limits = "rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions))"
+                    let dropped = trainer.tooLong.values.reduce(0, +)
+                    // A few long fault-retry demonstrations are expected; a family that mostly
+                    // does not fit is a configuration problem.
+                    if dropped * 20 < dropped + trainer.examples.count {
+                        console.line("Left out \(counts) demonstrations longer than \(limits)")
+                    } else {
+                        console.warning("left out \(counts) demonstrations longer than \(limits); the policy cannot finish such episodes either — raise those limits or lower env.limits.max_observation_characters / env.search.top_k")
+                    }
                 }
                 if trainer.examples.isEmpty {
                     throw TrainingError("no expert demonstration fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them or lower env.limits.max_observation_characters")
