@@ -96,12 +96,13 @@ extension Kernels {
         return result
     }
 
-    /// σ(x) from e^(−|x|), which never overflows: 1/(1 + e) for x ≥ 0, e/(1 + e) below. A select
-    /// rather than a branch, so loops over it vectorise.
+    /// σ(x) from e = e^(−|x|), which never overflows: 1/(1 + e) for x ≥ 0, e/(1 + e) below. One
+    /// division and a select rather than a branch, so loops over it vectorise.
     @inline(__always)
     static func sigmoid<T: TensorScalar>(_ x: T) -> T {
         let e = exponential(-Swift.abs(x))
-        return x >= 0 ? 1 / (1 + e) : e / (1 + e)
+        let r = 1 / (1 + e)
+        return x >= 0 ? r : e * r
     }
 
     private static let geluScale = (2.0 / Double.pi).squareRoot()
