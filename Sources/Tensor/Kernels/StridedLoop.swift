@@ -120,7 +120,6 @@ enum Kernels {
         let to = destination.pointer(T.self), from = source.pointer(T.self)
         let inner = loop.innerStrides
         let toStride = inner[0], fromStride = inner[1]
-        // A destination with a zero stride (a broadcast view) has runs that share elements.
         let body: (UnsafePointer<Int>, Int) -> Void = { offsets, n in
             let o = to + offsets[0], s = from + offsets[1]
             if toStride == 1 && fromStride == 1 {
@@ -129,6 +128,8 @@ enum Kernels {
                 for i in 0..<n { o[i * toStride] = s[i * fromStride] }
             }
         }
+        // A destination with a zero stride (a broadcast view) has runs that share elements: those
+        // stay on one thread, in order.
         if loop.strides[0].contains(0) { loop.forEachRun(body) } else { loop.parallelForEachRun(body) }
     }
 
@@ -149,7 +150,6 @@ enum Kernels {
         let to = destination.pointer(T.self), from = source.pointer(T.self)
         let inner = loop.innerStrides
         let toStride = inner[0], fromStride = inner[1]
-        // Runs that sum into shared destination elements stay on one thread, in order.
         let body: (UnsafePointer<Int>, Int) -> Void = { offsets, n in
             let o = to + offsets[0], s = from + offsets[1]
             if toStride == 1 && fromStride == 1 {
@@ -162,6 +162,8 @@ enum Kernels {
                 for i in 0..<n { o[i * toStride] += s[i * fromStride] }
             }
         }
+        // Runs that sum into shared destination elements (a zero stride) stay on one thread, in
+        // order, so the sum does not depend on the thread count.
         if loop.strides[0].contains(0) { loop.forEachRun(body) } else { loop.parallelForEachRun(body) }
     }
 }
