@@ -55,13 +55,16 @@ extension Kernels {
                         if keys > 0 {
                             T.gemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: T(g.scale), a: qp + blockStart * h * d, lda: h * d, b: kp, ldb: hkv * d, beta: 0, c: pb, ldc: tk)
                         }
+                        // Saved P is zero wherever masked. Scratch P is read by the P V product
+                        // only up to the block's last visible key, so it is cleared only that far.
+                        let clearedWidth = saved == nil ? keys : tk
                         for i in 0..<rows {
                             let row = pb + i * tk
                             let visible = g.visibleKeys(batch: b, query: blockStart + i)
                             if visible > 0 {
                                 softmaxRows(UnsafePointer(row), row, rows: 0..<1, width: visible, logarithmic: false)
                             }
-                            for j in visible..<tk { row[j] = 0 }
+                            for j in visible..<clearedWidth { row[j] = 0 }
                         }
                         let ob = op + blockStart * h * d
                         if keys > 0 {
