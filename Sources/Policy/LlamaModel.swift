@@ -250,7 +250,7 @@ public final class LlamaModel {
 
     /// SwiGLU: down(silu(gate(x)) · up(x)).
     func mlp(_ layer: DecoderLayer, _ x: Tensor) -> Tensor {
-        (x.linear(layer.gateProjection).silu() * x.linear(layer.upProjection)).linear(layer.downProjection)
+        Tensor.swiGLU(gate: x.linear(layer.gateProjection), up: x.linear(layer.upProjection)).linear(layer.downProjection)
     }
 
     /// Per-position statistics of a batch under this policy: the log-prob of each next token and

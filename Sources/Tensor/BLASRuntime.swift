@@ -13,6 +13,18 @@ public enum BLASRuntime {
     /// The number of threads OpenBLAS uses now.
     public static var threadCount: Int { Int(openblas_get_num_threads()) }
 
+    /// Runs `body` with OpenBLAS on `count` threads, then restores the configured count.
+    ///
+    /// For kernels that split many small GEMMs over their own threads (attention's heads): each
+    /// of those threads must call BLAS single-threaded, or the cores are oversubscribed.
+    static func withThreadCount<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+        let configured = threadCount
+        guard configured != count else { return try body() }
+        openblas_set_num_threads(Int32(count))
+        defer { openblas_set_num_threads(Int32(configured)) }
+        return try body()
+    }
+
     /// The CPU kernel family OpenBLAS selected, e.g. "Haswell" or "SkylakeX".
     public static var coreName: String { String(cString: openblas_get_corename()) }
 

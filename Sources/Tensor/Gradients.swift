@@ -107,6 +107,10 @@ extension Operation {
             let (dx, dw) = Kernels.rmsNormBackward(input: x, weight: weight, inverseRMS: inverseRMS, gradient: g)
             return [dx, dw]
 
+        case .swiGLU(let gate, let up):
+            let (dGate, dUp) = Kernels.swiGLUBackward(gate: gate, up: up, gradient: g)
+            return [dGate, dUp]
+
         case .layerNorm(let x, let weight, _, let mean, let inverseStd):
             let (dx, dw, db) = Kernels.layerNormBackward(input: x, weight: weight, mean: mean, inverseStd: inverseStd, gradient: g)
             return [dx, dw, db]

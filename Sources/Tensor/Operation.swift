@@ -19,6 +19,7 @@ indirect enum Operation {
     case gather(Tensor, indices: [Int])
     case embedding(Tensor, ids: [Int])
     case rmsNorm(Tensor, weight: Tensor, inverseRMS: Tensor)
+    case swiGLU(gate: Tensor, up: Tensor)
     case layerNorm(Tensor, weight: Tensor, bias: Tensor, mean: Tensor, inverseStd: Tensor)
     case rotary(Tensor, RotaryEmbedding, positions: [Int])
     case attention(Tensor, Tensor, Tensor, probabilities: Tensor, geometry: AttentionGeometry)
@@ -36,6 +37,7 @@ indirect enum Operation {
         case .concatenate(let tensors, _): return tensors
         case .select(_, let a, let b): return [a, b]
         case .rmsNorm(let x, let weight, _): return [x, weight]
+        case .swiGLU(let gate, let up): return [gate, up]
         case .layerNorm(let x, let weight, let bias, _, _): return [x, weight, bias]
         case .rotary(let x, _, _): return [x]
         case .attention(let q, let k, let v, _, _): return [q, k, v]

@@ -77,6 +77,19 @@ extension Tensor {
         return result.recording(.layerNorm(self, weight: weight, bias: bias, mean: mean, inverseStd: inverseStd), inputs: self, weight, bias)
     }
 
+    // MARK: Gated activation
+
+    /// SwiGLU's gating, `silu(gate) ∘ up`, as one op: LLaMA's MLP computes it on two (B, T, F)
+    /// projections, and fused it reads each input once and keeps no intermediate (the backward
+    /// recomputes the sigmoid). Equal to `gate.silu() * up`.
+    public static func swiGLU(gate: Tensor, up: Tensor) -> Tensor {
+        precondition(gate.shape == up.shape, "swiGLU: gate \(gate.shape) and up \(up.shape) differ")
+        precondition(gate.dtype == up.dtype, "swiGLU: dtypes \(gate.dtype) and \(up.dtype) differ")
+        let result = Tensor(shape: gate.shape, dtype: gate.dtype, zeroed: false)
+        Kernels.swiGLU(gate: gate.materialized(), up: up.materialized(), into: result)
+        return result.recording(.swiGLU(gate: gate, up: up), inputs: gate, up)
+    }
+
     // MARK: Losses (composed from the primitives above)
 
     /// Per-row negative log-likelihood of `targets` under `logits` `(…, V)`, shaped `(…)`.

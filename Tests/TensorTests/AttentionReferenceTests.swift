@@ -96,6 +96,23 @@ final class AttentionReferenceTests: XCTestCase {
             mask: mask, offsets: [4], lengths: [5], scale: nil, seed: 631)
     }
 
+    func testCausalAcrossSeveralQueryBlocksMatchesComposed() {
+        // Tq = 150 spans three 64-row query blocks, the last one partial; each block's GEMMs
+        // stop at its last visible key. Grouped heads, so two query heads share dK and dV.
+        assertFusedMatchesComposed(
+            batch: 2, queryLength: 150, keyLength: 150, heads: 4, keyHeads: 2, headDimension: 4,
+            mask: .causal, offsets: [0, 0], lengths: [150, 150], scale: nil, seed: 661)
+    }
+
+    func testRaggedMaskAcrossQueryBlocksMatchesComposed() {
+        // Offsets and key lengths that cut blocks mid-way: row 0 sees at most 90 keys, row 1
+        // starts 10 positions in.
+        let mask = AttentionMask(queryOffsets: [0, 10], keyLengths: [90, 140])
+        assertFusedMatchesComposed(
+            batch: 2, queryLength: 130, keyLength: 140, heads: 2, keyHeads: 1, headDimension: 3,
+            mask: mask, offsets: [0, 10], lengths: [90, 140], scale: nil, seed: 671)
+    }
+
     func testQueryThatSeesNoKeyGetsZeros() {
         // Offset −1 puts query 0 before every key: its output and its gradients are zero.
         let query = randomTensor([1, 2, 2, 2], seed: 641), key = randomTensor([1, 3, 1, 2], seed: 642)

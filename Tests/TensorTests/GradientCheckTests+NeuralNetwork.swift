@@ -34,6 +34,28 @@ final class NeuralNetworkGradientCheckTests: XCTestCase {
         assertGradientCheckPasses([logits], "negativeLogLikelihood") { $0[0].negativeLogLikelihood(targets: [0, 4, 2, 2]) }
     }
 
+    func testSwiGLU() {
+        // Gates across both tails of the sigmoid; up of either sign.
+        let gate = randomTensor([2, 3, 5], seed: 404, in: -6...6)
+        let up = randomTensor([2, 3, 5], seed: 405, in: -2...2)
+        assertGradientCheckPasses([gate, up], "swiGLU") { Tensor.swiGLU(gate: $0[0], up: $0[1]) }
+    }
+
+    func testSwiGLUMatchesComposedOps() {
+        // The fused op against silu(gate) · up, forward and both gradients, in float64.
+        let gate = randomTensor([3, 7], seed: 406, in: -6...6), up = randomTensor([3, 7], seed: 407, in: -2...2)
+        let cotangent = randomTensor([3, 7], seed: 408)
+        gate.requiresGradient = true
+        up.requiresGradient = true
+        let fused = Tensor.swiGLU(gate: gate, up: up), composed = gate.silu() * up
+        assertClose(fused.doubles, composed.doubles, absoluteTolerance: 1e-15)
+        let fusedGradients = gradients(of: (fused * cotangent).sum(), withRespectTo: [gate, up])
+        let composedGradients = gradients(of: (composed * cotangent).sum(), withRespectTo: [gate, up])
+        for index in 0..<2 {
+            assertClose(fusedGradients[index].doubles, composedGradients[index].doubles, absoluteTolerance: 1e-14, "gradient \(index)")
+        }
+    }
+
     func testSoftmaxEntropy() {
         let logits = randomTensor([2, 3, 5], seed: 403, in: -2...2)
         assertGradientCheckPasses([logits], "softmaxEntropy") { $0[0].softmaxEntropy() }

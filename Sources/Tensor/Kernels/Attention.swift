@@ -1,6 +1,28 @@
 extension Kernels {
+    /// Query rows per block in attention. Causal masking means a block of queries sees only the
+    /// keys up to its last row's position, so each block's GEMMs stop there: at T = 256 the score
+    /// and gradient GEMMs do 10/16 of the full T × T work.
+    static let attentionQueryBlock = 64
+
+    /// Runs `body(b, kvHead)` for every (batch row, key head) pair, split over the kernel threads
+    /// with BLAS on one thread inside each (nested BLAS threads would fight over the cores). The
+    /// query heads sharing a key head stay together, so their dK and dV sums never race.
+    private static func forEachKeyHead(_ g: AttentionGeometry, _ body: (Range<Int>) -> Void) {
+        let units = g.batch * g.keyHeads
+        let threads = Swift.min(threadCount, units)
+        let work = units * g.queryLength * Swift.max(g.keyLength, 1) * g.headDimension
+        guard threads > 1, work >= parallelWorkThreshold else {
+            body(0..<units)
+            return
+        }
+        BLASRuntime.withThreadCount(1) {
+            parallelFor(units, workPerItem: work / units) { range in body(range) }
+        }
+    }
+
     /// Causal attention, one (batch row, head) at a time: S = scale·Q Kᵀ (BLAS, strided views of
-    /// the (B, T, H, D) layout, no copies), masked row softmax, O = P V. Saves P when
+    /// the (B, T, H, D) layout, no copies), masked row softmax, O = P V, computed in blocks of
+    /// query rows that each stop at the last key they can see. Saves P (zero where masked) when
     /// `probabilities` is given.
     static func attention(_ query: Tensor, _ key: Tensor, _ value: Tensor, _ g: AttentionGeometry, into result: Tensor, probabilities: Tensor?) {
         switch query.dtype {
@@ -13,37 +35,51 @@ extension Kernels {
         let (tq, tk, h, hkv, d) = (g.queryLength, g.keyLength, g.heads, g.keyHeads, g.headDimension)
         let group = h / hkv
         let q = query.pointer(T.self), k = key.pointer(T.self), v = value.pointer(T.self), o = result.pointer(T.self)
-        let scratch = probabilities == nil ? UnsafeMutablePointer<T>.allocate(capacity: Swift.max(tq * tk, 1)) : nil
-        defer { scratch?.deallocate() }
-        for b in 0..<g.batch {
-            for head in 0..<h {
-                let kvHead = head / group
-                let qp = q + b * tq * h * d + head * d
+        let saved = probabilities?.pointer(T.self)
+        forEachKeyHead(g) { units in
+            let scratch = saved == nil ? UnsafeMutablePointer<T>.allocate(capacity: Swift.max(tq * tk, 1)) : nil
+            defer { scratch?.deallocate() }
+            for unit in units {
+                let b = unit / hkv, kvHead = unit % hkv
                 let kp = k + b * tk * hkv * d + kvHead * d
                 let vp = v + b * tk * hkv * d + kvHead * d
-                let p = probabilities.map { $0.pointer(T.self) + (b * h + head) * tq * tk } ?? scratch!
-                if tk > 0 {
-                    T.gemm(transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: T(g.scale), a: qp, lda: h * d, b: kp, ldb: hkv * d, beta: 0, c: p, ldc: tk)
-                }
-                for i in 0..<tq {
-                    let row = p + i * tk
-                    let visible = g.visibleKeys(batch: b, query: i)
-                    if visible > 0 {
-                        softmax(UnsafePointer(row), row, rows: 1, width: visible, logarithmic: false)
+                for head in (kvHead * group)..<((kvHead + 1) * group) {
+                    let qp = q + b * tq * h * d + head * d
+                    let op = o + b * tq * h * d + head * d
+                    let p = saved.map { $0 + (b * h + head) * tq * tk } ?? scratch!
+                    for blockStart in stride(from: 0, to: tq, by: attentionQueryBlock) {
+                        let rows = Swift.min(attentionQueryBlock, tq - blockStart)
+                        // Visible keys grow with the query row, so the block's last row sees most.
+                        let keys = g.visibleKeys(batch: b, query: blockStart + rows - 1)
+                        let pb = p + blockStart * tk
+                        if keys > 0 {
+                            T.gemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: T(g.scale), a: qp + blockStart * h * d, lda: h * d, b: kp, ldb: hkv * d, beta: 0, c: pb, ldc: tk)
+                        }
+                        // Saved P is zero wherever masked. Scratch P is read by the P V product
+                        // only up to the block's last visible key, so it is cleared only that far.
+                        let clearedWidth = saved == nil ? keys : tk
+                        for i in 0..<rows {
+                            let row = pb + i * tk
+                            let visible = g.visibleKeys(batch: b, query: blockStart + i)
+                            if visible > 0 {
+                                softmaxRows(UnsafePointer(row), row, rows: 0..<1, width: visible, logarithmic: false)
+                            }
+                            for j in visible..<clearedWidth { row[j] = 0 }
+                        }
+                        let ob = op + blockStart * h * d
+                        if keys > 0 {
+                            T.gemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys, alpha: 1, a: pb, lda: tk, b: vp, ldb: hkv * d, beta: 0, c: ob, ldc: h * d)
+                        } else {
+                            for i in 0..<rows { (ob + i * h * d).update(repeating: 0, count: d) }
+                        }
                     }
-                    for j in visible..<tk { row[j] = 0 }
-                }
-                let op = o + b * tq * h * d + head * d
-                if tk > 0 {
-                    T.gemm(transposeA: false, transposeB: false, m: tq, n: d, k: tk, alpha: 1, a: p, lda: tk, b: vp, ldb: hkv * d, beta: 0, c: op, ldc: h * d)
-                } else {
-                    for i in 0..<tq { (op + i * h * d).update(repeating: 0, count: d) }
                 }
             }
         }
     }
 
-    /// dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ∘ (dP − rowsum(dP ∘ P));  dQ = scale·dS K;  dK = scale·dSᵀ Q.
+    /// dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ∘ (dP − rowsum(dP ∘ P));  dQ = scale·dS K;  dK = scale·dSᵀ Q,
+    /// in the forward's blocks of query rows, each stopping at its last visible key.
     static func attentionBackward(query: Tensor, key: Tensor, value: Tensor, probabilities: Tensor, geometry g: AttentionGeometry, gradient: Tensor) -> (Tensor, Tensor, Tensor) {
         let q0 = query.materialized(), k0 = key.materialized(), v0 = value.materialized(), dO = gradient.materialized()
         let dQ = Tensor(shape: query.shape, dtype: query.dtype, zeroed: false)
@@ -54,28 +90,37 @@ extension Kernels {
             let group = h / hkv
             let q = q0.pointer(T.self), k = k0.pointer(T.self), v = v0.pointer(T.self), go = dO.pointer(T.self)
             let dq = dQ.pointer(T.self), dk = dK.pointer(T.self), dv = dV.pointer(T.self)
-            let dS = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(tq * tk, 1))
-            defer { dS.deallocate() }
-            for b in 0..<g.batch {
-                for head in 0..<h {
-                    let kvHead = head / group
-                    let qOffset = b * tq * h * d + head * d
+            let saved = probabilities.pointer(T.self)
+            forEachKeyHead(g) { units in
+                let dS = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(attentionQueryBlock * tk, 1))
+                defer { dS.deallocate() }
+                for unit in units {
+                    let b = unit / hkv, kvHead = unit % hkv
                     let kvOffset = b * tk * hkv * d + kvHead * d
-                    let p = probabilities.pointer(T.self) + (b * h + head) * tq * tk
-                    guard tk > 0 else {
-                        for i in 0..<tq { (dq + qOffset + i * h * d).update(repeating: 0, count: d) }
-                        continue
+                    for head in (kvHead * group)..<((kvHead + 1) * group) {
+                        let qOffset = b * tq * h * d + head * d
+                        let p = saved + (b * h + head) * tq * tk
+                        for blockStart in stride(from: 0, to: tq, by: attentionQueryBlock) {
+                            let rows = Swift.min(attentionQueryBlock, tq - blockStart)
+                            let keys = g.visibleKeys(batch: b, query: blockStart + rows - 1)
+                            let rowOffset = qOffset + blockStart * h * d
+                            guard keys > 0 else {
+                                for i in 0..<rows { (dq + rowOffset + i * h * d).update(repeating: 0, count: d) }
+                                continue
+                            }
+                            let pb = p + blockStart * tk
+                            T.gemm(transposeA: true, transposeB: false, m: keys, n: d, k: rows, alpha: 1, a: pb, lda: tk, b: go + rowOffset, ldb: h * d, beta: 1, c: dv + kvOffset, ldc: hkv * d)
+                            T.gemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: 1, a: go + rowOffset, lda: h * d, b: v + kvOffset, ldb: hkv * d, beta: 0, c: dS, ldc: keys)
+                            for i in 0..<rows {
+                                let pr = pb + i * tk, sr = dS + i * keys
+                                var dot = T.zero
+                                for j in 0..<keys { dot += pr[j] * sr[j] }
+                                for j in 0..<keys { sr[j] = pr[j] * (sr[j] - dot) }
+                            }
+                            T.gemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys, alpha: T(g.scale), a: dS, lda: keys, b: k + kvOffset, ldb: hkv * d, beta: 0, c: dq + rowOffset, ldc: h * d)
+                            T.gemm(transposeA: true, transposeB: false, m: keys, n: d, k: rows, alpha: T(g.scale), a: dS, lda: keys, b: q + rowOffset, ldb: h * d, beta: 1, c: dk + kvOffset, ldc: hkv * d)
+                        }
                     }
-                    T.gemm(transposeA: true, transposeB: false, m: tk, n: d, k: tq, alpha: 1, a: p, lda: tk, b: go + qOffset, ldb: h * d, beta: 1, c: dv + kvOffset, ldc: hkv * d)
-                    T.gemm(transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: 1, a: go + qOffset, lda: h * d, b: v + kvOffset, ldb: hkv * d, beta: 0, c: dS, ldc: tk)
-                    for i in 0..<tq {
-                        let pr = p + i * tk, sr = dS + i * tk
-                        var dot = T.zero
-                        for j in 0..<tk { dot += pr[j] * sr[j] }
-                        for j in 0..<tk { sr[j] = pr[j] * (sr[j] - dot) }
-                    }
-                    T.gemm(transposeA: false, transposeB: false, m: tq, n: d, k: tk, alpha: T(g.scale), a: dS, lda: tk, b: k + kvOffset, ldb: hkv * d, beta: 0, c: dq + qOffset, ldc: h * d)
-                    T.gemm(transposeA: true, transposeB: false, m: tk, n: d, k: tq, alpha: T(g.scale), a: dS, lda: tk, b: q + qOffset, ldb: h * d, beta: 1, c: dk + kvOffset, ldc: hkv * d)
                 }
             }
         }

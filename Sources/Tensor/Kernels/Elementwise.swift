@@ -14,34 +14,35 @@ extension Kernels {
         let out = result.pointer(T.self), a = lhs.pointer(T.self), b = rhs.pointer(T.self)
         let sa = inner[1], sb = inner[2]
         precondition(inner[0] == 1 || loop.shape.isEmpty, "binary kernel writes a dense result")
-        @inline(__always) func run(_ op: (T, T) -> T) {
-            loop.forEachRun { offsets, n in
-                let o = out + offsets[0], x = a + offsets[1], y = b + offsets[2]
-                if sa == 1 && sb == 1 {
-                    for i in 0..<n { o[i] = op(x[i], y[i]) }
-                } else if sa == 1 && sb == 0 {
-                    let yv = y[0]
-                    for i in 0..<n { o[i] = op(x[i], yv) }
-                } else if sa == 0 && sb == 1 {
-                    let xv = x[0]
-                    for i in 0..<n { o[i] = op(xv, y[i]) }
-                } else {
-                    for i in 0..<n { o[i] = op(x[i * sa], y[i * sb]) }
-                }
+        // The switch runs once per run, outside the element loops, so each loop inlines its op.
+        @inline(__always) func apply(_ o: UnsafeMutablePointer<T>, _ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ n: Int, _ op: (T, T) -> T) {
+            if sa == 1 && sb == 1 {
+                for i in 0..<n { o[i] = op(x[i], y[i]) }
+            } else if sa == 1 && sb == 0 {
+                let yv = y[0]
+                for i in 0..<n { o[i] = op(x[i], yv) }
+            } else if sa == 0 && sb == 1 {
+                let xv = x[0]
+                for i in 0..<n { o[i] = op(xv, y[i]) }
+            } else {
+                for i in 0..<n { o[i] = op(x[i * sa], y[i * sb]) }
             }
         }
-        switch function {
-        case .add: run { $0 + $1 }
-        case .subtract: run { $0 - $1 }
-        case .multiply: run { $0 * $1 }
-        case .divide: run { $0 / $1 }
-        case .maximum: run { $0 >= $1 ? $0 : $1 }
-        case .minimum: run { $0 <= $1 ? $0 : $1 }
-        case .greater: run { $0 > $1 ? 1 : 0 }
-        case .greaterOrEqual: run { $0 >= $1 ? 1 : 0 }
-        case .less: run { $0 < $1 ? 1 : 0 }
-        case .lessOrEqual: run { $0 <= $1 ? 1 : 0 }
-        case .equal: run { $0 == $1 ? 1 : 0 }
+        loop.parallelForEachRun { offsets, n in
+            let o = out + offsets[0], x = UnsafePointer(a + offsets[1]), y = UnsafePointer(b + offsets[2])
+            switch function {
+            case .add: apply(o, x, y, n) { $0 + $1 }
+            case .subtract: apply(o, x, y, n) { $0 - $1 }
+            case .multiply: apply(o, x, y, n) { $0 * $1 }
+            case .divide: apply(o, x, y, n) { $0 / $1 }
+            case .maximum: apply(o, x, y, n) { $0 >= $1 ? $0 : $1 }
+            case .minimum: apply(o, x, y, n) { $0 <= $1 ? $0 : $1 }
+            case .greater: apply(o, x, y, n) { $0 > $1 ? 1 : 0 }
+            case .greaterOrEqual: apply(o, x, y, n) { $0 >= $1 ? 1 : 0 }
+            case .less: apply(o, x, y, n) { $0 < $1 ? 1 : 0 }
+            case .lessOrEqual: apply(o, x, y, n) { $0 <= $1 ? 1 : 0 }
+            case .equal: apply(o, x, y, n) { $0 == $1 ? 1 : 0 }
+            }
         }
     }
 
@@ -57,7 +58,7 @@ extension Kernels {
         let inner = loop.innerStrides
         let out = result.pointer(T.self), c = condition.pointer(T.self), a = ifTrue.pointer(T.self), b = ifFalse.pointer(T.self)
         let sc = inner[1], sa = inner[2], sb = inner[3]
-        loop.forEachRun { offsets, n in
+        loop.parallelForEachRun { offsets, n in
             let o = out + offsets[0], cp = c + offsets[1], ap = a + offsets[2], bp = b + offsets[3]
             for i in 0..<n { o[i] = cp[i * sc] != 0 ? ap[i * sa] : bp[i * sb] }
         }
@@ -66,9 +67,15 @@ extension Kernels {
     // MARK: Unary forward and backward, side by side
 
     static func unary(_ function: UnaryFunction, _ input: Tensor, into result: Tensor) {
+        func run<T: TensorScalar>(_: T.Type) {
+            let x = input.pointer(T.self), y = result.pointer(T.self)
+            parallelElements(result.count, workPerElement: function.workPerElement) { start, n in
+                unary(function, x + start, y + start, n)
+            }
+        }
         switch result.dtype {
-        case .float32: unary(function, input.pointer(Float.self), result.pointer(Float.self), result.count)
-        case .float64: unary(function, input.pointer(Double.self), result.pointer(Double.self), result.count)
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
         }
     }
 
@@ -76,20 +83,26 @@ extension Kernels {
     static func unaryBackward(_ function: UnaryFunction, input: Tensor, output: Tensor, gradient: Tensor) -> Tensor {
         let x = input.materialized(), dy = gradient.materialized()
         let result = Tensor(shape: input.shape, dtype: input.dtype, zeroed: false)
+        func run<T: TensorScalar>(_: T.Type) {
+            let xp = x.pointer(T.self), yp = output.pointer(T.self), dyp = dy.pointer(T.self), dxp = result.pointer(T.self)
+            parallelElements(result.count, workPerElement: function.workPerElement) { start, n in
+                unaryBackward(function, xp + start, yp + start, dyp + start, dxp + start, n)
+            }
+        }
         switch result.dtype {
-        case .float32:
-            unaryBackward(function, x.pointer(Float.self), output.pointer(Float.self), dy.pointer(Float.self), result.pointer(Float.self), result.count)
-        case .float64:
-            unaryBackward(function, x.pointer(Double.self), output.pointer(Double.self), dy.pointer(Double.self), result.pointer(Double.self), result.count)
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
         }
         return result
     }
 
+    /// σ(x) from e = e^(−|x|), which never overflows: 1/(1 + e) for x ≥ 0, e/(1 + e) below. One
+    /// division and a select rather than a branch, so loops over it vectorise.
     @inline(__always)
     static func sigmoid<T: TensorScalar>(_ x: T) -> T {
-        if x >= 0 { return 1 / (1 + T.exp(-x)) }
-        let e = T.exp(x)
-        return e / (1 + e)
+        let e = exponential(-Swift.abs(x))
+        let r = 1 / (1 + e)
+        return x >= 0 ? r : e * r
     }
 
     private static let geluScale = (2.0 / Double.pi).squareRoot()
@@ -175,6 +188,17 @@ extension Kernels {
         case .affine(let scale, _):
             let a = T(scale)
             for i in 0..<n { dx[i] = a * dy[i] }
+        }
+    }
+}
+
+extension UnaryFunction {
+    /// Rough cost of one element relative to a copy, for deciding whether to split over threads.
+    var workPerElement: Int {
+        switch self {
+        case .negate, .square, .abs, .relu, .clamp, .affine: return 1
+        case .sqrt, .rsqrt, .reciprocal: return 2
+        case .exp, .log, .power, .tanh, .sigmoid, .silu, .gelu: return 8
         }
     }
 }

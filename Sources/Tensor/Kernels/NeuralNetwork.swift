@@ -13,23 +13,29 @@ extension Kernels {
 
     static func softmax<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, rows: Int, width n: Int, logarithmic: Bool) {
         guard n > 0 else { return }
-        for r in 0..<rows {
+        parallelFor(rows, workPerItem: 8 * n) { rowRange in
+            softmaxRows(x, y, rows: rowRange, width: n, logarithmic: logarithmic)
+        }
+    }
+
+    /// `softmax` on the rows `rows`, on this thread (attention calls it per row, from inside its
+    /// own parallel loop). The plain softmax may run in place (`x == y`), the log-softmax not.
+    static func softmaxRows<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, rows: Range<Int>, width n: Int, logarithmic: Bool) {
+        guard n > 0 else { return }
+        precondition(!logarithmic || x != UnsafePointer(y), "log-softmax cannot run in place")
+        for r in rows {
             let xr = x + r * n, yr = y + r * n
             var peak = xr[0]
             for j in 1..<n where xr[j] > peak { peak = xr[j] }
-            var total = T.zero
+            // The exponentials go through the output row first so that the loop vectorises.
+            for j in 0..<n { yr[j] = exponential(xr[j] - peak) }
+            let total = sum(UnsafePointer(yr), n)
             if logarithmic {
-                for j in 0..<n { total += T.exp(xr[j] - peak) }
                 // (x − max) − log Σ, not x − (max + log Σ): the latter rounds log Σ away at
                 // large |max| (≈5e-4 error in float32 at 1e4).
                 let logTotal = T.log(total)
                 for j in 0..<n { yr[j] = (xr[j] - peak) - logTotal }
             } else {
-                for j in 0..<n {
-                    let e = T.exp(xr[j] - peak)
-                    yr[j] = e
-                    total += e
-                }
                 let inverse = 1 / total
                 for j in 0..<n { yr[j] *= inverse }
             }
@@ -43,15 +49,17 @@ extension Kernels {
         let n = output.shape.last!, rows = output.count / Swift.max(n, 1)
         func run<T: TensorScalar>(_: T.Type) {
             let y = output.pointer(T.self), g = dy.pointer(T.self), dx = result.pointer(T.self)
-            for r in 0..<rows {
-                let yr = y + r * n, gr = g + r * n, dr = dx + r * n
-                var total = T.zero
-                if logarithmic {
-                    for j in 0..<n { total += gr[j] }
-                    for j in 0..<n { dr[j] = gr[j] - T.exp(yr[j]) * total }
-                } else {
-                    for j in 0..<n { total += gr[j] * yr[j] }
-                    for j in 0..<n { dr[j] = yr[j] * (gr[j] - total) }
+            parallelFor(rows, workPerItem: (logarithmic ? 8 : 2) * n) { rowRange in
+                for r in rowRange {
+                    let yr = y + r * n, gr = g + r * n, dr = dx + r * n
+                    if logarithmic {
+                        let total = sum(UnsafePointer(gr), n)
+                        for j in 0..<n { dr[j] = gr[j] - exponential(yr[j]) * total }
+                    } else {
+                        var total = T.zero
+                        for j in 0..<n { total += gr[j] * yr[j] }
+                        for j in 0..<n { dr[j] = yr[j] * (gr[j] - total) }
+                    }
                 }
             }
         }
@@ -95,7 +103,11 @@ extension Kernels {
         let channels = table.shape[1]
         func run<T: TensorScalar>(_: T.Type) {
             let w = table.pointer(T.self), y = result.pointer(T.self)
-            for (row, id) in ids.enumerated() { (y + row * channels).update(from: w + id * channels, count: channels) }
+            ids.withUnsafeBufferPointer { ids in
+                parallelFor(ids.count, workPerItem: channels) { rows in
+                    for row in rows { (y + row * channels).update(from: w + ids[row] * channels, count: channels) }
+                }
+            }
         }
         switch table.dtype {
         case .float32: run(Float.self)
@@ -110,9 +122,15 @@ extension Kernels {
         let channels = tableShape[1]
         func run<T: TensorScalar>(_: T.Type) {
             let g = dy.pointer(T.self), dw = result.pointer(T.self)
-            for (row, id) in ids.enumerated() {
-                let source = g + row * channels, destination = dw + id * channels
-                for c in 0..<channels { destination[c] += source[c] }
+            // Split by channel, not by row: repeated ids then add into a table row in id order
+            // on one thread, whatever the thread count.
+            ids.withUnsafeBufferPointer { ids in
+                parallelFor(channels, workPerItem: ids.count) { channelRange in
+                    for (row, id) in ids.enumerated() {
+                        let source = g + row * channels, destination = dw + id * channels
+                        for c in channelRange { destination[c] += source[c] }
+                    }
+                }
             }
         }
         switch gradient.dtype {
@@ -129,13 +147,15 @@ extension Kernels {
         func run<T: TensorScalar>(_: T.Type) {
             let x = input.pointer(T.self), w = weight.pointer(T.self), y = result.pointer(T.self), r = inverseRMS.pointer(T.self)
             let eps = T(epsilon)
-            for row in 0..<rows {
-                let xr = x + row * n, yr = y + row * n
-                var squares = T.zero
-                for j in 0..<n { squares += xr[j] * xr[j] }
-                let inverse = 1 / (squares / T(n) + eps).squareRoot()
-                r[row] = inverse
-                for j in 0..<n { yr[j] = xr[j] * inverse * w[j] }
+            parallelFor(rows, workPerItem: 2 * n) { rowRange in
+                for row in rowRange {
+                    let xr = x + row * n, yr = y + row * n
+                    var squares = T.zero
+                    for j in 0..<n { squares += xr[j] * xr[j] }
+                    let inverse = 1 / (squares / T(n) + eps).squareRoot()
+                    r[row] = inverse
+                    for j in 0..<n { yr[j] = xr[j] * inverse * w[j] }
+                }
             }
         }
         switch input.dtype {
@@ -153,16 +173,31 @@ extension Kernels {
         func run<T: TensorScalar>(_: T.Type) {
             let x = x0.pointer(T.self), w = w0.pointer(T.self), g = dy.pointer(T.self), r = inverseRMS.pointer(T.self)
             let dx = dxTensor.pointer(T.self), dw = dwTensor.pointer(T.self)
-            for row in 0..<rows {
-                let xr = x + row * n, gr = g + row * n, dr = dx + row * n
-                let inverse = r[row]
-                var dot = T.zero
-                for j in 0..<n {
-                    dot += gr[j] * w[j] * xr[j]
-                    dw[j] += gr[j] * xr[j] * inverse
+            // dw sums over rows: each block of rows sums into its own partial, and the partials
+            // are added in block order, so the sum does not depend on the thread count.
+            let blocks = (rows + rowsPerReductionBlock - 1) / rowsPerReductionBlock
+            let partials = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(blocks * n, 1))
+            partials.initialize(repeating: 0, count: Swift.max(blocks * n, 1))
+            defer { partials.deallocate() }
+            parallelFor(blocks, workPerItem: 4 * n * rowsPerReductionBlock) { blockRange in
+                for block in blockRange {
+                    let partial = partials + block * n
+                    for row in (block * rowsPerReductionBlock)..<Swift.min(rows, (block + 1) * rowsPerReductionBlock) {
+                        let xr = x + row * n, gr = g + row * n, dr = dx + row * n
+                        let inverse = r[row]
+                        var dot = T.zero
+                        for j in 0..<n {
+                            dot += gr[j] * w[j] * xr[j]
+                            partial[j] += gr[j] * xr[j] * inverse
+                        }
+                        let correction = dot * inverse * inverse * inverse / T(n)
+                        for j in 0..<n { dr[j] = inverse * w[j] * gr[j] - xr[j] * correction }
+                    }
                 }
-                let correction = dot * inverse * inverse * inverse / T(n)
-                for j in 0..<n { dr[j] = inverse * w[j] * gr[j] - xr[j] * correction }
+            }
+            for block in 0..<blocks {
+                let partial = partials + block * n
+                for j in 0..<n { dw[j] += partial[j] }
             }
         }
         switch input.dtype {
@@ -170,6 +205,45 @@ extension Kernels {
         case .float64: run(Double.self)
         }
         return (dxTensor, dwTensor)
+    }
+
+    // MARK: SwiGLU
+
+    /// y = silu(g)·u = g·σ(g)·u.
+    static func swiGLU(gate: Tensor, up: Tensor, into result: Tensor) {
+        func run<T: TensorScalar>(_: T.Type) {
+            let g = gate.pointer(T.self), u = up.pointer(T.self), y = result.pointer(T.self)
+            parallelElements(result.count, workPerElement: 8) { start, n in
+                for i in start..<(start + n) { y[i] = g[i] * sigmoid(g[i]) * u[i] }
+            }
+        }
+        switch result.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+    }
+
+    /// With s = σ(g): dg = dy·u·s·(1 + g(1 − s));  du = dy·g·s.
+    static func swiGLUBackward(gate: Tensor, up: Tensor, gradient: Tensor) -> (Tensor, Tensor) {
+        let g0 = gate.materialized(), u0 = up.materialized(), dy = gradient.materialized()
+        let dGate = Tensor(shape: gate.shape, dtype: gate.dtype, zeroed: false)
+        let dUp = Tensor(shape: up.shape, dtype: up.dtype, zeroed: false)
+        func run<T: TensorScalar>(_: T.Type) {
+            let g = g0.pointer(T.self), u = u0.pointer(T.self), dyp = dy.pointer(T.self)
+            let dg = dGate.pointer(T.self), du = dUp.pointer(T.self)
+            parallelElements(dGate.count, workPerElement: 8) { start, n in
+                for i in start..<(start + n) {
+                    let s = sigmoid(g[i])
+                    dg[i] = dyp[i] * u[i] * s * (1 + g[i] * (1 - s))
+                    du[i] = dyp[i] * g[i] * s
+                }
+            }
+        }
+        switch gate.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+        return (dGate, dUp)
     }
 
     // MARK: LayerNorm
@@ -243,25 +317,23 @@ extension Kernels {
     /// The backward pass is the inverse rotation (`inverse: true`, sin negated).
     static func rotary(_ input: Tensor, _ rotary: RotaryEmbedding, positions: [Int], inverse: Bool, into result: Tensor) {
         let heads = input.shape[2], d = input.shape[3], half = d / 2
+        // The inverse rotation is the forward one with sin negated.
+        let sign = inverse ? -1.0 : 1.0
         func run<T: TensorScalar>(_: T.Type, cosine: [T], sine: [T]) {
-            let x = input.pointer(T.self), y = result.pointer(T.self)
+            let x = input.pointer(T.self), y = result.pointer(T.self), sign = T(sign)
             cosine.withUnsafeBufferPointer { cosTable in
                 sine.withUnsafeBufferPointer { sinTable in
-                    for (row, position) in positions.enumerated() {
-                        let c = cosTable.baseAddress! + position * half, s = sinTable.baseAddress! + position * half
-                        for h in 0..<heads {
-                            let xr = x + (row * heads + h) * d, yr = y + (row * heads + h) * d
-                            if inverse {
-                                for i in 0..<half {
-                                    let a = xr[i], b = xr[i + half]
-                                    yr[i] = a * c[i] + b * s[i]
-                                    yr[i + half] = b * c[i] - a * s[i]
-                                }
-                            } else {
-                                for i in 0..<half {
-                                    let a = xr[i], b = xr[i + half]
-                                    yr[i] = a * c[i] - b * s[i]
-                                    yr[i + half] = b * c[i] + a * s[i]
+                    positions.withUnsafeBufferPointer { positions in
+                        parallelFor(positions.count, workPerItem: 2 * heads * d) { rows in
+                            for row in rows {
+                                let c = cosTable.baseAddress! + positions[row] * half, s = sinTable.baseAddress! + positions[row] * half
+                                for h in 0..<heads {
+                                    let xr = x + (row * heads + h) * d, yr = y + (row * heads + h) * d
+                                    for i in 0..<half {
+                                        let a = xr[i], b = xr[i + half], si = sign * s[i]
+                                        yr[i] = a * c[i] - b * si
+                                        yr[i + half] = b * c[i] + a * si
+                                    }
                                 }
                             }
                         }
@@ -274,4 +346,8 @@ extension Kernels {
         case .float64: run(Double.self, cosine: rotary.cosine64, sine: rotary.sine64)
         }
     }
+
+    /// Rows per partial sum in reductions across rows (weight gradients): fixed, so the order of
+    /// additions depends on the shape alone.
+    static let rowsPerReductionBlock = 64
 }

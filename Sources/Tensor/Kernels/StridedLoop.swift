@@ -35,15 +35,23 @@ struct StridedLoop {
     /// Stride of each operand along the innermost merged dimension (0 for a scalar loop).
     var innerStrides: [Int] { strides.map { $0.last ?? 0 } }
 
+    /// Number of innermost runs (1 for a dense or scalar loop, 0 when empty).
+    var runCount: Int { shape.contains(0) ? 0 : shape.dropLast().reduce(1, *) }
+
     /// Calls `body(offsets, runLength)` once per innermost run; `offsets[i]` is operand i's element
     /// offset at the start of the run. Allocates once per call, never per run.
     @inline(__always)
     func forEachRun(_ body: (UnsafePointer<Int>, Int) -> Void) {
+        forEachRun(runs: 0..<runCount, body)
+    }
+
+    /// `forEachRun` over the runs `runs` only, in order (runs are numbered row-major).
+    func forEachRun(runs: Range<Int>, _ body: (UnsafePointer<Int>, Int) -> Void) {
         let operands = strides.count
         let offsets = UnsafeMutablePointer<Int>.allocate(capacity: max(operands, 1))
         offsets.initialize(repeating: 0, count: max(operands, 1))
         defer { offsets.deallocate() }
-        if shape.contains(0) { return }
+        if shape.contains(0) || runs.isEmpty { return }
         guard let inner = shape.last else {
             body(offsets, 1)
             return
@@ -56,7 +64,14 @@ struct StridedLoop {
         let counters = UnsafeMutablePointer<Int>.allocate(capacity: outerRank)
         counters.initialize(repeating: 0, count: outerRank)
         defer { counters.deallocate() }
-        while true {
+        // Position the counters and offsets at the first run of the range.
+        var remaining = runs.lowerBound
+        for axis in stride(from: outerRank - 1, through: 0, by: -1) {
+            counters[axis] = remaining % shape[axis]
+            remaining /= shape[axis]
+            for operand in 0..<operands { offsets[operand] += counters[axis] * strides[operand][axis] }
+        }
+        for _ in runs {
             body(offsets, inner)
             var axis = outerRank - 1
             while axis >= 0 {
@@ -67,7 +82,24 @@ struct StridedLoop {
                 counters[axis] = 0
                 axis -= 1
             }
-            if axis < 0 { return }
+        }
+    }
+
+    /// `forEachRun` split over the kernel threads: by runs when there are several, else the one
+    /// run cut into pieces. Only for kernels whose every run writes its own output elements (no
+    /// output broadcast, so no two runs touch the same element).
+    func parallelForEachRun(workPerElement: Int = 1, _ body: (UnsafePointer<Int>, Int) -> Void) {
+        let runs = runCount
+        guard runs > 0 else { return }
+        let inner = shape.last ?? 1
+        if runs > 1 {
+            Kernels.parallelFor(runs, workPerItem: inner * workPerElement) { range in forEachRun(runs: range, body) }
+            return
+        }
+        let innerStrides = self.innerStrides
+        Kernels.parallelElements(inner, workPerElement: workPerElement) { start, length in
+            let offsets = innerStrides.map { $0 * start }
+            offsets.withUnsafeBufferPointer { body($0.baseAddress!, length) }
         }
     }
 }
@@ -88,7 +120,7 @@ enum Kernels {
         let to = destination.pointer(T.self), from = source.pointer(T.self)
         let inner = loop.innerStrides
         let toStride = inner[0], fromStride = inner[1]
-        loop.forEachRun { offsets, n in
+        let body: (UnsafePointer<Int>, Int) -> Void = { offsets, n in
             let o = to + offsets[0], s = from + offsets[1]
             if toStride == 1 && fromStride == 1 {
                 o.update(from: s, count: n)
@@ -96,6 +128,9 @@ enum Kernels {
                 for i in 0..<n { o[i * toStride] = s[i * fromStride] }
             }
         }
+        // A destination with a zero stride (a broadcast view) has runs that share elements: those
+        // stay on one thread, in order.
+        if loop.strides[0].contains(0) { loop.forEachRun(body) } else { loop.parallelForEachRun(body) }
     }
 
     /// Adds `source` into `destination` in place, where `source`'s shape broadcasts to
@@ -115,7 +150,7 @@ enum Kernels {
         let to = destination.pointer(T.self), from = source.pointer(T.self)
         let inner = loop.innerStrides
         let toStride = inner[0], fromStride = inner[1]
-        loop.forEachRun { offsets, n in
+        let body: (UnsafePointer<Int>, Int) -> Void = { offsets, n in
             let o = to + offsets[0], s = from + offsets[1]
             if toStride == 1 && fromStride == 1 {
                 for i in 0..<n { o[i] += s[i] }
@@ -127,5 +162,8 @@ enum Kernels {
                 for i in 0..<n { o[i * toStride] += s[i * fromStride] }
             }
         }
+        // Runs that sum into shared destination elements (a zero stride) stay on one thread, in
+        // order, so the sum does not depend on the thread count.
+        if loop.strides[0].contains(0) { loop.forEachRun(body) } else { loop.parallelForEachRun(body) }
     }
 }

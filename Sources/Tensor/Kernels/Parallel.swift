@@ -1,0 +1,41 @@
+import Dispatch
+
+// Splitting a kernel's work over the configured threads.
+//
+// The GEMMs run on OpenBLAS's threads; everything else used to run on the calling thread alone,
+// so with two BLAS threads the second core idled through every softmax, norm and elementwise
+// pass (about 40% of a base train step). These kernels now split their rows over the same
+// number of threads, the count configured for BLAS (`BLASRuntime.setThreadCount`).
+//
+// Reproducibility: every output element is computed by exactly one thread, with the same
+// arithmetic in the same order as on one thread, so results do not depend on the thread count.
+// A reduction across rows (a weight gradient) sums fixed-size row blocks, fixed by the shape
+// alone, and then adds the block sums in block order.
+extension Kernels {
+    /// Work, in elements touched, below which a kernel stays on the calling thread: waking a
+    /// worker costs a few microseconds, the time of some tens of thousands of simple element ops.
+    static let parallelWorkThreshold = 1 << 15
+
+    /// The number of threads kernels split work over: BLAS's configured count.
+    static var threadCount: Int { BLASRuntime.threadCount }
+
+    /// Calls `body` on disjoint contiguous ranges that cover `0..<count`, concurrently on up to
+    /// `threadCount` threads when `count · workPerItem` is worth it, else once on this thread.
+    ///
+    /// `body` must write only outputs that belong to the indices of its range.
+    static func parallelFor(_ count: Int, workPerItem: Int, _ body: (Range<Int>) -> Void) {
+        let threads = Swift.min(threadCount, count)
+        guard threads > 1, count * Swift.max(workPerItem, 1) >= parallelWorkThreshold else {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: threads) { chunk in
+            body((count * chunk / threads)..<(count * (chunk + 1) / threads))
+        }
+    }
+
+    /// `parallelFor` over a dense run of `count` elements: `body(start, length)`.
+    static func parallelElements(_ count: Int, workPerElement: Int = 1, _ body: (Int, Int) -> Void) {
+        parallelFor(count, workPerItem: workPerElement) { range in body(range.lowerBound, range.count) }
+    }
+}
