@@ -112,6 +112,10 @@ struct ReportPage {
         let sizes = Set(runs.map { Self.describe($0.sizes) })
         if sizes.count == 1 {
             html += "<p>Experiment: \(sizes.first!)</p>\n"
+            let coldStarts = Set(runs.map { $0.coldStart?.directory.path })
+            if coldStarts.count == 1, let shared = coldStarts.first!, runs.count > 1 {
+                html += "<p>Every run starts from the same cold start, <code>\(shared.escapedForHTML)</code> (<code>sft.init_from</code>), so its own SFT has 0 steps.</p>\n"
+            }
         } else {
             html += "<p>Experiment sizes differ between runs; see the runs table.</p>\n"
         }
