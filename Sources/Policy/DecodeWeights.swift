@@ -1,29 +1,30 @@
 import Foundation
 import Tensor
 
-/// The decode path's copies of the weights, laid out for `blockedMatmul`: transposed to
-/// `[in, out]`, with each layer's q/k/v projections fused into one `[C, C + 2·KV]` matrix and
-/// gate/up into one `[C, 2F]`, so a decode step makes 4 products per layer instead of 7.
+/// The decode path's copies of the weights, laid out for `matmul(_: PackedMatrix, …)`: transposed
+/// to `[in, out]` (and packed into column panels where the AVX-512 kernel runs), with each
+/// layer's q/k/v projections fused into one `[C, C + 2·KV]` matrix and gate/up into one
+/// `[C, 2F]`, so a decode step makes 4 products per layer instead of 7.
 struct DecodeWeights {
     struct Layer {
         /// [C, C + 2·KV]: query, key and value columns in that order.
-        let queryKeyValue: Tensor
+        let queryKeyValue: PackedMatrix
         /// [C, C].
-        let output: Tensor
+        let output: PackedMatrix
         /// [C, 2F]: gate columns, then up columns.
-        let gateUp: Tensor
+        let gateUp: PackedMatrix
         /// [F, C].
-        let down: Tensor
+        let down: PackedMatrix
     }
 
     let layers: [Layer]
     /// [C, V]: the LM head (the embedding when tied).
-    let head: Tensor
+    let head: PackedMatrix
 
     init(_ model: LlamaModel) {
-        func transposed(_ weights: [Tensor]) -> Tensor {
+        func transposed(_ weights: [Tensor]) -> PackedMatrix {
             let stacked = weights.count == 1 ? weights[0] : Tensor.concatenate(weights, axis: 0)  // [out, in]
-            return stacked.transposed().contiguous()
+            return PackedMatrix(stacked.transposed().contiguous())
         }
         layers = model.layers.map { layer in
             Layer(

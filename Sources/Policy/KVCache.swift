@@ -127,7 +127,7 @@ extension LlamaModel {
             for (layerIndex, layer) in layers.enumerated() {
                 let fused = weights.layers[layerIndex]
                 let normed = hidden.rmsNormalized(weight: layer.inputNorm, epsilon: c.rmsNormEpsilon)
-                let queryKeyValue = normed.blockedMatmul(fused.queryKeyValue, threadCount: threads)  // (N, C + 2·KV)
+                let queryKeyValue = normed.matmul(fused.queryKeyValue, threadCount: threads)  // (N, C + 2·KV)
                 let query = queryKeyValue.sliced(axis: 1, 0..<width).reshaped([1, rows, c.headCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
                 let key = queryKeyValue.sliced(axis: 1, width..<(width + keyValueWidth)).reshaped([1, rows, c.keyValueHeadCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
                 let value = queryKeyValue.sliced(axis: 1, (width + keyValueWidth)..<(width + 2 * keyValueWidth))  // (N, KV), rows strided
@@ -137,18 +137,18 @@ extension LlamaModel {
                 let attended = Tensor.cachedAttention(
                     query: query.reshaped([rows, c.headCount, c.headDimension]), keys: keyCaches, values: valueCaches,
                     cachedLengths: cachedLengths, counts: counts, threadCount: threads)  // (N, H, D)
-                let afterAttention = hidden + attended.reshaped([rows, width]).blockedMatmul(fused.output, threadCount: threads)
-                let gateUp = afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon).blockedMatmul(fused.gateUp, threadCount: threads)  // (N, 2F)
-                hidden = afterAttention + gateUp.swiGLU().blockedMatmul(fused.down, threadCount: threads)
+                let afterAttention = hidden + attended.reshaped([rows, width]).matmul(fused.output, threadCount: threads)
+                let gateUp = afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon).matmul(fused.gateUp, threadCount: threads)  // (N, 2F)
+                hidden = afterAttention + gateUp.swiGLU().matmul(fused.down, threadCount: threads)
             }
             for (cache, count) in zip(caches, counts) { cache.advance(by: count) }
             if allPositions {
-                let logits = hidden.rmsNormalized(weight: finalNorm, epsilon: c.rmsNormEpsilon).blockedMatmul(weights.head, threadCount: threads)  // (N, V)
+                let logits = hidden.rmsNormalized(weight: finalNorm, epsilon: c.rmsNormEpsilon).matmul(weights.head, threadCount: threads)  // (N, V)
                 return zip(rowStarts, counts).map { start, count in logits.sliced(axis: 0, start..<(start + count)).contiguous() }
             }
             let lastRows = zip(rowStarts, counts).map { $0 + $1 - 1 }
             let last = hidden.embedding(lastRows, shape: [lastRows.count])  // row gather
-            return [last.rmsNormalized(weight: finalNorm, epsilon: c.rmsNormEpsilon).blockedMatmul(weights.head, threadCount: threads)]
+            return [last.rmsNormalized(weight: finalNorm, epsilon: c.rmsNormEpsilon).matmul(weights.head, threadCount: threads)]
         }
     }
 }

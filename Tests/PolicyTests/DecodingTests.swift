@@ -108,6 +108,31 @@ final class DecodingTests: XCTestCase {
         assertMatchesFullForward(model, sequence: childSequence, position: childSequence.count - 1, cachedLogits: forked)
     }
 
+    /// Head dimensions that are multiples of 16 take the vectorised cache attention (on AVX-512
+    /// CPUs), and 12 sequences with a 40-row prefill take both the few-row packed products and
+    /// BLAS: decoding still matches the full pass for every sequence.
+    func testBatchedDecodingWithWideHeadsMatchesFullForward() {
+        for (heads, keyValueHeads) in [(4, 2), (2, 1)] {
+            var generator = RandomGenerator(seed: 19)
+            let configuration = LlamaConfiguration(hiddenSize: 64, intermediateSize: 96, layerCount: 2, headCount: heads, keyValueHeadCount: keyValueHeads, maxPositions: 64)
+            let model = LlamaModel(configuration: configuration, generator: &generator)
+            for parameter in model.parameters where parameter.rank == 2 { parameter.scaleInPlace(by: 5) }
+            var sequences = (0..<12).map { index in (0..<(3 + index)).map { ($0 * 29 + index * 11) % 256 } }
+            let caches = sequences.map { _ in KVCache(model: model) }
+            _ = model.extend(caches, with: sequences)
+            let v = configuration.vocabularySize
+            for step in 0..<20 {
+                let next = sequences.indices.map { (step * 17 + $0 * 5) % 256 }
+                for index in sequences.indices { sequences[index].append(next[index]) }
+                let logits = model.extend(caches, with: next.map { [$0] }).doubles
+                guard [0, 19].contains(step) else { continue }
+                for index in sequences.indices {
+                    assertMatchesFullForward(model, sequence: sequences[index], position: sequences[index].count - 1, cachedLogits: Array(logits[(index * v)..<((index + 1) * v)]))
+                }
+            }
+        }
+    }
+
     /// The decode path keeps fused copies of the weights; an optimizer step writes the parameters
     /// in place, and the next decode step must use the new values.
     func testDecodingAfterOptimizerStepUsesUpdatedWeights() {

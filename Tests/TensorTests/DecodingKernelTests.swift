@@ -45,6 +45,50 @@ final class DecodingKernelTests: XCTestCase {
         XCTAssertEqual(one, two)
     }
 
+    /// float32 attention (the AVX-512 kernel where the CPU has it, for head sizes that are
+    /// multiples of 16; the portable kernel otherwise) equals the float64 computation of the
+    /// same inputs to float32 rounding: grouped-query heads, visible lengths that leave partial
+    /// vectors (1, 7, 17, 40 keys), several new rows in one sequence.
+    func testCachedAttentionFloat32MatchesFloat64() {
+        for d in [8, 16, 64] {
+            let (heads, keyHeads, capacity) = (4, 2, 48)
+            let cachedLengths = [0, 6, 16, 36], counts = [1, 1, 1, 4]
+            let rows = counts.reduce(0, +)
+            let query = randomTensor([rows, heads, d], seed: 80, in: -2...2)
+            let keys = (0..<4).map { randomTensor([capacity, keyHeads, d], seed: 81 + UInt64($0), in: -2...2) }
+            let values = (0..<4).map { randomTensor([capacity, keyHeads, d], seed: 90 + UInt64($0)) }
+            let reference = Tensor.cachedAttention(query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, threadCount: 1).doubles
+            let single = Tensor.cachedAttention(
+                query: query.converted(to: .float32), keys: keys.map { $0.converted(to: .float32) }, values: values.map { $0.converted(to: .float32) },
+                cachedLengths: cachedLengths, counts: counts, threadCount: 2)
+            assertClose(single.doubles, reference, absoluteTolerance: 2e-6, relativeTolerance: 1e-5, "head dimension \(d)")
+        }
+    }
+
+    /// The packed few-row product (AVX-512 where available) equals `matmul` in float64 to float32
+    /// rounding over row counts that leave partial 8-row tiles, column counts that leave partial
+    /// 32-column panels, and past the row limit (BLAS); float32 values do not depend on the
+    /// thread count; an unpacked matrix and a float64 one take the portable path.
+    func testPackedMatmulMatchesMatmul() {
+        for (rows, inner, columns) in [(1, 7, 5), (8, 32, 32), (9, 40, 33), (16, 256, 768), (23, 64, 100), (64, 48, 70), (65, 16, 20)] {
+            let input = randomTensor([rows, inner], seed: 100, in: -1...1)
+            let matrix = randomTensor([inner, columns], seed: 101, in: -1...1)
+            let reference = Tensor.matmul(input, matrix).doubles
+            let packed = PackedMatrix(matrix.converted(to: .float32))
+            XCTAssertEqual(packed.isPacked, PackedMatrix.isKernelAvailable)
+            let single = input.converted(to: .float32)
+            let results = withoutGradients { [1, 2, 3].map { single.matmul(packed, threadCount: $0).floats } }
+            assertClose(results[0].map(Double.init), reference, absoluteTolerance: 1e-5 * Double(inner), relativeTolerance: 1e-5, "\(rows)×\(inner)×\(columns)")
+            XCTAssertEqual(results[0], results[1], "\(rows)×\(inner)×\(columns): 1 and 2 threads")
+            XCTAssertEqual(results[0], results[2], "\(rows)×\(inner)×\(columns): 1 and 3 threads")
+            let unpacked = withoutGradients { single.matmul(PackedMatrix(matrix.converted(to: .float32), packing: false), threadCount: 2).doubles }
+            assertClose(unpacked, reference, absoluteTolerance: 1e-5 * Double(inner), relativeTolerance: 1e-5, "\(rows)×\(inner)×\(columns) unpacked")
+            let double = PackedMatrix(matrix)
+            XCTAssertFalse(double.isPacked)
+            assertClose(withoutGradients { input.matmul(double, threadCount: 2).doubles }, reference, absoluteTolerance: 1e-12, "\(rows)×\(inner)×\(columns) float64")
+        }
+    }
+
     /// Few rows (column blocks, several threads) and many rows (one GEMM) both equal `matmul`;
     /// the blocked path gives the same float32 values at any thread count.
     func testBlockedMatmulMatchesMatmul() {

@@ -1,3 +1,5 @@
+import CKernels
+
 // The decode path's SwiGLU activation, silu(gate) · up, in one pass over the fused gate/up
 // projection: the training kernel's formula and vectorising exponential on the fused layout.
 
@@ -11,6 +13,10 @@ extension Kernels {
                 let gate = x + r * 2 * width, up = gate + width, output = y + r * width
                 for i in 0..<width { output[i] = gate[i] * sigmoid(gate[i]) * up[i] }
             }
+        }
+        if result.dtype == .float32 && useAVX512 {
+            ck_swiglu(Int32(rows), Int32(width), input.pointer(Float.self), result.pointer(Float.self))
+            return
         }
         switch result.dtype {
         case .float32: run(Float.self)

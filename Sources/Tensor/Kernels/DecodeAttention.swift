@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Kernels of the batched KV-cache decode path: a row-skinny matmul that avoids OpenBLAS's
@@ -77,6 +78,10 @@ extension Kernels {
     /// one thread: dot products, a max-subtracted softmax, then the weighted sum of values, in a
     /// fixed order.
     static func cachedAttention(query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads: Int, scale: Double, into result: Tensor, threadCount: Int) {
+        let d = query.shape[2]
+        if query.dtype == .float32 && useAVX512 && d % 16 == 0 && d <= 256 {
+            return cachedAttentionAVX512(query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, keyHeads: keyHeads, scale: scale, into: result, threadCount: threadCount)
+        }
         switch query.dtype {
         case .float32: cachedAttention(Float.self, query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, keyHeads: keyHeads, scale: scale, into: result, threadCount: threadCount)
         case .float64: cachedAttention(Double.self, query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, keyHeads: keyHeads, scale: scale, into: result, threadCount: threadCount)
@@ -134,6 +139,36 @@ extension Kernels {
                         }
                     }
                 }
+            }
+        }
+        withExtendedLifetime((keys, values)) {
+            if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+        }
+    }
+
+    /// `cachedAttention` through `ck_cached_attention`: sequences dealt round-robin to threads, each
+    /// computed whole by one, as in the portable kernel.
+    private static func cachedAttentionAVX512(query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads: Int, scale: Double, into result: Tensor, threadCount: Int) {
+        let h = query.shape[1], d = query.shape[2]
+        let q = query.pointer(Float.self), o = result.pointer(Float.self)
+        let keyPointers = keys.map { $0.pointer(Float.self) }, valuePointers = values.map { $0.pointer(Float.self) }
+        var rowStarts: [Int] = []
+        var row = 0
+        for count in counts {
+            rowStarts.append(row)
+            row += count
+        }
+        let longest = Swift.max(zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0, 1)
+        let sequences = counts.count
+        let workers = Swift.max(1, Swift.min(threadCount, sequences))
+        func run(_ worker: Int) {
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: h * longest)
+            defer { scores.deallocate() }
+            for sequence in stride(from: worker, to: sequences, by: workers) where counts[sequence] > 0 {
+                let offset = rowStarts[sequence] * h * d
+                ck_cached_attention(
+                    Int32(counts[sequence]), Int32(cachedLengths[sequence]), Int32(h), Int32(keyHeads), Int32(d), Float(scale),
+                    q + offset, keyPointers[sequence], valuePointers[sequence], scores, o + offset)
             }
         }
         withExtendedLifetime((keys, values)) {

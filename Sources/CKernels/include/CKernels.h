@@ -1,0 +1,51 @@
+// Hand-vectorised float32 kernels for the decode path, compiled for AVX-512 and chosen at run
+// time: the Swift targets build for baseline x86-64 (4-wide SSE), and OpenBLAS repacks its
+// right operand on every call, which for a decode step's 16-row products costs as much as the
+// product itself. Callers check `ck_has_avx512()` first and otherwise use their portable path.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 when the CPU and the OS support AVX-512 F, DQ and VL (what these kernels use), else 0.
+int ck_has_avx512(void);
+
+/// Columns per panel of a packed right operand.
+enum { CK_PANEL_WIDTH = 32 };
+
+/// Number of floats `ck_pack_panels` writes for a (k, n) matrix: ceil(n / 32) panels of k × 32.
+size_t ck_packed_count(int k, int n);
+
+/// Copies row-major b (k, n), row stride ldb, into panels: panel p holds columns
+/// 32p ..< 32p + 32 as k rows of 32 floats, zero past column n. Plain C; any CPU.
+void ck_pack_panels(int k, int n, const float *b, ptrdiff_t ldb, float *packed);
+
+/// c[:, 32·p0 ..< min(32·p1, n)] = a · b for row-major a (m, k) with row stride lda, b packed
+/// by `ck_pack_panels`, and row-major c with row stride ldc. Each output is one sequential
+/// fused multiply-add chain over k, so a column range gives the same bits whichever thread
+/// computes it. Requires `ck_has_avx512()`.
+void ck_sgemm_packed(int m, int n, int k, int p0, int p1, const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc);
+
+/// Causal attention of one sequence's new rows against its KV cache, for decoding.
+///
+/// query and out: (rows, heads, d) dense; keys and values: (capacity, key_heads, d) dense, their
+/// first cached + rows positions filled. Query row i sits at position cached + i and sees keys
+/// 0 ... cached + i. heads must be a multiple of key_heads; d a multiple of 16, at most 256.
+/// scores: room for heads · (cached + rows) floats. Dot products, a max-subtracted softmax with
+/// a vectorised exp (Cephes polynomial, within 2 ulp of expf), then the weighted sum of values
+/// in key order. Requires `ck_has_avx512()`.
+void ck_cached_attention(int rows, int cached, int heads, int key_heads, int d, float scale, const float *query, const float *keys, const float *values, float *scores, float *out);
+
+/// out[i, j] = silu(gate) · up for (rows, 2f) input whose row holds f gate then f up columns;
+/// out is (rows, f). Requires `ck_has_avx512()`.
+void ck_swiglu(int rows, int f, const float *input, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
