@@ -29,52 +29,79 @@ static inline __mmask16 tail_mask(int remaining) {
     return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
 }
 
+// Sixteen vectors to the vector of their sums (lane i = Σ v[i]): 15 adds and 30 shuffles where
+// sixteen separate horizontal sums take about 128 instructions.
+static inline CK_AVX512 __attribute__((always_inline)) __m512 sum16(const __m512 *v) {
+    __m512 t[8], u[4];
+    for (int i = 0; i < 8; i++) t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        __m512 c = t[2 * i], d = t[2 * i + 1];
+        u[i] = _mm512_add_ps(_mm512_shuffle_ps(c, d, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    // u[i]'s 128-bit lane L holds lane L's sums of v[4i ..< 4i + 4]; add the four lanes.
+    __m512 x0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512 x1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(x0, x1, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(x0, x1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// One query row, one head, head dimension 16·C (C constant after inlining): scores against
+// `visible` key rows (stride `row`), softmax, and the probability-weighted sum of value rows.
+// The query and the output accumulate in registers; keys are taken sixteen at a time.
+static inline CK_AVX512 __attribute__((always_inline)) void attend_head(const int C, int visible, float scale, const float *q, const float *keys, const float *values, ptrdiff_t row, float *scores, float *out) {
+    __m512 query[8], acc[8];
+    for (int c = 0; c < C; c++) query[c] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * c), _mm512_set1_ps(scale));
+    __m512 peak = _mm512_set1_ps(-__builtin_inff());
+    int j = 0;
+    for (; j + 16 <= visible; j += 16) {
+        __m512 dots[16];
+        for (int x = 0; x < 16; x++) {
+            const float *k = keys + (j + x) * row;
+            __m512 sum = _mm512_mul_ps(query[0], _mm512_loadu_ps(k));
+            for (int c = 1; c < C; c++) sum = _mm512_fmadd_ps(query[c], _mm512_loadu_ps(k + 16 * c), sum);
+            dots[x] = sum;
+        }
+        __m512 block = sum16(dots);
+        peak = _mm512_max_ps(peak, block);
+        _mm512_storeu_ps(scores + j, block);
+    }
+    for (; j < visible; j++) {
+        const float *k = keys + j * row;
+        __m512 sum = _mm512_mul_ps(query[0], _mm512_loadu_ps(k));
+        for (int c = 1; c < C; c++) sum = _mm512_fmadd_ps(query[c], _mm512_loadu_ps(k + 16 * c), sum);
+        scores[j] = _mm512_reduce_add_ps(sum);
+    }
+    for (int i = visible & ~15; i < visible; i += 16) peak = _mm512_max_ps(peak, _mm512_mask_loadu_ps(peak, tail_mask(visible - i), scores + i));
+    __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(peak));
+    __m512 total = _mm512_setzero_ps();
+    for (int i = 0; i < visible; i += 16) {
+        __mmask16 mask = tail_mask(visible - i);
+        __m512 e = _mm512_maskz_mov_ps(mask, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, scores + i), shift)));
+        total = _mm512_add_ps(total, e);
+        _mm512_mask_storeu_ps(scores + i, mask, e);
+    }
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+    for (int i = 0; i < visible; i++) {
+        const float *v = values + i * row;
+        __m512 p = _mm512_set1_ps(scores[i]);
+        for (int c = 0; c < C; c++) acc[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 16 * c), acc[c]);
+    }
+    __m512 inverse = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(total));
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(acc[c], inverse));
+}
+
+#define CK_ATTEND_CASE(C) case C: attend_head(C, visible, scale, qh, keys + kv, values + kv, row, scores, out + (ptrdiff_t)i * heads * d + h * d); break;
+
 CK_AVX512 void ck_cached_attention(int rows, int cached, int heads, int key_heads, int d, float scale, const float *query, const float *keys, const float *values, float *scores, float *out) {
-    const int group = heads / key_heads, chunks = d / 16;
-    const ptrdiff_t cache_row = (ptrdiff_t)key_heads * d;
+    const int group = heads / key_heads;
+    const ptrdiff_t row = (ptrdiff_t)key_heads * d;
     for (int i = 0; i < rows; i++) {
         const int visible = cached + i + 1;
-        const float *q = query + (ptrdiff_t)i * heads * d;
-        float *o = out + (ptrdiff_t)i * heads * d;
-        // Scores (heads, visible): one key row (all key heads) at a time, read front to back.
-        for (int j = 0; j < visible; j++) {
-            const float *key_row = keys + j * cache_row;
-            for (int h = 0; h < heads; h++) {
-                const float *k = key_row + (h / group) * d, *qh = q + h * d;
-                __m512 sum = _mm512_mul_ps(_mm512_loadu_ps(qh), _mm512_loadu_ps(k));
-                for (int c = 1; c < chunks; c++) sum = _mm512_fmadd_ps(_mm512_loadu_ps(qh + 16 * c), _mm512_loadu_ps(k + 16 * c), sum);
-                scores[(ptrdiff_t)h * visible + j] = scale * _mm512_reduce_add_ps(sum);
-            }
-        }
-        // Softmax per head.
         for (int h = 0; h < heads; h++) {
-            float *row = scores + (ptrdiff_t)h * visible;
-            __m512 peak = _mm512_set1_ps(-__builtin_inff());
-            for (int j = 0; j < visible; j += 16) peak = _mm512_max_ps(peak, _mm512_mask_loadu_ps(peak, tail_mask(visible - j), row + j));
-            __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(peak));
-            __m512 total = _mm512_setzero_ps();
-            for (int j = 0; j < visible; j += 16) {
-                __mmask16 mask = tail_mask(visible - j);
-                __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, row + j), shift));
-                e = _mm512_maskz_mov_ps(mask, e);
-                total = _mm512_add_ps(total, e);
-                _mm512_mask_storeu_ps(row + j, mask, e);
-            }
-            __m512 inverse = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(total));
-            for (int j = 0; j < visible; j += 16) {
-                __mmask16 mask = tail_mask(visible - j);
-                _mm512_mask_storeu_ps(row + j, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, row + j), inverse));
-            }
-        }
-        // Output: Σ_j p[h][j] · value[j], in key order, accumulated in place.
-        for (int x = 0; x < heads * d; x += 16) _mm512_storeu_ps(o + x, _mm512_setzero_ps());
-        for (int j = 0; j < visible; j++) {
-            const float *value_row = values + j * cache_row;
-            for (int h = 0; h < heads; h++) {
-                const float *v = value_row + (h / group) * d;
-                float *oh = o + h * d;
-                __m512 p = _mm512_set1_ps(scores[(ptrdiff_t)h * visible + j]);
-                for (int c = 0; c < chunks; c++) _mm512_storeu_ps(oh + 16 * c, _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 16 * c), _mm512_loadu_ps(oh + 16 * c)));
+            const float *qh = query + (ptrdiff_t)i * heads * d + h * d;
+            const ptrdiff_t kv = (ptrdiff_t)(h / group) * d;
+            switch (d / 16) {
+                CK_ATTEND_CASE(1) CK_ATTEND_CASE(2) CK_ATTEND_CASE(3) CK_ATTEND_CASE(4)
+                CK_ATTEND_CASE(5) CK_ATTEND_CASE(6) CK_ATTEND_CASE(7) CK_ATTEND_CASE(8)
             }
         }
     }

@@ -34,10 +34,11 @@ void ck_sgemm_packed(int m, int n, int k, int p0, int p1, const float *a, ptrdif
 ///
 /// query and out: (rows, heads, d) dense; keys and values: (capacity, key_heads, d) dense, their
 /// first cached + rows positions filled. Query row i sits at position cached + i and sees keys
-/// 0 ... cached + i. heads must be a multiple of key_heads; d a multiple of 16, at most 256.
-/// scores: room for heads · (cached + rows) floats. Dot products, a max-subtracted softmax with
-/// a vectorised exp (Cephes polynomial, within 2 ulp of expf), then the weighted sum of values
-/// in key order. Requires `ck_has_avx512()`.
+/// 0 ... cached + i. heads must be a multiple of key_heads; d a multiple of 16, at most 128.
+/// scores: room for cached + rows floats. Per head: dot products (scaled query), a
+/// max-subtracted softmax with a vectorised exp (Cephes polynomial, within 2 ulp of expf), the
+/// weighted sum of values in key order, then one division by the softmax total.
+/// Requires `ck_has_avx512()`.
 void ck_cached_attention(int rows, int cached, int heads, int key_heads, int d, float scale, const float *query, const float *keys, const float *values, float *scores, float *out);
 
 /// out[i, j] = silu(gate) · up for (rows, 2f) input whose row holds f gate then f up columns;

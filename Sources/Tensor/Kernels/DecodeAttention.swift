@@ -79,7 +79,7 @@ extension Kernels {
     /// fixed order.
     static func cachedAttention(query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads: Int, scale: Double, into result: Tensor, threadCount: Int) {
         let d = query.shape[2]
-        if query.dtype == .float32 && useAVX512 && d % 16 == 0 && d <= 256 {
+        if query.dtype == .float32 && useAVX512 && d % 16 == 0 && d <= 128 {
             return cachedAttentionAVX512(query: query, keys: keys, values: values, cachedLengths: cachedLengths, counts: counts, keyHeads: keyHeads, scale: scale, into: result, threadCount: threadCount)
         }
         switch query.dtype {
@@ -162,7 +162,7 @@ extension Kernels {
         let sequences = counts.count
         let workers = Swift.max(1, Swift.min(threadCount, sequences))
         func run(_ worker: Int) {
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: h * longest)
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: longest)
             defer { scores.deallocate() }
             for sequence in stride(from: worker, to: sequences, by: workers) where counts[sequence] > 0 {
                 let offset = rowStarts[sequence] * h * d
