@@ -86,15 +86,31 @@ enum ModelBenchmarks {
         var phases = PhaseClock()
     }
 
+    /// The train step, and beside it the same step's GEMMs replayed alone through raw BLAS
+    /// (`GEMMReplay`), their rounds alternating so both see the same machine: the tokens/s the
+    /// step's GEMMs alone allow is the machine's limit for it.
     static func train(_ size: ReferenceSize, threads: Int, repetitions: Int) throws -> BenchmarkResult {
         let step = TrainStep(size)
-        let seconds = Timer.secondsPerCall(repetitions: repetitions) { step.run() }
+        step.run()
+        step.run()
+        // Every step allocates the same, so the step's peak is reached by now; read it before the
+        // replay's buffers exist.
+        let peakRSS = peakResidentMegabytes()
+        let replay = GEMMReplay(GEMMRecorder.recording { step.run() }.calls, threads: threads)
+        let measured = Timer.interleavedSecondsPerCall(repetitions: repetitions, [{ step.run() }, { replay.run() }])
+        let seconds = measured[0]
         guard step.lastLoss.isFinite else { throw BenchmarkError("train: the loss became \(step.lastLoss)") }
         var result = makeResult(
             "train", size, threads: threads, tokens: step.batch.tokens.count, secondsPerCall: seconds,
             flopsPerToken: 6 * Double(step.model.parameterCount), parameters: step.model.parameterCount,
             batch: "\(step.batch.batchSize)×\(step.batch.length)", detail: "\(step.batch.batchSize)×\(step.batch.length) tokens, tokenStatistics → masked mean NLL → backward → AdamW")
         result.phaseFractions = step.phases.fractions
+        result.peakRssMB = peakRSS
+        let gemmSeconds = Measurement(measured[1])
+        result.gemmBoundTokensPerSecond = Double(step.batch.tokens.count) / gemmSeconds.median
+        result.gemmShareOfStep = gemmSeconds.median / Measurement(seconds).median
+        result.gemmCallsPerStep = replay.calls.count
+        result.gemmGFLOPS = replay.flops / gemmSeconds.median / 1e9
         return result
     }
 

@@ -43,6 +43,13 @@ struct BenchmarkResult: Codable {
     var steps: Int?
     var rssAfterStep10MB: Double?
     var rssAfterLastStepMB: Double?
+    /// Train: the step's own GEMMs replayed alone through raw BLAS (`GEMMReplay`), measured in
+    /// rounds alternating with the step's: the tokens/s they alone allow (the machine's limit for
+    /// this step), their share of the step's median time, how many there are, and their rate.
+    var gemmBoundTokensPerSecond: Double?
+    var gemmShareOfStep: Double?
+    var gemmCallsPerStep: Int?
+    var gemmGFLOPS: Double?
     /// The PyTorch 2.15 eager figure on this machine (2 threads), where there is one.
     var pytorchEager: Double?
     /// The performance target(s) that apply, in words, and whether all are met.
@@ -64,6 +71,10 @@ struct BenchmarkResult: Codable {
         case rssAfterStep10MB = "rss_after_step_10_mb"
         case rssAfterLastStepMB = "rss_after_last_step_mb"
         case pytorchEager = "pytorch_eager"
+        case gemmBoundTokensPerSecond = "gemm_bound_tokens_per_s"
+        case gemmShareOfStep = "gemm_share_of_step"
+        case gemmCallsPerStep = "gemm_calls_per_step"
+        case gemmGFLOPS = "gemm_gflops"
         case meetsTarget = "meets_target"
         case targetMisses = "target_misses"
     }

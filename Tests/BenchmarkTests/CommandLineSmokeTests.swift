@@ -68,6 +68,12 @@ final class CommandLineSmokeTests: XCTestCase {
             XCTAssertEqual(Set(fractions.keys), Set(phases))
             XCTAssertEqual(fractions.values.reduce(0, +), 1, accuracy: 1e-9)
         }
+        // The train step carries its GEMMs' bound: the recorded calls replayed alone.
+        let train = try XCTUnwrap(byBenchmark["train"]?.first)
+        XCTAssertGreaterThan(try XCTUnwrap(train["gemm_bound_tokens_per_s"] as? Double, "train.gemm_bound_tokens_per_s"), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(train["gemm_share_of_step"] as? Double, "train.gemm_share_of_step"), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(train["gemm_calls_per_step"] as? Int, "train.gemm_calls_per_step"), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(train["gemm_gflops"] as? Double, "train.gemm_gflops"), 0)
         let arpo = try XCTUnwrap(byBenchmark["rollout-arpo"]?.first)
         XCTAssertNotNil(arpo["target"] as? String)
         XCTAssertNotNil(arpo["meets_target"] as? Bool)
