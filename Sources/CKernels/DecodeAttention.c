@@ -1,7 +1,8 @@
 #include "CKernels.h"
 
-// Decode-time attention and SwiGLU in AVX-512. The portable versions are the Swift kernels
-// `Kernels.cachedAttention` and `Kernels.swiGLU`, which these are tested against.
+// Attention over KV caches and SwiGLU (decode's fused layout, and training's forward and
+// backward) in AVX-512. The portable versions are the Swift kernels `Kernels.cachedAttention`
+// and `Kernels.swiGLU`/`swiGLUBackward`, which these are tested against.
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -9,9 +10,10 @@
 #define CK_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 
 // e^x, 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r from Cephes' degree-6 polynomial, then
-// scaled by 2^n with scalef, which gives 0 below the float range instead of garbage.
+// scaled by 2^n with scalef, which gives 0 below the float range and +∞ above it (the clamp
+// only keeps n representable).
 static inline CK_AVX512 __attribute__((always_inline)) __m512 exp16(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.7f));
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(100.0f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
@@ -120,7 +122,40 @@ CK_AVX512 void ck_swiglu(int rows, int f, const float *input, float *out) {
         }
     }
 }
+// σ(g) = 1 / (1 + e^−g), exactly 0 once e^−g overflows (g below about −88.7).
+static inline CK_AVX512 __attribute__((always_inline)) __m512 sigmoid16(__m512 g) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+}
+
+CK_AVX512 void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *out) {
+    for (ptrdiff_t i = 0; i < n; i += 16) {
+        __mmask16 mask = tail_mask((int)(n - i < 16 ? n - i : 16));
+        __m512 g = _mm512_maskz_loadu_ps(mask, gate + i), u = _mm512_maskz_loadu_ps(mask, up + i);
+        _mm512_mask_storeu_ps(out + i, mask, _mm512_mul_ps(_mm512_mul_ps(g, sigmoid16(g)), u));
+    }
+}
+
+CK_AVX512 void ck_swiglu_backward(ptrdiff_t n, const float *gate, const float *up, const float *dy, float *dgate, float *dup) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (ptrdiff_t i = 0; i < n; i += 16) {
+        __mmask16 mask = tail_mask((int)(n - i < 16 ? n - i : 16));
+        __m512 g = _mm512_maskz_loadu_ps(mask, gate + i), u = _mm512_maskz_loadu_ps(mask, up + i), d = _mm512_maskz_loadu_ps(mask, dy + i);
+        __m512 s = sigmoid16(g);
+        __m512 slope = _mm512_fmadd_ps(g, _mm512_sub_ps(one, s), one);  // 1 + g(1 − s)
+        _mm512_mask_storeu_ps(dgate + i, mask, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, u), s), slope));
+        _mm512_mask_storeu_ps(dup + i, mask, _mm512_mul_ps(_mm512_mul_ps(d, g), s));
+    }
+}
 #else
+void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *out) {
+    (void)n; (void)gate; (void)up; (void)out;
+    __builtin_trap();
+}
+void ck_swiglu_backward(ptrdiff_t n, const float *gate, const float *up, const float *dy, float *dgate, float *dup) {
+    (void)n; (void)gate; (void)up; (void)dy; (void)dgate; (void)dup;
+    __builtin_trap();
+}
 void ck_cached_attention(int rows, int cached, int heads, int key_heads, int d, float scale, const float *query, const float *keys, const float *values, float *scores, float *out) {
     (void)rows; (void)cached; (void)heads; (void)key_heads; (void)d; (void)scale; (void)query; (void)keys; (void)values; (void)scores; (void)out;
     __builtin_trap();  // callers check ck_has_avx512() first

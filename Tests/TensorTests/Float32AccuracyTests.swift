@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 import XCTest
 
@@ -34,6 +35,37 @@ final class Float32AccuracyTests: XCTestCase {
         assertFloat32Matches("sigmoid", relativeTolerance: 5e-7, absoluteTolerance: 1.2e-38) { $0.sigmoid() }
         assertFloat32Matches("silu", relativeTolerance: 5e-7, absoluteTolerance: 1e-33) { $0.silu() }
         assertFloat32Matches("swiGLU", relativeTolerance: 5e-7, absoluteTolerance: 1e-33) { Tensor.swiGLU(gate: $0, up: $0 * 0.5) }
+    }
+
+    /// SwiGLU's backward in float32 (the AVX-512 kernel where the CPU has it) against float64:
+    /// dgate = dy·u·s·(1 + g(1 − s)) and dup = dy·g·s over the same inputs, u varying in sign.
+    func testSwiGLUBackward() {
+        let up = Tensor(shape: [inputs.count], values: inputs.indices.map { 0.5 + Foundation.cos(Double($0)) }).converted(to: .float32)
+        let upstream = Tensor(shape: [inputs.count], values: inputs.indices.map { 1 - 0.3 * Foundation.sin(Double($0)) }).converted(to: .float32)
+        let gate = Tensor(shape: [inputs.count], values: inputs).converted(to: .float32)
+        func gradientPair(_ dtype: DType) -> [[Double]] {
+            let (g, u) = (gate.converted(to: dtype), up.converted(to: dtype))
+            g.requiresGradient = true
+            u.requiresGradient = true
+            let output = Tensor.swiGLU(gate: g, up: u)
+            return gradients(of: output, withRespectTo: [g, u], seed: upstream.converted(to: dtype)).map(\.doubles)
+        }
+        let (single, double) = (gradientPair(.float32), gradientPair(.float64))
+        // dgate's factor 1 + g(1 − s) cancels near g ≈ −1.28, so its error is relative to the
+        // size of the terms, |dy·u·s|·(1 + |g|(1 − s)), not to the result.
+        let (g, u, dy) = (gate.doubles, up.doubles, upstream.doubles)
+        let termScale = g.indices.map { index -> Double in
+            let s = 1 / (1 + Foundation.exp(-g[index]))
+            return Swift.abs(dy[index] * u[index] * s) * (1 + Swift.abs(g[index]) * (1 - s))
+        }
+        for (name, actual, expected, scale) in [("dgate", single[0], double[0], termScale), ("dup", single[1], double[1], double[1].map(Swift.abs))] {
+            var worst = (index: 0, error: 0.0)
+            for (index, (a, e)) in zip(actual, expected).enumerated() {
+                let error = Swift.abs(a - e) / (1e-30 + 2e-6 * scale[index])
+                if !(error <= worst.error) { worst = (index, error) }
+            }
+            XCTAssertLessThanOrEqual(worst.error, 1, "\(name): worst at x = \(inputs[worst.index]) (\(actual[worst.index]) against \(expected[worst.index]))")
+        }
     }
 
     func testSoftmaxFamily() {

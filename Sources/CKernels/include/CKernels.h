@@ -45,6 +45,13 @@ void ck_cached_attention(int rows, int cached, int heads, int key_heads, int d, 
 /// out is (rows, f). Requires `ck_has_avx512()`.
 void ck_swiglu(int rows, int f, const float *input, float *out);
 
+/// Training SwiGLU over n elements: out = g·σ(g)·u. Requires `ck_has_avx512()`.
+void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *out);
+
+/// Its backward, with s = σ(g): dgate = dy·u·s·(1 + g(1 − s)), dup = dy·g·s.
+/// Requires `ck_has_avx512()`.
+void ck_swiglu_backward(ptrdiff_t n, const float *gate, const float *up, const float *dy, float *dgate, float *dup);
+
 #ifdef __cplusplus
 }
 #endif

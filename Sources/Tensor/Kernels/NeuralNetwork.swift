@@ -1,3 +1,4 @@
+import CKernels
 import RealModule
 
 // Forward and backward kernels of the neural-network ops, side by side. Rows are the last axis.
@@ -211,6 +212,11 @@ extension Kernels {
 
     /// y = silu(g)·u = g·σ(g)·u.
     static func swiGLU(gate: Tensor, up: Tensor, into result: Tensor) {
+        if result.dtype == .float32 && useAVX512 {
+            let g = gate.pointer(Float.self), u = up.pointer(Float.self), y = result.pointer(Float.self)
+            parallelElements(result.count, workPerElement: 8) { start, n in ck_swiglu_forward(n, g + start, u + start, y + start) }
+            return
+        }
         func run<T: TensorScalar>(_: T.Type) {
             let g = gate.pointer(T.self), u = up.pointer(T.self), y = result.pointer(T.self)
             parallelElements(result.count, workPerElement: 8) { start, n in
@@ -228,6 +234,12 @@ extension Kernels {
         let g0 = gate.materialized(), u0 = up.materialized(), dy = gradient.materialized()
         let dGate = Tensor(shape: gate.shape, dtype: gate.dtype, zeroed: false)
         let dUp = Tensor(shape: up.shape, dtype: up.dtype, zeroed: false)
+        if gate.dtype == .float32 && useAVX512 {
+            let g = g0.pointer(Float.self), u = u0.pointer(Float.self), dyp = dy.pointer(Float.self)
+            let dg = dGate.pointer(Float.self), du = dUp.pointer(Float.self)
+            parallelElements(dGate.count, workPerElement: 8) { start, n in ck_swiglu_backward(n, g + start, u + start, dyp + start, dg + start, du + start) }
+            return (dGate, dUp)
+        }
         func run<T: TensorScalar>(_: T.Type) {
             let g = g0.pointer(T.self), u = u0.pointer(T.self), dyp = dy.pointer(T.self)
             let dg = dGate.pointer(T.self), du = dUp.pointer(T.self)
