@@ -66,6 +66,8 @@ extension BenchmarkCase {
 struct BenchmarkRunner {
     let options: CommonOptions
     let coldStartSteps: Int?
+    /// Where cold-started policies are kept (`DIR/<config>`); nil deletes them after the run.
+    var keepColdStart: String? = nil
 
     func run(_ cases: [BenchmarkCase]) throws {
         let loadAtStart = loadAverages()
@@ -102,7 +104,9 @@ struct BenchmarkRunner {
         // largest thread count the rollouts use.
         var coldStarts: [ColdStartRecord] = []
         var policies: [ReferenceSize: BenchmarkCase] = [:]
-        defer { for policy in policies.values { try? FileManager.default.removeItem(atPath: policy.checkpoint!) } }
+        defer {
+            if keepColdStart == nil { for policy in policies.values { try? FileManager.default.removeItem(atPath: policy.checkpoint!) } }
+        }
         let coldStartThreads = cases.filter { $0.kind == .rollout }.map(\.threads).max() ?? 1
 
         var results: [BenchmarkResult] = []
@@ -140,11 +144,13 @@ struct BenchmarkRunner {
     /// Cold-starts a `size` policy into a temporary directory; returns the cold-start case (its
     /// `checkpoint` is the directory) and what it reported.
     func coldStart(_ size: ReferenceSize, threads: Int) throws -> (BenchmarkCase, ColdStartRecord) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("arpo-bench-policy-\(size.rawValue)-\(UUID().uuidString)")
+        let directory = keepColdStart.map { URL(fileURLWithPath: $0).appendingPathComponent(size.rawValue) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("arpo-bench-policy-\(size.rawValue)-\(UUID().uuidString)")
         let steps = coldStartSteps ?? size.coldStart.steps
         let coldStart = BenchmarkCase(kind: .coldStart, size: size, threads: threads, repetitions: 1, steps: steps, checkpoint: directory.path)
         print("[cold start] \(size.rawValue) policy: \(steps) SFT steps on expert demonstrations, \(threads) thread\(threads == 1 ? "" : "s")…")
         guard let record = try execute(coldStart).coldStart else { throw BenchmarkError("the cold start reported nothing") }
+        if keepColdStart != nil { print("[cold start] kept in \(directory.path) (reuse with --checkpoint)") }
         print(String(format: "[cold start] %d demonstrations in %.1f s, %d steps in %.1f s (%.0f tokens/s), final loss %.3f, other load %.2f",
                      record.demonstrations, record.demonstrationSeconds, record.steps, record.trainingSeconds, record.tokensPerSecond, record.finalLoss, record.otherLoad ?? 0))
         return (coldStart, record)

@@ -26,6 +26,9 @@ struct PolicyOptions: ParsableArguments {
     @Option(name: .long, help: "SFT steps of the cold start when no --checkpoint is given (default: 200).")
     var coldStartSteps: Int?
 
+    @Option(name: .long, help: "Keep each cold-started policy in DIR/<config> (for a later --checkpoint) instead of deleting it.")
+    var keepColdStart: String?
+
     func validate() throws {
         if let checkpoint {
             var isDirectory: ObjCBool = false
@@ -34,6 +37,7 @@ struct PolicyOptions: ParsableArguments {
             }
         }
         if let coldStartSteps, coldStartSteps < 0 { throw ValidationError("--cold-start-steps must be at least 0, got \(coldStartSteps)") }
+        if keepColdStart != nil && checkpoint != nil { throw ValidationError("--keep-cold-start keeps a cold start, which --checkpoint skips; give one of them") }
     }
 
     /// Rollout cases: one per size and thread count, or with a checkpoint one per thread count
@@ -58,7 +62,7 @@ struct AllCommand: ParsableCommand {
     func run() throws {
         let cases = options.cases(.gemm) + options.cases(.forward) + options.cases(.train) + memory.cases(options)
             + options.cases(.decode) + policy.cases(options)
-        try BenchmarkRunner(options: options, coldStartSteps: policy.coldStartSteps).run(cases)
+        try BenchmarkRunner(options: options, coldStartSteps: policy.coldStartSteps, keepColdStart: policy.keepColdStart).run(cases)
     }
 }
 
@@ -104,7 +108,7 @@ struct RolloutCommand: ParsableCommand {
     @OptionGroup var policy: PolicyOptions
 
     func run() throws {
-        try BenchmarkRunner(options: options, coldStartSteps: policy.coldStartSteps).run(policy.cases(options))
+        try BenchmarkRunner(options: options, coldStartSteps: policy.coldStartSteps, keepColdStart: policy.keepColdStart).run(policy.cases(options))
     }
 }
 

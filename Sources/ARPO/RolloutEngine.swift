@@ -275,21 +275,21 @@ public final class RolloutEngine {
         }
 
         while true {
-            var live = sequences.filter { !$0.finished }
-            if live.isEmpty {
-                // Top up groups that finished short of the budget; the fresh samples may fork.
-                var added = false
-                for group in templates.indices where groupCounts[group] < budget {
-                    let missing = budget - groupCounts[group]
-                    let count = branching == nil ? missing : Swift.max(1, (missing + 1) / 2)
-                    for _ in 0..<count { startRoot(group: group) }
-                    groupCounts[group] += count
-                    statistics.topUpTrajectories += count
-                    added = true
-                }
-                if !added { break }
-                live = sequences.filter { !$0.finished }
+            // Top up a group that finished short of the budget as soon as none of its sequences is
+            // live (so no fork can still fill it); the fresh samples may fork. Waiting for every
+            // group instead left the last steps of each round decoding a handful of sequences,
+            // at nearly the cost per step of a full batch.
+            var liveGroups = Set<Int>()
+            for sequence in sequences where !sequence.finished { liveGroups.insert(sequence.group) }
+            for group in templates.indices where groupCounts[group] < budget && !liveGroups.contains(group) {
+                let missing = budget - groupCounts[group]
+                let count = branching == nil ? missing : Swift.max(1, (missing + 1) / 2)
+                for _ in 0..<count { startRoot(group: group) }
+                groupCounts[group] += count
+                statistics.topUpTrajectories += count
             }
+            let live = sequences.filter { !$0.finished }
+            if live.isEmpty { break }
             // One batched policy call for every sequence with input; fresh forks reuse logits.
             let feeding = live.filter { $0.pendingLogits == nil }
             var logitRows: [Int: [Double]] = [:]

@@ -70,7 +70,7 @@ final class DecodingKernelTests: XCTestCase {
     /// 32-column panels, and past the row limit (BLAS); float32 values do not depend on the
     /// thread count; an unpacked matrix and a float64 one take the portable path.
     func testPackedMatmulMatchesMatmul() {
-        for (rows, inner, columns) in [(1, 7, 5), (8, 32, 32), (9, 40, 33), (16, 256, 768), (23, 64, 100), (64, 48, 70), (65, 16, 20)] {
+        for (rows, inner, columns) in [(1, 7, 5), (8, 32, 32), (9, 40, 33), (16, 256, 768), (23, 64, 100), (64, 48, 70), (300, 24, 40), (513, 16, 20)] {
             let input = randomTensor([rows, inner], seed: 100, in: -1...1)
             let matrix = randomTensor([inner, columns], seed: 101, in: -1...1)
             let reference = Tensor.matmul(input, matrix).doubles
