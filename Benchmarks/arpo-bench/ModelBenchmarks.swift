@@ -86,9 +86,8 @@ enum ModelBenchmarks {
         var phases = PhaseClock()
     }
 
-    /// The train step, and beside it the same step's GEMMs replayed alone through raw BLAS
-    /// (`GEMMReplay`), their rounds alternating so both see the same machine: the tokens/s the
-    /// step's GEMMs alone allow is the machine's limit for it.
+    /// The train step, and after it the same step's GEMMs replayed alone through raw BLAS
+    /// (`GEMMReplay`): the tokens/s the step's GEMMs alone allow is the machine's limit for it.
     static func train(_ size: ReferenceSize, threads: Int, repetitions: Int) throws -> BenchmarkResult {
         let step = TrainStep(size)
         step.run()
@@ -97,8 +96,10 @@ enum ModelBenchmarks {
         // replay's buffers exist.
         let peakRSS = peakResidentMegabytes()
         let replay = GEMMReplay(GEMMRecorder.recording { step.run() }.calls, threads: threads)
-        let measured = Timer.interleavedSecondsPerCall(repetitions: repetitions, [{ step.run() }, { replay.run() }])
-        let seconds = measured[0]
+        // Measured one after the other: alternating rounds would time each step right after the
+        // replay has filled the caches with its own buffers, which cost the step about 5%.
+        let seconds = Timer.secondsPerCall(repetitions: repetitions) { step.run() }
+        let replaySeconds = Timer.secondsPerCall(repetitions: repetitions) { replay.run() }
         guard step.lastLoss.isFinite else { throw BenchmarkError("train: the loss became \(step.lastLoss)") }
         var result = makeResult(
             "train", size, threads: threads, tokens: step.batch.tokens.count, secondsPerCall: seconds,
@@ -106,7 +107,7 @@ enum ModelBenchmarks {
             batch: "\(step.batch.batchSize)×\(step.batch.length)", detail: "\(step.batch.batchSize)×\(step.batch.length) tokens, tokenStatistics → masked mean NLL → backward → AdamW")
         result.phaseFractions = step.phases.fractions
         result.peakRssMB = peakRSS
-        let gemmSeconds = Measurement(measured[1])
+        let gemmSeconds = Measurement(replaySeconds)
         result.gemmBoundTokensPerSecond = Double(step.batch.tokens.count) / gemmSeconds.median
         result.gemmShareOfStep = gemmSeconds.median / Measurement(seconds).median
         result.gemmCallsPerStep = replay.calls.count

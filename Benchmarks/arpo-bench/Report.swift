@@ -43,9 +43,9 @@ struct BenchmarkResult: Codable {
     var steps: Int?
     var rssAfterStep10MB: Double?
     var rssAfterLastStepMB: Double?
-    /// Train: the step's own GEMMs replayed alone through raw BLAS (`GEMMReplay`), measured in
-    /// rounds alternating with the step's: the tokens/s they alone allow (the machine's limit for
-    /// this step), their share of the step's median time, how many there are, and their rate.
+    /// Train: the step's own GEMMs replayed alone through raw BLAS (`GEMMReplay`), timed after the
+    /// step: the tokens/s they alone allow (the machine's limit for this step), their share of
+    /// the step's median time, how many there are, and their rate.
     var gemmBoundTokensPerSecond: Double?
     var gemmShareOfStep: Double?
     var gemmCallsPerStep: Int?
