@@ -1,7 +1,7 @@
 #include "CKernels.h"
 
-// Attention over KV caches and SwiGLU (decode's fused layout, and training's forward and
-// backward) in AVX-512. The portable versions are the Swift kernels `Kernels.cachedAttention`
+// Attention over KV caches, and SwiGLU's forward (training, and decode row by row on its fused
+// gate/up layout) and backward, in AVX-512. The portable versions are the Swift kernels `Kernels.cachedAttention`
 // and `Kernels.swiGLU`/`swiGLUBackward`, which these are tested against.
 
 #if defined(__x86_64__)
@@ -109,19 +109,6 @@ CK_AVX512 void ck_cached_attention(int rows, int cached, int heads, int key_head
     }
 }
 
-CK_AVX512 void ck_swiglu(int rows, int f, const float *input, float *out) {
-    for (int i = 0; i < rows; i++) {
-        const float *gate = input + (ptrdiff_t)i * 2 * f, *up = gate + f;
-        float *o = out + (ptrdiff_t)i * f;
-        for (int j = 0; j < f; j += 16) {
-            __mmask16 mask = tail_mask(f - j);
-            __m512 g = _mm512_maskz_loadu_ps(mask, gate + j);
-            // silu(g) = g / (1 + e^-g)
-            __m512 silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-            _mm512_mask_storeu_ps(o + j, mask, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(mask, up + j)));
-        }
-    }
-}
 // σ(g) = 1 / (1 + e^−g), exactly 0 once e^−g overflows (g below about −88.7).
 static inline CK_AVX512 __attribute__((always_inline)) __m512 sigmoid16(__m512 g) {
     __m512 one = _mm512_set1_ps(1.0f);
@@ -159,9 +146,5 @@ void ck_swiglu_backward(ptrdiff_t n, const float *gate, const float *up, const f
 void ck_cached_attention(int rows, int cached, int heads, int key_heads, int d, float scale, const float *query, const float *keys, const float *values, float *scores, float *out) {
     (void)rows; (void)cached; (void)heads; (void)key_heads; (void)d; (void)scale; (void)query; (void)keys; (void)values; (void)scores; (void)out;
     __builtin_trap();  // callers check ck_has_avx512() first
-}
-void ck_swiglu(int rows, int f, const float *input, float *out) {
-    (void)rows; (void)f; (void)input; (void)out;
-    __builtin_trap();
 }
 #endif

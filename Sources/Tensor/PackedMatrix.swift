@@ -74,16 +74,14 @@ extension Kernels {
     /// and `ARPO_NO_AVX512=1` does not turn them off (to compare against the portable kernels).
     public static let useAVX512 = ck_has_avx512() != 0 && ProcessInfo.processInfo.environment["ARPO_NO_AVX512"] != "1"
 
-    /// `result (R, N) = input (R, K) · panels`, panel ranges split over threads. Work below
-    /// `parallelWorkThreshold`·16 multiply-adds stays on one thread (waking a worker costs more).
+    /// `result (R, N) = input (R, K) · panels`, contiguous panel ranges split over threads. A
+    /// multiply-add counts as 1/16 of an element op: below `parallelWorkThreshold`·16 of them the
+    /// product stays on one thread (waking a worker costs more).
     static func packedMatmul(_ input: Tensor, panels: UnsafeMutablePointer<Float>, panelCount: Int, rows k: Int, columns n: Int, into result: Tensor, threadCount: Int) {
         let m = input.shape[0]
         let a = input.pointer(Float.self), c = result.pointer(Float.self)
-        let workers = m * n * k >= parallelWorkThreshold * 16 ? Swift.max(1, Swift.min(threadCount, panelCount)) : 1
-        func run(_ worker: Int) {
-            let first = worker * panelCount / workers, last = (worker + 1) * panelCount / workers
-            ck_sgemm_packed(Int32(m), Int32(n), Int32(k), Int32(first), Int32(last), a, k, panels, c, n)
+        parallelFor(panelCount, workPerItem: m * k * Int(CK_PANEL_WIDTH) / 16, threads: threadCount) { range in
+            ck_sgemm_packed(Int32(m), Int32(n), Int32(k), Int32(range.lowerBound), Int32(range.upperBound), a, k, panels, c, n)
         }
-        if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
     }
 }

@@ -26,31 +26,29 @@ public final class Console {
     /// A line that stays.
     public func line(_ text: String) {
         guard !quiet else { return }
-        if lineOpen {
-            FileHandle.standardOutput.write(Data("\n".utf8))
-            lineOpen = false
-        }
+        endOpenLine()
         print(text)
         fflush(stdout)
     }
 
     /// A line that stays and is printed even when quiet: the run's final result.
     public func summary(_ text: String) {
-        if lineOpen {
-            FileHandle.standardOutput.write(Data("\n".utf8))
-            lineOpen = false
-        }
+        endOpenLine()
         print(text)
         fflush(stdout)
     }
 
     /// A warning on standard error.
     public func warning(_ text: String) {
-        if lineOpen {
-            FileHandle.standardOutput.write(Data("\n".utf8))
-            lineOpen = false
-        }
+        endOpenLine()
         FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
+    }
+
+    /// Ends the live progress line, if one is open, so that the next output starts a line.
+    private func endOpenLine() {
+        guard lineOpen else { return }
+        FileHandle.standardOutput.write(Data("\n".utf8))
+        lineOpen = false
     }
 }
 

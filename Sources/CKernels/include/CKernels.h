@@ -41,10 +41,6 @@ void ck_sgemm_packed(int m, int n, int k, int p0, int p1, const float *a, ptrdif
 /// Requires `ck_has_avx512()`.
 void ck_cached_attention(int rows, int cached, int heads, int key_heads, int d, float scale, const float *query, const float *keys, const float *values, float *scores, float *out);
 
-/// out[i, j] = silu(gate) · up for (rows, 2f) input whose row holds f gate then f up columns;
-/// out is (rows, f). Requires `ck_has_avx512()`.
-void ck_swiglu(int rows, int f, const float *input, float *out);
-
 /// Training SwiGLU over n elements: out = g·σ(g)·u. Requires `ck_has_avx512()`.
 void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *out);
 

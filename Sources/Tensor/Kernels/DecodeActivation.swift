@@ -15,7 +15,8 @@ extension Kernels {
             }
         }
         if result.dtype == .float32 && useAVX512 {
-            ck_swiglu(Int32(rows), Int32(width), input.pointer(Float.self), result.pointer(Float.self))
+            let x = input.pointer(Float.self), y = result.pointer(Float.self)
+            for r in 0..<rows { ck_swiglu_forward(width, x + r * 2 * width, x + r * 2 * width + width, y + r * width) }
             return
         }
         switch result.dtype {

@@ -44,14 +44,12 @@ extension Kernels {
             return
         }
         let blocks = (n + width - 1) / width
-        let workers = Swift.max(1, Swift.min(threadCount, blocks))
-        func run(_ worker: Int) {
-            for block in (worker * blocks / workers)..<((worker + 1) * blocks / workers) {
+        parallelFor(blocks, workPerItem: r * width * k, threads: threadCount) { range in
+            for block in range {
                 let start = block * width, columns = Swift.min(width, n - start)
                 T.gemm(transposeA: false, transposeB: false, m: r, n: columns, k: k, alpha: 1, a: a, lda: k, b: b + start, ldb: n, beta: 0, c: c + start, ldc: n)
             }
         }
-        if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
     }
 
     /// Copies consecutive rows of `source` (R, W), whose rows are each dense, into
@@ -88,10 +86,10 @@ extension Kernels {
         }
     }
 
-    private static func cachedAttention<T: TensorScalar & SIMDScalar>(_: T.Type, query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads hkv: Int, scale: Double, into result: Tensor, threadCount: Int) {
-        let h = query.shape[1], d = query.shape[2], group = h / hkv
-        let q = query.pointer(T.self), o = result.pointer(T.self)
-        let keyPointers = keys.map { $0.pointer(T.self) }, valuePointers = values.map { $0.pointer(T.self) }
+    /// Deals the sequences round-robin to up to `threadCount` threads, each computing whole
+    /// sequences: `body(sequence, firstRow, scratch)`, where `firstRow` is the sequence's first
+    /// row in the (N, H, D) query and `scratch` holds `scratchPerKey` × the longest visible length.
+    private static func forEachSequence<T>(_: T.Type, cachedLengths: [Int], counts: [Int], scratchPerKey: Int, threadCount: Int, _ body: (Int, Int, UnsafeMutablePointer<T>) -> Void) {
         var rowStarts: [Int] = []
         var row = 0
         for count in counts {
@@ -101,17 +99,30 @@ extension Kernels {
         let longest = Swift.max(zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0, 1)
         let sequences = counts.count
         let workers = Swift.max(1, Swift.min(threadCount, sequences))
+        func run(_ worker: Int) {
+            let scratch = UnsafeMutablePointer<T>.allocate(capacity: scratchPerKey * longest)
+            defer { scratch.deallocate() }
+            for sequence in stride(from: worker, to: sequences, by: workers) where counts[sequence] > 0 {
+                body(sequence, rowStarts[sequence], scratch)
+            }
+        }
+        if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+    }
+
+    private static func cachedAttention<T: TensorScalar & SIMDScalar>(_: T.Type, query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads hkv: Int, scale: Double, into result: Tensor, threadCount: Int) {
+        let h = query.shape[1], d = query.shape[2], group = h / hkv
+        let q = query.pointer(T.self), o = result.pointer(T.self)
+        let keyPointers = keys.map { $0.pointer(T.self) }, valuePointers = values.map { $0.pointer(T.self) }
+        let longest = Swift.max(zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0, 1)
         let alpha = T(scale)
         // One sequence per work item, all heads together: cache rows (all Hkv heads, contiguous)
         // are then read front to back, which the prefetcher follows, instead of in 1/Hkv strides.
-        func run(_ worker: Int) {
-            let scores = UnsafeMutablePointer<T>.allocate(capacity: h * longest)  // (H, visible)
-            defer { scores.deallocate() }
-            for sequence in stride(from: worker, to: sequences, by: workers) {
+        withExtendedLifetime((keys, values)) {
+            forEachSequence(T.self, cachedLengths: cachedLengths, counts: counts, scratchPerKey: h, threadCount: threadCount) { sequence, firstRow, scores in  // scores: (H, visible)
                 let kp = keyPointers[sequence], vp = valuePointers[sequence]
                 for i in 0..<counts[sequence] {
                     let visible = cachedLengths[sequence] + i + 1
-                    let qp = q + (rowStarts[sequence] + i) * h * d, op = o + (rowStarts[sequence] + i) * h * d
+                    let qp = q + (firstRow + i) * h * d, op = o + (firstRow + i) * h * d
                     for j in 0..<visible {
                         let keyRow = kp + j * hkv * d
                         for head in 0..<h {
@@ -141,9 +152,6 @@ extension Kernels {
                 }
             }
         }
-        withExtendedLifetime((keys, values)) {
-            if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
-        }
     }
 
     /// `cachedAttention` through `ck_cached_attention`: sequences dealt round-robin to threads, each
@@ -152,27 +160,12 @@ extension Kernels {
         let h = query.shape[1], d = query.shape[2]
         let q = query.pointer(Float.self), o = result.pointer(Float.self)
         let keyPointers = keys.map { $0.pointer(Float.self) }, valuePointers = values.map { $0.pointer(Float.self) }
-        var rowStarts: [Int] = []
-        var row = 0
-        for count in counts {
-            rowStarts.append(row)
-            row += count
-        }
-        let longest = Swift.max(zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0, 1)
-        let sequences = counts.count
-        let workers = Swift.max(1, Swift.min(threadCount, sequences))
-        func run(_ worker: Int) {
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: longest)
-            defer { scores.deallocate() }
-            for sequence in stride(from: worker, to: sequences, by: workers) where counts[sequence] > 0 {
-                let offset = rowStarts[sequence] * h * d
+        withExtendedLifetime((keys, values)) {
+            forEachSequence(Float.self, cachedLengths: cachedLengths, counts: counts, scratchPerKey: 1, threadCount: threadCount) { sequence, firstRow, scores in
                 ck_cached_attention(
                     Int32(counts[sequence]), Int32(cachedLengths[sequence]), Int32(h), Int32(keyHeads), Int32(d), Float(scale),
-                    q + offset, keyPointers[sequence], valuePointers[sequence], scores, o + offset)
+                    q + firstRow * h * d, keyPointers[sequence], valuePointers[sequence], scores, o + firstRow * h * d)
             }
-        }
-        withExtendedLifetime((keys, values)) {
-            if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
         }
     }
 

@@ -20,11 +20,12 @@ extension Kernels {
     static var threadCount: Int { BLASRuntime.threadCount }
 
     /// Calls `body` on disjoint contiguous ranges that cover `0..<count`, concurrently on up to
-    /// `threadCount` threads when `count · workPerItem` is worth it, else once on this thread.
+    /// `threads` threads (the BLAS count unless given) when `count · workPerItem` is worth it,
+    /// else once on this thread.
     ///
     /// `body` must write only outputs that belong to the indices of its range.
-    static func parallelFor(_ count: Int, workPerItem: Int, _ body: (Range<Int>) -> Void) {
-        let threads = Swift.min(threadCount, count)
+    static func parallelFor(_ count: Int, workPerItem: Int, threads requested: Int = threadCount, _ body: (Range<Int>) -> Void) {
+        let threads = Swift.min(requested, count)
         guard threads > 1, count * Swift.max(workPerItem, 1) >= parallelWorkThreshold else {
             if count > 0 { body(0..<count) }
             return
