@@ -48,6 +48,15 @@ void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *o
 /// Requires `ck_has_avx512()`.
 void ck_swiglu_backward(ptrdiff_t n, const float *gate, const float *up, const float *dy, float *dgate, float *dup);
 
+/// A chunk of a parallel region: `chunk` in 0 ..< chunks.
+typedef void (*ck_chunk_fn)(void *context, int chunk);
+
+/// Runs fn(context, c) for every c in 0 ..< chunks and returns when all are done: chunk 0 on the
+/// calling thread, the others on persistent workers that spin briefly between jobs before they
+/// sleep. A nested call (from inside a chunk) or one made while another thread's job runs
+/// executes its chunks in order on the calling thread. Any CPU.
+void ck_parallel_run(int chunks, ck_chunk_fn fn, void *context);
+
 #ifdef __cplusplus
 }
 #endif

@@ -106,7 +106,7 @@ extension Kernels {
                 body(sequence, rowStarts[sequence], scratch)
             }
         }
-        if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+        runChunks(workers, run)
     }
 
     private static func cachedAttention<T: TensorScalar & SIMDScalar>(_: T.Type, query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads hkv: Int, scale: Double, into result: Tensor, threadCount: Int) {

@@ -1,0 +1,90 @@
+import CKernels
+import Foundation
+import XCTest
+
+/// The persistent workers behind every parallel kernel (`ck_parallel_run`): each chunk runs
+/// exactly once per job, nested and concurrent jobs run inline instead of waiting, and jobs
+/// still complete after the workers have gone to sleep. A lost wake-up or a job published to a
+/// worker that missed it would hang, so every scenario runs under a deadline.
+final class WorkerPoolTests: XCTestCase {
+    /// Counts, per chunk, how often it ran. Each chunk writes only its own slot.
+    private final class Tally: @unchecked Sendable {
+        var runs: [Int]
+        init(_ chunks: Int) { runs = [Int](repeating: 0, count: chunks) }
+    }
+
+    private static func run(_ chunks: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var chunkBody = body
+            withUnsafeMutablePointer(to: &chunkBody) { pointer in
+                ck_parallel_run(Int32(chunks), { context, chunk in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(chunk))
+                }, pointer)
+            }
+        }
+    }
+
+    /// Runs `body` on a separate thread and fails if it has not returned within `seconds`.
+    private func withDeadline(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () -> Void) {
+        let done = expectation(description: what)
+        Thread.detachNewThread {
+            body()
+            done.fulfill()
+        }
+        wait(for: [done], timeout: seconds)
+    }
+
+    func testEveryChunkRunsExactlyOncePerJob() {
+        withDeadline(60, "jobs of 1 to 9 chunks") {
+            for round in 0..<300 {
+                let chunks = 1 + round % 9
+                let tally = Tally(chunks)
+                Self.run(chunks) { tally.runs[$0] += 1 }
+                XCTAssertEqual(tally.runs, [Int](repeating: 1, count: chunks), "round \(round), \(chunks) chunks")
+            }
+        }
+    }
+
+    func testNestedJobsRunInline() {
+        withDeadline(60, "nested jobs") {
+            let outer = Tally(4)
+            let inner = (0..<4).map { _ in Tally(3) }
+            Self.run(4) { chunk in
+                outer.runs[chunk] += 1
+                Self.run(3) { inner[chunk].runs[$0] += 1 }
+            }
+            XCTAssertEqual(outer.runs, [1, 1, 1, 1])
+            for tally in inner { XCTAssertEqual(tally.runs, [1, 1, 1]) }
+        }
+    }
+
+    func testConcurrentCallersAllComplete() {
+        withDeadline(120, "four threads submitting jobs at once") {
+            let callers = 4, rounds = 400
+            let sums = Tally(callers)
+            DispatchQueue.concurrentPerform(iterations: callers) { caller in
+                for _ in 0..<rounds {
+                    let tally = Tally(2)
+                    Self.run(2) { tally.runs[$0] += 1 }
+                    sums.runs[caller] += tally.runs.reduce(0, +)
+                }
+            }
+            XCTAssertEqual(sums.runs, [Int](repeating: 2 * rounds, count: callers))
+        }
+    }
+
+    /// Pauses around the workers' polling window (2 ms), so jobs arrive while they poll, as they
+    /// fall asleep, and long after.
+    func testJobsCompleteAfterTheWorkersSleep() {
+        withDeadline(120, "jobs between pauses") {
+            for pause in [0.0, 0.0005, 0.0019, 0.002, 0.0021, 0.004, 0.02] {
+                for _ in 0..<5 {
+                    Thread.sleep(forTimeInterval: pause)
+                    let tally = Tally(3)
+                    Self.run(3) { tally.runs[$0] += 1 }
+                    XCTAssertEqual(tally.runs, [1, 1, 1], "after a pause of \(pause) s")
+                }
+            }
+        }
+    }
+}
