@@ -104,6 +104,9 @@ enum BenchmarkTable {
         var text = "\(result.benchmark) \(caseName(result)) (\(result.config ?? "")): \(number(result.median)) \(result.unit) (min \(number(result.min)), max \(number(result.max)))"
         if let peak = result.peakRssMB { text += String(format: ", peak RSS %.0f MB", peak) }
         if let calls = result.toolCallsPerTrajectory { text += String(format: ", %.2f tool calls/trajectory", calls) }
+        if let calls = result.policyCallsPerRepetition, let rows = result.rowsPerPolicyCall {
+            text += String(format: ", %.0f policy calls of %.1f sequences on average", calls, rows)
+        }
         if let bound = result.gemmBoundTokensPerSecond, let share = result.gemmShareOfStep, let rate = result.gemmGFLOPS, let calls = result.gemmCallsPerStep {
             text += String(format: "; its %d GEMMs alone (raw BLAS, %.0f GFLOPS) allow %@ tokens/s and are %.0f%% of the step", calls, rate, number(bound), share * 100)
         }

@@ -30,6 +30,9 @@ struct BenchmarkResult: Codable {
     var tokensPerRepetition: Double?
     var toolCallsPerTrajectory: Double?
     var trajectoriesPerRepetition: Double?
+    /// Rollouts: batched policy calls per repetition, and the sequences each advanced on average.
+    var policyCallsPerRepetition: Double?
+    var rowsPerPolicyCall: Double?
     /// Peak resident memory (VmHWM) of the benchmark alone, in MiB.
     var peakRssMB: Double?
     /// Cores' worth of CPU that other processes used while this benchmark ran (from /proc/stat,
@@ -65,6 +68,8 @@ struct BenchmarkResult: Codable {
         case tokensPerRepetition = "tokens_per_repetition"
         case toolCallsPerTrajectory = "tool_calls_per_trajectory"
         case trajectoriesPerRepetition = "trajectories_per_repetition"
+        case policyCallsPerRepetition = "policy_calls_per_repetition"
+        case rowsPerPolicyCall = "rows_per_policy_call"
         case peakRssMB = "peak_rss_mb"
         case phaseFractions = "phase_fractions"
         case otherLoad = "other_load"

@@ -61,6 +61,8 @@ enum RolloutBenchmark {
         var tokens = [Int](repeating: 0, count: engines.count)
         var toolCalls = [Int](repeating: 0, count: engines.count)
         var trajectories = [Int](repeating: 0, count: engines.count)
+        var policyCalls = [Int](repeating: 0, count: engines.count)
+        var policyRows = [Int](repeating: 0, count: engines.count)
         var peaks = [Double](repeating: 0, count: engines.count)
         let canResetPeak = resetPeakResidentMemory()
         for round in 0...repetitions {
@@ -77,6 +79,8 @@ enum RolloutBenchmark {
                 tokens[index] += batch.statistics.tokensGenerated
                 toolCalls[index] += batch.statistics.toolCallsExecuted
                 trajectories[index] += batch.statistics.trajectories
+                policyCalls[index] += batch.statistics.policyCalls
+                policyRows[index] += batch.statistics.policyRows
             }
         }
         let parameters = model.parameterCount
@@ -93,6 +97,8 @@ enum RolloutBenchmark {
             result.tokensPerRepetition = Double(tokens[index]) / Double(repetitions)
             result.trajectoriesPerRepetition = Double(trajectories[index]) / Double(repetitions)
             result.toolCallsPerTrajectory = Double(toolCalls[index]) / Double(Swift.max(trajectories[index], 1))
+            result.policyCallsPerRepetition = Double(policyCalls[index]) / Double(repetitions)
+            result.rowsPerPolicyCall = Double(policyRows[index]) / Double(Swift.max(policyCalls[index], 1))
             // 2·params per sampled token; prefilled prompts and observations are not counted.
             result.modelGFLOPS = result.median * 2 * Double(parameters) / 1e9
             result.peakRssMB = canResetPeak ? peaks[index] : peakResidentMegabytes()

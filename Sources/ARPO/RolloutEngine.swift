@@ -26,6 +26,10 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
     public var forkedTrajectories = 0
     /// Root trajectories started to top a group up to the budget.
     public var topUpTrajectories = 0
+    /// Batched policy calls (`extend`), and the sequences they advanced in all: rows per call is
+    /// what a decoding step's cost is spread over.
+    public var policyCalls = 0
+    public var policyRows = 0
     /// Normalised ΔH where a fork was taken, and where one was considered but not taken.
     public var entropyDeltasAtForks: [Double] = []
     public var entropyDeltasElsewhere: [Double] = []
@@ -151,10 +155,12 @@ public final class RolloutEngine {
             sequences.append(sequence)
         }
         var groupCounts = [Int](repeating: 0, count: templates.count)
+        var groupRoots = [Int](repeating: 0, count: templates.count)
         for group in templates.indices {
             let initial = branching?.initialSamples ?? budget
             for _ in 0..<initial { startRoot(group: group) }
             groupCounts[group] = initial
+            groupRoots[group] = initial
         }
 
         /// The normalised step entropy of a window of token entropies.
@@ -240,8 +246,8 @@ public final class RolloutEngine {
                     if sequence.forkPoint != nil { decideFork(sequence) }
                 }
                 let toolStart = DispatchTime.now().uptimeNanoseconds
-            let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
-            statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - toolStart) * 1e-9
+                let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
+                statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - toolStart) * 1e-9
                 if reply.wasExecuted { statistics.toolCallsExecuted += 1 }
                 if reply.mustEnd {
                     finish(sequence, .callLimit)
@@ -279,13 +285,20 @@ public final class RolloutEngine {
             // live (so no fork can still fill it); the fresh samples may fork. Waiting for every
             // group instead left the last steps of each round decoding a handful of sequences,
             // at nearly the cost per step of a full batch.
+            //
+            // The top-up starts as many roots as the group's yield so far (trajectories per root)
+            // says will fill the budget: all the missing ones where nothing forked, half where
+            // every root forked once. Each round runs a whole episode length with only these
+            // sequences, so a round that cannot fill the budget costs almost a full batch's steps;
+            // a fixed half left groups that rarely fork three or four rounds deep.
             var liveGroups = Set<Int>()
             for sequence in sequences where !sequence.finished { liveGroups.insert(sequence.group) }
             for group in templates.indices where groupCounts[group] < budget && !liveGroups.contains(group) {
                 let missing = budget - groupCounts[group]
-                let count = branching == nil ? missing : Swift.max(1, (missing + 1) / 2)
+                let count = branching == nil ? missing : (missing * groupRoots[group] + groupCounts[group] - 1) / groupCounts[group]
                 for _ in 0..<count { startRoot(group: group) }
                 groupCounts[group] += count
+                groupRoots[group] += count
                 statistics.topUpTrajectories += count
             }
             let live = sequences.filter { !$0.finished }
@@ -295,6 +308,8 @@ public final class RolloutEngine {
             var logitRows: [Int: [Double]] = [:]
             if !feeding.isEmpty {
                 let logits = policy.extend(feeding.map(\.state), with: feeding.map(\.pendingInput))
+                statistics.policyCalls += 1
+                statistics.policyRows += feeding.count
                 let values = logits.doubles
                 let width = policy.vocabularySize
                 for (row, sequence) in feeding.enumerated() {

@@ -67,6 +67,33 @@ final class RolloutEngineTests: XCTestCase {
         XCTAssertEqual(ledger.executions.count, 8, "independent samples each run their own calls")
     }
 
+    /// The top-up starts ⌈missing · roots / trajectories⌉ roots: where nothing forked that is
+    /// every missing trajectory at once, so the group fills in one more round (a fixed half
+    /// would take 3, 2 and then 1 root in three rounds); where every root forked once, half.
+    func testTopUpSizeFollowsTheGroupsForkYield() {
+        let oneRound = ScriptedPolicy(calls: 1, peaks: [2, 12])
+        let trajectoryLevel = RolloutConfiguration(maxResponseTokens: 200, sampling: SamplingParameters(greedy: true), strategy: .trajectory(groupSize: 2))
+        _ = RolloutEngine(policy: oneRound, configuration: trajectoryLevel).run(episodes: [ToyEpisode(ledger: ToolLedger())], seed: 1)
+
+        let neverForks = ScriptedPolicy(calls: 1, peaks: [2, 12])
+        let unforked = RolloutEngine(policy: neverForks, configuration: branching(budget: 8, initial: 2, window: 2))
+            .run(episodes: [ToyEpisode(ledger: ToolLedger())], seed: 1)
+        XCTAssertEqual(unforked.statistics.forks, 0)
+        XCTAssertEqual(unforked.records.count, 8)
+        XCTAssertEqual(unforked.statistics.topUpTrajectories, 6, "all six missing trajectories start together")
+        XCTAssertEqual(neverForks.extendCalls, 2 * oneRound.extendCalls, "the initial round and one top-up round")
+        XCTAssertEqual(unforked.statistics.policyCalls, neverForks.extendCalls)
+        XCTAssertEqual(unforked.statistics.policyRows, oneRound.extendCalls * 2 + oneRound.extendCalls * 6)
+
+        // Every root forks once after its result: 2 roots → 4; top-up ⌈4 · 2 / 4⌉ = 2 → 8.
+        let alwaysForks = ScriptedPolicy(calls: 1, peaks: [12, 2])
+        let forked = RolloutEngine(policy: alwaysForks, configuration: branching(budget: 8, initial: 2, window: 2))
+            .run(episodes: [ToyEpisode(ledger: ToolLedger())], seed: 1)
+        XCTAssertEqual(forked.records.count, 8)
+        XCTAssertEqual(forked.statistics.topUpTrajectories, 2)
+        XCTAssertEqual(forked.statistics.forkedTrajectories, 4)
+    }
+
     func testStochasticRuleFollowsItsFormula() {
         // β·ΔH ≫ 1: clip(u + βΔH, 0, 1) = 1 ≥ τ always, so every root forks after its first result.
         let always = RolloutEngine(policy: ScriptedPolicy(calls: 1, peaks: [12, 2]), configuration: branching(budget: 4, initial: 2, window: 2, rule: .stochastic, beta: 100))

@@ -61,6 +61,8 @@ final class CommandLineSmokeTests: XCTestCase {
         for name in ["rollout-trajectory", "rollout-arpo"] {
             let entry = try XCTUnwrap(byBenchmark[name]?.first)
             XCTAssertNotNil(entry["tool_calls_per_trajectory"] as? Double, "\(name).tool_calls_per_trajectory")
+            XCTAssertGreaterThan(entry["policy_calls_per_repetition"] as? Double ?? 0, 0, "\(name).policy_calls_per_repetition")
+            XCTAssertGreaterThanOrEqual(entry["rows_per_policy_call"] as? Double ?? 0, 1, "\(name).rows_per_policy_call")
             XCTAssertEqual(entry["unit"] as? String, "tokens/s")
         }
         for (name, phases) in [("train", ["forward", "backward", "optimizer"]), ("decode", ["prefill", "extend", "sample"])] {
