@@ -13,11 +13,11 @@ final class WorkerPoolTests: XCTestCase {
         init(_ chunks: Int) { runs = [Int](repeating: 0, count: chunks) }
     }
 
-    private static func run(_ chunks: Int, _ body: (Int) -> Void) {
+    private static func run(_ chunks: Int, threads: Int = 2, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { body in
             var chunkBody = body
             withUnsafeMutablePointer(to: &chunkBody) { pointer in
-                ck_parallel_run(Int32(chunks), { context, chunk in
+                ck_parallel_run(Int32(chunks), Int32(threads), { context, chunk in
                     context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(chunk))
                 }, pointer)
             }
@@ -35,13 +35,37 @@ final class WorkerPoolTests: XCTestCase {
     }
 
     func testEveryChunkRunsExactlyOncePerJob() {
-        withDeadline(60, "jobs of 1 to 9 chunks") {
-            for round in 0..<300 {
-                let chunks = 1 + round % 9
+        withDeadline(60, "jobs of 1 to 40 chunks on 1 to 4 threads") {
+            for round in 0..<400 {
+                let chunks = 1 + round % 40, threads = 1 + round % 4
                 let tally = Tally(chunks)
-                Self.run(chunks) { tally.runs[$0] += 1 }
-                XCTAssertEqual(tally.runs, [Int](repeating: 1, count: chunks), "round \(round), \(chunks) chunks")
+                Self.run(chunks, threads: threads) { tally.runs[$0] += 1 }
+                XCTAssertEqual(tally.runs, [Int](repeating: 1, count: chunks), "round \(round), \(chunks) chunks on \(threads) threads")
             }
+        }
+    }
+
+    /// A chunk that holds its thread for a long time does not hold up the others: the rest are
+    /// claimed by the other thread, so they all finish while the slow one still runs.
+    func testOtherChunksGoOnWhileOneIsSlow() {
+        withDeadline(60, "a slow chunk") {
+            let chunks = 20
+            let finished = Tally(chunks)
+            let lock = NSLock()
+            var finishedBeforeSlow = 0
+            Self.run(chunks) { chunk in
+                if chunk == 0 {
+                    Thread.sleep(forTimeInterval: 0.3)
+                    lock.lock()
+                    finishedBeforeSlow = finished.runs.reduce(0, +)
+                    lock.unlock()
+                }
+                lock.lock()
+                finished.runs[chunk] += 1
+                lock.unlock()
+            }
+            XCTAssertEqual(finished.runs, [Int](repeating: 1, count: chunks))
+            XCTAssertEqual(finishedBeforeSlow, chunks - 1, "the other chunks waited for the slow one")
         }
     }
 

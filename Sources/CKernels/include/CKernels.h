@@ -51,11 +51,13 @@ void ck_swiglu_backward(ptrdiff_t n, const float *gate, const float *up, const f
 /// A chunk of a parallel region: `chunk` in 0 ..< chunks.
 typedef void (*ck_chunk_fn)(void *context, int chunk);
 
-/// Runs fn(context, c) for every c in 0 ..< chunks and returns when all are done: chunk 0 on the
-/// calling thread, the others on persistent workers that spin briefly between jobs before they
-/// sleep. A nested call (from inside a chunk) or one made while another thread's job runs
-/// executes its chunks in order on the calling thread. Any CPU.
-void ck_parallel_run(int chunks, ck_chunk_fn fn, void *context);
+/// Runs fn(context, c) for every c in 0 ..< chunks and returns when all are done. The calling
+/// thread and up to threads − 1 persistent workers claim chunks one at a time, so a worker that
+/// is asleep or descheduled delays nothing it has not started; which thread runs a chunk must
+/// not change its result. Workers poll briefly between jobs before they sleep. A nested call
+/// (from inside a chunk) or one made while another thread's job runs executes its chunks in
+/// order on the calling thread. Any CPU.
+void ck_parallel_run(int chunks, int threads, ck_chunk_fn fn, void *context);
 
 #ifdef __cplusplus
 }

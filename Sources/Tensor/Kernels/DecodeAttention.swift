@@ -86,9 +86,9 @@ extension Kernels {
         }
     }
 
-    /// Deals the sequences round-robin to up to `threadCount` threads, each computing whole
-    /// sequences: `body(sequence, firstRow, scratch)`, where `firstRow` is the sequence's first
-    /// row in the (N, H, D) query and `scratch` holds `scratchPerKey` × the longest visible length.
+    /// Runs whole sequences on up to `threadCount` threads, each thread claiming the next
+    /// sequence in turn: `body(sequence, firstRow, scratch)`, where `firstRow` is the sequence's
+    /// first row in the (N, H, D) query and `scratch` holds `scratchPerKey` × its visible length.
     private static func forEachSequence<T>(_: T.Type, cachedLengths: [Int], counts: [Int], scratchPerKey: Int, threadCount: Int, _ body: (Int, Int, UnsafeMutablePointer<T>) -> Void) {
         var rowStarts: [Int] = []
         var row = 0
@@ -96,41 +96,36 @@ extension Kernels {
             rowStarts.append(row)
             row += count
         }
-        let longest = Swift.max(zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0, 1)
-        let sequences = counts.count
-        let workers = Swift.max(1, Swift.min(threadCount, sequences))
-        func run(_ worker: Int) {
-            let scratch = UnsafeMutablePointer<T>.allocate(capacity: scratchPerKey * longest)
+        runChunks(counts.count, threads: threadCount) { sequence in
+            guard counts[sequence] > 0 else { return }
+            let scratch = UnsafeMutablePointer<T>.allocate(capacity: scratchPerKey * (cachedLengths[sequence] + counts[sequence]))
             defer { scratch.deallocate() }
-            for sequence in stride(from: worker, to: sequences, by: workers) where counts[sequence] > 0 {
-                body(sequence, rowStarts[sequence], scratch)
-            }
+            body(sequence, rowStarts[sequence], scratch)
         }
-        runChunks(workers, run)
     }
 
     private static func cachedAttention<T: TensorScalar & SIMDScalar>(_: T.Type, query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads hkv: Int, scale: Double, into result: Tensor, threadCount: Int) {
         let h = query.shape[1], d = query.shape[2], group = h / hkv
         let q = query.pointer(T.self), o = result.pointer(T.self)
         let keyPointers = keys.map { $0.pointer(T.self) }, valuePointers = values.map { $0.pointer(T.self) }
-        let longest = Swift.max(zip(cachedLengths, counts).map { $0 + $1 }.max() ?? 0, 1)
         let alpha = T(scale)
         // One sequence per work item, all heads together: cache rows (all Hkv heads, contiguous)
         // are then read front to back, which the prefetcher follows, instead of in 1/Hkv strides.
         withExtendedLifetime((keys, values)) {
             forEachSequence(T.self, cachedLengths: cachedLengths, counts: counts, scratchPerKey: h, threadCount: threadCount) { sequence, firstRow, scores in  // scores: (H, visible)
                 let kp = keyPointers[sequence], vp = valuePointers[sequence]
+                let span = cachedLengths[sequence] + counts[sequence]  // scores' row stride
                 for i in 0..<counts[sequence] {
                     let visible = cachedLengths[sequence] + i + 1
                     let qp = q + (firstRow + i) * h * d, op = o + (firstRow + i) * h * d
                     for j in 0..<visible {
                         let keyRow = kp + j * hkv * d
                         for head in 0..<h {
-                            scores[head * longest + j] = alpha * dot(qp + head * d, keyRow + (head / group) * d, d)
+                            scores[head * span + j] = alpha * dot(qp + head * d, keyRow + (head / group) * d, d)
                         }
                     }
                     for head in 0..<h {
-                        let row = scores + head * longest
+                        let row = scores + head * span
                         var peak = -T.infinity
                         for j in 0..<visible { peak = Swift.max(peak, row[j]) }
                         var total = T.zero
@@ -146,7 +141,7 @@ extension Kernels {
                     for j in 0..<visible {
                         let valueRow = vp + j * hkv * d
                         for head in 0..<h {
-                            addScaled(scores[head * longest + j], valueRow + (head / group) * d, to: op + head * d, d)
+                            addScaled(scores[head * span + j], valueRow + (head / group) * d, to: op + head * d, d)
                         }
                     }
                 }
@@ -154,8 +149,8 @@ extension Kernels {
         }
     }
 
-    /// `cachedAttention` through `ck_cached_attention`: sequences dealt round-robin to threads, each
-    /// computed whole by one, as in the portable kernel.
+    /// `cachedAttention` through `ck_cached_attention`: each sequence computed whole by one
+    /// thread, as in the portable kernel.
     private static func cachedAttentionAVX512(query: Tensor, keys: [Tensor], values: [Tensor], cachedLengths: [Int], counts: [Int], keyHeads: Int, scale: Double, into result: Tensor, threadCount: Int) {
         let h = query.shape[1], d = query.shape[2]
         let q = query.pointer(Float.self), o = result.pointer(Float.self)

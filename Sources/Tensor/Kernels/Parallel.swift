@@ -23,7 +23,8 @@ extension Kernels {
 
     /// Calls `body` on disjoint contiguous ranges that cover `0..<count`, concurrently on up to
     /// `threads` threads (the BLAS count unless given) when `count · workPerItem` is worth it,
-    /// else once on this thread.
+    /// else once on this thread. The ranges are `chunksPerThread` per thread, claimed one at a
+    /// time, so a thread the host deschedules leaves its share to the others.
     ///
     /// `body` must write only outputs that belong to the indices of its range.
     static func parallelFor(_ count: Int, workPerItem: Int, threads requested: Int = threadCount, _ body: (Range<Int>) -> Void) {
@@ -32,17 +33,24 @@ extension Kernels {
             if count > 0 { body(0..<count) }
             return
         }
-        runChunks(threads) { chunk in body((count * chunk / threads)..<(count * (chunk + 1) / threads)) }
+        let chunks = Swift.min(count, threads * chunksPerThread)
+        runChunks(chunks, threads: threads) { chunk in body((count * chunk / chunks)..<(count * (chunk + 1) / chunks)) }
     }
 
-    /// Calls `body(chunk)` for every chunk in `0..<chunks`, concurrently: chunk 0 on this thread,
-    /// the others on the persistent workers of `ck_parallel_run`, which poll for a while between
-    /// a step's parallel regions instead of parking (waking a parked thread costs hundreds of
-    /// microseconds on a virtual machine). `ARPO_DISPATCH_WORKERS=1` runs the chunks through
-    /// Dispatch instead, for comparison.
-    static func runChunks(_ chunks: Int, _ body: (Int) -> Void) {
-        guard chunks > 1 else {
-            if chunks == 1 { body(0) }
+    /// Ranges per thread in `parallelFor`: enough that a thread held up by the host can be made
+    /// up for by the others, few enough that claiming them costs nothing measurable.
+    static let chunksPerThread = 4
+
+    /// Calls `body(chunk)` for every chunk in `0..<chunks` on this thread and up to `threads − 1`
+    /// persistent workers (`ck_parallel_run`), each claiming the next chunk in turn. The workers
+    /// poll for a while between a step's parallel regions instead of parking: waking a parked
+    /// thread costs hundreds of microseconds on a virtual machine. `ARPO_DISPATCH_WORKERS=1` runs
+    /// the chunks through Dispatch instead, for comparison.
+    ///
+    /// Which thread runs a chunk must not change what it computes.
+    static func runChunks(_ chunks: Int, threads: Int, _ body: (Int) -> Void) {
+        guard chunks > 1, threads > 1 else {
+            for chunk in 0..<Swift.max(chunks, 0) { body(chunk) }
             return
         }
         guard usePersistentWorkers else {
@@ -52,7 +60,7 @@ extension Kernels {
         withoutActuallyEscaping(body) { body in
             var chunkBody = body
             withUnsafeMutablePointer(to: &chunkBody) { pointer in
-                ck_parallel_run(Int32(chunks), { context, chunk in
+                ck_parallel_run(Int32(chunks), Int32(threads), { context, chunk in
                     context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(chunk))
                 }, pointer)
             }
