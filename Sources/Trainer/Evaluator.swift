@@ -5,7 +5,7 @@ import Tensor
 import ToolEnv
 
 /// Held-out evaluation: one greedy episode per eval-split seed 0..<episodes.
-public struct EvaluationResult: Sendable {
+public struct EvaluationResult {
     public var accuracy: Double
     public var accuracyByFamily: [String: Double]
     public var episodesByFamily: [String: Int]

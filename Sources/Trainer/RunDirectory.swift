@@ -117,7 +117,7 @@ final class JSONLinesLog {
 
     init(url: URL) throws {
         self.url = url
-        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
     }
