@@ -74,7 +74,7 @@ let package = Package(
             path: "Benchmarks/arpo-bench",
             swiftSettings: numericSettings
         ),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ARPO", "Policy", "ToolEnv", "Tensor"]),

@@ -291,8 +291,9 @@ public final class RolloutEngine {
             // every root forked once. Each round runs a whole episode length with only these
             // sequences, so a round that cannot fill the budget costs almost a full batch's steps;
             // a fixed half left groups that rarely fork three or four rounds deep.
-            var liveGroups = Set<Int>()
-            for sequence in sequences where !sequence.finished { liveGroups.insert(sequence.group) }
+            var live = sequences.filter { !$0.finished }
+            let liveGroups = Set(live.map(\.group))
+            let firstNew = sequences.count
             for group in templates.indices where groupCounts[group] < budget && !liveGroups.contains(group) {
                 let missing = budget - groupCounts[group]
                 let count = branching == nil ? missing : (missing * groupRoots[group] + groupCounts[group] - 1) / groupCounts[group]
@@ -301,7 +302,7 @@ public final class RolloutEngine {
                 groupRoots[group] += count
                 statistics.topUpTrajectories += count
             }
-            let live = sequences.filter { !$0.finished }
+            live += sequences[firstNew...]
             if live.isEmpty { break }
             // One batched policy call for every sequence with input; fresh forks reuse logits.
             let feeding = live.filter { $0.pendingLogits == nil }

@@ -1,10 +1,10 @@
-import CKernels
 import Foundation
+@testable import Tensor
 import XCTest
 
-/// The persistent workers behind every parallel kernel (`ck_parallel_run`): each chunk runs
-/// exactly once per job, nested and concurrent jobs run inline instead of waiting, and jobs
-/// still complete after the workers have gone to sleep. A lost wake-up or a job published to a
+/// The persistent workers behind every parallel kernel (`Kernels.runChunks` over
+/// `ck_parallel_run`): each chunk runs exactly once per job, nested and concurrent jobs run
+/// inline instead of waiting, and jobs still complete after the workers have gone to sleep. A lost wake-up or a job published to a
 /// worker that missed it would hang, so every scenario runs under a deadline.
 final class WorkerPoolTests: XCTestCase {
     /// Counts, per chunk, how often it ran. Each chunk writes only its own slot.
@@ -14,14 +14,7 @@ final class WorkerPoolTests: XCTestCase {
     }
 
     private static func run(_ chunks: Int, threads: Int = 2, _ body: (Int) -> Void) {
-        withoutActuallyEscaping(body) { body in
-            var chunkBody = body
-            withUnsafeMutablePointer(to: &chunkBody) { pointer in
-                ck_parallel_run(Int32(chunks), Int32(threads), { context, chunk in
-                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(chunk))
-                }, pointer)
-            }
-        }
+        Kernels.runChunks(chunks, threads: threads, body)
     }
 
     /// Runs `body` on a separate thread and fails if it has not returned within `seconds`.
