@@ -5,31 +5,7 @@
 // and `Kernels.swiGLU`/`swiGLUBackward`, which these are tested against.
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define CK_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
-
-// e^x, 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r from Cephes' degree-6 polynomial, then
-// scaled by 2^n with scalef, which gives 0 below the float range and +∞ above it (the clamp
-// only keeps n representable).
-static inline CK_AVX512 __attribute__((always_inline)) __m512 exp16(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(100.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(y, n);
-}
-
-static inline __mmask16 tail_mask(int remaining) {
-    return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
-}
+#include "Vector.h"
 
 // Sixteen vectors to the vector of their sums (lane i = Σ v[i]): 15 adds and 30 shuffles where
 // sixteen separate horizontal sums take about 128 instructions.
@@ -107,12 +83,6 @@ CK_AVX512 void ck_cached_attention(int rows, int cached, int heads, int key_head
             }
         }
     }
-}
-
-// σ(g) = 1 / (1 + e^−g), exactly 0 once e^−g overflows (g below about −88.7).
-static inline CK_AVX512 __attribute__((always_inline)) __m512 sigmoid16(__m512 g) {
-    __m512 one = _mm512_set1_ps(1.0f);
-    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
 }
 
 CK_AVX512 void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *out) {

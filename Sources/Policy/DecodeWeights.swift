@@ -11,7 +11,7 @@ struct DecodeWeights {
         let queryKeyValue: PackedMatrix
         /// [C, C].
         let output: PackedMatrix
-        /// [C, 2F]: gate columns, then up columns.
+        /// [C, 2F]: gate columns, then up columns, packed as gate/up pairs for `swiGLUMatmul`.
         let gateUp: PackedMatrix
         /// [F, C].
         let down: PackedMatrix
@@ -22,15 +22,15 @@ struct DecodeWeights {
     let head: PackedMatrix
 
     init(_ model: LlamaModel) {
-        func transposed(_ weights: [Tensor]) -> PackedMatrix {
+        func transposed(_ weights: [Tensor], layout: PackedMatrix.Layout = .columns) -> PackedMatrix {
             let stacked = weights.count == 1 ? weights[0] : Tensor.concatenate(weights, axis: 0)  // [out, in]
-            return PackedMatrix(stacked.transposed().contiguous())
+            return PackedMatrix(stacked.transposed().contiguous(), layout: layout)
         }
         layers = model.layers.map { layer in
             Layer(
                 queryKeyValue: transposed([layer.queryProjection, layer.keyProjection, layer.valueProjection]),
                 output: transposed([layer.outputProjection]),
-                gateUp: transposed([layer.gateProjection, layer.upProjection]),
+                gateUp: transposed([layer.gateProjection, layer.upProjection], layout: .gateUpPairs),
                 down: transposed([layer.downProjection]))
         }
         head = transposed([model.languageModelHead ?? model.embedding])
@@ -39,21 +39,24 @@ struct DecodeWeights {
 
 /// Holds a model's `DecodeWeights` and rebuilds them when any parameter was written in place
 /// since (an optimizer step, `load(from:)`): each parameter's `storageVersion` is recorded at
-/// build time and compared on every use, which costs one integer per parameter.
+/// build time and compared on every use, which costs one integer per parameter. The model's
+/// parameter tensors never change identity (they are `let`s written in place), so the list is
+/// taken once: building it names every parameter, which cost 2% of a decode step.
 final class DecodeWeightCache: @unchecked Sendable {
     private let lock = NSLock()
     private var weights: DecodeWeights?
+    private var parameters: [Tensor] = []
     private var versions: [Int] = []
 
     /// Weights matching `model`'s parameters now.
     func current(for model: LlamaModel) -> DecodeWeights {
         lock.lock()
         defer { lock.unlock() }
-        let parameterVersions = model.parameters.map(\.storageVersion)
-        if let weights, parameterVersions == versions { return weights }
+        if let weights, parameters.indices.allSatisfy({ parameters[$0].storageVersion == versions[$0] }) { return weights }
         let rebuilt = withoutGradients { DecodeWeights(model) }
         weights = rebuilt
-        versions = parameterVersions
+        parameters = model.parameters
+        versions = parameters.map(\.storageVersion)
         return rebuilt
     }
 }

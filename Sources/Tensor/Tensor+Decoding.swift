@@ -53,6 +53,36 @@ extension Tensor {
         Kernels.appendRows(rows, counts: counts, into: destinations, at: starts)
     }
 
+    /// Finishes a decode step's fused query/key/value projection (N, (H + 2·Hkv)·D), query heads
+    /// then key heads then value heads: rotates each row's query and key heads by its position,
+    /// appends its keys and values to its sequence's caches, and returns the rotated queries
+    /// (N, H, D). The same values as slicing the projection, `rotaryEmbedded` on the query and
+    /// key parts and `appendRows` of keys and values, in one pass and one allocation.
+    ///
+    /// - Parameters:
+    ///   - projection: sequence b's `counts[b]` rows consecutive, in sequence order.
+    ///   - positions: each row's position in its sequence.
+    ///   - keyCaches, valueCaches: per sequence, dense (capacity, Hkv, D); sequence b's rows go
+    ///     to rows `starts[b]...`.
+    public static func rotaryAppend(projection: Tensor, heads: Int, rotary: RotaryEmbedding, positions: [Int], counts: [Int], keyCaches: [Tensor], valueCaches: [Tensor], at starts: [Int]) -> Tensor {
+        let d = rotary.headDimension
+        precondition(projection.rank == 2 && heads > 0 && projection.shape[1] > heads * d && (projection.shape[1] - heads * d) % (2 * d) == 0, "rotaryAppend needs (N, (\(heads) + 2·Hkv)·\(d)), got \(projection.shape)")
+        precondition(!Tensor.shouldRecord(projection), "rotaryAppend records no gradient")
+        let rows = projection.shape[0], keyHeads = (projection.shape[1] - heads * d) / (2 * d)
+        precondition(positions.count == rows && counts.reduce(0, +) == rows, "rotaryAppend: \(positions.count) positions and counts \(counts) for \(rows) rows")
+        precondition(positions.allSatisfy { $0 >= 0 && $0 < rotary.maxPositions }, "rotaryAppend: a position is outside the rotary table 0..<\(rotary.maxPositions)")
+        precondition(keyCaches.count == counts.count && valueCaches.count == counts.count && starts.count == counts.count, "rotaryAppend: \(keyCaches.count) key caches, \(valueCaches.count) value caches, \(starts.count) starts for \(counts.count) sequences")
+        for (index, cache) in (keyCaches + valueCaches).enumerated() {
+            let sequence = index % counts.count
+            precondition(cache.dtype == projection.dtype && cache.isContiguous && cache.rank == 3 && cache.shape[1] == keyHeads && cache.shape[2] == d, "rotaryAppend: cache \(cache.shape) is not a dense (capacity, \(keyHeads), \(d)) \(projection.dtype)")
+            precondition(starts[sequence] >= 0 && starts[sequence] + counts[sequence] <= cache.shape[0], "rotaryAppend: rows \(starts[sequence])..<\(starts[sequence] + counts[sequence]) do not fit \(cache.shape)")
+            cache.storage.version += 1
+        }
+        let query = Tensor(shape: [rows, heads, d], dtype: projection.dtype, zeroed: false)
+        Kernels.rotaryAppend(projection.materialized(), rotary, positions: positions, counts: counts, keyCaches: keyCaches, valueCaches: valueCaches, at: starts, query: query)
+        return query
+    }
+
     /// Causal scaled-dot-product attention of each sequence's new rows against its KV cache, for
     /// decoding (no gradient).
     ///

@@ -89,6 +89,86 @@ final class DecodingKernelTests: XCTestCase {
         }
     }
 
+    /// The gate/up pair panels' fused SwiGLU equals the product followed by `swiGLU()` bit for
+    /// bit in float32 (the kernel's epilogue is `ck_swiglu_forward`'s arithmetic) at any thread
+    /// count, and the float64 reference to float32 rounding: widths that leave partial 16-column
+    /// pairs, partial 8-row tiles, and past the row limit (BLAS, then `swiGLU()`).
+    func testSwiGLUMatmulMatchesMatmulThenSwiGLU() {
+        for (rows, inner, width) in [(1, 7, 5), (9, 40, 17), (16, 256, 768), (23, 64, 50), (513, 16, 20)] {
+            let input = randomTensor([rows, inner], seed: 110, in: -1...1)
+            let matrix = randomTensor([inner, 2 * width], seed: 111, in: -1...1)
+            let reference = withoutGradients { Tensor.matmul(input, matrix).swiGLU().doubles }
+            let single = input.converted(to: .float32), singleMatrix = matrix.converted(to: .float32)
+            let pairs = PackedMatrix(singleMatrix, layout: .gateUpPairs)
+            XCTAssertEqual(pairs.isPacked, PackedMatrix.isKernelAvailable)
+            let separate = withoutGradients { single.matmul(PackedMatrix(singleMatrix), threadCount: 1).swiGLU().floats }
+            for threads in [1, 2, 3] {
+                let fused = withoutGradients { single.swiGLUMatmul(pairs, threadCount: threads).floats }
+                XCTAssertEqual(fused, separate, "\(rows)×\(inner)×2·\(width), \(threads) threads")
+            }
+            assertClose(separate.map(Double.init), reference, absoluteTolerance: 1e-5 * Double(inner), relativeTolerance: 1e-5, "\(rows)×\(inner)×2·\(width)")
+            let plain = withoutGradients { single.swiGLUMatmul(PackedMatrix(singleMatrix), threadCount: 2).floats }
+            XCTAssertEqual(plain, separate, "\(rows)×\(inner)×2·\(width), .columns layout")
+            let double = withoutGradients { input.swiGLUMatmul(PackedMatrix(matrix, layout: .gateUpPairs), threadCount: 2).doubles }
+            assertClose(double, reference, absoluteTolerance: 1e-12, "\(rows)×\(inner)×2·\(width) float64")
+        }
+    }
+
+    /// `addMatmul` leaves `target + input · matrix` in the target, the same bits as the separate
+    /// product and sum, at any thread count; it bumps the storage version; past the row limit
+    /// and in float64 it takes the portable path.
+    func testAddMatmulAddsTheProductInPlace() {
+        for (rows, inner, columns) in [(1, 7, 5), (9, 40, 33), (16, 768, 256), (513, 16, 20)] {
+            let input = randomTensor([rows, inner], seed: 120, in: -1...1).converted(to: .float32)
+            let packed = PackedMatrix(randomTensor([inner, columns], seed: 121, in: -1...1).converted(to: .float32))
+            let start = randomTensor([rows, columns], seed: 122, in: -1...1).converted(to: .float32)
+            let expected = withoutGradients { (start + input.matmul(packed, threadCount: 1)).floats }
+            for threads in [1, 2, 3] {
+                let target = start.copy()
+                let version = target.storageVersion
+                withoutGradients { target.addMatmul(input, packed, threadCount: threads) }
+                XCTAssertEqual(target.floats, expected, "\(rows)×\(inner)×\(columns), \(threads) threads")
+                XCTAssertGreaterThan(target.storageVersion, version)
+            }
+        }
+        let input = randomTensor([3, 4], seed: 123), matrix = randomTensor([4, 5], seed: 124), target = randomTensor([3, 5], seed: 125)
+        let expected = (target + Tensor.matmul(input, matrix)).doubles
+        withoutGradients { target.addMatmul(input, PackedMatrix(matrix), threadCount: 2) }
+        assertClose(target.doubles, expected, absoluteTolerance: 1e-14, "float64")
+    }
+
+    /// `rotaryAppend` returns the rotated query heads and writes the rotated keys and the values
+    /// into each sequence's caches at its start, exactly as slicing the projection,
+    /// `rotaryEmbedded` and `appendRows` do (bit for bit, float32 and float64), with grouped-query
+    /// heads, sequences of 2, 1 and 3 new rows, and the caches' other rows untouched.
+    func testRotaryAppendMatchesRotaryThenAppendRows() {
+        let (heads, keyHeads, d, capacity) = (4, 2, 8, 10)
+        let rotary = RotaryEmbedding(headDimension: d, maxPositions: 16)
+        let counts = [2, 1, 3], starts = [0, 7, 4]
+        let positions = zip(counts, starts).flatMap { count, start in start..<(start + count) }
+        let rows = positions.count, keyWidth = keyHeads * d
+        for dtype in [DType.float32, .float64] {
+            let projection = randomTensor([rows, (heads + 2 * keyHeads) * d], seed: 130, in: -2...2).converted(to: dtype)
+            let filler = (0..<3).map { randomTensor([capacity, keyHeads, d], seed: 131 + UInt64($0)).converted(to: dtype) }
+            let keys = filler.map { $0.copy() }, values = filler.map { $0.copy() }
+            let expectedKeys = filler.map { $0.copy() }, expectedValues = filler.map { $0.copy() }
+            let (query, expectedQuery) = withoutGradients { () -> (Tensor, Tensor) in
+                let expectedQuery = projection.sliced(axis: 1, 0..<(heads * d)).reshaped([1, rows, heads, d]).rotaryEmbedded(rotary, positions: positions)
+                let rotatedKeys = projection.sliced(axis: 1, (heads * d)..<(heads * d + keyWidth)).reshaped([1, rows, keyHeads, d]).rotaryEmbedded(rotary, positions: positions)
+                Tensor.appendRows(of: rotatedKeys.reshaped([rows, keyWidth]), counts: counts, into: expectedKeys, at: starts)
+                Tensor.appendRows(of: projection.sliced(axis: 1, (heads * d + keyWidth)..<(heads * d + 2 * keyWidth)), counts: counts, into: expectedValues, at: starts)
+                let query = Tensor.rotaryAppend(projection: projection, heads: heads, rotary: rotary, positions: positions, counts: counts, keyCaches: keys, valueCaches: values, at: starts)
+                return (query, expectedQuery)
+            }
+            XCTAssertEqual(query.shape, [rows, heads, d])
+            XCTAssertEqual(query.doubles, expectedQuery.doubles, "\(dtype) query")
+            for sequence in 0..<3 {
+                XCTAssertEqual(keys[sequence].doubles, expectedKeys[sequence].doubles, "\(dtype) keys of sequence \(sequence)")
+                XCTAssertEqual(values[sequence].doubles, expectedValues[sequence].doubles, "\(dtype) values of sequence \(sequence)")
+            }
+        }
+    }
+
     /// Few rows (column blocks, several threads) and many rows (one GEMM) both equal `matmul`;
     /// the blocked path gives the same float32 values at any thread count.
     func testBlockedMatmulMatchesMatmul() {

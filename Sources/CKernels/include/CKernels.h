@@ -24,11 +24,33 @@ size_t ck_packed_count(int k, int n);
 /// 32p ..< 32p + 32 as k rows of 32 floats, zero past column n. Plain C; any CPU.
 void ck_pack_panels(int k, int n, const float *b, ptrdiff_t ldb, float *packed);
 
-/// c[:, 32·p0 ..< min(32·p1, n)] = a · b for row-major a (m, k) with row stride lda, b packed
-/// by `ck_pack_panels`, and row-major c with row stride ldc. Each output is one sequential
-/// fused multiply-add chain over k, so a column range gives the same bits whichever thread
-/// computes it. Requires `ck_has_avx512()`.
-void ck_sgemm_packed(int m, int n, int k, int p0, int p1, const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc);
+/// Number of floats `ck_pack_pair_panels` writes for a (k, 2f) gate/up matrix: ceil(f / 16)
+/// panels of k × 32.
+size_t ck_packed_pairs_count(int k, int f);
+
+/// Copies row-major b (k, 2f), gate columns 0 ..< f then up columns f ..< 2f, row stride ldb,
+/// into pair panels: panel p holds gate columns 16p ..< 16p + 16 then the same up columns, as k
+/// rows of 32 floats, zero past column f. For `CK_EPILOGUE_SWIGLU`. Plain C; any CPU.
+void ck_pack_pair_panels(int k, int f, const float *b, ptrdiff_t ldb, float *packed);
+
+/// How `ck_sgemm_packed` finishes its products.
+enum {
+    /// c = a · b.
+    CK_EPILOGUE_STORE = 0,
+    /// c = c + a · b (a residual connection).
+    CK_EPILOGUE_ADD = 1,
+    /// c (m, n) = silu(g) · u where [g | u] = a · b (m, 2n), b packed by `ck_pack_pair_panels`
+    /// with f = n; the arithmetic of `ck_swiglu_forward`.
+    CK_EPILOGUE_SWIGLU = 2,
+};
+
+/// The products of row-major a (m, k), row stride lda, with panels p0 ..< p1 of `packed`, into
+/// row-major c (row stride ldc) columns 32·p0 ..< min(32·p1, n) (16·p0 ..< min(16·p1, n) for
+/// pair panels), finished by `epilogue`. b is packed by `ck_pack_panels` (n columns) or, for
+/// `CK_EPILOGUE_SWIGLU`, by `ck_pack_pair_panels` (f = n). Each product element is one
+/// sequential fused multiply-add chain over k, so a column range gives the same bits whichever
+/// thread computes it and whichever epilogue finishes it. Requires `ck_has_avx512()`.
+void ck_sgemm_packed(int m, int n, int k, int p0, int p1, const float *a, ptrdiff_t lda, const float *packed, float *c, ptrdiff_t ldc, int epilogue);
 
 /// Causal attention of one sequence's new rows against its KV cache, for decoding.
 ///

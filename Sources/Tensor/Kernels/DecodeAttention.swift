@@ -68,6 +68,41 @@ extension Kernels {
         }
     }
 
+    /// `Tensor.rotaryAppend`'s pass: for each row of the dense (N, (H + 2·Hkv)·D) `projection`,
+    /// the query heads rotated into `query` (N, H, D), the key heads rotated into its sequence's
+    /// key cache and the value heads copied into its value cache. The rotation is `rotary`'s
+    /// arithmetic, so the values are the same.
+    static func rotaryAppend(_ projection: Tensor, _ rotary: RotaryEmbedding, positions: [Int], counts: [Int], keyCaches: [Tensor], valueCaches: [Tensor], at starts: [Int], query: Tensor) {
+        let (heads, d) = (query.shape[1], query.shape[2])
+        let width = projection.shape[1], keyHeads = (width - heads * d) / (2 * d), half = d / 2
+        func run<T: TensorScalar>(_: T.Type, cosine: UnsafePointer<T>, sine: UnsafePointer<T>) {
+            let x = projection.pointer(T.self), q = query.pointer(T.self)
+            func rotate(_ source: UnsafePointer<T>, _ target: UnsafeMutablePointer<T>, _ c: UnsafePointer<T>, _ s: UnsafePointer<T>) {
+                for i in 0..<half {
+                    let a = source[i], b = source[i + half], si = s[i]
+                    target[i] = a * c[i] - b * si
+                    target[i + half] = b * c[i] + a * si
+                }
+            }
+            var row = 0
+            for sequence in counts.indices {
+                let keys = keyCaches[sequence].pointer(T.self), values = valueCaches[sequence].pointer(T.self)
+                for i in 0..<counts[sequence] {
+                    let source = x + row * width, c = cosine + positions[row] * half, s = sine + positions[row] * half
+                    for h in 0..<heads { rotate(source + h * d, q + (row * heads + h) * d, c, s) }
+                    let cacheRow = (starts[sequence] + i) * keyHeads * d
+                    for h in 0..<keyHeads { rotate(source + (heads + h) * d, keys + cacheRow + h * d, c, s) }
+                    (values + cacheRow).update(from: source + (heads + keyHeads) * d, count: keyHeads * d)
+                    row += 1
+                }
+            }
+        }
+        switch query.dtype {
+        case .float32: rotary.cosine32.withUnsafeBufferPointer { c in rotary.sine32.withUnsafeBufferPointer { s in run(Float.self, cosine: c.baseAddress!, sine: s.baseAddress!) } }
+        case .float64: rotary.cosine64.withUnsafeBufferPointer { c in rotary.sine64.withUnsafeBufferPointer { s in run(Double.self, cosine: c.baseAddress!, sine: s.baseAddress!) } }
+        }
+    }
+
     /// Causal attention of each sequence's new rows against its cache, which already holds them.
     ///
     /// query and result: (N, H, D) dense, sequence b's `counts[b]` rows consecutive; keys[b] and
