@@ -140,16 +140,22 @@ final class DecodingKernelTests: XCTestCase {
     /// `rotaryAppend` returns the rotated query heads and writes the rotated keys and the values
     /// into each sequence's caches at its start, exactly as slicing the projection,
     /// `rotaryEmbedded` and `appendRows` do (bit for bit, float32 and float64), with grouped-query
-    /// heads, sequences of 2, 1 and 3 new rows, and the caches' other rows untouched.
+    /// heads, sequences of 2, 1 and 3 new rows, and the caches' other rows untouched; and a
+    /// prefill-sized batch (300 rows), which splits its rows over the threads.
     func testRotaryAppendMatchesRotaryThenAppendRows() {
-        let (heads, keyHeads, d, capacity) = (4, 2, 8, 10)
-        let rotary = RotaryEmbedding(headDimension: d, maxPositions: 16)
-        let counts = [2, 1, 3], starts = [0, 7, 4]
+        for (counts, starts, capacity) in [([2, 1, 3], [0, 7, 4], 10), ([300, 5], [0, 20], 320)] {
+            assertRotaryAppendMatchesReference(counts: counts, starts: starts, capacity: capacity)
+        }
+    }
+
+    private func assertRotaryAppendMatchesReference(counts: [Int], starts: [Int], capacity: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let (heads, keyHeads, d) = (4, 2, 8)
+        let rotary = RotaryEmbedding(headDimension: d, maxPositions: capacity)
         let positions = zip(counts, starts).flatMap { count, start in start..<(start + count) }
         let rows = positions.count, keyWidth = keyHeads * d
         for dtype in [DType.float32, .float64] {
             let projection = randomTensor([rows, (heads + 2 * keyHeads) * d], seed: 130, in: -2...2).converted(to: dtype)
-            let filler = (0..<3).map { randomTensor([capacity, keyHeads, d], seed: 131 + UInt64($0)).converted(to: dtype) }
+            let filler = counts.indices.map { randomTensor([capacity, keyHeads, d], seed: 131 + UInt64($0)).converted(to: dtype) }
             let keys = filler.map { $0.copy() }, values = filler.map { $0.copy() }
             let expectedKeys = filler.map { $0.copy() }, expectedValues = filler.map { $0.copy() }
             let (query, expectedQuery) = withoutGradients { () -> (Tensor, Tensor) in
@@ -160,11 +166,11 @@ final class DecodingKernelTests: XCTestCase {
                 let query = Tensor.rotaryAppend(projection: projection, heads: heads, rotary: rotary, positions: positions, counts: counts, keyCaches: keys, valueCaches: values, at: starts)
                 return (query, expectedQuery)
             }
-            XCTAssertEqual(query.shape, [rows, heads, d])
-            XCTAssertEqual(query.doubles, expectedQuery.doubles, "\(dtype) query")
-            for sequence in 0..<3 {
-                XCTAssertEqual(keys[sequence].doubles, expectedKeys[sequence].doubles, "\(dtype) keys of sequence \(sequence)")
-                XCTAssertEqual(values[sequence].doubles, expectedValues[sequence].doubles, "\(dtype) values of sequence \(sequence)")
+            XCTAssertEqual(query.shape, [rows, heads, d], file: file, line: line)
+            XCTAssertEqual(query.doubles, expectedQuery.doubles, "\(dtype) query, counts \(counts)", file: file, line: line)
+            for sequence in counts.indices {
+                XCTAssertEqual(keys[sequence].doubles, expectedKeys[sequence].doubles, "\(dtype) keys of sequence \(sequence), counts \(counts)", file: file, line: line)
+                XCTAssertEqual(values[sequence].doubles, expectedValues[sequence].doubles, "\(dtype) values of sequence \(sequence), counts \(counts)", file: file, line: line)
             }
         }
     }

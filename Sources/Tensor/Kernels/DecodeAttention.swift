@@ -75,6 +75,11 @@ extension Kernels {
     static func rotaryAppend(_ projection: Tensor, _ rotary: RotaryEmbedding, positions: [Int], counts: [Int], keyCaches: [Tensor], valueCaches: [Tensor], at starts: [Int], query: Tensor) {
         let (heads, d) = (query.shape[1], query.shape[2])
         let width = projection.shape[1], keyHeads = (width - heads * d) / (2 * d), half = d / 2
+        var rowSequences: [Int] = [], firstRows: [Int] = []
+        for (sequence, count) in counts.enumerated() {
+            firstRows.append(rowSequences.count)
+            rowSequences += repeatElement(sequence, count: count)
+        }
         func run<T: TensorScalar>(_: T.Type, cosine: UnsafePointer<T>, sine: UnsafePointer<T>) {
             let x = projection.pointer(T.self), q = query.pointer(T.self)
             func rotate(_ source: UnsafePointer<T>, _ target: UnsafeMutablePointer<T>, _ c: UnsafePointer<T>, _ s: UnsafePointer<T>) {
@@ -84,16 +89,16 @@ extension Kernels {
                     target[i + half] = b * c[i] + a * si
                 }
             }
-            var row = 0
-            for sequence in counts.indices {
-                let keys = keyCaches[sequence].pointer(T.self), values = valueCaches[sequence].pointer(T.self)
-                for i in 0..<counts[sequence] {
+            let keys = keyCaches.map { $0.pointer(T.self) }, values = valueCaches.map { $0.pointer(T.self) }
+            // Each row writes only its own query row and its own cache rows.
+            parallelFor(rowSequences.count, workPerItem: 3 * (heads + keyHeads) * d) { rows in
+                for row in rows {
+                    let sequence = rowSequences[row]
                     let source = x + row * width, c = cosine + positions[row] * half, s = sine + positions[row] * half
                     for h in 0..<heads { rotate(source + h * d, q + (row * heads + h) * d, c, s) }
-                    let cacheRow = (starts[sequence] + i) * keyHeads * d
-                    for h in 0..<keyHeads { rotate(source + (heads + h) * d, keys + cacheRow + h * d, c, s) }
-                    (values + cacheRow).update(from: source + (heads + keyHeads) * d, count: keyHeads * d)
-                    row += 1
+                    let cacheRow = (starts[sequence] + row - firstRows[sequence]) * keyHeads * d
+                    for h in 0..<keyHeads { rotate(source + (heads + h) * d, keys[sequence] + cacheRow + h * d, c, s) }
+                    (values[sequence] + cacheRow).update(from: source + (heads + keyHeads) * d, count: keyHeads * d)
                 }
             }
         }
