@@ -126,9 +126,9 @@ extension LlamaModel {
             let hidden = embedding.embedding(tokens.flatMap { $0 }, shape: [rows])  // (N, C), this call's own buffer
             // Per layer: norm, fused q/k/v product, rotation and cache append in one pass,
             // attention over the caches, then the output and down products added into `hidden`
-            // in place (it is this call's own buffer) and SwiGLU finished inside the gate/up
-            // product: 8 ops where the unfused layer made 19, each a dispatch and an allocation
-            // on the calling thread while the worker waits.
+            // in place and SwiGLU finished inside the gate/up product: 8 ops where the unfused
+            // layer made 14 (and 8 views), each a dispatch and an allocation on the calling
+            // thread while the worker waits.
             for (layerIndex, layer) in layers.enumerated() {
                 let fused = weights.layers[layerIndex]
                 let normed = hidden.rmsNormalized(weight: layer.inputNorm, epsilon: c.rmsNormEpsilon)
