@@ -86,25 +86,35 @@ public struct Sampler: Sendable {
             for j in 1..<n where logits[base + j] > logits[base + best] { best = j }
             return SampledToken(token: best, logProbability: logProbability(best), entropy: entropy)
         }
-        // Candidates in descending probability when a truncation applies; the whole vocabulary
-        // in id order otherwise (no sort needed).
-        var candidates = Array(0..<n)
-        var mass = 1.0
-        if parameters.topK != nil || parameters.topP != nil {
-            candidates.sort { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
-            if let topK = parameters.topK, topK < candidates.count { candidates.removeLast(candidates.count - topK) }
-            if let topP = parameters.topP {
-                var cumulative = 0.0
-                var keep = 0
-                while keep < candidates.count {
-                    cumulative += probabilities[candidates[keep]]
-                    keep += 1
-                    if cumulative >= topP { break }
+        if parameters.topK == nil && parameters.topP == nil {
+            // The whole vocabulary in id order: no candidate list to build or sort.
+            let target = generator.uniform()
+            var chosen = n - 1
+            var cumulative = 0.0
+            for j in 0..<n {
+                cumulative += probabilities[j]
+                if target < cumulative {
+                    chosen = j
+                    break
                 }
-                candidates.removeLast(candidates.count - keep)
             }
-            mass = candidates.reduce(0) { $0 + probabilities[$1] }
+            return SampledToken(token: chosen, logProbability: logProbability(chosen), entropy: entropy)
         }
+        // Candidates in descending probability, truncated.
+        var candidates = Array(0..<n)
+        candidates.sort { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+        if let topK = parameters.topK, topK < candidates.count { candidates.removeLast(candidates.count - topK) }
+        if let topP = parameters.topP {
+            var cumulative = 0.0
+            var keep = 0
+            while keep < candidates.count {
+                cumulative += probabilities[candidates[keep]]
+                keep += 1
+                if cumulative >= topP { break }
+            }
+            candidates.removeLast(candidates.count - keep)
+        }
+        let mass = candidates.reduce(0) { $0 + probabilities[$1] }
         let target = generator.uniform() * mass
         var cumulative = 0.0
         var chosen = candidates.last!
