@@ -21,6 +21,7 @@ public final class PackedMatrix: @unchecked Sendable {
 
     /// The (K, N) values, dense.
     public let matrix: Tensor
+    /// How the panels hold the columns (`.columns` unless made for `swiGLUMatmul`).
     public let layout: Layout
     /// The panels, or nil where the packed kernel cannot run (float64, or a CPU without
     /// AVX-512).
