@@ -85,6 +85,29 @@ CK_AVX512 void ck_cached_attention(int rows, int cached, int heads, int key_head
     }
 }
 
+// Rotate-half RoPE of one head: y[i] = a·c − b·s, y[i + half] = b·c + a·s with a = x[i],
+// b = x[i + half], products rounded before the sum as in the Swift kernel, so the bits match.
+static inline CK_AVX512 __attribute__((always_inline)) void rotate_head(int half, const float *x, const float *c, const float *s, float *y) {
+    for (int i = 0; i < half; i += 16) {
+        __mmask16 mask = tail_mask(half - i);
+        __m512 a = _mm512_maskz_loadu_ps(mask, x + i), b = _mm512_maskz_loadu_ps(mask, x + half + i);
+        __m512 cv = _mm512_maskz_loadu_ps(mask, c + i), sv = _mm512_maskz_loadu_ps(mask, s + i);
+        _mm512_mask_storeu_ps(y + i, mask, _mm512_sub_ps(_mm512_mul_ps(a, cv), _mm512_mul_ps(b, sv)));
+        _mm512_mask_storeu_ps(y + half + i, mask, _mm512_add_ps(_mm512_mul_ps(b, cv), _mm512_mul_ps(a, sv)));
+    }
+}
+
+CK_AVX512 void ck_rotary_append_row(int heads, int key_heads, int d, const float *source, const float *cosine, const float *sine, float *query, float *keys, float *values) {
+    const int half = d / 2;
+    for (int h = 0; h < heads; h++) rotate_head(half, source + h * d, cosine, sine, query + h * d);
+    for (int h = 0; h < key_heads; h++) rotate_head(half, source + (heads + h) * d, cosine, sine, keys + h * d);
+    const float *v = source + (heads + key_heads) * d;
+    for (int i = 0; i < key_heads * d; i += 16) {
+        __mmask16 mask = tail_mask(key_heads * d - i);
+        _mm512_mask_storeu_ps(values + i, mask, _mm512_maskz_loadu_ps(mask, v + i));
+    }
+}
+
 CK_AVX512 void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *out) {
     for (ptrdiff_t i = 0; i < n; i += 16) {
         __mmask16 mask = tail_mask((int)(n - i < 16 ? n - i : 16));
@@ -105,6 +128,10 @@ CK_AVX512 void ck_swiglu_backward(ptrdiff_t n, const float *gate, const float *u
     }
 }
 #else
+void ck_rotary_append_row(int heads, int key_heads, int d, const float *source, const float *cosine, const float *sine, float *query, float *keys, float *values) {
+    (void)heads; (void)key_heads; (void)d; (void)source; (void)cosine; (void)sine; (void)query; (void)keys; (void)values;
+    __builtin_trap();
+}
 void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *out) {
     (void)n; (void)gate; (void)up; (void)out;
     __builtin_trap();

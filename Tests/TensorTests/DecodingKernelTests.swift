@@ -140,16 +140,17 @@ final class DecodingKernelTests: XCTestCase {
     /// `rotaryAppend` returns the rotated query heads and writes the rotated keys and the values
     /// into each sequence's caches at its start, exactly as slicing the projection,
     /// `rotaryEmbedded` and `appendRows` do (bit for bit, float32 and float64), with grouped-query
-    /// heads, sequences of 2, 1 and 3 new rows, and the caches' other rows untouched; and a
-    /// prefill-sized batch (300 rows), which splits its rows over the threads.
+    /// heads, sequences of 2, 1 and 3 new rows, and the caches' other rows untouched; a
+    /// prefill-sized batch (300 rows), which splits its rows over the threads; and head size 64,
+    /// whole vectors in the AVX-512 kernel (8 leaves a partial one).
     func testRotaryAppendMatchesRotaryThenAppendRows() {
-        for (counts, starts, capacity) in [([2, 1, 3], [0, 7, 4], 10), ([300, 5], [0, 20], 320)] {
-            assertRotaryAppendMatchesReference(counts: counts, starts: starts, capacity: capacity)
+        for (counts, starts, capacity, d) in [([2, 1, 3], [0, 7, 4], 10, 8), ([300, 5], [0, 20], 320, 8), ([3, 2], [5, 0], 12, 64)] {
+            assertRotaryAppendMatchesReference(counts: counts, starts: starts, capacity: capacity, headDimension: d)
         }
     }
 
-    private func assertRotaryAppendMatchesReference(counts: [Int], starts: [Int], capacity: Int, file: StaticString = #filePath, line: UInt = #line) {
-        let (heads, keyHeads, d) = (4, 2, 8)
+    private func assertRotaryAppendMatchesReference(counts: [Int], starts: [Int], capacity: Int, headDimension d: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let (heads, keyHeads) = (4, 2)
         let rotary = RotaryEmbedding(headDimension: d, maxPositions: capacity)
         let positions = zip(counts, starts).flatMap { count, start in start..<(start + count) }
         let rows = positions.count, keyWidth = keyHeads * d

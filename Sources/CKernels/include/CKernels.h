@@ -63,6 +63,13 @@ void ck_sgemm_packed(int m, int n, int k, int p0, int p1, const float *a, ptrdif
 /// Requires `ck_has_avx512()`.
 void ck_cached_attention(int rows, int cached, int heads, int key_heads, int d, float scale, const float *query, const float *keys, const float *values, float *scores, float *out);
 
+/// One row of a decode step's fused q/k/v projection: source holds heads query heads, then
+/// key_heads key heads, then key_heads value heads, each d floats (d even). Writes the query
+/// heads rotated (rotate-half RoPE with this row's cosine and sine tables of d / 2) to query,
+/// the key heads rotated to keys, the value heads copied to values. The Swift kernel's
+/// arithmetic, so the same bits. Requires `ck_has_avx512()`.
+void ck_rotary_append_row(int heads, int key_heads, int d, const float *source, const float *cosine, const float *sine, float *query, float *keys, float *values);
+
 /// Training SwiGLU over n elements: out = g·σ(g)·u. Requires `ck_has_avx512()`.
 void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *out);
 

@@ -90,13 +90,26 @@ extension Kernels {
                 }
             }
             let keys = keyCaches.map { $0.pointer(T.self) }, values = valueCaches.map { $0.pointer(T.self) }
+            // float32 rows take the AVX-512 kernel where it runs (the same arithmetic, vectorised).
+            typealias Row = (UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>) -> Void
+            let vectorRow: Row? = T.self == Float.self && useAVX512 ? { source, c, s, query, keys, values in
+                ck_rotary_append_row(
+                    Int32(heads), Int32(keyHeads), Int32(d), UnsafeRawPointer(source).assumingMemoryBound(to: Float.self),
+                    UnsafeRawPointer(c).assumingMemoryBound(to: Float.self), UnsafeRawPointer(s).assumingMemoryBound(to: Float.self),
+                    UnsafeMutableRawPointer(query).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(keys).assumingMemoryBound(to: Float.self),
+                    UnsafeMutableRawPointer(values).assumingMemoryBound(to: Float.self))
+            } : nil
             // Each row writes only its own query row and its own cache rows.
             parallelFor(rowSequences.count, workPerItem: 3 * (heads + keyHeads) * d) { rows in
                 for row in rows {
                     let sequence = rowSequences[row]
                     let source = x + row * width, c = cosine + positions[row] * half, s = sine + positions[row] * half
-                    for h in 0..<heads { rotate(source + h * d, q + (row * heads + h) * d, c, s) }
                     let cacheRow = (starts[sequence] + row - firstRows[sequence]) * keyHeads * d
+                    if let vectorRow {
+                        vectorRow(source, c, s, q + row * heads * d, keys[sequence] + cacheRow, values[sequence] + cacheRow)
+                        continue
+                    }
+                    for h in 0..<heads { rotate(source + h * d, q + (row * heads + h) * d, c, s) }
                     for h in 0..<keyHeads { rotate(source + (heads + h) * d, keys[sequence] + cacheRow + h * d, c, s) }
                     (values[sequence] + cacheRow).update(from: source + (heads + keyHeads) * d, count: keyHeads * d)
                 }
