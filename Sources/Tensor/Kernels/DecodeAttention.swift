@@ -71,7 +71,8 @@ extension Kernels {
     /// `Tensor.rotaryAppend`'s pass: for each row of the dense (N, (H + 2·Hkv)·D) `projection`,
     /// the query heads rotated into `query` (N, H, D), the key heads rotated into its sequence's
     /// key cache and the value heads copied into its value cache. The rotation is `rotary`'s
-    /// arithmetic, so the values are the same.
+    /// arithmetic, so the values are the same; float32 rows take `ck_rotary_append_row` where
+    /// AVX-512 runs (the same arithmetic, vectorised).
     static func rotaryAppend(_ projection: Tensor, _ rotary: RotaryEmbedding, positions: [Int], counts: [Int], keyCaches: [Tensor], valueCaches: [Tensor], at starts: [Int], query: Tensor) {
         let (heads, d) = (query.shape[1], query.shape[2])
         let width = projection.shape[1], keyHeads = (width - heads * d) / (2 * d), half = d / 2
@@ -80,8 +81,35 @@ extension Kernels {
             firstRows.append(rowSequences.count)
             rowSequences += repeatElement(sequence, count: count)
         }
+        /// `body(row, sequence, cacheRow)` for every row, rows split over the kernel threads;
+        /// `cacheRow` is the element offset of the row in its sequence's caches. Each row writes
+        /// only its own query row and its own cache rows.
+        func forEachRow(_ body: (Int, Int, Int) -> Void) {
+            parallelFor(rowSequences.count, workPerItem: 3 * (heads + keyHeads) * d) { rows in
+                for row in rows {
+                    let sequence = rowSequences[row]
+                    body(row, sequence, (starts[sequence] + row - firstRows[sequence]) * keyHeads * d)
+                }
+            }
+        }
+        if query.dtype == .float32 && useAVX512 {
+            let x = projection.pointer(Float.self), q = query.pointer(Float.self)
+            let keys = keyCaches.map { $0.pointer(Float.self) }, values = valueCaches.map { $0.pointer(Float.self) }
+            rotary.cosine32.withUnsafeBufferPointer { cosine in
+                rotary.sine32.withUnsafeBufferPointer { sine in
+                    forEachRow { row, sequence, cacheRow in
+                        let table = positions[row] * half
+                        ck_rotary_append_row(
+                            Int32(heads), Int32(keyHeads), Int32(d), x + row * width, cosine.baseAddress! + table, sine.baseAddress! + table,
+                            q + row * heads * d, keys[sequence] + cacheRow, values[sequence] + cacheRow)
+                    }
+                }
+            }
+            return
+        }
         func run<T: TensorScalar>(_: T.Type, cosine: UnsafePointer<T>, sine: UnsafePointer<T>) {
             let x = projection.pointer(T.self), q = query.pointer(T.self)
+            let keys = keyCaches.map { $0.pointer(T.self) }, values = valueCaches.map { $0.pointer(T.self) }
             func rotate(_ source: UnsafePointer<T>, _ target: UnsafeMutablePointer<T>, _ c: UnsafePointer<T>, _ s: UnsafePointer<T>) {
                 for i in 0..<half {
                     let a = source[i], b = source[i + half], si = s[i]
@@ -89,30 +117,11 @@ extension Kernels {
                     target[i + half] = b * c[i] + a * si
                 }
             }
-            let keys = keyCaches.map { $0.pointer(T.self) }, values = valueCaches.map { $0.pointer(T.self) }
-            // float32 rows take the AVX-512 kernel where it runs (the same arithmetic, vectorised).
-            typealias Row = (UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>) -> Void
-            let vectorRow: Row? = T.self == Float.self && useAVX512 ? { source, c, s, query, keys, values in
-                ck_rotary_append_row(
-                    Int32(heads), Int32(keyHeads), Int32(d), UnsafeRawPointer(source).assumingMemoryBound(to: Float.self),
-                    UnsafeRawPointer(c).assumingMemoryBound(to: Float.self), UnsafeRawPointer(s).assumingMemoryBound(to: Float.self),
-                    UnsafeMutableRawPointer(query).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(keys).assumingMemoryBound(to: Float.self),
-                    UnsafeMutableRawPointer(values).assumingMemoryBound(to: Float.self))
-            } : nil
-            // Each row writes only its own query row and its own cache rows.
-            parallelFor(rowSequences.count, workPerItem: 3 * (heads + keyHeads) * d) { rows in
-                for row in rows {
-                    let sequence = rowSequences[row]
-                    let source = x + row * width, c = cosine + positions[row] * half, s = sine + positions[row] * half
-                    let cacheRow = (starts[sequence] + row - firstRows[sequence]) * keyHeads * d
-                    if let vectorRow {
-                        vectorRow(source, c, s, q + row * heads * d, keys[sequence] + cacheRow, values[sequence] + cacheRow)
-                        continue
-                    }
-                    for h in 0..<heads { rotate(source + h * d, q + (row * heads + h) * d, c, s) }
-                    for h in 0..<keyHeads { rotate(source + (heads + h) * d, keys[sequence] + cacheRow + h * d, c, s) }
-                    (values[sequence] + cacheRow).update(from: source + (heads + keyHeads) * d, count: keyHeads * d)
-                }
+            forEachRow { row, sequence, cacheRow in
+                let source = x + row * width, c = cosine + positions[row] * half, s = sine + positions[row] * half
+                for h in 0..<heads { rotate(source + h * d, q + (row * heads + h) * d, c, s) }
+                for h in 0..<keyHeads { rotate(source + (heads + h) * d, keys[sequence] + cacheRow + h * d, c, s) }
+                (values[sequence] + cacheRow).update(from: source + (heads + keyHeads) * d, count: keyHeads * d)
             }
         }
         switch query.dtype {
