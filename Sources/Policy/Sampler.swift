@@ -86,18 +86,19 @@ public struct Sampler: Sendable {
             for j in 1..<n where logits[base + j] > logits[base + best] { best = j }
             return SampledToken(token: best, logProbability: logProbability(best), entropy: entropy)
         }
-        if parameters.topK == nil && parameters.topP == nil {
-            // The whole vocabulary in id order: no candidate list to build or sort.
-            let target = generator.uniform()
-            var chosen = n - 1
+        // Draws from `candidates` in their order by cumulative probability, `mass` their total.
+        func draw<Candidates: BidirectionalCollection<Int>>(_ candidates: Candidates, mass: Double) -> Int {
+            let target = generator.uniform() * mass
             var cumulative = 0.0
-            for j in 0..<n {
-                cumulative += probabilities[j]
-                if target < cumulative {
-                    chosen = j
-                    break
-                }
+            for candidate in candidates {
+                cumulative += probabilities[candidate]
+                if target < cumulative { return candidate }
             }
+            return candidates.last!
+        }
+        // Without truncation, the whole vocabulary in id order: no candidate list to build or sort.
+        guard parameters.topK != nil || parameters.topP != nil else {
+            let chosen = draw(0..<n, mass: 1)
             return SampledToken(token: chosen, logProbability: logProbability(chosen), entropy: entropy)
         }
         // Candidates in descending probability, truncated.
@@ -114,17 +115,7 @@ public struct Sampler: Sendable {
             }
             candidates.removeLast(candidates.count - keep)
         }
-        let mass = candidates.reduce(0) { $0 + probabilities[$1] }
-        let target = generator.uniform() * mass
-        var cumulative = 0.0
-        var chosen = candidates.last!
-        for candidate in candidates {
-            cumulative += probabilities[candidate]
-            if target < cumulative {
-                chosen = candidate
-                break
-            }
-        }
+        let chosen = draw(candidates, mass: candidates.reduce(0) { $0 + probabilities[$1] })
         return SampledToken(token: chosen, logProbability: logProbability(chosen), entropy: entropy)
     }
 }
