@@ -104,4 +104,29 @@ final class WorkerPoolTests: XCTestCase {
             }
         }
     }
+
+    /// Attention splits its (batch row, key head) units over the configured threads with BLAS on
+    /// one thread inside. Reading the thread count after dropping BLAS to one thread ran every
+    /// unit in one range on the calling thread, and bit-identity tests cannot see that.
+    func testAttentionSplitsItsUnitsOverTheConfiguredThreads() {
+        let configured = BLASRuntime.threadCount
+        defer { BLASRuntime.setThreadCount(configured) }
+        BLASRuntime.setThreadCount(2)
+        // 16 batch rows × 2 key heads, T = 64, D = 16: far above the parallel threshold.
+        let geometry = AttentionGeometry(query: [16, 64, 4, 16], key: [16, 64, 2, 16], mask: .causal, scale: nil)
+        let lock = NSLock()
+        var ranges: [Range<Int>] = []
+        var blasThreadsInside: Set<Int> = []
+        Kernels.forEachKeyHead(geometry) { range in
+            let inside = BLASRuntime.threadCount
+            lock.withLock {
+                ranges.append(range)
+                blasThreadsInside.insert(inside)
+            }
+        }
+        XCTAssertEqual(ranges.count, 2 * Kernels.chunksPerThread, "units should be split into the pool's chunks for 2 threads")
+        XCTAssertEqual(ranges.sorted { $0.lowerBound < $1.lowerBound }.flatMap { Array($0) }, Array(0..<32), "every unit runs exactly once")
+        XCTAssertEqual(blasThreadsInside, [1], "BLAS runs on one thread inside each unit")
+        XCTAssertEqual(BLASRuntime.threadCount, 2, "the configured BLAS thread count is restored")
+    }
 }

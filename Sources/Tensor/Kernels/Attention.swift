@@ -7,7 +7,7 @@ extension Kernels {
     /// Runs `body(b, kvHead)` for every (batch row, key head) pair, split over the kernel threads
     /// with BLAS on one thread inside each (nested BLAS threads would fight over the cores). The
     /// query heads sharing a key head stay together, so their dK and dV sums never race.
-    private static func forEachKeyHead(_ g: AttentionGeometry, _ body: (Range<Int>) -> Void) {
+    static func forEachKeyHead(_ g: AttentionGeometry, _ body: (Range<Int>) -> Void) {
         let units = g.batch * g.keyHeads
         let threads = Swift.min(threadCount, units)
         let work = units * g.queryLength * Swift.max(g.keyLength, 1) * g.headDimension
@@ -15,8 +15,10 @@ extension Kernels {
             body(0..<units)
             return
         }
+        // The thread count is read before BLAS drops to one thread: `parallelFor`'s default is
+        // BLAS's count, which inside would run every unit on this thread.
         BLASRuntime.withThreadCount(1) {
-            parallelFor(units, workPerItem: work / units) { range in body(range) }
+            parallelFor(units, workPerItem: work / units, threads: threads) { range in body(range) }
         }
     }
 
