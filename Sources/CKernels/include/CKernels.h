@@ -77,6 +77,15 @@ void ck_swiglu_forward(ptrdiff_t n, const float *gate, const float *up, float *o
 /// Requires `ck_has_avx512()`.
 void ck_swiglu_backward(ptrdiff_t n, const float *gate, const float *up, const float *dy, float *dgate, float *dup);
 
+/// One score row of training attention, in place: the softmax of its first `visible` floats
+/// (max-subtracted, exp as in `ck_cached_attention`), then zeros up to `width`. visible ≥ 1.
+/// Requires `ck_has_avx512()`.
+void ck_attention_softmax_row(int visible, int width, float *row);
+
+/// The softmax gradient of one row of n probabilities p, in place on ds (dL/dp on entry):
+/// ds = p ∘ (ds − Σ p ∘ ds). Requires `ck_has_avx512()`.
+void ck_attention_softmax_backward_row(int n, const float *p, float *ds);
+
 /// A chunk of a parallel region: `chunk` in 0 ..< chunks.
 typedef void (*ck_chunk_fn)(void *context, int chunk);
 

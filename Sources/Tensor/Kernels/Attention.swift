@@ -1,3 +1,5 @@
+import CKernels
+
 extension Kernels {
     /// Query rows per block in attention. Causal masking means a block of queries sees only the
     /// keys up to its last row's position, so each block's GEMMs stop there: at T = 256 the score
@@ -61,12 +63,7 @@ extension Kernels {
                         // only up to the block's last visible key, so it is cleared only that far.
                         let clearedWidth = saved == nil ? keys : tk
                         for i in 0..<rows {
-                            let row = pb + i * tk
-                            let visible = g.visibleKeys(batch: b, query: blockStart + i)
-                            if visible > 0 {
-                                softmaxRows(UnsafePointer(row), row, rows: 0..<1, width: visible, logarithmic: false)
-                            }
-                            for j in visible..<clearedWidth { row[j] = 0 }
+                            softmaxScoreRow(pb + i * tk, visible: g.visibleKeys(batch: b, query: blockStart + i), width: clearedWidth)
                         }
                         let ob = op + blockStart * h * d
                         if keys > 0 {
@@ -78,6 +75,30 @@ extension Kernels {
                 }
             }
         }
+    }
+
+    /// One score row in place: the softmax of its first `visible` entries, zeros up to `width`.
+    @inline(__always)
+    private static func softmaxScoreRow<T: TensorScalar>(_ row: UnsafeMutablePointer<T>, visible: Int, width: Int) {
+        if T.self == Float.self && useAVX512 && visible > 0 {
+            ck_attention_softmax_row(Int32(visible), Int32(width), UnsafeMutableRawPointer(row).assumingMemoryBound(to: Float.self))
+            return
+        }
+        if visible > 0 { softmaxRows(UnsafePointer(row), row, rows: 0..<1, width: visible, logarithmic: false) }
+        for j in visible..<Swift.max(visible, width) { row[j] = 0 }
+    }
+
+    /// The softmax gradient of one row of probabilities p, in place on ds (dL/dp on entry):
+    /// ds = p ∘ (ds − Σ p ∘ ds).
+    @inline(__always)
+    private static func softmaxGradientRow<T: TensorScalar>(_ p: UnsafePointer<T>, _ ds: UnsafeMutablePointer<T>, count n: Int) {
+        if T.self == Float.self && useAVX512 {
+            ck_attention_softmax_backward_row(Int32(n), UnsafeRawPointer(p).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(ds).assumingMemoryBound(to: Float.self))
+            return
+        }
+        var dot = T.zero
+        for j in 0..<n { dot += p[j] * ds[j] }
+        for j in 0..<n { ds[j] = p[j] * (ds[j] - dot) }
     }
 
     /// dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ∘ (dP − rowsum(dP ∘ P));  dQ = scale·dS K;  dK = scale·dSᵀ Q,
@@ -113,12 +134,7 @@ extension Kernels {
                             let pb = p + blockStart * tk
                             T.gemm(transposeA: true, transposeB: false, m: keys, n: d, k: rows, alpha: 1, a: pb, lda: tk, b: go + rowOffset, ldb: h * d, beta: 1, c: dv + kvOffset, ldc: hkv * d)
                             T.gemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: 1, a: go + rowOffset, lda: h * d, b: v + kvOffset, ldb: hkv * d, beta: 0, c: dS, ldc: keys)
-                            for i in 0..<rows {
-                                let pr = pb + i * tk, sr = dS + i * keys
-                                var dot = T.zero
-                                for j in 0..<keys { dot += pr[j] * sr[j] }
-                                for j in 0..<keys { sr[j] = pr[j] * (sr[j] - dot) }
-                            }
+                            for i in 0..<rows { softmaxGradientRow(pb + i * tk, dS + i * keys, count: keys) }
                             T.gemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys, alpha: T(g.scale), a: dS, lda: keys, b: k + kvOffset, ldb: hkv * d, beta: 0, c: dq + rowOffset, ldc: h * d)
                             T.gemm(transposeA: true, transposeB: false, m: keys, n: d, k: rows, alpha: T(g.scale), a: dS, lda: keys, b: q + rowOffset, ldb: h * d, beta: 1, c: dk + kvOffset, ldc: hkv * d)
                         }
