@@ -3,13 +3,14 @@ import Dispatch
 import Foundation
 import Tensor
 
-/// The float32 GEMMs of one run of some code, replayed alone through raw `cblas_sgemm`: how fast
-/// that code could run if everything but its GEMMs took no time. Beside a measured train step,
-/// this is the machine's limit for the step as the model defines it.
+/// The float32 GEMMs of one run of some code, replayed alone as the tensor API makes them (each
+/// large one split over the kernel threads, one single-threaded `cblas_sgemm` per block): how
+/// fast that code could run if everything but its GEMMs took no time. Beside a measured train
+/// step, this is the machine's limit for the step as the model defines it.
 ///
-/// Calls recorded with BLAS on fewer threads than configured were made inside a kernel's own
-/// parallel region (attention's heads), so runs of them are replayed split over `threads`
-/// threads, one BLAS thread each, as that kernel runs them. Operands are fresh zeroed buffers of
+/// Calls recorded on fewer threads than configured were made inside a kernel's own parallel
+/// region (attention's heads), so runs of them are replayed split over `threads` threads, one
+/// single-threaded call at a time on each, as that kernel runs them. Operands are fresh zeroed buffers of
 /// the recorded leading dimensions: GEMM speed does not depend on the values. All calls share
 /// one A and one B buffer, and each thread one C buffer, sized for the largest call, so the
 /// replay needs far less memory than the step (and finds its operands in cache a little more
@@ -62,17 +63,23 @@ final class GEMMReplay {
         for run in runs {
             if run.blasThreads < threads {
                 let workers = Swift.min(threads / Swift.max(run.blasThreads, 1), run.calls.count)
-                BLASRuntime.setThreadCount(run.blasThreads)
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
                     for position in stride(from: worker, to: run.calls.count, by: workers) { replay(calls[run.calls[position]], output: c[worker]) }
                 }
-                BLASRuntime.setThreadCount(threads)
             } else {
-                for index in run.calls { replay(calls[index], output: c[0]) }
+                for index in run.calls { replaySplit(calls[index], output: c[0]) }
             }
         }
     }
 
+    /// One call through the tensor API's GEMM (`Float.gemm`), split as the step splits it.
+    private func replaySplit(_ call: GEMMCall, output: UnsafeMutablePointer<Float>) {
+        Float.gemm(
+            transposeA: call.transposeA, transposeB: call.transposeB, m: call.m, n: call.n, k: call.k,
+            alpha: 1, a: a, lda: call.lda, b: b, ldb: call.ldb, beta: call.accumulates ? 1 : 0, c: output, ldc: call.ldc)
+    }
+
+    /// One single-threaded call (OpenBLAS runs on one thread outside `withLibraryThreadCount`).
     private func replay(_ call: GEMMCall, output: UnsafeMutablePointer<Float>) {
         cblas_sgemm(
             CblasRowMajor, call.transposeA ? CblasTrans : CblasNoTrans, call.transposeB ? CblasTrans : CblasNoTrans,

@@ -7,8 +7,9 @@ import Tensor
 ///
 /// Both paths compute `C[M, N] = A[M, K] · W[N, K]ᵀ`, the layout of a `torch.nn.Linear` weight, so
 /// the tensor path's `linear` hands BLAS exactly the transpose flag the raw path uses. The tensor
-/// path includes everything a model pays: allocating the output and recording nothing in no-grad
-/// mode.
+/// path includes everything a model pays: allocating the output, recording nothing in no-grad
+/// mode, and splitting the product over the kernel threads with one single-threaded BLAS call
+/// per block. The raw path is one `cblas_sgemm` on OpenBLAS's own threads.
 struct GemmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm", abstract: "sgemm GFLOPS through the tensor API and through raw BLAS.")
@@ -69,7 +70,9 @@ struct GemmCommand: ParsableCommand {
                         Timer.interleavedSecondsPerCall(repetitions: repetitions, [
                             { _ = input.linear(weight) },
                             {
-                                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.baseAddress, Int32(k), w.baseAddress, Int32(k), 0, output, Int32(n))
+                                BLASRuntime.withLibraryThreadCount(threads) {
+                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.baseAddress, Int32(k), w.baseAddress, Int32(k), 0, output, Int32(n))
+                                }
                             },
                         ])
                     }
@@ -102,8 +105,10 @@ struct GemmCommand: ParsableCommand {
         let n = Int32(size)
         let seconds = a.withUnsafeBufferPointer(as: Float.self) { a in
             b.withUnsafeBufferPointer(as: Float.self) { b in
-                Timer.secondsPerCall(repetitions: repetitions) {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a.baseAddress, n, b.baseAddress, n, 0, output, n)
+                BLASRuntime.withLibraryThreadCount(threads) {
+                    Timer.secondsPerCall(repetitions: repetitions) {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a.baseAddress, n, b.baseAddress, n, 0, output, n)
+                    }
                 }
             }
         }

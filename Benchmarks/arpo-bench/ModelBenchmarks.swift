@@ -86,8 +86,8 @@ enum ModelBenchmarks {
         var phases = PhaseClock()
     }
 
-    /// The train step, and after it the same step's GEMMs replayed alone through raw BLAS
-    /// (`GEMMReplay`): the tokens/s the step's GEMMs alone allow is the machine's limit for it.
+    /// The train step, and after it the same step's GEMMs replayed alone as the tensor API makes
+    /// them (`GEMMReplay`): the tokens/s the step's GEMMs alone allow is the machine's limit for it.
     static func train(_ size: ReferenceSize, threads: Int, repetitions: Int) throws -> BenchmarkResult {
         let step = TrainStep(size)
         step.run()

@@ -108,7 +108,7 @@ enum BenchmarkTable {
             text += String(format: ", %.0f policy calls of %.1f sequences on average", calls, rows)
         }
         if let bound = result.gemmBoundTokensPerSecond, let share = result.gemmShareOfStep, let rate = result.gemmGFLOPS, let calls = result.gemmCallsPerStep {
-            text += String(format: "; its %d GEMMs alone (raw BLAS, %.0f GFLOPS) allow %@ tokens/s and are %.0f%% of the step", calls, rate, number(bound), share * 100)
+            text += String(format: "; its %d GEMMs alone (%.0f GFLOPS) allow %@ tokens/s and are %.0f%% of the step", calls, rate, number(bound), share * 100)
         }
         return text
     }
@@ -150,7 +150,7 @@ enum BenchmarkTable {
             rows: rows)
         Swift.print("other load: cores other processes used during the benchmark (0 = idle machine)")
         if results.contains(where: { $0.gemmBoundTokensPerSecond != nil }) {
-            Swift.print("GEMM bound: tokens/s if everything but the step's own GEMMs (replayed through raw BLAS) took no time")
+            Swift.print("GEMM bound: tokens/s if everything but the step's own GEMMs (replayed alone, split as the step splits them) took no time")
         }
         for peak in peaks {
             Swift.print(String(format: "of peak: model FLOP rate over the best raw sgemm %d³ round at %d thread%@ = %.1f GFLOPS", peak.size, peak.threads, peak.threads == 1 ? "" : "s", peak.gflops.max))

@@ -46,7 +46,7 @@ struct BenchmarkResult: Codable {
     var steps: Int?
     var rssAfterStep10MB: Double?
     var rssAfterLastStepMB: Double?
-    /// Train: the step's own GEMMs replayed alone through raw BLAS (`GEMMReplay`), timed after the
+    /// Train: the step's own GEMMs replayed alone as the tensor API makes them (`GEMMReplay`), timed after the
     /// step: the tokens/s they alone allow (the machine's limit for this step), their share of
     /// the step's median time, how many there are, and their rate.
     var gemmBoundTokensPerSecond: Double?

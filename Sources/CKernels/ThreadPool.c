@@ -61,6 +61,13 @@ static atomic_int ck_job_chunks;
 
 static _Thread_local int ck_inside_job;
 
+/// The configured thread count (`BLASRuntime.setThreadCount`); 0 until set.
+static atomic_int ck_configured_threads;
+
+void ck_set_thread_count(int count) { atomic_store_explicit(&ck_configured_threads, count, memory_order_relaxed); }
+int ck_thread_count(void) { return atomic_load_explicit(&ck_configured_threads, memory_order_relaxed); }
+int ck_in_parallel_job(void) { return ck_inside_job; }
+
 static int64_t ck_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

@@ -1,29 +1,47 @@
+import CKernels
 import COpenBLAS
 import Foundation
 
-/// OpenBLAS settings and facts: thread count, the kernel family in use, and the switch to
-/// AVX-512 kernels on CPUs that OpenBLAS 0.3.21 mistakes for Haswell.
+/// Thread settings, and OpenBLAS's facts: the kernel family in use, and the switch to AVX-512
+/// kernels on CPUs that OpenBLAS 0.3.21 mistakes for Haswell.
+///
+/// OpenBLAS itself runs on one thread. The tensor API splits each large GEMM into row (or
+/// column) blocks, one single-threaded BLAS call per block, over the same persistent workers as
+/// every other kernel (`Kernels.splitGEMM`). With OpenBLAS threaded as well, its idle workers
+/// polled with `sched_yield` on the cores that the kernels' workers needed between GEMMs (two
+/// threads of attention ran at 1.7× one thread instead of 1.96×), and its fixed split waited for
+/// whichever core the host had descheduled.
 public enum BLASRuntime {
-    /// Sets the number of threads OpenBLAS uses (from configuration; never a global default).
+    /// Sets the number of threads that kernels and GEMMs split over (from configuration; never a
+    /// global default).
     public static func setThreadCount(_ count: Int) {
-        precondition(count >= 1, "BLAS thread count must be at least 1, got \(count)")
-        openblas_set_num_threads(Int32(count))
+        precondition(count >= 1, "thread count must be at least 1, got \(count)")
+        _ = singleThreadedLibrary
+        ck_set_thread_count(Int32(count))
     }
 
-    /// The number of threads OpenBLAS uses now.
-    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+    /// The number of threads that kernels and GEMMs split over. Until `setThreadCount`, the
+    /// count OpenBLAS started with (the cores, or `OPENBLAS_NUM_THREADS`).
+    public static var threadCount: Int {
+        _ = singleThreadedLibrary
+        return Int(ck_thread_count())
+    }
 
-    /// Runs `body` with OpenBLAS on `count` threads, then restores the configured count.
-    ///
-    /// For kernels that split many small GEMMs over their own threads (attention's heads): each
-    /// of those threads must call BLAS single-threaded, or the cores are oversubscribed.
-    static func withThreadCount<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
-        let configured = threadCount
-        guard configured != count else { return try body() }
+    /// Runs `body` with OpenBLAS's own threading on `count` threads, then returns it to one.
+    /// For the benchmark's raw-BLAS figures; the tensor API never calls BLAS inside.
+    public static func withLibraryThreadCount<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+        _ = singleThreadedLibrary
         openblas_set_num_threads(Int32(count))
-        defer { openblas_set_num_threads(Int32(configured)) }
+        defer { openblas_set_num_threads(1) }
         return try body()
     }
+
+    /// Takes OpenBLAS's starting thread count as the default and sets OpenBLAS to one thread.
+    /// Every entry point above, and every GEMM, reads this first.
+    static let singleThreadedLibrary: Void = {
+        if ck_thread_count() == 0 { ck_set_thread_count(Swift.max(1, openblas_get_num_threads())) }
+        openblas_set_num_threads(1)
+    }()
 
     /// The CPU kernel family OpenBLAS selected, e.g. "Haswell" or "SkylakeX".
     public static var coreName: String { String(cString: openblas_get_corename()) }

@@ -105,9 +105,10 @@ final class WorkerPoolTests: XCTestCase {
         }
     }
 
-    /// Attention splits its (batch row, key head) units over the configured threads with BLAS on
-    /// one thread inside. Reading the thread count after dropping BLAS to one thread ran every
-    /// unit in one range on the calling thread, and bit-identity tests cannot see that.
+    /// Attention splits its (batch row, key head) units over the configured threads, and the
+    /// GEMMs inside each unit stay on that unit's thread. Reading the thread count after BLAS had
+    /// dropped to one thread once ran every unit in one range on the calling thread, which
+    /// bit-identity tests cannot see.
     func testAttentionSplitsItsUnitsOverTheConfiguredThreads() {
         let configured = BLASRuntime.threadCount
         defer { BLASRuntime.setThreadCount(configured) }
@@ -116,17 +117,58 @@ final class WorkerPoolTests: XCTestCase {
         let geometry = AttentionGeometry(query: [16, 64, 4, 16], key: [16, 64, 2, 16], mask: .causal, scale: nil)
         let lock = NSLock()
         var ranges: [Range<Int>] = []
-        var blasThreadsInside: Set<Int> = []
+        var gemmThreadsInside: Set<Int> = []
         Kernels.forEachKeyHead(geometry) { range in
-            let inside = BLASRuntime.threadCount
+            let inside = Kernels.gemmThreads
             lock.withLock {
                 ranges.append(range)
-                blasThreadsInside.insert(inside)
+                gemmThreadsInside.insert(inside)
             }
         }
         XCTAssertEqual(ranges.count, 2 * Kernels.chunksPerThread, "units should be split into the pool's chunks for 2 threads")
         XCTAssertEqual(ranges.sorted { $0.lowerBound < $1.lowerBound }.flatMap { Array($0) }, Array(0..<32), "every unit runs exactly once")
-        XCTAssertEqual(blasThreadsInside, [1], "BLAS runs on one thread inside each unit")
-        XCTAssertEqual(BLASRuntime.threadCount, 2, "the configured BLAS thread count is restored")
+        XCTAssertEqual(gemmThreadsInside, [1], "a GEMM inside a unit runs on the unit's thread")
+        XCTAssertEqual(Kernels.gemmThreads, 2, "outside, GEMMs split over the configured threads")
+    }
+
+    /// A large GEMM splits C into one block per thread (rows when C has at least as many rows as
+    /// columns, else columns), in whole 16-row tiles, covering C exactly once; a small one, or
+    /// one on one thread, is a single call.
+    func testSplitGEMMCoversTheProductInAlignedBlocks() {
+        final class Calls: @unchecked Sendable {
+            let lock = NSLock()
+            var blocks: [(m: Int, n: Int, aOffset: Int, bOffset: Int, cOffset: Int)] = []
+        }
+        func split(threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int) -> [(m: Int, n: Int, aOffset: Int, bOffset: Int, cOffset: Int)] {
+            let base = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+            defer { base.deallocate() }
+            let calls = Calls()
+            let (lda, ldb, ldc) = (transposeA ? m : k, transposeB ? k : n, n)
+            Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: UnsafePointer(base), lda: lda, b: UnsafePointer(base), ldb: ldb, c: base, ldc: ldc) { m, n, a, b, c in
+                calls.lock.withLock { calls.blocks.append((m, n, a - UnsafePointer(base), b - UnsafePointer(base), c - base)) }
+            }
+            return calls.blocks.sorted { $0.cOffset < $1.cOffset }
+        }
+        // Rows: 1000 rows = 63 tiles of 16 → blocks of 31 and 32 tiles (496 and 504 rows).
+        var blocks = split(threads: 2, transposeA: false, transposeB: true, m: 1000, n: 256, k: 256)
+        XCTAssertEqual(blocks.map(\.m), [496, 504])
+        XCTAssertEqual(blocks.map(\.n), [256, 256])
+        XCTAssertEqual(blocks.map(\.aOffset), [0, 496 * 256], "row blocks of a row-major A")
+        XCTAssertEqual(blocks.map(\.bOffset), [0, 0])
+        XCTAssertEqual(blocks.map(\.cOffset), [0, 496 * 256])
+        // Rows of a transposed A (k × m in memory) start at column offsets.
+        blocks = split(threads: 2, transposeA: true, transposeB: false, m: 768, n: 256, k: 4096)
+        XCTAssertEqual(blocks.map(\.aOffset), [0, 384])
+        XCTAssertEqual(blocks.map(\.cOffset), [0, 384 * 256])
+        // Columns, three threads: 16 rows × 1000 columns.
+        blocks = split(threads: 3, transposeA: false, transposeB: true, m: 16, n: 1000, k: 256)
+        XCTAssertEqual(blocks.map(\.n), [336, 336, 328])
+        XCTAssertEqual(blocks.map(\.bOffset), [0, 336 * 256, 672 * 256], "column blocks of a transposed B (n × k)")
+        XCTAssertEqual(blocks.map(\.cOffset), [0, 336, 672])
+        blocks = split(threads: 2, transposeA: false, transposeB: false, m: 16, n: 1000, k: 256)
+        XCTAssertEqual(blocks.map(\.bOffset), [0, 496], "column blocks of a row-major B (k × n)")
+        // Below the split size, or on one thread: one call for the whole product.
+        XCTAssertEqual(split(threads: 2, transposeA: false, transposeB: false, m: 64, n: 64, k: 64).map(\.m), [64])
+        XCTAssertEqual(split(threads: 1, transposeA: false, transposeB: false, m: 4096, n: 256, k: 256).map(\.m), [4096])
     }
 }

@@ -97,6 +97,14 @@ typedef void (*ck_chunk_fn)(void *context, int chunk);
 /// order on the calling thread. Any CPU.
 void ck_parallel_run(int chunks, int threads, ck_chunk_fn fn, void *context);
 
+/// The thread count kernels and GEMMs split over (`BLASRuntime.setThreadCount`); 0 until set.
+void ck_set_thread_count(int count);
+int ck_thread_count(void);
+
+/// Whether the calling thread is running a chunk of a parallel region (a worker, or the caller
+/// while it takes chunks): work started here runs on this thread alone.
+int ck_in_parallel_job(void);
+
 #ifdef __cplusplus
 }
 #endif

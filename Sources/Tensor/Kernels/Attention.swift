@@ -6,22 +6,13 @@ extension Kernels {
     /// and gradient GEMMs do 10/16 of the full T × T work.
     static let attentionQueryBlock = 64
 
-    /// Runs `body(b, kvHead)` for every (batch row, key head) pair, split over the kernel threads
-    /// with BLAS on one thread inside each (nested BLAS threads would fight over the cores). The
+    /// Runs `body(b, kvHead)` for every (batch row, key head) pair, split over the kernel threads;
+    /// the small GEMMs inside each run on that unit's thread (`gemmThreads` is 1 there). The
     /// query heads sharing a key head stay together, so their dK and dV sums never race.
     static func forEachKeyHead(_ g: AttentionGeometry, _ body: (Range<Int>) -> Void) {
         let units = g.batch * g.keyHeads
-        let threads = Swift.min(threadCount, units)
         let work = units * g.queryLength * Swift.max(g.keyLength, 1) * g.headDimension
-        guard threads > 1, work >= parallelWorkThreshold else {
-            body(0..<units)
-            return
-        }
-        // The thread count is read before BLAS drops to one thread: `parallelFor`'s default is
-        // BLAS's count, which inside would run every unit on this thread.
-        BLASRuntime.withThreadCount(1) {
-            parallelFor(units, workPerItem: work / units, threads: threads) { range in body(range) }
-        }
+        parallelFor(units, workPerItem: work / Swift.max(units, 1)) { range in body(range) }
     }
 
     /// Causal attention, one (batch row, head) at a time: S = scale·Q Kᵀ (BLAS, strided views of

@@ -4,10 +4,11 @@ import Foundation
 
 // Splitting a kernel's work over the configured threads.
 //
-// The GEMMs run on OpenBLAS's threads; everything else used to run on the calling thread alone,
-// so with two BLAS threads the second core idled through every softmax, norm and elementwise
-// pass (about 40% of a base train step). These kernels now split their rows over the same
-// number of threads, the count configured for BLAS (`BLASRuntime.setThreadCount`).
+// Every kernel splits its rows over the configured threads (`BLASRuntime.setThreadCount`), and
+// so does every large GEMM (`splitGEMM`: one single-threaded BLAS call per block of rows or
+// columns), all on one set of persistent workers. With only the GEMMs split, by OpenBLAS's own
+// threads, the second core idled through every softmax, norm and elementwise pass (about 40% of
+// a base train step).
 //
 // Reproducibility: every output element is computed by exactly one thread, with the same
 // arithmetic in the same order as on one thread, so results do not depend on the thread count.
@@ -18,8 +19,53 @@ extension Kernels {
     /// worker costs a few microseconds, the time of some tens of thousands of simple element ops.
     static let parallelWorkThreshold = 1 << 15
 
-    /// The number of threads kernels split work over: BLAS's configured count.
+    /// The number of threads kernels split work over: the configured count.
     static var threadCount: Int { BLASRuntime.threadCount }
+
+    /// The threads a GEMM started here may split over: one inside a chunk of a parallel region
+    /// (attention's heads each run their small GEMMs on their own thread), else the configured
+    /// count.
+    static var gemmThreads: Int { ck_in_parallel_job() != 0 ? 1 : threadCount }
+
+    /// Multiply-adds (m·n·k) from which a GEMM is split: about 20 µs on one core, far above the
+    /// few microseconds a split costs.
+    static let gemmSplitWork = 1 << 21
+
+    /// Rows (or columns) per block of a split GEMM come in multiples of this, whole tiles of
+    /// OpenBLAS's SkylakeX sgemm kernel.
+    static let gemmSplitAlignment = 16
+
+    /// C = op(A) op(B) (with the caller's alpha and beta) by `product`, a single-threaded BLAS
+    /// call: once for a small product, else once per block on up to `threads` threads. Blocks
+    /// split C's rows when it has at least as many rows as columns, else its columns; one block
+    /// per thread, which measured faster than more (at 4096 × 768 × 256, two threads: 170–236
+    /// GFLOPS in two blocks, 164–234 in four, against 129–219 for OpenBLAS's own threading).
+    /// Each element of C is one call's dot product over all of k, so the result depends only on
+    /// the block boundaries, which depend only on the shape and the thread count.
+    @inline(__always)
+    static func splitGEMM<T>(
+        threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, c: UnsafeMutablePointer<T>, ldc: Int,
+        _ product: (_ m: Int, _ n: Int, UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>) -> Void
+    ) {
+        let alongRows = m >= n
+        let units = ((alongRows ? m : n) + gemmSplitAlignment - 1) / gemmSplitAlignment
+        let blocks = Swift.min(threads, units)
+        guard blocks > 1, m * n * k >= gemmSplitWork else {
+            product(m, n, a, b, c)
+            return
+        }
+        let extent = alongRows ? m : n
+        runChunks(blocks, threads: threads) { block in
+            let start = units * block / blocks * gemmSplitAlignment
+            let end = Swift.min(extent, units * (block + 1) / blocks * gemmSplitAlignment)
+            if alongRows {
+                product(end - start, n, transposeA ? a + start : a + start * lda, b, c + start * ldc)
+            } else {
+                product(m, end - start, a, transposeB ? b + start * ldb : b + start, c + start)
+            }
+        }
+    }
 
     /// Calls `body` on disjoint contiguous ranges that cover `0..<count`, concurrently on up to
     /// `threads` threads (the BLAS count unless given) when `count · workPerItem` is worth it,
