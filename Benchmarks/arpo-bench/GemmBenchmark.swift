@@ -67,7 +67,7 @@ struct GemmCommand: ParsableCommand {
             let seconds = input.withUnsafeBufferPointer(as: Float.self) { a in
                 weight.withUnsafeBufferPointer(as: Float.self) { w in
                     withoutGradients {
-                        Timer.interleavedSecondsPerCall(repetitions: repetitions, [
+                        Timer.interleavedSecondsPerCall(repetitions: repetitions, pause: 0.15, [
                             { _ = input.linear(weight) },
                             {
                                 BLASRuntime.withLibraryThreadCount(threads) {

@@ -36,8 +36,10 @@ enum Timer {
     /// `secondsPerCall` for several bodies whose rounds alternate (A B, B A, A B, …), so that
     /// a change in the machine's speed during the measurement hits each alike: this VM's host
     /// shifts the same sgemm between two speeds some 30% apart every few seconds. Returns the
-    /// seconds per call of each round, per body.
-    static func interleavedSecondsPerCall(warmUp: Int = 2, repetitions: Int, minimumSeconds: Double = 0.2, _ bodies: [() -> Void]) -> [[Double]] {
+    /// seconds per call of each round, per body. `pause` seconds of sleep, untimed, come before
+    /// every round, for bodies whose effects outlast them (OpenBLAS's own threads poll for about
+    /// 0.1 s after each call, on the cores the next round needs).
+    static func interleavedSecondsPerCall(warmUp: Int = 2, repetitions: Int, minimumSeconds: Double = 0.2, pause: Double = 0, _ bodies: [() -> Void]) -> [[Double]] {
         let calls = bodies.map { body -> Int in
             for _ in 0..<warmUp { body() }
             // Calibrate calls per round from one timed call.
@@ -50,6 +52,7 @@ enum Timer {
         for round in 0..<repetitions {
             let order = round % 2 == 0 ? Array(bodies.indices) : bodies.indices.reversed()
             for index in order {
+                if pause > 0 { Thread.sleep(forTimeInterval: pause) }
                 let begin = now()
                 for _ in 0..<calls[index] { bodies[index]() }
                 seconds[index].append((now() - begin) / Double(calls[index]))

@@ -67,6 +67,12 @@ static atomic_int ck_configured_threads;
 void ck_set_thread_count(int count) { atomic_store_explicit(&ck_configured_threads, count, memory_order_relaxed); }
 int ck_thread_count(void) { return atomic_load_explicit(&ck_configured_threads, memory_order_relaxed); }
 int ck_in_parallel_job(void) { return ck_inside_job; }
+int ck_enter_job(void) {
+    int was = ck_inside_job;
+    ck_inside_job = 1;
+    return was;
+}
+void ck_leave_job(int was) { ck_inside_job = was; }
 
 static int64_t ck_now(void) {
     struct timespec t;
@@ -145,7 +151,9 @@ static void ck_grow(int count) {
 void ck_parallel_run(int chunks, int threads, ck_chunk_fn fn, void *context) {
     if (chunks <= 0) return;
     if (chunks == 1 || threads <= 1 || ck_inside_job || atomic_flag_test_and_set_explicit(&ck_busy, memory_order_acquire)) {
+        int was = ck_enter_job();
         for (int chunk = 0; chunk < chunks; chunk++) fn(context, chunk);
+        ck_leave_job(was);
         return;
     }
     ck_grow(threads - 1);

@@ -168,7 +168,7 @@ final class WorkerPoolTests: XCTestCase {
         blocks = split(threads: 2, transposeA: false, transposeB: false, m: 16, n: 1000, k: 256)
         XCTAssertEqual(blocks.map(\.bOffset), [0, 496], "column blocks of a row-major B (k × n)")
         // Below the split size, or on one thread: one call for the whole product.
-        XCTAssertEqual(split(threads: 2, transposeA: false, transposeB: false, m: 64, n: 64, k: 64).map(\.m), [64])
+        XCTAssertEqual(split(threads: 2, transposeA: false, transposeB: false, m: 32, n: 64, k: 64).map(\.m), [32])
         XCTAssertEqual(split(threads: 1, transposeA: false, transposeB: false, m: 4096, n: 256, k: 256).map(\.m), [4096])
     }
 }

@@ -94,7 +94,7 @@ typedef void (*ck_chunk_fn)(void *context, int chunk);
 /// is asleep or descheduled delays nothing it has not started; which thread runs a chunk must
 /// not change its result. Workers poll briefly between jobs before they sleep. A nested call
 /// (from inside a chunk) or one made while another thread's job runs executes its chunks in
-/// order on the calling thread. Any CPU.
+/// order on the calling thread, still marked as inside a job. Any CPU.
 void ck_parallel_run(int chunks, int threads, ck_chunk_fn fn, void *context);
 
 /// The thread count kernels and GEMMs split over (`BLASRuntime.setThreadCount`); 0 until set.
@@ -104,6 +104,12 @@ int ck_thread_count(void);
 /// Whether the calling thread is running a chunk of a parallel region (a worker, or the caller
 /// while it takes chunks): work started here runs on this thread alone.
 int ck_in_parallel_job(void);
+
+/// Marks the calling thread as running chunks of a parallel region until `ck_leave_job`, which
+/// takes what `ck_enter_job` returned: for chunks run in order on the calling thread, which
+/// must behave as they would on the workers.
+int ck_enter_job(void);
+void ck_leave_job(int was);
 
 #ifdef __cplusplus
 }

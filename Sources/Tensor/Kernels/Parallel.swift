@@ -27,9 +27,11 @@ extension Kernels {
     /// count.
     static var gemmThreads: Int { ck_in_parallel_job() != 0 ? 1 : threadCount }
 
-    /// Multiply-adds (m·n·k) from which a GEMM is split: about 20 µs on one core, far above the
-    /// few microseconds a split costs.
-    static let gemmSplitWork = 1 << 21
+    /// Multiply-adds (m·n·k) from which a GEMM is split: about 5 µs on one core, above the
+    /// microsecond or two a split costs with the workers polling (OpenBLAS's own threshold for
+    /// threading is the same). A decode step's 16 × 256 × 256 projection: 42 GFLOPS whole, 64
+    /// through OpenBLAS's threads.
+    static let gemmSplitWork = 1 << 18
 
     /// Rows (or columns) per block of a split GEMM come in multiples of this, whole tiles of
     /// OpenBLAS's SkylakeX sgemm kernel.
@@ -76,7 +78,7 @@ extension Kernels {
     static func parallelFor(_ count: Int, workPerItem: Int, threads requested: Int = threadCount, _ body: (Range<Int>) -> Void) {
         let threads = Swift.min(requested, count)
         guard threads > 1, count * Swift.max(workPerItem, 1) >= parallelWorkThreshold else {
-            if count > 0 { body(0..<count) }
+            if count > 0 { asChunk { body(0..<count) } }
             return
         }
         let chunks = Swift.min(count, threads * chunksPerThread)
@@ -96,11 +98,11 @@ extension Kernels {
     /// Which thread runs a chunk must not change what it computes.
     static func runChunks(_ chunks: Int, threads: Int, _ body: (Int) -> Void) {
         guard chunks > 1, threads > 1 else {
-            for chunk in 0..<Swift.max(chunks, 0) { body(chunk) }
+            asChunk { for chunk in 0..<Swift.max(chunks, 0) { body(chunk) } }
             return
         }
         guard usePersistentWorkers else {
-            DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in asChunk { body(chunk) } }
             return
         }
         withoutActuallyEscaping(body) { body in
@@ -114,6 +116,16 @@ extension Kernels {
     }
 
     static let usePersistentWorkers = ProcessInfo.processInfo.environment["ARPO_DISPATCH_WORKERS"] != "1"
+
+    /// Runs `body` on this thread as a chunk of a parallel region, as `runChunks` runs chunks
+    /// when it does not split them: a GEMM inside stays on this thread (`gemmThreads` is 1), so a
+    /// chunk computes the same bits whether its region ran split or in order.
+    @inline(__always)
+    static func asChunk<R>(_ body: () throws -> R) rethrows -> R {
+        let was = ck_enter_job()
+        defer { ck_leave_job(was) }
+        return try body()
+    }
 
     /// `parallelFor` over a dense run of `count` elements: `body(start, length)`.
     static func parallelElements(_ count: Int, workPerElement: Int = 1, _ body: (Int, Int) -> Void) {
