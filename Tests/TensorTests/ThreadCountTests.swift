@@ -71,3 +71,33 @@ final class ThreadCountTests: XCTestCase {
         }
     }
 }
+
+/// Large products split over the threads (`Kernels.splitGEMM`) against the same products on one
+/// thread, in every transpose combination the autodiff rules use, for row and column splits.
+final class SplitGEMMTests: XCTestCase {
+    func testSplitProductsMatchOneThread() {
+        let configured = BLASRuntime.threadCount
+        defer { BLASRuntime.setThreadCount(configured) }
+        // (m, k, n): rows split (m ≥ n), columns split (m < n), and a partial last tile.
+        for (index, (m, k, n)) in [(301, 96, 200), (20, 300, 517), (1030, 64, 272)].enumerated() {
+            let seed = 1200 + UInt64(index) * 10
+            let operands = [randomTensor([m, k], seed: seed), randomTensor([k, n], seed: seed + 1), randomTensor([k, m], seed: seed + 2), randomTensor([n, k], seed: seed + 3)]
+            func products(_ dtype: DType) -> [[Double]] {
+                let (a, b, aT, bT) = (operands[0].converted(to: dtype), operands[1].converted(to: dtype), operands[2].converted(to: dtype), operands[3].converted(to: dtype))
+                return [Tensor.matmul(a, b), Tensor.matmul(aT.transposed(), b), Tensor.matmul(a, bT.transposed()),
+                        Tensor.matmul(aT.transposed(), bT.transposed()), a.linear(bT)].map(\.doubles)
+            }
+            BLASRuntime.setThreadCount(1)
+            let reference = products(.float64), reference32 = products(.float32)
+            for threads in [2, 3] {
+                BLASRuntime.setThreadCount(threads)
+                for (position, (actual, expected)) in zip(products(.float64), reference).enumerated() {
+                    assertClose(actual, expected, absoluteTolerance: 1e-12, relativeTolerance: 1e-12, "float64 \(m)×\(k)×\(n) product \(position), \(threads) threads")
+                }
+                for (position, (actual, expected)) in zip(products(.float32), reference32).enumerated() {
+                    assertClose(actual, expected, absoluteTolerance: 1e-5, relativeTolerance: 1e-5, "float32 \(m)×\(k)×\(n) product \(position), \(threads) threads")
+                }
+            }
+        }
+    }
+}
