@@ -16,9 +16,9 @@ import Tensor
 /// replay needs far less memory than the step (and finds its operands in cache a little more
 /// often, which can only raise the bound).
 final class GEMMReplay {
-    /// Consecutive calls made at the same BLAS thread count.
+    /// Consecutive calls recorded with the same thread count.
     private struct Run {
-        let blasThreads: Int
+        let callThreads: Int
         let calls: [Int]  // indices into `calls`
     }
 
@@ -36,8 +36,8 @@ final class GEMMReplay {
         self.threads = threads
         var runs: [Run] = []
         var start = 0
-        for end in stride(from: 1, through: calls.count, by: 1) where end == calls.count || calls[end].blasThreads != calls[start].blasThreads {
-            runs.append(Run(blasThreads: calls[start].blasThreads, calls: Array(start..<end)))
+        for end in stride(from: 1, through: calls.count, by: 1) where end == calls.count || calls[end].threads != calls[start].threads {
+            runs.append(Run(callThreads: calls[start].threads, calls: Array(start..<end)))
             start = end
         }
         self.runs = runs
@@ -61,8 +61,8 @@ final class GEMMReplay {
     /// Replays every call once, in order.
     func run() {
         for run in runs {
-            if run.blasThreads < threads {
-                let workers = Swift.min(threads / Swift.max(run.blasThreads, 1), run.calls.count)
+            if run.callThreads < threads {
+                let workers = Swift.min(threads / Swift.max(run.callThreads, 1), run.calls.count)
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
                     for position in stride(from: worker, to: run.calls.count, by: workers) { replay(calls[run.calls[position]], output: c[worker]) }
                 }

@@ -51,7 +51,7 @@ extension Float: TensorScalar {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         let threads = Kernels.gemmThreads
-        GEMMRecorder.record(GEMMCall(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, accumulates: beta != 0, blasThreads: threads))
+        GEMMRecorder.record(GEMMCall(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, accumulates: beta != 0, threads: threads))
         Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc) { m, n, a, b, c in
             cblas_sgemm(
                 CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),

@@ -8,9 +8,9 @@ public struct GEMMCall: Hashable, Sendable {
     public let lda: Int, ldb: Int, ldc: Int
     /// Whether C was accumulated into (beta ≠ 0), which reads C as well.
     public let accumulates: Bool
-    /// OpenBLAS's thread count at the call: 1 inside kernels that run many small GEMMs on their
-    /// own threads (attention's heads).
-    public let blasThreads: Int
+    /// The threads the call could split over (`Kernels.splitGEMM`): 1 inside kernels that run
+    /// many small GEMMs on their own threads (attention's heads).
+    public let threads: Int
 }
 
 /// Records the float32 GEMMs made inside `recording(_:)`, from any thread.

@@ -19,7 +19,7 @@ final class GEMMRecorderTests: XCTestCase {
         XCTAssertEqual(calls.count, 3)
         let forward = calls[0]
         XCTAssertEqual([forward.transposeA, forward.transposeB, forward.accumulates], [false, true, false], "input · Wᵀ as a transpose flag")
-        XCTAssertEqual([forward.m, forward.n, forward.k, forward.lda, forward.ldb, forward.ldc, forward.blasThreads], [6, 5, 4, 4, 4, 5, threads])
+        XCTAssertEqual([forward.m, forward.n, forward.k, forward.lda, forward.ldb, forward.ldc, forward.threads], [6, 5, 4, 4, 4, 5, threads])
         XCTAssertEqual(Set(calls.dropFirst().map { [$0.m, $0.n, $0.k] }), [[6, 4, 5], [5, 4, 6]], "dX (6×4 over 5) and dW (5×4 over 6)")
         XCTAssertTrue(calls.dropFirst().contains { $0.transposeA && !$0.transposeB && $0.m == 5 }, "dW = dYᵀ · X")
         _ = withoutGradients { input.linear(weight) }
