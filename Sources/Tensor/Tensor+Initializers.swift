@@ -49,6 +49,7 @@ extension Tensor {
         let m = Swift.max(rows, columns), n = Swift.min(rows, columns)
         var a = (0..<(m * n)).map { _ in generator.normal() }
         var tau = [Double](repeating: 0, count: n)
+        _ = BLASRuntime.singleThreadedLibrary  // LAPACK on one thread, like every BLAS call
         let factorStatus = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, Int32(m), Int32(n), &a, Int32(n), &tau)
         precondition(factorStatus == 0, "LAPACKE_dgeqrf failed with status \(factorStatus)")
         let signs = (0..<n).map { a[$0 * n + $0] < 0 ? -1.0 : 1.0 }
