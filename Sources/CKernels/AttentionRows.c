@@ -12,14 +12,7 @@
 CK_AVX512 void ck_attention_softmax_row(int visible, int width, float *row) {
     __m512 peak = _mm512_set1_ps(-__builtin_inff());
     for (int j = 0; j < visible; j += 16) peak = _mm512_max_ps(peak, _mm512_mask_loadu_ps(peak, tail_mask(visible - j), row + j));
-    const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(peak));
-    __m512 total = _mm512_setzero_ps();
-    for (int j = 0; j < visible; j += 16) {
-        __mmask16 mask = tail_mask(visible - j);
-        __m512 e = _mm512_maskz_mov_ps(mask, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, row + j), shift)));
-        total = _mm512_add_ps(total, e);
-        _mm512_mask_storeu_ps(row + j, mask, e);
-    }
+    const __m512 total = exp_shifted_in_place(row, visible, _mm512_set1_ps(_mm512_reduce_max_ps(peak)));
     const __m512 inverse = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(total));
     for (int j = 0; j < visible; j += 16) {
         __mmask16 mask = tail_mask(visible - j);

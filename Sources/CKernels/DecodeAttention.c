@@ -49,14 +49,7 @@ static inline CK_AVX512 __attribute__((always_inline)) void attend_head(const in
         scores[j] = _mm512_reduce_add_ps(sum);
     }
     for (int i = visible & ~15; i < visible; i += 16) peak = _mm512_max_ps(peak, _mm512_mask_loadu_ps(peak, tail_mask(visible - i), scores + i));
-    __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(peak));
-    __m512 total = _mm512_setzero_ps();
-    for (int i = 0; i < visible; i += 16) {
-        __mmask16 mask = tail_mask(visible - i);
-        __m512 e = _mm512_maskz_mov_ps(mask, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, scores + i), shift)));
-        total = _mm512_add_ps(total, e);
-        _mm512_mask_storeu_ps(scores + i, mask, e);
-    }
+    __m512 total = exp_shifted_in_place(scores, visible, _mm512_set1_ps(_mm512_reduce_max_ps(peak)));
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int i = 0; i < visible; i++) {
         const float *v = values + i * row;

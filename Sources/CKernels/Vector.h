@@ -30,6 +30,20 @@ static inline __mmask16 tail_mask(int remaining) {
     return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
 }
 
+// A softmax's exponentials: x[i] = e^(x[i] − shift) in place for i < n; returns the 16 lane
+// sums (lanes past n add 0). The decode and training attention kernels share it, so their
+// probabilities come from the same arithmetic.
+static inline CK_AVX512 __attribute__((always_inline)) __m512 exp_shifted_in_place(float *x, int n, __m512 shift) {
+    __m512 total = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 mask = tail_mask(n - i);
+        __m512 e = _mm512_maskz_mov_ps(mask, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), shift)));
+        total = _mm512_add_ps(total, e);
+        _mm512_mask_storeu_ps(x + i, mask, e);
+    }
+    return total;
+}
+
 // σ(g) = 1 / (1 + e^−g), exactly 0 once e^−g overflows (g below about −88.7).
 static inline CK_AVX512 __attribute__((always_inline)) __m512 sigmoid16(__m512 g) {
     __m512 one = _mm512_set1_ps(1.0f);

@@ -70,7 +70,7 @@ extension Kernels {
     }
 
     /// Calls `body` on disjoint contiguous ranges that cover `0..<count`, concurrently on up to
-    /// `threads` threads (the BLAS count unless given) when `count · workPerItem` is worth it,
+    /// `threads` threads (the configured count unless given) when `count · workPerItem` is worth it,
     /// else once on this thread. The ranges are `chunksPerThread` per thread, claimed one at a
     /// time, so a thread the host deschedules leaves its share to the others.
     ///
