@@ -75,6 +75,58 @@ final class ThreadCountTests: XCTestCase {
 /// Large products split over the threads (`Kernels.splitGEMM`) against the same products on one
 /// thread, in every transpose combination the autodiff rules use, for row and column splits.
 final class SplitGEMMTests: XCTestCase {
+    /// A deep product (k ≥ 4 × C's larger side) is cut at the middle of k and its halves summed,
+    /// with the caller's alpha and beta, in all four transpose combinations: against a float64
+    /// sum, and bit for bit the same on 1 to 3 threads, where each half is one call. Four threads
+    /// also split each half by rows, which OpenBLAS may round differently (its small-matrix
+    /// kernels sum in another order), so there the check is the float64 one.
+    func testDeepProductsMatchFloat64AndEveryThreadCount() {
+        let configured = BLASRuntime.threadCount
+        defer { BLASRuntime.setThreadCount(configured) }
+        let (m, n, k) = (48, 40, 2500)
+        var generator = RandomGenerator(seed: 1290)
+        let a = (0..<(m * k)).map { _ in Float(generator.uniform(-1, 1)) }
+        let b = (0..<(k * n)).map { _ in Float(generator.uniform(-1, 1)) }
+        let c0 = (0..<(m * n)).map { _ in Float(generator.uniform(-1, 1)) }
+        let (alpha, beta): (Float, Float) = (0.5, 2)
+        for (transposeA, transposeB) in [(false, false), (true, false), (false, true), (true, true)] {
+            // A is stored m × k, or k × m when transposed; B k × n, or n × k.
+            func aAt(_ i: Int, _ l: Int) -> Float { transposeA ? a[l * m + i] : a[i * k + l] }
+            func bAt(_ l: Int, _ j: Int) -> Float { transposeB ? b[j * k + l] : b[l * n + j] }
+            var expected = [Double](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = 0.0
+                    for l in 0..<k { sum += Double(aAt(i, l)) * Double(bAt(l, j)) }
+                    expected[i * n + j] = Double(alpha) * sum + Double(beta) * Double(c0[i * n + j])
+                }
+            }
+            var results: [[Float]] = []
+            for threads in 1...4 {
+                BLASRuntime.setThreadCount(threads)
+                var c = c0
+                a.withUnsafeBufferPointer { a in
+                    b.withUnsafeBufferPointer { b in
+                        c.withUnsafeMutableBufferPointer { c in
+                            Float.gemm(
+                                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                a: a.baseAddress!, lda: transposeA ? m : k, b: b.baseAddress!, ldb: transposeB ? k : n,
+                                beta: beta, c: c.baseAddress!, ldc: n)
+                        }
+                    }
+                }
+                results.append(c)
+            }
+            let label = "transposeA \(transposeA), transposeB \(transposeB)"
+            for (index, result) in results.enumerated() {
+                assertClose(result.map(Double.init), expected, absoluteTolerance: 2e-4, relativeTolerance: 1e-5, "\(label), \(index + 1) threads")
+            }
+            for threads in 2...3 {
+                XCTAssertEqual(results[threads - 1], results[0], "\(label): \(threads) threads against 1")
+            }
+        }
+    }
+
     func testSplitProductsMatchOneThread() {
         let configured = BLASRuntime.threadCount
         defer { BLASRuntime.setThreadCount(configured) }

@@ -133,21 +133,35 @@ final class WorkerPoolTests: XCTestCase {
 
     /// A large GEMM splits C into one block per thread (rows when C has at least as many rows as
     /// columns, else columns), in whole 16-row tiles, covering C exactly once; a small one, or
-    /// one on one thread, is a single call.
+    /// one on one thread, is a single call. A deep one (k ≥ 4 × C's larger side) is cut at the
+    /// middle of k on any thread count: the first half into C with the caller's beta, the second
+    /// into scratch with beta 0.
     func testSplitGEMMCoversTheProductInAlignedBlocks() {
+        struct Block: Equatable {
+            let m: Int, n: Int, k: Int
+            let aOffset: Int, bOffset: Int
+            /// Offset into C, or nil for a block written elsewhere (the scratch half).
+            let cOffset: Int?
+            let beta: Float
+        }
         final class Calls: @unchecked Sendable {
             let lock = NSLock()
-            var blocks: [(m: Int, n: Int, aOffset: Int, bOffset: Int, cOffset: Int)] = []
+            var blocks: [Block] = []
         }
-        func split(threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int) -> [(m: Int, n: Int, aOffset: Int, bOffset: Int, cOffset: Int)] {
-            let base = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        func split(threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int) -> [Block] {
+            let cCount = m * n
+            let base = UnsafeMutablePointer<Float>.allocate(capacity: cCount)
+            base.initialize(repeating: 0, count: cCount)
             defer { base.deallocate() }
             let calls = Calls()
             let (lda, ldb, ldc) = (transposeA ? m : k, transposeB ? k : n, n)
-            Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: UnsafePointer(base), lda: lda, b: UnsafePointer(base), ldb: ldb, c: base, ldc: ldc) { m, n, a, b, c in
-                calls.lock.withLock { calls.blocks.append((m, n, a - UnsafePointer(base), b - UnsafePointer(base), c - base)) }
+            Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: UnsafePointer(base), lda: lda, b: UnsafePointer(base), ldb: ldb, beta: 1, c: base, ldc: ldc) { m, n, k, a, b, beta, c, _ in
+                let offset = c - base
+                calls.lock.withLock {
+                    calls.blocks.append(Block(m: m, n: n, k: k, aOffset: a - UnsafePointer(base), bOffset: b - UnsafePointer(base), cOffset: (0..<cCount).contains(offset) ? offset : nil, beta: beta))
+                }
             }
-            return calls.blocks.sorted { $0.cOffset < $1.cOffset }
+            return calls.blocks.sorted { ($0.cOffset ?? Int.max, $0.aOffset) < ($1.cOffset ?? Int.max, $1.aOffset) }
         }
         // Rows: 1000 rows = 63 tiles of 16 → blocks of 31 and 32 tiles (496 and 504 rows).
         var blocks = split(threads: 2, transposeA: false, transposeB: true, m: 1000, n: 256, k: 256)
@@ -156,8 +170,9 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual(blocks.map(\.aOffset), [0, 496 * 256], "row blocks of a row-major A")
         XCTAssertEqual(blocks.map(\.bOffset), [0, 0])
         XCTAssertEqual(blocks.map(\.cOffset), [0, 496 * 256])
+        XCTAssertEqual(blocks.map(\.beta), [1, 1], "every block keeps the caller's beta")
         // Rows of a transposed A (k × m in memory) start at column offsets.
-        blocks = split(threads: 2, transposeA: true, transposeB: false, m: 768, n: 256, k: 4096)
+        blocks = split(threads: 2, transposeA: true, transposeB: false, m: 768, n: 256, k: 2048)
         XCTAssertEqual(blocks.map(\.aOffset), [0, 384])
         XCTAssertEqual(blocks.map(\.cOffset), [0, 384 * 256])
         // Columns, three threads: 16 rows × 1000 columns.
@@ -170,5 +185,27 @@ final class WorkerPoolTests: XCTestCase {
         // Below the split size, or on one thread: one call for the whole product.
         XCTAssertEqual(split(threads: 2, transposeA: false, transposeB: false, m: 32, n: 64, k: 64).map(\.m), [32])
         XCTAssertEqual(split(threads: 1, transposeA: false, transposeB: false, m: 4096, n: 256, k: 256).map(\.m), [4096])
+
+        // Deep: a weight gradient's dYᵀ X, 256 × 256 over 4088 rows, cut into k = 2032 and 2056
+        // (the cut is on a 16 boundary), the same on one, two or four threads.
+        let halves = [
+            Block(m: 256, n: 256, k: 2032, aOffset: 0, bOffset: 0, cOffset: 0, beta: 1),
+            Block(m: 256, n: 256, k: 2056, aOffset: 2032 * 256, bOffset: 2032 * 256, cOffset: nil, beta: 0),
+        ]
+        XCTAssertEqual(split(threads: 1, transposeA: true, transposeB: false, m: 256, n: 256, k: 4088), halves)
+        XCTAssertEqual(split(threads: 2, transposeA: true, transposeB: false, m: 256, n: 256, k: 4088), halves)
+        blocks = split(threads: 4, transposeA: true, transposeB: false, m: 256, n: 256, k: 4088)
+        XCTAssertEqual(blocks.map(\.m), [128, 128, 128, 128], "four threads: each half split by rows")
+        XCTAssertEqual(blocks.map(\.k), [2032, 2032, 2056, 2056])
+        XCTAssertEqual(blocks.map(\.cOffset), [0, 128 * 256, nil, nil])
+        XCTAssertEqual(Set(blocks.map(\.aOffset)), [0, 128, 2032 * 256, 2032 * 256 + 128], "row blocks of each half of a transposed A")
+        // Row-major A (m × k) and transposed B (n × k): the second half starts 2048 columns in.
+        blocks = split(threads: 2, transposeA: false, transposeB: true, m: 64, n: 200, k: 4096)
+        XCTAssertEqual(blocks.map(\.aOffset), [0, 2048])
+        XCTAssertEqual(blocks.map(\.bOffset), [0, 2048])
+        XCTAssertEqual(blocks.map(\.k), [2048, 2048])
+        // Not deep enough (k < 4 × 768), or too small: no cut along k.
+        XCTAssertEqual(split(threads: 1, transposeA: true, transposeB: false, m: 768, n: 256, k: 2048).map(\.k), [2048])
+        XCTAssertEqual(split(threads: 1, transposeA: true, transposeB: false, m: 4, n: 4, k: 4096).map(\.k), [4096])
     }
 }

@@ -37,36 +37,75 @@ extension Kernels {
     /// OpenBLAS's SkylakeX sgemm kernel.
     static let gemmSplitAlignment = 16
 
-    /// C = op(A) op(B) (with the caller's alpha and beta) by `product`, a single-threaded BLAS
-    /// call: once for a small product, else once per block on up to `threads` threads. Blocks
-    /// split C's rows when it has at least as many rows as columns, else its columns; one block
-    /// per thread, which measured faster than more (at 4096 × 768 × 256, two threads: 170–236
-    /// GFLOPS in two blocks, 164–234 in four, against 129–219 for OpenBLAS's own threading).
-    /// Each element of C is one call's dot product over all of k, so the result depends only on
-    /// the block boundaries, which depend only on the shape and the thread count.
+    /// A product whose depth k is at least this many times C's larger side is cut in two along
+    /// k (`splitGEMM`). Weight gradients (dW = dYᵀ X over 4096 rows into 256 × 256) are this
+    /// shape: cut along C's rows, each thread packed all of X, and the two threads ran at 115
+    /// GFLOPS (mean, cold operands); cut along k, each packs half of each operand: 128.
+    static let gemmDepthSplitRatio = 4
+
+    /// Whether `splitGEMM` cuts this product along k: a property of the shape alone, so that the
+    /// result never depends on the thread count.
     @inline(__always)
-    static func splitGEMM<T>(
+    static func splitsDepth(m: Int, n: Int, k: Int) -> Bool {
+        k >= gemmDepthSplitRatio * Swift.max(m, n) && m * n * k >= gemmSplitWork
+    }
+
+    /// C = alpha·op(A) op(B) + beta·C by `product`, a single-threaded BLAS call (given the
+    /// block's m, n, k, its operands, its beta and its C with leading dimension): once for a
+    /// small product, else once per block on up to `threads` threads.
+    ///
+    /// - Blocks split C's rows when it has at least as many rows as columns, else its columns;
+    ///   one block per thread, which measured faster than more (at 4096 × 768 × 256, two
+    ///   threads: 170–236 GFLOPS in two blocks, 164–234 in four, against 129–219 for OpenBLAS's
+    ///   own threading). Each element of C is then one call's dot product over all of k.
+    /// - A product deep enough (`splitsDepth`) is instead cut at the middle of k, on any thread
+    ///   count, one thread included: the first half accumulates into C with the caller's beta, the
+    ///   second goes to a scratch buffer, which is then added to C. With more than two threads
+    ///   each half is also split by rows or columns.
+    ///
+    /// So the result depends only on the block boundaries along k, which depend only on the
+    /// shape: never on the thread count.
+    @inline(__always)
+    static func splitGEMM<T: TensorScalar>(
         threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-        a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, c: UnsafeMutablePointer<T>, ldc: Int,
-        _ product: (_ m: Int, _ n: Int, UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>) -> Void
+        a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int,
+        _ product: (_ m: Int, _ n: Int, _ k: Int, UnsafePointer<T>, UnsafePointer<T>, _ beta: T, UnsafeMutablePointer<T>, _ ldc: Int) -> Void
     ) {
+        let halves = splitsDepth(m: m, n: n, k: k) ? 2 : 1
         let alongRows = m >= n
-        let units = ((alongRows ? m : n) + gemmSplitAlignment - 1) / gemmSplitAlignment
-        let blocks = Swift.min(threads, units)
-        guard blocks > 1, m * n * k >= gemmSplitWork else {
-            product(m, n, a, b, c)
+        let extent = alongRows ? m : n
+        let units = (extent + gemmSplitAlignment - 1) / gemmSplitAlignment
+        let blocks = Swift.max(1, Swift.min(threads / halves, units))
+        guard halves > 1 || (blocks > 1 && m * n * k >= gemmSplitWork) else {
+            product(m, n, k, a, b, beta, c, ldc)
             return
         }
-        let extent = alongRows ? m : n
-        runChunks(blocks, threads: threads) { block in
+        let firstDepth = halves == 1 ? k : (k / 2) / gemmSplitAlignment * gemmSplitAlignment
+        let scratch = halves == 1 ? nil : TensorStorage(dtype: T.dtype, count: m * n, zeroed: false)
+        let second = scratch?.pointer(T.self)
+        runChunks(halves * blocks, threads: threads) { chunk in
+            let half = chunk / blocks, block = chunk % blocks
+            let (k0, depth) = half == 0 ? (0, firstDepth) : (firstDepth, k - firstDepth)
+            let aHalf = transposeA ? a + k0 * lda : a + k0
+            let bHalf = transposeB ? b + k0 : b + k0 * ldb
+            let (cHalf, ldcHalf, betaHalf) = half == 0 ? (c, ldc, beta) : (second!, n, T.zero)
             let start = units * block / blocks * gemmSplitAlignment
             let end = Swift.min(extent, units * (block + 1) / blocks * gemmSplitAlignment)
             if alongRows {
-                product(end - start, n, transposeA ? a + start : a + start * lda, b, c + start * ldc)
+                product(end - start, n, depth, transposeA ? aHalf + start : aHalf + start * lda, bHalf, betaHalf, cHalf + start * ldcHalf, ldcHalf)
             } else {
-                product(m, end - start, a, transposeB ? b + start * ldb : b + start, c + start)
+                product(m, end - start, depth, aHalf, transposeB ? bHalf + start * ldb : bHalf + start, betaHalf, cHalf + start, ldcHalf)
             }
         }
+        if let second {
+            parallelFor(m, workPerItem: n) { rows in
+                for row in rows {
+                    let target = c + row * ldc, source = second + row * n
+                    for column in 0..<n { target[column] += source[column] }
+                }
+            }
+        }
+        withExtendedLifetime(scratch) {}
     }
 
     /// Calls `body` on disjoint contiguous ranges that cover `0..<count`, concurrently on up to
