@@ -67,11 +67,11 @@ extension Tensor {
     public func backward(gradient seed: Tensor) {
         precondition(seed.shape == shape, "backward gradient shape \(seed.shape) does not match tensor shape \(shape)")
         precondition(requiresGradient, "backward() on a tensor that does not require a gradient")
-        Tensor.propagate(from: self, seed: seed, stopAt: []) { tensor, gradient in
+        Tensor.propagate(from: self, seed: seed, stopAt: []) { tensor, gradient, exclusive in
             if let existing = tensor.gradient {
                 Kernels.accumulate(gradient, into: existing, destinationStrides: existing.strides)
             } else {
-                tensor.gradient = gradient.copy()
+                tensor.gradient = exclusive ? gradient : gradient.copy()
             }
         }
     }
@@ -80,36 +80,57 @@ extension Tensor {
     public func clearGradient() { gradient = nil }
 
     /// Walks the graph below `root` in reverse topological order, calling `deliver` with the
-    /// total gradient of every leaf and of every tensor in `stopAt`.
+    /// total gradient of every leaf and of every tensor in `stopAt`, and whether nothing else
+    /// holds that gradient or its storage (so the receiver may keep it without a copy).
     ///
     /// With targets, only tensors that lead to a target are walked, and a target computed from
     /// another target passes its gradient on (as `torch.autograd.grad` does): stopping at every
     /// target gave zeros for x in `gradients(of: loss, withRespectTo: [x, hidden])`.
+    ///
+    /// A tensor used by several ops collects one gradient from each. The sum is kept in place
+    /// where the walk holds the only reference to it (`isExclusivelyHeld`): each further
+    /// gradient is added into it, and a projection (`linear`) adds its input's gradient into it
+    /// straight from its GEMM. Otherwise (a gradient one rule handed to two inputs, or a view
+    /// sharing storage with another) the sum is a new tensor.
     static func propagate(
         from root: Tensor, seed: Tensor, stopAt targets: Set<ObjectIdentifier>,
-        deliver: (Tensor, Tensor) -> Void
+        deliver: (_ tensor: Tensor, _ gradient: Tensor, _ exclusive: Bool) -> Void
     ) {
         withoutGradients {
             let order = topologicalOrder(from: root, towards: targets)
             let walked = Set(order.map(ObjectIdentifier.init))
             var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
+            /// The pending sum for `key`, if the walk holds the only reference to it.
+            func exclusiveSum(_ key: ObjectIdentifier) -> Tensor? {
+                guard var sum = pending.removeValue(forKey: key) else { return nil }
+                let exclusive = Tensor.isExclusivelyHeld(&sum)
+                pending[key] = sum
+                return exclusive ? sum : nil
+            }
             for tensor in order.reversed() {
                 let key = ObjectIdentifier(tensor)
-                guard let gradient = pending.removeValue(forKey: key) else { continue }
-                if tensor.operation == nil || targets.contains(key) { deliver(tensor, gradient) }
+                guard var gradient = pending.removeValue(forKey: key) else { continue }
+                if tensor.operation == nil || targets.contains(key) { deliver(tensor, gradient, Tensor.isExclusivelyHeld(&gradient)) }
                 guard let operation = tensor.operation else { continue }
                 let inputs = operation.inputs
                 // A target with no other target below it ends the walk on this path.
                 guard inputs.contains(where: { walked.contains(ObjectIdentifier($0)) }) else { continue }
-                let inputGradients = operation.gradients(output: tensor, gradient: gradient)
+                var accumulator = operation.acceptsFirstInputAccumulator ? exclusiveSum(ObjectIdentifier(inputs[0])) : nil
+                let inputGradients = operation.gradients(output: tensor, gradient: gradient, accumulatingFirstInputInto: accumulator)
                 precondition(inputs.count == inputGradients.count, "gradient rule arity mismatch")
-                for (input, inputGradient) in zip(inputs, inputGradients) where walked.contains(ObjectIdentifier(input)) {
+                // The rule summed input 0's gradient into its pending sum already.
+                let firstIsSummed = accumulator != nil && inputGradients[0] === accumulator
+                accumulator = nil  // so that the pending sums can be exclusive again below
+                for (index, (input, inputGradient)) in zip(inputs, inputGradients).enumerated() where walked.contains(ObjectIdentifier(input)) {
                     guard let inputGradient else { continue }
                     precondition(
                         inputGradient.shape == input.shape,
                         "gradient rule produced shape \(inputGradient.shape) for input \(input.shape)")
+                    if index == 0 && firstIsSummed { continue }
                     let key = ObjectIdentifier(input)
-                    if let existing = pending[key] {
+                    if let sum = exclusiveSum(key) {
+                        Kernels.accumulate(inputGradient, into: sum, destinationStrides: sum.strides)
+                    } else if let existing = pending[key] {
                         pending[key] = existing + inputGradient
                     } else {
                         pending[key] = inputGradient
@@ -165,7 +186,7 @@ public func gradients(of output: Tensor, withRespectTo inputs: [Tensor], seed: T
     var found: [ObjectIdentifier: Tensor] = [:]
     if output.requiresGradient {
         let targets = Set(inputs.map(ObjectIdentifier.init))
-        Tensor.propagate(from: output, seed: seed, stopAt: targets) { tensor, gradient in
+        Tensor.propagate(from: output, seed: seed, stopAt: targets) { tensor, gradient, _ in
             if targets.contains(ObjectIdentifier(tensor)) { found[ObjectIdentifier(tensor)] = gradient }
         }
     }

@@ -2,7 +2,18 @@
 // the gradient of the loss with respect to it, and returns the gradient for each input (nil where
 // none is needed). Rules run with recording off, so the ops they use build no graph.
 extension Operation {
-    func gradients(output: Tensor, gradient g: Tensor) -> [Tensor?] {
+    /// Whether `gradients` can add its first input's gradient into a given sum
+    /// (`accumulatingFirstInputInto`) instead of returning a new tensor.
+    var acceptsFirstInputAccumulator: Bool {
+        if case .linear = self { return true }
+        return false
+    }
+
+    /// The gradient of each input. With `accumulator` (a dense tensor of the first input's shape
+    /// that nothing else holds: the backward pass's sum so far of that input's gradient), a rule
+    /// that accepts one (`acceptsFirstInputAccumulator`) adds the first input's gradient into it
+    /// and returns it in first place.
+    func gradients(output: Tensor, gradient g: Tensor, accumulatingFirstInputInto accumulator: Tensor? = nil) -> [Tensor?] {
         switch self {
         case .binary(let function, let a, let b):
             let pair: (Tensor, Tensor)
@@ -57,9 +68,10 @@ extension Operation {
             // Y = X·Wᵀ over rows:  dX = dY·W,  dW = dYᵀ·X. Both single GEMMs with flags.
             let outFeatures = weight.shape[0], inFeatures = weight.shape[1]
             let rows = x.count / Swift.max(inFeatures, 1)
+            // With a sum of dX from the input's other uses, the GEMM adds into it (beta = 1).
             let dy = g.materialized(), input = x.materialized(), matrix = weight.materialized()
-            let dx = Tensor(shape: x.shape, dtype: x.dtype, zeroed: false)
-            Kernels.gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: matrix, ldb: inFeatures, into: dx, ldc: inFeatures, accumulate: false)
+            let dx = accumulator ?? Tensor(shape: x.shape, dtype: x.dtype, zeroed: false)
+            Kernels.gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: matrix, ldb: inFeatures, into: dx, ldc: inFeatures, accumulate: accumulator != nil)
             let dw = Tensor(shape: weight.shape, dtype: weight.dtype, zeroed: false)
             Kernels.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures, b: input, ldb: inFeatures, into: dw, ldc: inFeatures, accumulate: false)
             return [dx, dw]

@@ -16,7 +16,9 @@ public final class Tensor {
     public let strides: [Int]
     /// Element offset of the first scalar in `storage`.
     let offset: Int
-    let storage: TensorStorage
+    /// Never reassigned; a `var` only so that `isExclusivelyHeld` can ask whether this tensor
+    /// holds the only reference to it.
+    private(set) var storage: TensorStorage
 
     /// Whether gradients are computed for this tensor. Set it on leaves (parameters, inputs to a
     /// gradient check); results of ops inherit it from their inputs.
@@ -83,6 +85,13 @@ public final class Tensor {
             expected *= shape[axis]
         }
         return true
+    }
+
+    /// Whether `tensor` is the only reference to its tensor, that tensor the only one to its
+    /// storage, and its elements dense: then nothing else can observe a write through it. The
+    /// backward pass sums gradients in place only into tensors held this way.
+    static func isExclusivelyHeld(_ tensor: inout Tensor) -> Bool {
+        isKnownUniquelyReferenced(&tensor) && isKnownUniquelyReferenced(&tensor.storage) && tensor.isContiguous
     }
 
     /// Resolves a possibly negative axis against the rank.
