@@ -116,45 +116,11 @@ public final class AdamW {
             let parameter = parameters[index]
             guard let gradient = parameter.gradient else { continue }
             let decay = noDecay.contains(names[index]) ? 0 : h.weightDecay
-            AdamW.kernel(
-                parameter: parameter, gradient: gradient, first: firstMoments[index], second: secondMoments[index],
-                learningRate: learningRate, weightDecay: decay, hyperparameters: h, correction1: correction1, correction2: correction2)
-        }
-    }
-
-    private static func kernel(
-        parameter: Tensor, gradient: Tensor, first: Tensor, second: Tensor, learningRate: Double, weightDecay: Double,
-        hyperparameters h: Hyperparameters, correction1: Double, correction2: Double
-    ) {
-        switch parameter.dtype {
-        case .float32:
-            kernel(Float.self, parameter, gradient, first, second, learningRate, weightDecay, h, correction1, correction2)
-        case .float64:
-            kernel(Double.self, parameter, gradient, first, second, learningRate, weightDecay, h, correction1, correction2)
-        }
-    }
-
-    private static func kernel<T: TensorScalar>(
-        _: T.Type, _ parameter: Tensor, _ gradient: Tensor, _ first: Tensor, _ second: Tensor,
-        _ learningRate: Double, _ weightDecay: Double, _ h: Hyperparameters, _ correction1: Double, _ correction2: Double
-    ) {
-        let decayFactor = T(1 - learningRate * weightDecay)
-        let beta1 = T(h.beta1), beta2 = T(h.beta2), epsilon = T(h.epsilon)
-        let stepSize = T(learningRate / correction1)
-        let inverseRootCorrection2 = T(1 / correction2.squareRoot())
-        parameter.withUnsafeMutableBufferPointer(as: T.self) { p in
-            gradient.withUnsafeBufferPointer(as: T.self) { g in
-                first.withUnsafeMutableBufferPointer(as: T.self) { m in
-                    second.withUnsafeMutableBufferPointer(as: T.self) { v in
-                        for i in 0..<p.count {
-                            p[i] *= decayFactor
-                            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-                            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
-                            p[i] -= stepSize * m[i] / (v[i].squareRoot() * inverseRootCorrection2 + epsilon)
-                        }
-                    }
-                }
-            }
+            parameter.applyAdamW(
+                gradient: gradient, firstMoment: firstMoments[index], secondMoment: secondMoments[index],
+                AdamWStep(
+                    learningRate: learningRate, weightDecay: decay, beta1: h.beta1, beta2: h.beta2, epsilon: h.epsilon,
+                    correction1: correction1, correction2: correction2))
         }
     }
 
