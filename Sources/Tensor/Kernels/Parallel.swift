@@ -63,8 +63,11 @@ extension Kernels {
     ///   second goes to a scratch buffer, which is then added to C. With more than two threads
     ///   each half is also split by rows or columns.
     ///
-    /// So the result depends only on the block boundaries along k, which depend only on the
-    /// shape: never on the thread count.
+    /// Each element of C is one call's dot product over k, or over each half of k, summed. The cut
+    /// along k depends on the shape alone; the row or column blocks on the thread count as well,
+    /// and OpenBLAS may round a block differently from the whole (its small-matrix kernels sum in
+    /// another order). So the bits are fixed by the shape and the thread count; a deep product on
+    /// one to three threads, each half one call, gives the same bits on all of them.
     @inline(__always)
     static func splitGEMM<T: TensorScalar>(
         threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
