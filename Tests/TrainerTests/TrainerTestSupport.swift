@@ -35,17 +35,19 @@ func runProcess(_ executable: URL, _ arguments: [String], environment extra: [St
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
     defer { watchdog.cancel() }
     // Drain both pipes while it runs so a chatty run cannot block on a full pipe.
-    var outputData = Data(), errorData = Data()
+    // The reader thread's bytes are read only after `group.wait()`, which orders the two.
+    final class Collected: @unchecked Sendable { var data = Data() }
+    let outputData = Collected()
     let group = DispatchGroup()
     group.enter()
     DispatchQueue.global().async {
-        outputData = output.fileHandleForReading.readDataToEndOfFile()
+        outputData.data = output.fileHandleForReading.readDataToEndOfFile()
         group.leave()
     }
-    errorData = error.fileHandleForReading.readDataToEndOfFile()
+    let errorData = error.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self), error: String(decoding: errorData, as: UTF8.self))
+    return ProcessResult(status: process.terminationStatus, output: String(decoding: outputData.data, as: UTF8.self), error: String(decoding: errorData, as: UTF8.self))
 }
 
 /// A config small enough for a debug build: a 1-layer width-32 policy, a few SFT and RL steps.
