@@ -17,8 +17,9 @@ extension Kernels {
 
     /// Causal attention, one (batch row, head) at a time: S = scale·Q Kᵀ (BLAS, strided views of
     /// the (B, T, H, D) layout, no copies), masked row softmax, O = P V, computed in blocks of
-    /// query rows that each stop at the last key they can see. Saves P (zero where masked) when
-    /// `probabilities` is given.
+    /// query rows that each stop at the last key they can see. Saves P when `probabilities` is
+    /// given: each block's rows up to the block's last visible key, zero where masked; the
+    /// backward pass reads no further, so the columns past it are never written.
     static func attention(_ query: Tensor, _ key: Tensor, _ value: Tensor, _ g: AttentionGeometry, into result: Tensor, probabilities: Tensor?) {
         switch query.dtype {
         case .float32: attention(Float.self, query, key, value, g, into: result, probabilities: probabilities)
@@ -50,11 +51,11 @@ extension Kernels {
                         if keys > 0 {
                             T.gemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: T(g.scale), a: qp + blockStart * h * d, lda: h * d, b: kp, ldb: hkv * d, beta: 0, c: pb, ldc: tk)
                         }
-                        // Saved P is zero wherever masked. Scratch P is read by the P V product
-                        // only up to the block's last visible key, so it is cleared only that far.
-                        let clearedWidth = saved == nil ? keys : tk
+                        // P (saved or scratch) is read, by the P V product here and by the
+                        // backward pass, only up to the block's last visible key, so each row is
+                        // cleared only that far: the masked tail of a 256-key row was 37% of P.
                         for i in 0..<rows {
-                            softmaxScoreRow(pb + i * tk, visible: g.visibleKeys(batch: b, query: blockStart + i), width: clearedWidth)
+                            softmaxScoreRow(pb + i * tk, visible: g.visibleKeys(batch: b, query: blockStart + i), width: keys)
                         }
                         let ob = op + blockStart * h * d
                         if keys > 0 {
@@ -97,8 +98,10 @@ extension Kernels {
     static func attentionBackward(query: Tensor, key: Tensor, value: Tensor, probabilities: Tensor, geometry g: AttentionGeometry, gradient: Tensor) -> (Tensor, Tensor, Tensor) {
         let q0 = query.materialized(), k0 = key.materialized(), v0 = value.materialized(), dO = gradient.materialized()
         let dQ = Tensor(shape: query.shape, dtype: query.dtype, zeroed: false)
-        let dK = Tensor.zeros(key.shape, dtype: key.dtype)
-        let dV = Tensor.zeros(value.shape, dtype: value.dtype)
+        // dK and dV sum over query blocks and heads; each unit clears its own (batch row, key
+        // head) slice first, on its own thread, instead of one serial memset of both.
+        let dK = Tensor(shape: key.shape, dtype: key.dtype, zeroed: false)
+        let dV = Tensor(shape: value.shape, dtype: value.dtype, zeroed: false)
         func run<T: TensorScalar>(_: T.Type) {
             let (tq, tk, h, hkv, d) = (g.queryLength, g.keyLength, g.heads, g.keyHeads, g.headDimension)
             let group = h / hkv
@@ -111,6 +114,10 @@ extension Kernels {
                 for unit in units {
                     let b = unit / hkv, kvHead = unit % hkv
                     let kvOffset = b * tk * hkv * d + kvHead * d
+                    for row in 0..<tk {
+                        (dk + kvOffset + row * hkv * d).update(repeating: 0, count: d)
+                        (dv + kvOffset + row * hkv * d).update(repeating: 0, count: d)
+                    }
                     for head in (kvHead * group)..<((kvHead + 1) * group) {
                         let qOffset = b * tq * h * d + head * d
                         let p = saved + (b * h + head) * tq * tk
