@@ -26,8 +26,8 @@ extension Tensor {
     ///     p ← p − (lr / c₁)·m / (√v / √c₂ + ε)
     ///
     /// where c₁ = 1 − β₁ᵗ and c₂ = 1 − β₂ᵗ are the bias corrections of step t. All four tensors
-    /// share one shape and dtype; the parameter and moments are dense. Each element is updated by one thread, so the result
-    /// does not depend on the thread count.
+    /// share one shape and dtype; the parameter and moments are dense. Each element is updated by
+    /// one thread, so the result does not depend on the thread count.
     public func applyAdamW(gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor, _ step: AdamWStep) {
         for (name, tensor) in [("gradient", gradient), ("first moment", firstMoment), ("second moment", secondMoment)] {
             precondition(tensor.shape == shape && tensor.dtype == dtype, "applyAdamW: \(name) \(tensor.shape) \(tensor.dtype) does not match the parameter's \(shape) \(dtype)")

@@ -43,8 +43,8 @@ extension Kernels {
     /// GFLOPS (mean, cold operands); cut along k, each packs half of each operand: 128.
     static let gemmDepthSplitRatio = 4
 
-    /// Whether `splitGEMM` cuts this product along k: a property of the shape alone, so that the
-    /// result never depends on the thread count.
+    /// Whether `splitGEMM` cuts this product along k: a property of the shape alone, so the cut is
+    /// the same on every thread count.
     @inline(__always)
     static func splitsDepth(m: Int, n: Int, k: Int) -> Bool {
         k >= gemmDepthSplitRatio * Swift.max(m, n) && m * n * k >= gemmSplitWork
