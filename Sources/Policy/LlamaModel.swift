@@ -265,7 +265,7 @@ public final class LlamaModel {
         let (b, t) = (batch.batchSize, batch.length)
         let scaled = temperature == 1 ? output.logits : output.logits * (1 / temperature)
         let logProbabilities = scaled.logSoftmax()  // (B, T, V)
-        let entropies = -(logProbabilities.exp() * logProbabilities).sum(axis: -1)  // (B, T)
+        let entropies = logProbabilities.entropyOfLogProbabilities()  // (B, T)
         guard t >= 2 else {
             return (Tensor.zeros([b, 0], dtype: dtype), entropies, output.values)
         }

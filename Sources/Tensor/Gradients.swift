@@ -109,6 +109,9 @@ extension Operation {
         case .logSoftmax:
             return [Kernels.softmaxBackward(output: output, gradient: g, logarithmic: true)]
 
+        case .logProbabilityEntropy(let x):
+            return [Kernels.logProbabilityEntropyBackward(input: x, gradient: g)]
+
         case .gather(let x, let indices):
             return [Kernels.gatherBackward(g, indices: indices, inputShape: x.shape)]
 

@@ -16,6 +16,7 @@ indirect enum Operation {
     case select(Tensor, Tensor, Tensor)
     case softmax(Tensor)
     case logSoftmax(Tensor)
+    case logProbabilityEntropy(Tensor)
     case gather(Tensor, indices: [Int])
     case embedding(Tensor, ids: [Int])
     case rmsNorm(Tensor, weight: Tensor, inverseRMS: Tensor)
@@ -32,7 +33,7 @@ indirect enum Operation {
         case .reduction(_, let x, _, _): return [x]
         case .matmul(let a, let b): return [a, b]
         case .linear(let x, let weight): return [x, weight]
-        case .reshape(let x), .expand(let x), .softmax(let x), .logSoftmax(let x): return [x]
+        case .reshape(let x), .expand(let x), .softmax(let x), .logSoftmax(let x), .logProbabilityEntropy(let x): return [x]
         case .permute(let x, _), .slice(let x, _, _), .gather(let x, _), .embedding(let x, _): return [x]
         case .concatenate(let tensors, _): return tensors
         case .select(_, let a, let b): return [a, b]

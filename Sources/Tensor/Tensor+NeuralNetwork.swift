@@ -21,6 +21,17 @@ extension Tensor {
         return result.recording(.logSoftmax(self), inputs: self)
     }
 
+    /// Entropy −Σ p log p over the last axis, from log-probabilities `log p` (a `logSoftmax()`
+    /// output), shaped `(…)`. One pass that keeps neither `p` nor `p log p`; a term with p = 0
+    /// (log p = −∞ included) counts 0, as in the limit.
+    public func entropyOfLogProbabilities() -> Tensor {
+        precondition(rank >= 1, "entropyOfLogProbabilities needs at least one dimension")
+        let input = materialized()
+        let result = Tensor(shape: Array(shape.dropLast()), dtype: dtype, zeroed: shape[rank - 1] == 0)
+        Kernels.logProbabilityEntropy(input, into: result)
+        return result.recording(.logProbabilityEntropy(self), inputs: self)
+    }
+
     // MARK: Indexing
 
     /// Picks one element per row along the last axis: `(…, V)` with `indices.count == rows`
@@ -111,8 +122,7 @@ extension Tensor {
 
     /// Entropy of the softmax over the last axis, −Σ p log p, shaped `(…)`.
     public func softmaxEntropy() -> Tensor {
-        let logProbabilities = logSoftmax()
-        return -(logProbabilities.exp() * logProbabilities).sum(axis: -1)
+        logSoftmax().entropyOfLogProbabilities()
     }
 }
 

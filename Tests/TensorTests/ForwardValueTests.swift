@@ -306,6 +306,29 @@ final class ForwardValueTests: XCTestCase {
         assertClose(logits.softmaxEntropy().doubles, [Foundation.log(4), entropy], absoluteTolerance: 1e-12)
     }
 
+    func testEntropyOfLogProbabilities() {
+        // Matches −Σ p log p written out, on rows that are not normalised too (the op takes any
+        // input as log p), in float64 and float32.
+        let x = randomTensor([3, 37], seed: 420, in: -4...1)
+        let expected = (0..<3).map { row in -(0..<37).map { j -> Double in let v = x.doubles[row * 37 + j]; return Foundation.exp(v) * v }.reduce(0, +) }
+        assertClose(x.entropyOfLogProbabilities().doubles, expected, absoluteTolerance: 1e-12, "float64")
+        assertClose(x.converted(to: .float32).entropyOfLogProbabilities().doubles, expected, absoluteTolerance: 2e-5, "float32")
+        // p = 0 counts 0 (log p = −∞ would make p log p NaN): [½, ½, 0] has entropy log 2, and
+        // the gradient at the zero is 0, not NaN.
+        for dtype in [DType.float64, .float32] {
+            let half = Foundation.log(0.5)
+            let logProbabilities = Tensor(shape: [1, 3], values: [half, half, -.infinity]).converted(to: dtype)
+            logProbabilities.requiresGradient = true
+            let entropy = logProbabilities.entropyOfLogProbabilities()
+            assertClose(entropy.doubles, [Foundation.log(2)], absoluteTolerance: 1e-6, "\(dtype) entropy")
+            let gradient = gradients(of: entropy.sum(), withRespectTo: [logProbabilities])[0]
+            // dH/dx_j = −p_j (x_j + 1).
+            assertClose(gradient.doubles, [-0.5 * (half + 1), -0.5 * (half + 1), 0], absoluteTolerance: 1e-6, "\(dtype) gradient")
+        }
+        // An empty last axis has entropy 0.
+        XCTAssertEqual(Tensor.zeros([2, 0]).entropyOfLogProbabilities().doubles, [0, 0])
+    }
+
     // MARK: Normalisation
 
     func testRMSNormOfKnownRow() {
@@ -325,6 +348,22 @@ final class ForwardValueTests: XCTestCase {
         assertClose(
             rows.converted(to: .float32).rmsNormalized(weight: ones.converted(to: .float32), epsilon: epsilon).doubles,
             expected, absoluteTolerance: 1e-6, "rmsNorm float32")
+    }
+
+    func testRMSNormOfWideRows() {
+        // C = 37: the sums run in SIMD lanes (two of 16) and a scalar tail of 5.
+        let epsilon = 1e-5
+        let x = randomTensor([3, 37], seed: 421, in: -2...2), weight = randomTensor([37], seed: 422, in: 0.5...1.5)
+        var expected: [Double] = []
+        for row in 0..<3 {
+            let values = Array(x.doubles[(row * 37)..<((row + 1) * 37)])
+            let inverse = 1 / (values.map { $0 * $0 }.reduce(0, +) / 37 + epsilon).squareRoot()
+            expected += values.indices.map { values[$0] * inverse * weight.doubles[$0] }
+        }
+        assertClose(x.rmsNormalized(weight: weight, epsilon: epsilon).doubles, expected, absoluteTolerance: 1e-12, "float64")
+        assertClose(
+            x.converted(to: .float32).rmsNormalized(weight: weight.converted(to: .float32), epsilon: epsilon).doubles,
+            expected, absoluteTolerance: 2e-6, "float32")
     }
 
     func testLayerNormOfKnownRow() {
@@ -390,6 +429,25 @@ final class ForwardValueTests: XCTestCase {
         let shared = x.rotaryEmbedded(rotary, positions: [5, 1]).doubles
         let explicit = x.rotaryEmbedded(rotary, positions: [5, 1, 5, 1]).doubles
         XCTAssertEqual(shared, explicit)
+    }
+
+    func testRotaryEmbeddingInVectorLanesAndTail() {
+        // D = 20 rotates 8 pairs in one vector and 2 in the scalar tail; D = 32 is all vectors.
+        for d in [20, 32] {
+            let rotary = RotaryEmbedding(headDimension: d, maxPositions: 16)
+            let x = randomTensor([1, 3, 2, d], seed: 502, in: -2...2)
+            let positions = [0, 9, 15]
+            for dtype in [DType.float64, .float32] {
+                let y = x.converted(to: dtype).rotaryEmbedded(rotary, positions: positions).doubles
+                for row in 0..<3 {
+                    for head in 0..<2 {
+                        let start = (row * 2 + head) * d
+                        let expected = referenceRotation(Array(x.doubles[start..<(start + d)]), position: positions[row])
+                        assertClose(Array(y[start..<(start + d)]), expected, absoluteTolerance: 1e-5, "D \(d) \(dtype) row \(row) head \(head)")
+                    }
+                }
+            }
+        }
     }
 
     // MARK: Indexing

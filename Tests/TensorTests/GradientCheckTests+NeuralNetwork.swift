@@ -61,6 +61,14 @@ final class NeuralNetworkGradientCheckTests: XCTestCase {
         assertGradientCheckPasses([logits], "softmaxEntropy") { $0[0].softmaxEntropy() }
     }
 
+    func testEntropyOfLogProbabilities() {
+        // Any input is taken as log p, so the check runs on raw values as well as on log-softmax
+        // rows; 37 columns exercise the eight-lane sums and their tail.
+        let x = randomTensor([2, 3, 37], seed: 411, in: -3...1)
+        assertGradientCheckPasses([x], "entropyOfLogProbabilities") { $0[0].entropyOfLogProbabilities() }
+        assertGradientCheckPasses([x], "entropyOfLogProbabilities of logSoftmax") { $0[0].logSoftmax().entropyOfLogProbabilities() }
+    }
+
     // MARK: Normalisation
 
     func testRMSNormalized() {
@@ -68,6 +76,10 @@ final class NeuralNetworkGradientCheckTests: XCTestCase {
         let x = randomTensor([2, 3, 6], seed: 404, in: -2...2)
         let weight = randomTensor([6], seed: 405, in: 0.5...1.5)
         assertGradientCheckPasses([x, weight], "rmsNormalized") { $0[0].rmsNormalized(weight: $0[1], epsilon: 1e-5) }
+        // C = 37: the row sums run in SIMD lanes and a scalar tail.
+        let wide = randomTensor([2, 37], seed: 412, in: -2...2)
+        let wideWeight = randomTensor([37], seed: 413, in: 0.5...1.5)
+        assertGradientCheckPasses([wide, wideWeight], "rmsNormalized, wide rows") { $0[0].rmsNormalized(weight: $0[1], epsilon: 1e-5) }
         assertGradientCheckPasses([x, weight], "rmsNormalized of a permuted view") {
             $0[0].permuted([1, 0, 2]).rmsNormalized(weight: $0[1], epsilon: 1e-5)
         }
@@ -94,6 +106,13 @@ final class NeuralNetworkGradientCheckTests: XCTestCase {
         assertGradientCheckPasses([x], "rotaryEmbedded shared positions") {
             $0[0].rotaryEmbedded(rotary, positions: [2, 7, 15])
         }
+    }
+
+    func testRotaryEmbeddedInVectorLanes() {
+        // D = 20: eight pairs in one vector, two in the scalar tail.
+        let rotary = RotaryEmbedding(headDimension: 20, maxPositions: 16)
+        let x = randomTensor([1, 3, 2, 20], seed: 414)
+        assertGradientCheckPasses([x], "rotaryEmbedded, D = 20") { $0[0].rotaryEmbedded(rotary, positions: [1, 8, 14]) }
     }
 
     func testRotaryEmbeddedOfPermutedView() {

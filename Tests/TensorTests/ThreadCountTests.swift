@@ -47,9 +47,10 @@ final class ThreadCountTests: XCTestCase {
             let logProbabilities = mixed.logSoftmax()
             let probabilities = (x * 0.5).softmax()
             let transposed = (logProbabilities + probabilities).permuted([1, 0, 2]).contiguous()
-            let loss = (transposed * transposed.tanh()).sum()
+            let entropies = logProbabilities.entropyOfLogProbabilities()
+            let loss = (transposed * transposed.tanh()).sum() + entropies.sum()
             let grads = gradients(of: loss, withRespectTo: [x, y, rowScale, weight])
-            return [normed, mixed, logProbabilities, probabilities, transposed, loss] + grads
+            return [normed, mixed, logProbabilities, probabilities, transposed, entropies, loss] + grads
         }
     }
 

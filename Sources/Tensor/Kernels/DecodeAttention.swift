@@ -226,9 +226,16 @@ extension Kernels {
         }
     }
 
+    /// Eight lanes from `pointer`, which need not be aligned.
     @inline(__always)
-    private static func load<T: SIMDScalar>(_ pointer: UnsafePointer<T>) -> SIMD8<T> {
+    static func load<T: SIMDScalar>(_ pointer: UnsafePointer<T>) -> SIMD8<T> {
         UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<T>.self)
+    }
+
+    /// Eight lanes to `pointer`, which need not be aligned.
+    @inline(__always)
+    static func store<T: SIMDScalar>(_ vector: SIMD8<T>, _ pointer: UnsafeMutablePointer<T>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: vector, as: SIMD8<T>.self)
     }
 
     /// Σ a[i]·b[i], eight lanes at a time.

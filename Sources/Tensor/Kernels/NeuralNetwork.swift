@@ -43,6 +43,59 @@ extension Kernels {
         }
     }
 
+    /// H = −Σ_j p_j x_j per row of log-probabilities x, p = e^x; a term with p = 0 counts 0.
+    static func logProbabilityEntropy(_ input: Tensor, into result: Tensor) {
+        let n = input.shape.last!
+        guard n > 0 else { return }
+        let rows = input.count / n
+        func run<T: TensorScalar>(_: T.Type) {
+            let x = input.pointer(T.self), h = result.pointer(T.self)
+            parallelFor(rows, workPerItem: 8 * n) { rowRange in
+                let terms = UnsafeMutablePointer<T>.allocate(capacity: n)
+                defer { terms.deallocate() }
+                for r in rowRange {
+                    let xr = x + r * n
+                    // The terms go through a scratch row first so that the exponentials vectorise.
+                    for j in 0..<n {
+                        let p = exponential(xr[j])
+                        terms[j] = p == 0 ? 0 : p * xr[j]
+                    }
+                    h[r] = -sum(UnsafePointer(terms), n)
+                }
+            }
+        }
+        switch input.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+    }
+
+    /// dx_j = −dH · p_j (x_j + 1), zero where p_j = e^{x_j} is 0.
+    static func logProbabilityEntropyBackward(input: Tensor, gradient: Tensor) -> Tensor {
+        let x0 = input.materialized(), dh = gradient.materialized()
+        let result = Tensor(shape: input.shape, dtype: input.dtype, zeroed: false)
+        let n = input.shape.last!
+        guard n > 0 else { return result }
+        let rows = input.count / n
+        func run<T: TensorScalar>(_: T.Type) {
+            let x = x0.pointer(T.self), g = dh.pointer(T.self), dx = result.pointer(T.self)
+            parallelFor(rows, workPerItem: 8 * n) { rowRange in
+                for r in rowRange {
+                    let xr = x + r * n, dr = dx + r * n, scale = -g[r]
+                    for j in 0..<n {
+                        let p = exponential(xr[j])
+                        dr[j] = p == 0 ? 0 : scale * p * (xr[j] + 1)
+                    }
+                }
+            }
+        }
+        switch input.dtype {
+        case .float32: run(Float.self)
+        case .float64: run(Double.self)
+        }
+        return result
+    }
+
     /// softmax: dx = y ∘ (dy − Σ dy∘y); log-softmax: dx = dy − exp(y) Σ dy.
     static func softmaxBackward(output: Tensor, gradient: Tensor, logarithmic: Bool) -> Tensor {
         let dy = gradient.materialized()
@@ -145,14 +198,14 @@ extension Kernels {
 
     static func rmsNorm(_ input: Tensor, _ weight: Tensor, epsilon: Double, into result: Tensor, inverseRMS: Tensor) {
         let n = input.shape.last!, rows = input.count / n
-        func run<T: TensorScalar>(_: T.Type) {
+        func run<T: TensorScalar & SIMDScalar>(_: T.Type) {
             let x = input.pointer(T.self), w = weight.pointer(T.self), y = result.pointer(T.self), r = inverseRMS.pointer(T.self)
             let eps = T(epsilon)
             parallelFor(rows, workPerItem: 2 * n) { rowRange in
                 for row in rowRange {
                     let xr = x + row * n, yr = y + row * n
-                    var squares = T.zero
-                    for j in 0..<n { squares += xr[j] * xr[j] }
+                    // In SIMD lanes: one running sum would be bound by the add's latency.
+                    let squares = dot(xr, xr, n)
                     let inverse = 1 / (squares / T(n) + eps).squareRoot()
                     r[row] = inverse
                     for j in 0..<n { yr[j] = xr[j] * inverse * w[j] }
@@ -171,7 +224,7 @@ extension Kernels {
         let n = input.shape.last!, rows = input.count / n
         let dxTensor = Tensor(shape: input.shape, dtype: input.dtype, zeroed: false)
         let dwTensor = Tensor.zeros(weight.shape, dtype: weight.dtype)
-        func run<T: TensorScalar>(_: T.Type) {
+        func run<T: TensorScalar & SIMDScalar>(_: T.Type) {
             let x = x0.pointer(T.self), w = w0.pointer(T.self), g = dy.pointer(T.self), r = inverseRMS.pointer(T.self)
             let dx = dxTensor.pointer(T.self), dw = dwTensor.pointer(T.self)
             // dw sums over rows: each block of rows sums into its own partial, and the partials
@@ -186,12 +239,8 @@ extension Kernels {
                     for row in (block * rowsPerReductionBlock)..<Swift.min(rows, (block + 1) * rowsPerReductionBlock) {
                         let xr = x + row * n, gr = g + row * n, dr = dx + row * n
                         let inverse = r[row]
-                        var dot = T.zero
-                        for j in 0..<n {
-                            dot += gr[j] * w[j] * xr[j]
-                            partial[j] += gr[j] * xr[j] * inverse
-                        }
-                        let correction = dot * inverse * inverse * inverse / T(n)
+                        for j in 0..<n { partial[j] += gr[j] * xr[j] * inverse }
+                        let correction = weightedDot(gr, w, xr, n) * inverse * inverse * inverse / T(n)
                         for j in 0..<n { dr[j] = inverse * w[j] * gr[j] - xr[j] * correction }
                     }
                 }
@@ -206,6 +255,24 @@ extension Kernels {
         case .float64: run(Double.self)
         }
         return (dxTensor, dwTensor)
+    }
+
+    /// Σ a[i]·b[i]·c[i], in SIMD lanes like `dot`.
+    @inline(__always)
+    static func weightedDot<T: TensorScalar & SIMDScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafePointer<T>, _ n: Int) -> T {
+        var s0 = SIMD8<T>(), s1 = SIMD8<T>()
+        var i = 0
+        while i + 16 <= n {
+            s0 += load(a + i) * load(b + i) * load(c + i)
+            s1 += load(a + i + 8) * load(b + i + 8) * load(c + i + 8)
+            i += 16
+        }
+        var tail = T.zero
+        while i < n {
+            tail += a[i] * b[i] * c[i]
+            i += 1
+        }
+        return (s0 + s1).sum() + tail
     }
 
     // MARK: SwiGLU
@@ -331,8 +398,9 @@ extension Kernels {
         let heads = input.shape[2], d = input.shape[3], half = d / 2
         // The inverse rotation is the forward one with sin negated.
         let sign = inverse ? -1.0 : 1.0
-        func run<T: TensorScalar>(_: T.Type, cosine: [T], sine: [T]) {
+        func run<T: TensorScalar & SIMDScalar>(_: T.Type, cosine: [T], sine: [T]) {
             let x = input.pointer(T.self), y = result.pointer(T.self), sign = T(sign)
+            let vectorEnd = half - half % 8
             cosine.withUnsafeBufferPointer { cosTable in
                 sine.withUnsafeBufferPointer { sinTable in
                     positions.withUnsafeBufferPointer { positions in
@@ -341,7 +409,14 @@ extension Kernels {
                                 let c = cosTable.baseAddress! + positions[row] * half, s = sinTable.baseAddress! + positions[row] * half
                                 for h in 0..<heads {
                                     let xr = x + (row * heads + h) * d, yr = y + (row * heads + h) * d
-                                    for i in 0..<half {
+                                    // Eight lanes at a time in explicit vectors: the compiler
+                                    // cannot rule out that x and y overlap.
+                                    for i in stride(from: 0, to: vectorEnd, by: 8) {
+                                        let a = load(xr + i), b = load(xr + i + half), ci = load(c + i), si = sign * load(s + i)
+                                        store(a * ci - b * si, yr + i)
+                                        store(b * ci + a * si, yr + i + half)
+                                    }
+                                    for i in vectorEnd..<half {
                                         let a = xr[i], b = xr[i + half], si = sign * s[i]
                                         yr[i] = a * c[i] - b * si
                                         yr[i + half] = b * c[i] + a * si
