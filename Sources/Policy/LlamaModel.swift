@@ -244,13 +244,14 @@ public final class LlamaModel {
         let key = normed.linear(layer.keyProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
         let value = normed.linear(layer.valueProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension])
         let attended = Tensor.scaledDotProductAttention(query: query, key: key, value: value)
-        let afterAttention = x + attended.reshaped([b, t, c.hiddenSize]).linear(layer.outputProjection)
-        return afterAttention + mlp(layer, afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon))
+        // Both residual connections add inside their projection's GEMM.
+        let afterAttention = attended.reshaped([b, t, c.hiddenSize]).linear(layer.outputProjection, adding: x)
+        return mlp(layer, afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon), adding: afterAttention)
     }
 
-    /// SwiGLU: down(silu(gate(x)) · up(x)).
-    func mlp(_ layer: DecoderLayer, _ x: Tensor) -> Tensor {
-        Tensor.swiGLU(gate: x.linear(layer.gateProjection), up: x.linear(layer.upProjection)).linear(layer.downProjection)
+    /// SwiGLU: residual + down(silu(gate(x)) · up(x)).
+    func mlp(_ layer: DecoderLayer, _ x: Tensor, adding residual: Tensor) -> Tensor {
+        Tensor.swiGLU(gate: x.linear(layer.gateProjection), up: x.linear(layer.upProjection)).linear(layer.downProjection, adding: residual)
     }
 
     /// Per-position statistics of a batch under this policy: the log-prob of each next token and

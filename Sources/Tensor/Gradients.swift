@@ -5,8 +5,10 @@ extension Operation {
     /// Whether `gradients` can add its first input's gradient into a given sum
     /// (`accumulatingFirstInputInto`) instead of returning a new tensor.
     var acceptsFirstInputAccumulator: Bool {
-        if case .linear = self { return true }
-        return false
+        switch self {
+        case .linear, .residualLinear: return true
+        default: return false
+        }
     }
 
     /// The gradient of each input. With `accumulator` (a dense tensor of the first input's shape
@@ -65,16 +67,11 @@ extension Operation {
             return [da, db]
 
         case .linear(let x, let weight):
-            // Y = X·Wᵀ over rows:  dX = dY·W,  dW = dYᵀ·X. Both single GEMMs with flags.
-            let outFeatures = weight.shape[0], inFeatures = weight.shape[1]
-            let rows = x.count / Swift.max(inFeatures, 1)
-            // With a sum of dX from the input's other uses, the GEMM adds into it (beta = 1).
-            let dy = g.materialized(), input = x.materialized(), matrix = weight.materialized()
-            let dx = accumulator ?? Tensor(shape: x.shape, dtype: x.dtype, zeroed: false)
-            Kernels.gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: matrix, ldb: inFeatures, into: dx, ldc: inFeatures, accumulate: accumulator != nil)
-            let dw = Tensor(shape: weight.shape, dtype: weight.dtype, zeroed: false)
-            Kernels.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures, b: input, ldb: inFeatures, into: dw, ldc: inFeatures, accumulate: false)
-            return [dx, dw]
+            return Self.linearGradients(x, weight: weight, gradient: g, accumulator: accumulator)
+
+        case .residualLinear(let x, let weight, _):
+            // Y = R + X·Wᵀ: the residual's gradient is dY itself.
+            return Self.linearGradients(x, weight: weight, gradient: g, accumulator: accumulator) + [g]
 
         case .reshape(let x):
             return [g.reshaped(x.shape)]
@@ -139,5 +136,20 @@ extension Operation {
             let (dq, dk, dv) = Kernels.attentionBackward(query: q, key: k, value: v, probabilities: probabilities, geometry: geometry, gradient: g)
             return [dq, dk, dv]
         }
+    }
+}
+
+extension Operation {
+    /// Y = X·Wᵀ over rows:  dX = dY·W,  dW = dYᵀ·X. Both single GEMMs with flags. With a sum of dX
+    /// from the input's other uses (`accumulator`), the dX GEMM adds into it (beta = 1).
+    fileprivate static func linearGradients(_ x: Tensor, weight: Tensor, gradient g: Tensor, accumulator: Tensor?) -> [Tensor?] {
+        let outFeatures = weight.shape[0], inFeatures = weight.shape[1]
+        let rows = x.count / Swift.max(inFeatures, 1)
+        let dy = g.materialized(), input = x.materialized(), matrix = weight.materialized()
+        let dx = accumulator ?? Tensor(shape: x.shape, dtype: x.dtype, zeroed: false)
+        Kernels.gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: matrix, ldb: inFeatures, into: dx, ldc: inFeatures, accumulate: accumulator != nil)
+        let dw = Tensor(shape: weight.shape, dtype: weight.dtype, zeroed: false)
+        Kernels.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures, b: input, ldb: inFeatures, into: dw, ldc: inFeatures, accumulate: false)
+        return [dx, dw]
     }
 }

@@ -8,6 +8,7 @@ indirect enum Operation {
     case reduction(Reduction, Tensor, geometry: ReductionGeometry, argMax: [Int32])
     case matmul(Tensor, Tensor)
     case linear(Tensor, weight: Tensor)
+    case residualLinear(Tensor, weight: Tensor, residual: Tensor)
     case reshape(Tensor)
     case permute(Tensor, axes: [Int])
     case slice(Tensor, axis: Int, start: Int)
@@ -33,6 +34,7 @@ indirect enum Operation {
         case .reduction(_, let x, _, _): return [x]
         case .matmul(let a, let b): return [a, b]
         case .linear(let x, let weight): return [x, weight]
+        case .residualLinear(let x, let weight, let residual): return [x, weight, residual]
         case .reshape(let x), .expand(let x), .softmax(let x), .logSoftmax(let x), .logProbabilityEntropy(let x): return [x]
         case .permute(let x, _), .slice(let x, _, _), .gather(let x, _), .embedding(let x, _): return [x]
         case .concatenate(let tensors, _): return tensors

@@ -26,17 +26,40 @@ extension Tensor {
     /// This is the hot path of every projection, so it has its own op rather than going through
     /// a transposed view and the batched `matmul`.
     public func linear(_ weight: Tensor) -> Tensor {
+        let result = Tensor(shape: linearOutputShape(weight), dtype: dtype, zeroed: false)
+        project(weight, into: result, accumulate: false)
+        return result.recording(.linear(self, weight: weight), inputs: self, weight)
+    }
+
+    /// `residual + self · weightᵀ`: a projection that ends a residual connection, as one op. The
+    /// GEMM adds into a copy of the residual (beta = 1), so BLAS does not clear its output first
+    /// and no separate addition reads both tensors again. Each element is the residual plus the
+    /// GEMM's dot product, rounded once, as in `residual + linear(weight)`.
+    public func linear(_ weight: Tensor, adding residual: Tensor) -> Tensor {
+        let outputShape = linearOutputShape(weight)
+        precondition(residual.shape == outputShape, "linear: residual \(residual.shape) does not match the output \(outputShape)")
+        precondition(residual.dtype == dtype, "linear: residual dtype \(residual.dtype) differs from \(dtype)")
+        let result = Tensor(shape: outputShape, dtype: dtype, zeroed: false)
+        Kernels.copy(from: residual, into: result)
+        project(weight, into: result, accumulate: true)
+        return result.recording(.residualLinear(self, weight: weight, residual: residual), inputs: self, weight, residual)
+    }
+
+    private func linearOutputShape(_ weight: Tensor) -> [Int] {
         precondition(weight.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
         precondition(rank >= 1 && shape[rank - 1] == weight.shape[1], "linear: input \(shape) does not match weight \(weight.shape) (in features \(weight.shape[1]))")
         precondition(dtype == weight.dtype, "linear: dtypes \(dtype) and \(weight.dtype) differ")
+        return Array(shape.dropLast()) + [weight.shape[0]]
+    }
+
+    /// result (= or +=) self · weightᵀ over all leading dimensions.
+    private func project(_ weight: Tensor, into result: Tensor, accumulate: Bool) {
         let input = materialized(), matrix = weight.materialized()
         let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
         let rows = count / Swift.max(inFeatures, 1)
-        let result = Tensor(shape: Array(shape.dropLast()) + [outFeatures], dtype: dtype, zeroed: false)
         Kernels.gemm(
             transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures,
-            a: input, lda: inFeatures, b: matrix, ldb: inFeatures, into: result, ldc: outFeatures, accumulate: false)
-        return result.recording(.linear(self, weight: weight), inputs: self, weight)
+            a: input, lda: inFeatures, b: matrix, ldb: inFeatures, into: result, ldc: outFeatures, accumulate: accumulate)
     }
 }
 

@@ -97,4 +97,39 @@ final class MatmulGradientCheckTests: XCTestCase {
         let rows = randomTensor([3, 4], seed: 31)
         assertGradientCheckPasses([rows, weight], "linear 2-D input") { $0[0].linear($0[1]) }
     }
+
+    func testLinearAddingResidual() {
+        // residual (B=2, T=3, out=5) + x (B=2, T=3, in=4) · weight[5, 4]ᵀ.
+        let input = randomTensor([2, 3, 4], seed: 32), weight = randomTensor([5, 4], seed: 33)
+        let residual = randomTensor([2, 3, 5], seed: 34)
+        assertGradientCheckPasses([input, weight, residual], "linear adding a residual") { $0[0].linear($0[1], adding: $0[2]) }
+        // A residual that is a permuted view, copied through its strides.
+        let permuted = randomTensor([3, 2, 5], seed: 35)
+        assertGradientCheckPasses([input, weight, permuted], "linear adding a permuted residual") {
+            $0[0].linear($0[1], adding: $0[2].permuted([1, 0, 2]))
+        }
+        // The input as its own residual (a square weight): both gradients reach the one tensor.
+        let square = randomTensor([4, 4], seed: 36)
+        assertGradientCheckPasses([input, square], "linear adding its own input") { $0[0].linear($0[1], adding: $0[0]) }
+    }
+
+    /// In float32, at a size whose GEMM is split over the threads, the fused op gives the bits of
+    /// `residual + linear(weight)`, forward and backward: each output element is the residual
+    /// plus the same dot product, rounded once either way.
+    func testLinearAddingResidualMatchesTheComposedSum() {
+        func float32(_ shape: [Int], seed: UInt64) -> Tensor {
+            let tensor = randomTensor(shape, seed: seed).converted(to: .float32)
+            tensor.requiresGradient = true
+            return tensor
+        }
+        let x = float32([256, 64], seed: 37), weight = float32([96, 64], seed: 38), residual = float32([256, 96], seed: 39)
+        let cotangent = randomTensor([256, 96], seed: 40).converted(to: .float32)
+        let fused = x.linear(weight, adding: residual), composed = residual + x.linear(weight)
+        XCTAssertEqual(fused.floats, composed.floats)
+        let fusedGradients = gradients(of: (fused * cotangent).sum(), withRespectTo: [x, weight, residual])
+        let composedGradients = gradients(of: (composed * cotangent).sum(), withRespectTo: [x, weight, residual])
+        for (index, name) in ["x", "weight", "residual"].enumerated() {
+            XCTAssertEqual(fusedGradients[index].floats, composedGradients[index].floats, "gradient of \(name)")
+        }
+    }
 }
