@@ -89,9 +89,9 @@ extension Tensor {
     ///
     /// A tensor used by several ops collects one gradient from each. The sum is kept in place
     /// where the walk holds the only reference to it (`isExclusivelyHeld`): each further
-    /// gradient is added into it, and a projection (`linear`) adds its input's gradient into it
-    /// straight from its GEMM. Otherwise (a gradient one rule handed to two inputs, or a view
-    /// sharing storage with another) the sum is a new tensor.
+    /// gradient is added into it, and a projection (`linear`) or RMSNorm adds its input's
+    /// gradient into it straight from its own kernel. Otherwise (a gradient one rule handed to
+    /// two inputs, or a view sharing storage with another) the sum is a new tensor.
     static func propagate(
         from root: Tensor, seed: Tensor, stopAt targets: Set<ObjectIdentifier>,
         deliver: (_ tensor: Tensor, _ gradient: Tensor, _ exclusive: Bool) -> Void

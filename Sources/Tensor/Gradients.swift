@@ -6,7 +6,7 @@ extension Operation {
     /// (`accumulatingFirstInputInto`) instead of returning a new tensor.
     var acceptsFirstInputAccumulator: Bool {
         switch self {
-        case .linear, .residualLinear: return true
+        case .linear, .residualLinear, .rmsNorm: return true
         default: return false
         }
     }
@@ -116,7 +116,7 @@ extension Operation {
             return [Kernels.embeddingBackward(g, ids: ids, tableShape: table.shape)]
 
         case .rmsNorm(let x, let weight, let inverseRMS):
-            let (dx, dw) = Kernels.rmsNormBackward(input: x, weight: weight, inverseRMS: inverseRMS, gradient: g)
+            let (dx, dw) = Kernels.rmsNormBackward(input: x, weight: weight, inverseRMS: inverseRMS, gradient: g, accumulatingInto: accumulator)
             return [dx, dw]
 
         case .swiGLU(let gate, let up):

@@ -68,6 +68,29 @@ final class GradientSumTests: XCTestCase {
         XCTAssertTrue(report.passed, report.description)
     }
 
+    /// A decoder block's residual stream: x feeds RMSNorm and is the residual of the projection
+    /// after it. The walk reaches the projection first, so RMSNorm's backward adds x's gradient
+    /// into the sum the projection started (the output's gradient itself). In float32 that gives
+    /// the bits of the two gradients added afterwards; in float64 it passes the gradient check.
+    func testRMSNormAddsIntoTheResidualStreamsGradient() {
+        func float32(_ shape: [Int], seed: UInt64) -> Tensor {
+            let tensor = randomTensor(shape, seed: seed, in: -2...2).converted(to: .float32)
+            tensor.requiresGradient = true
+            return tensor
+        }
+        let x = float32([64, 48], seed: 1341), norm = float32([48], seed: 1342), weight = float32([48, 48], seed: 1343)
+        let cotangent = randomTensor([64, 48], seed: 1344).converted(to: .float32)
+        let block = x.rmsNormalized(weight: norm, epsilon: 1e-5).linear(weight, adding: x)
+        let summed = gradients(of: (block * cotangent).sum(), withRespectTo: [x])[0]
+        let throughNorm = gradients(of: (x.rmsNormalized(weight: norm, epsilon: 1e-5).linear(weight) * cotangent).sum(), withRespectTo: [x])[0]
+        XCTAssertEqual(summed.floats, withoutGradients { cotangent + throughNorm }.floats)
+
+        let report = GradientChecker().check([randomTensor([3, 5], seed: 1345), randomTensor([5], seed: 1346, in: 0.5...1.5), randomTensor([5, 5], seed: 1347)]) { inputs in
+            inputs[0].rmsNormalized(weight: inputs[1], epsilon: 1e-5).linear(inputs[2], adding: inputs[0]).tanh().sum()
+        }
+        XCTAssertTrue(report.passed, report.description)
+    }
+
     /// Two leaves given one gradient tensor (by an addition) each keep their own: adding to one
     /// of them later must leave the other as it was.
     func testLeavesSharingOneGradientGetSeparateTensors() {

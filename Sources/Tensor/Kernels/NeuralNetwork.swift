@@ -219,10 +219,13 @@ extension Kernels {
     }
 
     /// With r = 1/rms: dx_j = r·w_j·dy_j − x_j·r³/n · Σ_i dy_i w_i x_i;  dw_j = Σ_rows dy_j x_j r.
-    static func rmsNormBackward(input: Tensor, weight: Tensor, inverseRMS: Tensor, gradient: Tensor) -> (Tensor, Tensor) {
+    /// With `accumulator` (dense, of the input's shape), dx is added into it and it is returned:
+    /// the residual stream's gradient takes RMSNorm's share without a separate addition pass.
+    static func rmsNormBackward(input: Tensor, weight: Tensor, inverseRMS: Tensor, gradient: Tensor, accumulatingInto accumulator: Tensor? = nil) -> (Tensor, Tensor) {
         let x0 = input.materialized(), w0 = weight.materialized(), dy = gradient.materialized()
         let n = input.shape.last!, rows = input.count / n
-        let dxTensor = Tensor(shape: input.shape, dtype: input.dtype, zeroed: false)
+        let dxTensor = accumulator ?? Tensor(shape: input.shape, dtype: input.dtype, zeroed: false)
+        let adds = accumulator != nil
         let dwTensor = Tensor.zeros(weight.shape, dtype: weight.dtype)
         func run<T: TensorScalar & SIMDScalar>(_: T.Type) {
             let x = x0.pointer(T.self), w = w0.pointer(T.self), g = dy.pointer(T.self), r = inverseRMS.pointer(T.self)
@@ -241,7 +244,11 @@ extension Kernels {
                         let inverse = r[row]
                         for j in 0..<n { partial[j] += gr[j] * xr[j] * inverse }
                         let correction = weightedDot(gr, w, xr, n) * inverse * inverse * inverse / T(n)
-                        for j in 0..<n { dr[j] = inverse * w[j] * gr[j] - xr[j] * correction }
+                        if adds {
+                            for j in 0..<n { dr[j] += inverse * w[j] * gr[j] - xr[j] * correction }
+                        } else {
+                            for j in 0..<n { dr[j] = inverse * w[j] * gr[j] - xr[j] * correction }
+                        }
                     }
                 }
             }
