@@ -121,13 +121,13 @@ struct BenchmarkRunner {
                 current.policyDescription = "cold start, \(policies[current.size]!.steps!) SFT steps"
             }
             print("[\(index + 1)/\(cases.count)] \(current.title)…")
-            let output = try execute(current)
+            let output = try execute(current, probingPeakAt: peakSize)
             for result in output.results { print("    \(BenchmarkTable.headline(result))") }
             results += output.results
         }
 
         for position in results.indices {
-            guard let peak = peaks.first(where: { $0.threads == results[position].threads })?.gflops.max, peak > 0 else { continue }
+            guard let peak = results[position].sgemmPeakGFLOPS, peak > 0 else { continue }
             if let rate = results[position].modelGFLOPS { results[position].fractionOfPeak = rate / peak }
         }
         PerformanceTargets.apply(to: &results)
@@ -157,9 +157,13 @@ struct BenchmarkRunner {
     }
 
     /// Runs `benchmarkCase` here (resetting the peak first) or in a child process, after waiting
-    /// for the machine to idle if asked, and notes the CPU other processes took meanwhile.
-    func execute(_ benchmarkCase: BenchmarkCase) throws -> CaseOutput {
+    /// for the machine to idle if asked, and notes the CPU other processes took meanwhile. With
+    /// `peakSize`, probes the raw sgemm peak at the case's thread count just before and just
+    /// after it (`sgemm_peak_gflops`, the better of the two).
+    func execute(_ benchmarkCase: BenchmarkCase, probingPeakAt peakSize: Int? = nil) throws -> CaseOutput {
         waitForIdleMachine()
+        let probe = { peakSize.map { GemmCommand.peak(size: $0, threads: benchmarkCase.threads, repetitions: Self.peakProbeRounds).max } }
+        let before = probe()
         let account = CPUAccount.now()
         var output: CaseOutput
         if options.inProcess {
@@ -169,10 +173,18 @@ struct BenchmarkRunner {
             output = try ChildProcess.run(benchmarkCase)
         }
         let otherLoad = account.otherLoad()
-        for index in output.results.indices { output.results[index].otherLoad = otherLoad }
+        let after = probe()
+        for index in output.results.indices {
+            output.results[index].otherLoad = otherLoad
+            if let before, let after { output.results[index].sgemmPeakGFLOPS = Swift.max(before, after) }
+        }
         output.coldStart?.otherLoad = otherLoad
         return output
     }
+
+    /// Rounds per peak probe around a case: the better of two probes is 12 rounds in all, about
+    /// 1 s at two threads and 2 s at one on this machine.
+    static let peakProbeRounds = 6
 
     /// With `--wait-for-idle S`, waits up to S seconds until other processes use less than a
     /// tenth of a core over two seconds: other builds and runs share this machine.

@@ -103,6 +103,7 @@ enum BenchmarkTable {
     static func headline(_ result: BenchmarkResult) -> String {
         var text = "\(result.benchmark) \(caseName(result)) (\(result.config ?? "")): \(number(result.median)) \(result.unit) (min \(number(result.min)), max \(number(result.max)))"
         if let peak = result.peakRssMB { text += String(format: ", peak RSS %.0f MB", peak) }
+        if let peak = result.sgemmPeakGFLOPS { text += String(format: ", sgemm peak around it %.0f GFLOPS", peak) }
         if let calls = result.toolCallsPerTrajectory { text += String(format: ", %.2f tool calls/trajectory", calls) }
         if let calls = result.policyCallsPerRepetition, let rows = result.rowsPerPolicyCall {
             text += String(format: ", %.0f policy calls of %.1f sequences on average", calls, rows)
@@ -137,6 +138,7 @@ enum BenchmarkTable {
                 result.benchmark, result.config ?? "", "\(result.threads)", caseName(result),
                 number(result.median), "\(number(result.min))–\(number(result.max))", result.unit,
                 result.fractionOfPeak.map { String(format: "%.1f%%", $0 * 100) } ?? "",
+                result.fractionOfPeak == nil ? "" : result.sgemmPeakGFLOPS.map { String(format: "%.0f", $0) } ?? "",
                 result.gemmBoundTokensPerSecond.map(number) ?? "",
                 result.peakRssMB.map { String(format: "%.0f", $0) } ?? "",
                 result.toolCallsPerTrajectory.map { String(format: "%.2f", $0) } ?? "",
@@ -146,14 +148,14 @@ enum BenchmarkTable {
             ]
         }
         printTable(
-            header: ["benchmark", "config", "threads", "case", "median", "min–max", "unit", "of peak", "GEMM bound", "peak RSS MB", "calls/traj", "vs PyTorch", "other load", "target"],
+            header: ["benchmark", "config", "threads", "case", "median", "min–max", "unit", "of peak", "peak GFLOPS", "GEMM bound", "peak RSS MB", "calls/traj", "vs PyTorch", "other load", "target"],
             rows: rows)
         Swift.print("other load: cores other processes used during the benchmark (0 = idle machine)")
         if results.contains(where: { $0.gemmBoundTokensPerSecond != nil }) {
             Swift.print("GEMM bound: tokens/s if everything but the step's own GEMMs (replayed alone, split as the step splits them) took no time")
         }
-        for peak in peaks {
-            Swift.print(String(format: "of peak: model FLOP rate over the best raw sgemm %d³ round at %d thread%@ = %.1f GFLOPS", peak.size, peak.threads, peak.threads == 1 ? "" : "s", peak.gflops.max))
+        if let size = peaks.first?.size {
+            Swift.print("of peak: model FLOP rate over peak GFLOPS, the best raw sgemm \(size)³ round at the figure's thread count in probes just before and after it")
         }
     }
 }

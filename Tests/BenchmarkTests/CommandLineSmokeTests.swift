@@ -50,6 +50,10 @@ final class CommandLineSmokeTests: XCTestCase {
             XCTAssertGreaterThan(try XCTUnwrap(entry["peak_rss_mb"] as? Double), 0, "\(name).peak_rss_mb")
             if name != "train-memory" {
                 XCTAssertGreaterThan(try XCTUnwrap(entry["fraction_of_peak"] as? Double, "\(name).fraction_of_peak"), 0)
+                // The peak beside the figure, probed around it: the fraction divides by it.
+                let peak = try XCTUnwrap(entry["sgemm_peak_gflops"] as? Double, "\(name).sgemm_peak_gflops")
+                let rate = try XCTUnwrap(entry["model_gflops"] as? Double, "\(name).model_gflops")
+                XCTAssertEqual(entry["fraction_of_peak"] as? Double ?? 0, rate / peak, accuracy: 1e-9, "\(name): fraction_of_peak = model_gflops / sgemm_peak_gflops")
             }
         }
         for entry in byBenchmark["gemm"]! {
