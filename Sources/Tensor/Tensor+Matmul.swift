@@ -33,15 +33,24 @@ extension Tensor {
 
     /// `residual + self · weightᵀ`: a projection that ends a residual connection, as one op. The
     /// GEMM adds into a copy of the residual (beta = 1), so BLAS does not clear its output first
-    /// and no separate addition reads both tensors again. Each element is the residual plus the
-    /// GEMM's dot product, rounded once, as in `residual + linear(weight)`.
+    /// and no separate addition reads both tensors again. The bits are those of
+    /// `residual + linear(weight)`: each element is the residual plus the GEMM's dot product,
+    /// rounded once.
     public func linear(_ weight: Tensor, adding residual: Tensor) -> Tensor {
         let outputShape = linearOutputShape(weight)
         precondition(residual.shape == outputShape, "linear: residual \(residual.shape) does not match the output \(outputShape)")
         precondition(residual.dtype == dtype, "linear: residual dtype \(residual.dtype) differs from \(dtype)")
         let result = Tensor(shape: outputShape, dtype: dtype, zeroed: false)
-        Kernels.copy(from: residual, into: result)
-        project(weight, into: result, accumulate: true)
+        let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
+        if Kernels.splitsDepth(m: count / Swift.max(inFeatures, 1), n: outFeatures, k: inFeatures) {
+            // A product cut along k adds its second half into C last, so C must start at zero for
+            // the dot product to be complete before the residual is added.
+            project(weight, into: result, accumulate: false)
+            Kernels.accumulate(residual, into: result, destinationStrides: result.strides)
+        } else {
+            Kernels.copy(from: residual, into: result)
+            project(weight, into: result, accumulate: true)
+        }
         return result.recording(.residualLinear(self, weight: weight, residual: residual), inputs: self, weight, residual)
     }
 

@@ -113,23 +113,27 @@ final class MatmulGradientCheckTests: XCTestCase {
         assertGradientCheckPasses([input, square], "linear adding its own input") { $0[0].linear($0[1], adding: $0[0]) }
     }
 
-    /// In float32, at a size whose GEMM is split over the threads, the fused op gives the bits of
-    /// `residual + linear(weight)`, forward and backward: each output element is the residual
-    /// plus the same dot product, rounded once either way.
+    /// In float32 the fused op gives the bits of `residual + linear(weight)`, forward and
+    /// backward: each output element is the residual plus the same dot product, rounded once.
+    /// Checked where the GEMM is split over the threads by rows (256 × 96 × 64) and where it is
+    /// cut along k (16 × 32 × 2048), whose second half is added into C last.
     func testLinearAddingResidualMatchesTheComposedSum() {
         func float32(_ shape: [Int], seed: UInt64) -> Tensor {
             let tensor = randomTensor(shape, seed: seed).converted(to: .float32)
             tensor.requiresGradient = true
             return tensor
         }
-        let x = float32([256, 64], seed: 37), weight = float32([96, 64], seed: 38), residual = float32([256, 96], seed: 39)
-        let cotangent = randomTensor([256, 96], seed: 40).converted(to: .float32)
-        let fused = x.linear(weight, adding: residual), composed = residual + x.linear(weight)
-        XCTAssertEqual(fused.floats, composed.floats)
-        let fusedGradients = gradients(of: (fused * cotangent).sum(), withRespectTo: [x, weight, residual])
-        let composedGradients = gradients(of: (composed * cotangent).sum(), withRespectTo: [x, weight, residual])
-        for (index, name) in ["x", "weight", "residual"].enumerated() {
-            XCTAssertEqual(fusedGradients[index].floats, composedGradients[index].floats, "gradient of \(name)")
+        for (rows, outFeatures, inFeatures) in [(256, 96, 64), (16, 32, 2048)] {
+            let x = float32([rows, inFeatures], seed: 37), weight = float32([outFeatures, inFeatures], seed: 38)
+            let residual = float32([rows, outFeatures], seed: 39)
+            let cotangent = randomTensor([rows, outFeatures], seed: 40).converted(to: .float32)
+            let fused = x.linear(weight, adding: residual), composed = residual + x.linear(weight)
+            XCTAssertEqual(fused.floats, composed.floats, "\(rows) × \(outFeatures) × \(inFeatures)")
+            let fusedGradients = gradients(of: (fused * cotangent).sum(), withRespectTo: [x, weight, residual])
+            let composedGradients = gradients(of: (composed * cotangent).sum(), withRespectTo: [x, weight, residual])
+            for (index, name) in ["x", "weight", "residual"].enumerated() {
+                XCTAssertEqual(fusedGradients[index].floats, composedGradients[index].floats, "gradient of \(name), \(rows) × \(outFeatures) × \(inFeatures)")
+            }
         }
     }
 }
