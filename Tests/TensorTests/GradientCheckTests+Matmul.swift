@@ -118,14 +118,9 @@ final class MatmulGradientCheckTests: XCTestCase {
     /// Checked where the GEMM is split over the threads by rows (256 × 96 × 64) and where it is
     /// cut along k (16 × 32 × 2048), whose second half is added into C last.
     func testLinearAddingResidualMatchesTheComposedSum() {
-        func float32(_ shape: [Int], seed: UInt64) -> Tensor {
-            let tensor = randomTensor(shape, seed: seed).converted(to: .float32)
-            tensor.requiresGradient = true
-            return tensor
-        }
         for (rows, outFeatures, inFeatures) in [(256, 96, 64), (16, 32, 2048)] {
-            let x = float32([rows, inFeatures], seed: 37), weight = float32([outFeatures, inFeatures], seed: 38)
-            let residual = float32([rows, outFeatures], seed: 39)
+            let x = float32Leaf([rows, inFeatures], seed: 37), weight = float32Leaf([outFeatures, inFeatures], seed: 38)
+            let residual = float32Leaf([rows, outFeatures], seed: 39)
             let cotangent = randomTensor([rows, outFeatures], seed: 40).converted(to: .float32)
             let fused = x.linear(weight, adding: residual), composed = residual + x.linear(weight)
             XCTAssertEqual(fused.floats, composed.floats, "\(rows) × \(outFeatures) × \(inFeatures)")

@@ -73,12 +73,7 @@ final class GradientSumTests: XCTestCase {
     /// into the sum the projection started (the output's gradient itself). In float32 that gives
     /// the bits of the two gradients added afterwards; in float64 it passes the gradient check.
     func testRMSNormAddsIntoTheResidualStreamsGradient() {
-        func float32(_ shape: [Int], seed: UInt64) -> Tensor {
-            let tensor = randomTensor(shape, seed: seed, in: -2...2).converted(to: .float32)
-            tensor.requiresGradient = true
-            return tensor
-        }
-        let x = float32([64, 48], seed: 1341), norm = float32([48], seed: 1342), weight = float32([48, 48], seed: 1343)
+        let x = float32Leaf([64, 48], seed: 1341, in: -2...2), norm = float32Leaf([48], seed: 1342, in: -2...2), weight = float32Leaf([48, 48], seed: 1343, in: -2...2)
         let cotangent = randomTensor([64, 48], seed: 1344).converted(to: .float32)
         let block = x.rmsNormalized(weight: norm, epsilon: 1e-5).linear(weight, adding: x)
         let summed = gradients(of: (block * cotangent).sum(), withRespectTo: [x])[0]

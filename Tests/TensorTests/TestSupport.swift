@@ -10,6 +10,13 @@ func randomTensor(_ shape: [Int], seed: UInt64, in range: ClosedRange<Double> = 
     return Tensor.uniform(shape, low: range.lowerBound, high: range.upperBound, dtype: .float64, generator: &generator)
 }
 
+/// `randomTensor` converted to float32, as a leaf that records its gradient.
+func float32Leaf(_ shape: [Int], seed: UInt64, in range: ClosedRange<Double> = -1...1) -> Tensor {
+    let tensor = randomTensor(shape, seed: seed, in: range).converted(to: .float32)
+    tensor.requiresGradient = true
+    return tensor
+}
+
 /// A float64 tensor whose elements have random signs and magnitudes in `magnitudes`, so that no
 /// element sits within a central-difference step of a kink at zero (relu, abs).
 func randomTensorAwayFromZero(_ shape: [Int], seed: UInt64, magnitudes: ClosedRange<Double> = 0.1...1) -> Tensor {

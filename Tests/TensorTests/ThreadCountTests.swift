@@ -29,19 +29,13 @@ final class ThreadCountTests: XCTestCase {
         }
     }
 
-    private func floatTensor(_ shape: [Int], seed: UInt64, in range: ClosedRange<Double> = -1...1) -> Tensor {
-        let tensor = randomTensor(shape, seed: seed, in: range).converted(to: .float32)
-        tensor.requiresGradient = true
-        return tensor
-    }
-
     func testElementwiseAndNormalisationKernels() {
         // (B, T, C) = (4, 128, 96): 49k elements per tensor.
         assertIdenticalAcrossThreadCounts("elementwise") {
-            let x = floatTensor([4, 128, 96], seed: 801, in: -3...3)
-            let y = floatTensor([4, 128, 96], seed: 802)
-            let rowScale = floatTensor([4, 128, 1], seed: 803)
-            let weight = floatTensor([96], seed: 804, in: 0.5...1.5)
+            let x = float32Leaf([4, 128, 96], seed: 801, in: -3...3)
+            let y = float32Leaf([4, 128, 96], seed: 802)
+            let rowScale = float32Leaf([4, 128, 1], seed: 803)
+            let weight = float32Leaf([96], seed: 804, in: 0.5...1.5)
             let normed = x.rmsNormalized(weight: weight, epsilon: 1e-6)
             let mixed = (normed.silu() * y + rowScale).exp() - x.sigmoid() / (y * y + 1) + Tensor.swiGLU(gate: x, up: normed)
             let logProbabilities = mixed.logSoftmax()
@@ -59,7 +53,7 @@ final class ThreadCountTests: XCTestCase {
         let ids = (0..<(2 * 130)).map { ($0 * 37) % 50 }
         let rotary = RotaryEmbedding(headDimension: 16, maxPositions: 130)
         assertIdenticalAcrossThreadCounts("attention") {
-            let table = floatTensor([50, 128], seed: 811)
+            let table = float32Leaf([50, 128], seed: 811)
             let hidden = table.embedding(ids, shape: [2, 130])  // (B, T, 128)
             let query = hidden.reshaped([2, 130, 8, 16]).sliced(axis: 2, 0..<4)
                 .rotaryEmbedded(rotary, positions: Array(0..<130))
