@@ -28,8 +28,9 @@ struct BenchmarkResult: Codable {
     var fractionOfPeak: Double?
     /// The raw sgemm peak beside this figure: the best round of two probes at its thread count,
     /// one just before the benchmark and one just after. The host's speed drifts within a run
-    /// (the run-start peak once gave a 73% "fraction" that the same code measures at 55%), so
-    /// each figure is set beside the machine as it was around it.
+    /// (in three runs the start-of-run peak at two threads was 154–183 GFLOPS while the probes
+    /// around single cases found 169–239), so each figure is set beside the machine as it was
+    /// around it.
     var sgemmPeakGFLOPS: Double?
     var parameters: Int?
     var tokensPerRepetition: Double?
