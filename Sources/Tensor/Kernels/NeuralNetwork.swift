@@ -264,24 +264,6 @@ extension Kernels {
         return (dxTensor, dwTensor)
     }
 
-    /// Σ a[i]·b[i]·c[i], in SIMD lanes like `dot`.
-    @inline(__always)
-    static func weightedDot<T: TensorScalar & SIMDScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafePointer<T>, _ n: Int) -> T {
-        var s0 = SIMD8<T>(), s1 = SIMD8<T>()
-        var i = 0
-        while i + 16 <= n {
-            s0 += load(a + i) * load(b + i) * load(c + i)
-            s1 += load(a + i + 8) * load(b + i + 8) * load(c + i + 8)
-            i += 16
-        }
-        var tail = T.zero
-        while i < n {
-            tail += a[i] * b[i] * c[i]
-            i += 1
-        }
-        return (s0 + s1).sum() + tail
-    }
-
     // MARK: SwiGLU
 
     /// y = silu(g)·u = g·σ(g)·u.
