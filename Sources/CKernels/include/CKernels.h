@@ -86,6 +86,27 @@ void ck_attention_softmax_row(int visible, int width, float *row);
 /// ds = p ∘ (ds − Σ p ∘ ds). Requires `ck_has_avx512()`.
 void ck_attention_softmax_backward_row(int n, const float *p, float *ds);
 
+/// Floats of scratch `ck_attention_forward` and `ck_attention_backward` need for these sizes.
+size_t ck_attention_scratch_count(int tq, int tk, int d);
+
+/// Causal attention of one (batch row, key head) unit and its `group` query heads,
+/// `Kernels.attention`'s float32 path. Query row i sees keys 0 ..< clamp(offset + i + 1, 0,
+/// length). Query rows go in tiles of 8 from row 0, and each tile's products stop at the last key
+/// its last row sees (the tile's extent).
+/// - q, o: the group's first query head, (tq × d) with row stride ldq, the next head d floats on;
+///   k, v: (tk × d), row stride ldk.
+/// - p: the group's first head's probabilities softmax(scale · q kᵀ) (tq × tk), the next head
+///   tq · tk floats on; null when they are not kept. Row i is written up to its tile's extent
+///   rounded up to a multiple of 8 (at most tk), zero past the keys it sees, and not beyond: the
+///   backward pass reads no further.
+/// - scratch: `ck_attention_scratch_count(tq, tk, d)` floats.
+/// Requires `ck_has_avx512()`.
+void ck_attention_forward(int tq, int tk, int group, int d, float scale, int offset, int length, const float *q, ptrdiff_t ldq, const float *k, const float *v, ptrdiff_t ldk, float *o, float *p, float *scratch);
+
+/// Its backward, given p from the forward and dout (laid out as q): writes dq (as q) and dk, dv
+/// (as k), summed over the group. Requires `ck_has_avx512()`.
+void ck_attention_backward(int tq, int tk, int group, int d, float scale, int offset, int length, const float *q, ptrdiff_t ldq, const float *k, const float *v, ptrdiff_t ldk, const float *p, const float *dout, float *dq, float *dk, float *dv, float *scratch);
+
 /// A chunk of a parallel region: `chunk` in 0 ..< chunks.
 typedef void (*ck_chunk_fn)(void *context, int chunk);
 

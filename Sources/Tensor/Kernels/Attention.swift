@@ -1,10 +1,18 @@
 import CKernels
 
 extension Kernels {
-    /// Query rows per block in attention. Causal masking means a block of queries sees only the
-    /// keys up to its last row's position, so each block's GEMMs stop there: at T = 256 the score
-    /// and gradient GEMMs do 10/16 of the full T × T work.
+    /// Query rows per block in attention's BLAS path. Causal masking means a block of queries sees
+    /// only the keys up to its last row's position, so each block's GEMMs stop there: at T = 256
+    /// the score and gradient GEMMs do 10/16 of the full T × T work.
     static let attentionQueryBlock = 64
+
+    /// Whether attention of this dtype runs in the AVX-512 kernels of `TrainingAttention.c`
+    /// (float32 on a CPU with AVX-512) rather than through BLAS. The forward and the backward pass
+    /// decide alike, so the backward reads the probabilities as its forward laid them out.
+    @inline(__always)
+    static func usesAttentionKernels(_ dtype: DType) -> Bool {
+        dtype == .float32 && useAVX512
+    }
 
     /// Runs `body(b, kvHead)` for every (batch row, key head) pair, split over the kernel threads;
     /// the small GEMMs inside each run on that unit's thread (`gemmThreads` is 1 there). The
@@ -15,15 +23,42 @@ extension Kernels {
         parallelFor(units, workPerItem: work / Swift.max(units, 1)) { range in body(range) }
     }
 
-    /// Causal attention, one (batch row, head) at a time: S = scale·Q Kᵀ (BLAS, strided views of
-    /// the (B, T, H, D) layout, no copies), masked row softmax, O = P V, computed in blocks of
-    /// query rows that each stop at the last key they can see. Saves P when `probabilities` is
-    /// given: each block's rows up to the block's last visible key, zero where masked; the
-    /// backward pass reads no further, so the columns past it are never written.
+    /// Causal attention: S = scale·Q Kᵀ, masked row softmax, O = P V, one (batch row, key head)
+    /// unit per thread at a time. Saves P when `probabilities` is given. Float32 on AVX-512 runs in
+    /// `ck_attention_forward` (see `usesAttentionKernels`); otherwise each head goes through BLAS
+    /// (strided views of the (B, T, H, D) layout, no copies) in blocks of query rows that each stop
+    /// at the last key they can see, and saves each block's rows of P up to the block's last
+    /// visible key, zero where masked; the backward pass reads no further, so the columns past it
+    /// are never written.
     static func attention(_ query: Tensor, _ key: Tensor, _ value: Tensor, _ g: AttentionGeometry, into result: Tensor, probabilities: Tensor?) {
+        if usesAttentionKernels(query.dtype) {
+            attentionKernels(query, key, value, g, into: result, probabilities: probabilities)
+            return
+        }
         switch query.dtype {
         case .float32: attention(Float.self, query, key, value, g, into: result, probabilities: probabilities)
         case .float64: attention(Double.self, query, key, value, g, into: result, probabilities: probabilities)
+        }
+    }
+
+    /// `attention` for float32 through `ck_attention_forward`, one (batch row, key head) unit at a
+    /// time.
+    private static func attentionKernels(_ query: Tensor, _ key: Tensor, _ value: Tensor, _ g: AttentionGeometry, into result: Tensor, probabilities: Tensor?) {
+        let (tq, tk, h, hkv, d) = (g.queryLength, g.keyLength, g.heads, g.keyHeads, g.headDimension)
+        let group = h / hkv
+        let q = query.pointer(Float.self), k = key.pointer(Float.self), v = value.pointer(Float.self), o = result.pointer(Float.self)
+        let saved = probabilities?.pointer(Float.self)
+        forEachKeyHead(g) { units in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: ck_attention_scratch_count(Int32(tq), Int32(tk), Int32(d)))
+            defer { scratch.deallocate() }
+            for unit in units {
+                let b = unit / hkv, kvHead = unit % hkv
+                let qOffset = b * tq * h * d + kvHead * group * d, kvOffset = b * tk * hkv * d + kvHead * d
+                ck_attention_forward(
+                    Int32(tq), Int32(tk), Int32(group), Int32(d), Float(g.scale), Int32(g.queryOffsets[b]), Int32(g.keyLengths[b]),
+                    q + qOffset, h * d, k + kvOffset, v + kvOffset, hkv * d, o + qOffset,
+                    saved.map { $0 + (b * h + kvHead * group) * tq * tk }, scratch)
+            }
         }
     }
 
@@ -93,8 +128,9 @@ extension Kernels {
         for j in 0..<n { ds[j] = p[j] * (ds[j] - dot) }
     }
 
-    /// dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ∘ (dP − rowsum(dP ∘ P));  dQ = scale·dS K;  dK = scale·dSᵀ Q,
-    /// in the forward's blocks of query rows, each stopping at its last visible key.
+    /// dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ∘ (dP − rowsum(dP ∘ P));  dQ = scale·dS K;  dK = scale·dSᵀ Q:
+    /// in `ck_attention_backward` where the forward used the kernels, else through BLAS in the
+    /// forward's blocks of query rows, each stopping at its last visible key.
     static func attentionBackward(query: Tensor, key: Tensor, value: Tensor, probabilities: Tensor, geometry g: AttentionGeometry, gradient: Tensor) -> (Tensor, Tensor, Tensor) {
         let q0 = query.materialized(), k0 = key.materialized(), v0 = value.materialized(), dO = gradient.materialized()
         let dQ = Tensor(shape: query.shape, dtype: query.dtype, zeroed: false)
@@ -102,6 +138,10 @@ extension Kernels {
         // head) slice first, on its own thread, instead of one serial memset of both.
         let dK = Tensor(shape: key.shape, dtype: key.dtype, zeroed: false)
         let dV = Tensor(shape: value.shape, dtype: value.dtype, zeroed: false)
+        if usesAttentionKernels(query.dtype) {
+            attentionBackwardKernels(query: q0, key: k0, value: v0, probabilities: probabilities, geometry: g, gradient: dO, into: (dQ, dK, dV))
+            return (dQ, dK, dV)
+        }
         func run<T: TensorScalar>(_: T.Type) {
             let (tq, tk, h, hkv, d) = (g.queryLength, g.keyLength, g.heads, g.keyHeads, g.headDimension)
             let group = h / hkv
@@ -145,5 +185,27 @@ extension Kernels {
         case .float64: run(Double.self)
         }
         return (dQ, dK, dV)
+    }
+
+    /// `attentionBackward` for float32 through `ck_attention_backward`, one (batch row, key head)
+    /// unit at a time.
+    private static func attentionBackwardKernels(query: Tensor, key: Tensor, value: Tensor, probabilities: Tensor, geometry g: AttentionGeometry, gradient: Tensor, into gradients: (Tensor, Tensor, Tensor)) {
+        let (tq, tk, h, hkv, d) = (g.queryLength, g.keyLength, g.heads, g.keyHeads, g.headDimension)
+        let group = h / hkv
+        let q = query.pointer(Float.self), k = key.pointer(Float.self), v = value.pointer(Float.self), go = gradient.pointer(Float.self)
+        let dq = gradients.0.pointer(Float.self), dk = gradients.1.pointer(Float.self), dv = gradients.2.pointer(Float.self)
+        let p = probabilities.pointer(Float.self)
+        forEachKeyHead(g) { units in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: ck_attention_scratch_count(Int32(tq), Int32(tk), Int32(d)))
+            defer { scratch.deallocate() }
+            for unit in units {
+                let b = unit / hkv, kvHead = unit % hkv
+                let qOffset = b * tq * h * d + kvHead * group * d, kvOffset = b * tk * hkv * d + kvHead * d
+                ck_attention_backward(
+                    Int32(tq), Int32(tk), Int32(group), Int32(d), Float(g.scale), Int32(g.queryOffsets[b]), Int32(g.keyLengths[b]),
+                    q + qOffset, h * d, k + kvOffset, v + kvOffset, hkv * d, p + (b * h + kvHead * group) * tq * tk, go + qOffset,
+                    dq + qOffset, dk + kvOffset, dv + kvOffset, scratch)
+            }
+        }
     }
 }
