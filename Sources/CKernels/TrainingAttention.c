@@ -15,9 +15,9 @@
 // once: Kᵀ and V in the forward, K and Vᵀ in the backward, and dO and Q per head for the
 // key-side products.
 //
-// Query rows go in tiles of 8, and each tile's products stop at the last key its last row sees,
-// so the causal triangle is computed to within 8 keys instead of to within a 64-row block (at
-// T = 256, 52% of the full square instead of 62.5%). dK and dV go key tile by key tile, each tile
+// Query rows go in tiles of 8, and each tile's products stop at the last key its last row sees:
+// at T = 256, P V, dS K, Pᵀ dO and dSᵀ Q do 52% of the full square's work instead of the 62.5% of
+// 64-row blocks, and Q Kᵀ and dO Vᵀ, whose last 32-column chunk runs whole under a mask, 56%. dK and dV go key tile by key tile, each tile
 // summing over the query rows that see it. Each element of C is one fused multiply-add chain in
 // order, so a unit's result does not depend on the thread that computes it.
 
