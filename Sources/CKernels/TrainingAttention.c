@@ -162,13 +162,6 @@ static inline int written_width(int tq, int tk, int offset, int length, int i) {
     return min_int(width, tk);
 }
 
-// Asks for `rows` rows of `count` floats into L1 ahead of use: the next row tile's operands,
-// which come from memory (the forward wrote P long before the backward reads it).
-static inline CK_AVX512 __attribute__((always_inline)) void prefetch_rows(const float *a, ptrdiff_t lda, int rows, int count) {
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < count; j += 16) _mm_prefetch((const char *)(a + (ptrdiff_t)r * lda + j), _MM_HINT_T0);
-}
-
 size_t ck_attention_scratch_count(int tq, int tk, int d) {
     const size_t keys = (size_t)panel_columns(tk), width = (size_t)panel_columns(d);
     const size_t forward = (size_t)d * keys + (size_t)tk * width + (size_t)tq * tk;
@@ -182,7 +175,6 @@ static CK_AVX512 void head_forward(int tq, int tk, int d, float scale, int offse
     for (int i = 0; i < tq; i += 8) {
         const int rows = min_int(tq - i, 8);
         const int extent = TILE_EXTENT(i + rows - 1), width = written_width(tq, tk, offset, length, i);
-        if (i + 8 < tq) prefetch_rows(q + (ptrdiff_t)(i + 8) * ldq, ldq, min_int(tq - i - 8, 8), d);
         float *scores = p + (ptrdiff_t)i * tk;
         tile_to_extent(rows, d, extent, scale, q + (ptrdiff_t)i * ldq, ldq, keys_t, scores, tk);
         for (int r = 0; r < rows; r++) {
@@ -217,11 +209,6 @@ CK_AVX512 void ck_attention_backward(int tq, int tk, int group, int d, float sca
         for (int i = 0; i < tq; i += 8) {
             const int rows = min_int(tq - i, 8);
             const int extent = TILE_EXTENT(i + rows - 1), written = written_width(tq, tk, offset, length, i);
-            if (i + 8 < tq) {
-                const int next = min_int(tq - i - 8, 8);
-                prefetch_rows(doh + (ptrdiff_t)(i + 8) * ldq, ldq, next, d);
-                prefetch_rows(ph + (ptrdiff_t)(i + 8) * tk, tk, next, written_width(tq, tk, offset, length, i + 8));
-            }
             float *rowsOfDS = ds + (ptrdiff_t)i * tk;
             tile_to_extent(rows, d, extent, 1.0f, doh + (ptrdiff_t)i * ldq, ldq, values_t, rowsOfDS, tk);
             for (int r = 0; r < rows; r++) {
