@@ -41,24 +41,46 @@ extension Kernels {
         }
     }
 
-    /// `attention` for float32 through `ck_attention_forward`, one (batch row, key head) unit at a
-    /// time.
-    private static func attentionKernels(_ query: Tensor, _ key: Tensor, _ value: Tensor, _ g: AttentionGeometry, into result: Tensor, probabilities: Tensor?) {
+    /// One (batch row, key head) unit of the float32 kernels: sizes and mask as the C kernels take
+    /// them, and where the unit's data starts.
+    private struct KernelUnit {
+        let queryLength, keyLength, group, headDimension: Int32
+        let scale: Float
+        /// The batch row's mask: its first query's position and its key length.
+        let maskOffset, maskLength: Int32
+        /// Offsets of the unit's first query head in (B, Tq, H, D), of its key head in
+        /// (B, Tk, Hkv, D), and of its first query head's probabilities in (B, H, Tq, Tk).
+        let query, keyValue, probabilities: Int
+    }
+
+    /// Runs `body` for every unit on the threads (`forEachKeyHead`), each thread with its own
+    /// scratch of `ck_attention_scratch_count` floats.
+    private static func forEachKernelUnit(_ g: AttentionGeometry, _ body: (KernelUnit, UnsafeMutablePointer<Float>) -> Void) {
         let (tq, tk, h, hkv, d) = (g.queryLength, g.keyLength, g.heads, g.keyHeads, g.headDimension)
         let group = h / hkv
-        let q = query.pointer(Float.self), k = key.pointer(Float.self), v = value.pointer(Float.self), o = result.pointer(Float.self)
-        let saved = probabilities?.pointer(Float.self)
         forEachKeyHead(g) { units in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: ck_attention_scratch_count(Int32(tq), Int32(tk), Int32(d)))
             defer { scratch.deallocate() }
             for unit in units {
                 let b = unit / hkv, kvHead = unit % hkv
-                let qOffset = b * tq * h * d + kvHead * group * d, kvOffset = b * tk * hkv * d + kvHead * d
-                ck_attention_forward(
-                    Int32(tq), Int32(tk), Int32(group), Int32(d), Float(g.scale), Int32(g.queryOffsets[b]), Int32(g.keyLengths[b]),
-                    q + qOffset, h * d, k + kvOffset, v + kvOffset, hkv * d, o + qOffset,
-                    saved.map { $0 + (b * h + kvHead * group) * tq * tk }, scratch)
+                body(KernelUnit(
+                    queryLength: Int32(tq), keyLength: Int32(tk), group: Int32(group), headDimension: Int32(d), scale: Float(g.scale),
+                    maskOffset: Int32(g.queryOffsets[b]), maskLength: Int32(g.keyLengths[b]),
+                    query: b * tq * h * d + kvHead * group * d, keyValue: b * tk * hkv * d + kvHead * d,
+                    probabilities: (b * h + kvHead * group) * tq * tk), scratch)
             }
+        }
+    }
+
+    /// `attention` for float32 through `ck_attention_forward`.
+    private static func attentionKernels(_ query: Tensor, _ key: Tensor, _ value: Tensor, _ g: AttentionGeometry, into result: Tensor, probabilities: Tensor?) {
+        let q = query.pointer(Float.self), k = key.pointer(Float.self), v = value.pointer(Float.self), o = result.pointer(Float.self)
+        let saved = probabilities?.pointer(Float.self)
+        forEachKernelUnit(g) { u, scratch in
+            ck_attention_forward(
+                u.queryLength, u.keyLength, u.group, u.headDimension, u.scale, u.maskOffset, u.maskLength,
+                q + u.query, g.heads * g.headDimension, k + u.keyValue, v + u.keyValue, g.keyHeads * g.headDimension, o + u.query,
+                saved.map { $0 + u.probabilities }, scratch)
         }
     }
 
@@ -187,25 +209,16 @@ extension Kernels {
         return (dQ, dK, dV)
     }
 
-    /// `attentionBackward` for float32 through `ck_attention_backward`, one (batch row, key head)
-    /// unit at a time.
+    /// `attentionBackward` for float32 through `ck_attention_backward`.
     private static func attentionBackwardKernels(query: Tensor, key: Tensor, value: Tensor, probabilities: Tensor, geometry g: AttentionGeometry, gradient: Tensor, into gradients: (Tensor, Tensor, Tensor)) {
-        let (tq, tk, h, hkv, d) = (g.queryLength, g.keyLength, g.heads, g.keyHeads, g.headDimension)
-        let group = h / hkv
         let q = query.pointer(Float.self), k = key.pointer(Float.self), v = value.pointer(Float.self), go = gradient.pointer(Float.self)
         let dq = gradients.0.pointer(Float.self), dk = gradients.1.pointer(Float.self), dv = gradients.2.pointer(Float.self)
         let p = probabilities.pointer(Float.self)
-        forEachKeyHead(g) { units in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: ck_attention_scratch_count(Int32(tq), Int32(tk), Int32(d)))
-            defer { scratch.deallocate() }
-            for unit in units {
-                let b = unit / hkv, kvHead = unit % hkv
-                let qOffset = b * tq * h * d + kvHead * group * d, kvOffset = b * tk * hkv * d + kvHead * d
-                ck_attention_backward(
-                    Int32(tq), Int32(tk), Int32(group), Int32(d), Float(g.scale), Int32(g.queryOffsets[b]), Int32(g.keyLengths[b]),
-                    q + qOffset, h * d, k + kvOffset, v + kvOffset, hkv * d, p + (b * h + kvHead * group) * tq * tk, go + qOffset,
-                    dq + qOffset, dk + kvOffset, dv + kvOffset, scratch)
-            }
+        forEachKernelUnit(g) { u, scratch in
+            ck_attention_backward(
+                u.queryLength, u.keyLength, u.group, u.headDimension, u.scale, u.maskOffset, u.maskLength,
+                q + u.query, g.heads * g.headDimension, k + u.keyValue, v + u.keyValue, g.keyHeads * g.headDimension,
+                p + u.probabilities, go + u.query, dq + u.query, dk + u.keyValue, dv + u.keyValue, scratch)
         }
     }
 }
