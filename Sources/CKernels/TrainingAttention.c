@@ -85,10 +85,12 @@ static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int panel_columns(int n) { return (n + 31) & ~31; }
 
 // dst: the 32-column panels of src (rows × n, row stride ld): panel p holds columns
-// 32p ..< 32p + 32 as rows × 32 contiguous floats, zero past column n.
+// 32p ..< 32p + 32 as rows × 32 contiguous floats, zero past column n. The layout of
+// `ck_pack_panels`, whose plain C (any CPU, run once per weight change) took about twice as long
+// here, where each unit packs four operands.
 static CK_AVX512 void pack_rows(int rows, int n, const float *src, ptrdiff_t ld, float *dst) {
     for (int j = 0; j < n; j += 32) {
-        const __mmask16 mask0 = tail_mask(n - j), mask1 = n - j > 16 ? tail_mask(n - j - 16) : 0;
+        const __mmask16 mask0 = tail_mask(n - j), mask1 = tail_mask(n - j - 16);
         float *panel = dst + (ptrdiff_t)j * rows;
         for (int r = 0; r < rows; r++) {
             const float *row = src + (ptrdiff_t)r * ld + j;
@@ -117,7 +119,7 @@ static CK_AVX512 void pack_transposed(int rows, int d, const float *src, ptrdiff
 static inline CK_AVX512 __attribute__((always_inline)) void tile_to_extent(int rows, int k, int extent, float alpha, const float *a, ptrdiff_t lda, const float *panels, float *c, ptrdiff_t ldc) {
     for (int j = 0; j < extent; j += 32) {
         const int columns = extent - j;
-        const __mmask16 mask0 = tail_mask(columns), mask1 = columns > 16 ? tail_mask(columns - 16) : 0;
+        const __mmask16 mask0 = tail_mask(columns), mask1 = tail_mask(columns - 16);
         tile_rows_store(rows, k, alpha, a, lda, 1, panels + (ptrdiff_t)j * k, 32, c + j, ldc, mask0, mask1);
     }
 }
@@ -127,7 +129,7 @@ static inline CK_AVX512 __attribute__((always_inline)) void tile_to_extent(int r
 static inline CK_AVX512 __attribute__((always_inline)) void tile_over_extent(int rows, int n, int height, int extent, float alpha, const float *a, ptrdiff_t lda, const float *panels, float *c, ptrdiff_t ldc) {
     for (int j = 0; j < n; j += 32) {
         const int columns = n - j;
-        const __mmask16 mask0 = tail_mask(columns), mask1 = columns > 16 ? tail_mask(columns - 16) : 0;
+        const __mmask16 mask0 = tail_mask(columns), mask1 = tail_mask(columns - 16);
         tile_rows_store(rows, extent, alpha, a, lda, 1, panels + (ptrdiff_t)j * height, 32, c + j, ldc, mask0, mask1);
     }
 }
@@ -141,7 +143,7 @@ static CK_AVX512 void product_by_keys(int accumulate, int tq, int tk, int n, int
     const int seen = keys < offset + tq ? keys : (offset + tq > 0 ? offset + tq : 0);  // keys some query sees
     for (int col = 0; col < n; col += 32) {
         const int columns = n - col;
-        const __mmask16 mask0 = tail_mask(columns), mask1 = columns > 16 ? tail_mask(columns - 16) : 0;
+        const __mmask16 mask0 = tail_mask(columns), mask1 = tail_mask(columns - 16);
         const float *panel = panels + (ptrdiff_t)col * tq;
         for (int j = 0; j < seen; j += 8) {
             const int first = j - offset > 0 ? j - offset : 0;

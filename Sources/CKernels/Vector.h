@@ -26,8 +26,11 @@ static inline CK_AVX512 __attribute__((always_inline)) __m512 exp16(__m512 x) {
     return _mm512_scalef_ps(y, n);
 }
 
+// The lanes of a 16-lane vector that hold one of `remaining` elements: all 16 from 16 on, none
+// at 0 or below (the upper half of a 32-column chunk narrower than 16).
 static inline __mmask16 tail_mask(int remaining) {
-    return remaining >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << remaining) - 1);
+    if (remaining >= 16) return (__mmask16)0xFFFF;
+    return remaining > 0 ? (__mmask16)((1u << remaining) - 1) : (__mmask16)0;
 }
 
 // A softmax's exponentials: x[i] = e^(x[i] − shift) in place for i < n; returns the 16 lane
