@@ -143,25 +143,8 @@ final class AttentionReferenceTests: XCTestCase {
     func testFloat32ForwardAndGradientsMatchFloat64AcrossBlocks() {
         // Three query blocks, rows of every width from 1 to 130 (whole vectors and tails of the
         // AVX-512 row kernels), a ragged key length, 4 query heads on 2 key heads.
-        let (batch, length, heads, keyHeads, d) = (2, 130, 4, 2, 16)
-        let mask = AttentionMask(queryOffsets: [0, 0], keyLengths: [130, 97])
-        let query = randomTensor([batch, length, heads, d], seed: 661, in: -2...2)
-        let key = randomTensor([batch, length, keyHeads, d], seed: 662, in: -2...2)
-        let value = randomTensor([batch, length, keyHeads, d], seed: 663)
-        let cotangent = randomTensor([batch, length, heads, d], seed: 664)
-        func run(_ dtype: DType) -> [[Double]] {
-            let inputs = [query, key, value].map { tensor -> Tensor in
-                let converted = tensor.converted(to: dtype)
-                converted.requiresGradient = true
-                return converted
-            }
-            let output = Tensor.scaledDotProductAttention(query: inputs[0], key: inputs[1], value: inputs[2], mask: mask)
-            let loss = (output * cotangent.converted(to: dtype)).sum()
-            return [output.doubles] + gradients(of: loss, withRespectTo: inputs).map(\.doubles)
-        }
-        let reference = run(.float64), single = run(.float32)
-        for (index, name) in ["output", "dQ", "dK", "dV"].enumerated() {
-            assertClose(single[index], reference[index], absoluteTolerance: 2e-5, relativeTolerance: 1e-4, name)
-        }
+        assertAttentionFloat32MatchesFloat64(
+            batch: 2, queryLength: 130, keyLength: 130, heads: 4, keyHeads: 2, headDimension: 16,
+            mask: AttentionMask(queryOffsets: [0, 0], keyLengths: [130, 97]), seed: 661)
     }
 }
