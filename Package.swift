@@ -79,6 +79,6 @@ let package = Package(
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ARPO", "Policy", "ToolEnv", "Tensor"]),
         .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor"]),
-        .testTarget(name: "BenchmarkTests", dependencies: ["arpo-bench"]),
+        .testTarget(name: "BenchmarkTests", dependencies: ["arpo-bench", "Tensor"]),
     ]
 )

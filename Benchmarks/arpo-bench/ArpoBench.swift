@@ -55,6 +55,9 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .long, help: "Before each benchmark, wait up to this many seconds for other processes to leave the CPUs idle.")
     var waitForIdle: Double = 0
 
+    @Option(name: .long, help: "Float32 matmul precision of the forward and train figures: highest (float32 BLAS), high (bfloat16 ×3 on AMX) or medium (bfloat16 on AMX); repeatable; default: highest.")
+    var matmulPrecision: [MatmulPrecision] = []
+
     @Flag(name: .long, help: .hidden)
     var inProcess = false
 
@@ -69,8 +72,16 @@ struct CommonOptions: ParsableArguments {
     var threadCounts: [Int] { threads.isEmpty ? [1, 2] : threads }
     var sizes: [ReferenceSize] { config.isEmpty ? [.small, .base] : config }
 
-    /// One case of `kind` per size and thread count.
+    /// One case of `kind` per size and thread count, and for the model's own products (forward,
+    /// train) per matmul precision.
     func cases(_ kind: BenchmarkCase.Kind, steps: Int? = nil) -> [BenchmarkCase] {
-        sizes.flatMap { size in threadCounts.map { BenchmarkCase(kind: kind, size: size, threads: $0, repetitions: repetitions, steps: steps) } }
+        let precisions: [MatmulPrecision?] = [.forward, .train, .trainMemory].contains(kind) ? (matmulPrecision.isEmpty ? [.highest] : matmulPrecision) : [nil]
+        return sizes.flatMap { size in
+            threadCounts.flatMap { threads in
+                precisions.map { BenchmarkCase(kind: kind, size: size, threads: threads, repetitions: repetitions, matmulPrecision: $0, steps: steps) }
+            }
+        }
     }
 }
+
+extension MatmulPrecision: ExpressibleByArgument {}

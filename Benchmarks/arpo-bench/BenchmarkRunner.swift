@@ -15,6 +15,8 @@ struct BenchmarkCase: Codable {
     var size: ReferenceSize
     var threads: Int
     var repetitions: Int
+    /// forward, train and train-memory: float32 matmul precision (nil: highest).
+    var matmulPrecision: MatmulPrecision? = nil
     /// gemm: explicit (M, N, K) shapes (nil: the size's own).
     var shapes: [[Int]]?
     /// train-memory: steps to run.
@@ -24,7 +26,10 @@ struct BenchmarkCase: Codable {
     /// rollout: how the policy came about, for the report.
     var policyDescription: String?
 
-    var title: String { "\(kind.rawValue) · \(size.rawValue) · \(threads) thread\(threads == 1 ? "" : "s")" }
+    var title: String {
+        let precision = matmulPrecision.map { $0 == .highest ? "" : " · matmul \($0.rawValue)" } ?? ""
+        return "\(kind.rawValue) · \(size.rawValue) · \(threads) thread\(threads == 1 ? "" : "s")\(precision)"
+    }
 }
 
 /// What a case produced.
@@ -37,6 +42,15 @@ extension BenchmarkCase {
     /// Measures this case in the current process.
     func run() throws -> CaseOutput {
         BLASRuntime.setThreadCount(threads)
+        BLASRuntime.setMatmulPrecision(matmulPrecision ?? .highest)
+        var output = try measure()
+        if matmulPrecision != nil {
+            for index in output.results.indices { output.results[index].matmulPrecision = BLASRuntime.effectiveMatmulPrecision.rawValue }
+        }
+        return output
+    }
+
+    private func measure() throws -> CaseOutput {
         switch kind {
         case .gemm:
             return CaseOutput(results: GemmCommand.measure(shapes: shapes ?? GemmCommand.shapes(for: size), config: shapes == nil ? size.rawValue : "custom", threads: threads, repetitions: repetitions))

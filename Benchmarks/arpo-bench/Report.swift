@@ -11,6 +11,9 @@ struct BenchmarkResult: Codable {
     var shape: [Int]?
     var path: String?
     var threads: Int
+    /// Forward and train: the float32 matmul precision the figure was measured at
+    /// (`MatmulPrecision`, as in force: "highest" on a CPU without AMX whatever was asked).
+    var matmulPrecision: String?
     var unit: String
     var median: Double
     var min: Double
@@ -69,6 +72,7 @@ struct BenchmarkResult: Codable {
 
     enum CodingKeys: String, CodingKey {
         case benchmark, config, shape, path, threads, unit, median, min, max, repetitions, batch, detail, parameters, steps, target
+        case matmulPrecision = "matmul_precision"
         case modelGFLOPS = "model_gflops"
         case fractionOfPeak = "fraction_of_peak"
         case sgemmPeakGFLOPS = "sgemm_peak_gflops"

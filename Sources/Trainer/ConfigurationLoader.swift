@@ -1,5 +1,6 @@
 import ARPO
 import Foundation
+import Tensor
 import Policy
 import ToolEnv
 
@@ -67,6 +68,7 @@ public enum ConfigurationLoader {
     /// Allowed values of the string-valued keys, for type errors.
     static let choices: [String: [String]] = [
         "rl.algorithm": Algorithm.allCases.map(\.rawValue),
+        "run.matmul_precision": MatmulPrecision.allCases.map(\.rawValue),
         "rl.schedule": ["constant", "cosine"],
         "sft.schedule": ["constant", "cosine"],
         "rl.branching.rule": BranchRule.allCases.map(\.rawValue),

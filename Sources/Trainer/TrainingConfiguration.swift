@@ -1,6 +1,7 @@
 import ARPO
 import Foundation
 import Policy
+import Tensor
 import ToolEnv
 
 /// A run's configuration: one JSON file in sections `model`, `env`, `sft`, `rl`, `eval`, `run`.
@@ -214,6 +215,10 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// BLAS threads (and the figure reproducibility is promised for).
     public var threads = 2
+    /// How float32 matrix products round their operands (`MatmulPrecision`): "highest" (float32),
+    /// "high" (bfloat16 ×3 on AMX) or "medium" (bfloat16 on AMX), as PyTorch's
+    /// `torch.set_float32_matmul_precision`. Decoding during rollouts stays float32.
+    public var matmulPrecision = MatmulPrecision.highest
     public var output = "runs/quickstart"
     /// Steps between checkpoints in each phase (a final one is always written).
     public var checkpointEvery = 10
@@ -226,6 +231,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case seed, threads, output
+        case matmulPrecision = "matmul_precision"
         case checkpointEvery = "checkpoint_every"
         case maxConsecutiveNonfinite = "max_consecutive_nonfinite"
         case keepCheckpoints = "keep_checkpoints"
@@ -236,6 +242,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         let d = RunConfiguration()
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
+        matmulPrecision = try c.decodeIfPresent(MatmulPrecision.self, forKey: .matmulPrecision) ?? d.matmulPrecision
         output = try c.decodeIfPresent(String.self, forKey: .output) ?? d.output
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
         maxConsecutiveNonfinite = try c.decodeIfPresent(Int.self, forKey: .maxConsecutiveNonfinite) ?? d.maxConsecutiveNonfinite

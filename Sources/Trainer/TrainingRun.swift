@@ -72,6 +72,7 @@ public final class TrainingRun {
     public func run(resume: Bool, stop: StopSignal) throws -> RunOutcome {
         let c = configuration
         BLASRuntime.setThreadCount(c.run.threads)
+        BLASRuntime.setMatmulPrecision(c.run.matmulPrecision)
         let fileManager = FileManager.default
         let started = monotonicSeconds()
 

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import XCTest
 
 /// The real `arpo-bench` binary, end to end, at the hidden `tiny` size (a width-32 policy and a
@@ -102,6 +103,26 @@ final class CommandLineSmokeTests: XCTestCase {
         XCTAssertEqual((report["results"] as? [[String: Any]])?.first?["benchmark"] as? String, "forward")
     }
 
+    /// `--matmul-precision` measures forward and train once per precision and records the
+    /// precision in force in each entry; the float32 train target and PyTorch ratio are not set
+    /// beside a reduced-precision figure.
+    func testMatmulPrecisionsAreMeasuredAndRecordedApart() throws {
+        let directory = try temporaryDirectory()
+        let json = directory.appendingPathComponent("bench.json")
+        let run = try runArpoBench(["train", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--matmul-precision", "highest", "--matmul-precision", "high", "--json", json.path])
+        XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        let results = try XCTUnwrap(report["results"] as? [[String: Any]])
+        XCTAssertEqual(results.map { $0["benchmark"] as? String }, ["train", "train"])
+        let expectedHigh = BLASRuntime.hasAMX ? "high" : "highest"
+        XCTAssertEqual(results.map { $0["matmul_precision"] as? String }, ["highest", expectedHigh])
+        for result in results {
+            XCTAssertNotNil(result["median"] as? Double)
+        }
+        XCTAssertTrue(run.output.contains("2×16 matmul \(expectedHigh)") || !BLASRuntime.hasAMX, run.output)
+        XCTAssertNil(results[1]["pytorch_eager"], "a reduced-precision figure set beside PyTorch's float32 one")
+    }
+
     func testInvalidOptionsFailBeforeMeasuring() throws {
         for (arguments, message) in [
             (["train", "--config", "huge"], "huge"),
@@ -109,6 +130,7 @@ final class CommandLineSmokeTests: XCTestCase {
             (["decode", "--threads", "0"], "--threads must be at least 1"),
             (["rollout", "--checkpoint", "/nonexistent/policy"], "is not a directory"),
             (["gemm", "--shape", "4,4"], "three positive integers"),
+            (["train", "--matmul-precision", "low"], "'highest', 'high' or 'medium'"),
         ] {
             let run = try runArpoBench(arguments)
             XCTAssertNotEqual(run.status, 0, "\(arguments) should fail")

@@ -85,6 +85,7 @@ final class CommandLineTests: XCTestCase {
         try assertConfigError(#"{"rl": {"group_size": "four"}}"#, mentions: "rl.group_size has the wrong type: expected an integer")
         try assertConfigError(#"{"rl": {"group_size": 0}}"#, mentions: "rl.group_size must be in 1...256, got 0")
         try assertConfigError(#"{"rl": {"algorithm": "dqn"}}"#, mentions: "rl.algorithm must be one of grpo, ppo, arpo")
+        try assertConfigError(#"{"run": {"matmul_precision": "low"}}"#, mentions: "run.matmul_precision must be one of highest, high, medium")
         try assertConfigError(#"{"rl": {"loss": {"clip_epsilon_low": 1.5}}}"#, mentions: "rl.loss.clip_epsilon_low")
         try assertConfigError(#"{"env": {"faults": {"failure_probability": 2}}}"#, mentions: "env.faults.failure_probability")
         try assertConfigError(#"{"model": {"num_attention_heads": 3}}"#, mentions: "model.num_attention_heads")
@@ -121,7 +122,7 @@ final class CommandLineTests: XCTestCase {
         let overrides = [
             "rl.steps=0", "run.seed=2", "run.seed=3", "sft.init_from=runs/x/reference", "rl.algorithm=arpo", "rl.loss.dual_clip=3",
             "eval.episodes=5", #"env.task_mix={"arithmetic": 2}"#, #"rl.branching.rule="stochastic""#, "rl.learning_rate=1e-5",
-            "rl.loss.sum_norm_length=64", "rl.loss.sum_norm_length=null",
+            "rl.loss.sum_norm_length=64", "rl.loss.sum_norm_length=null", "run.matmul_precision=high",
         ]
         for command in [[], ["train"]] {
             let result = try runArpoTrain(command + ["--config", configURL.path, "--output", output.path, "--dry-run"] + overrides.flatMap { ["--set", $0] })
@@ -136,6 +137,7 @@ final class CommandLineTests: XCTestCase {
             XCTAssertEqual(loss["clip_epsilon_low"] as? Double, 0.2, "the rest of the created section keeps its defaults")
             XCTAssertTrue(loss["sum_norm_length"] is NSNull, "null, set after 64, sets an optional key back to nil")
             XCTAssertEqual((resolved["run"] as! [String: Any])["seed"] as? Int, 3)
+            XCTAssertEqual((resolved["run"] as! [String: Any])["matmul_precision"] as? String, "high")
             XCTAssertEqual((resolved["sft"] as! [String: Any])["init_from"] as? String, "runs/x/reference")
             XCTAssertEqual((resolved["eval"] as! [String: Any])["episodes"] as? Int, 5)
             XCTAssertEqual((resolved["env"] as! [String: Any])["task_mix"] as? [String: Double], ["arithmetic": 2])

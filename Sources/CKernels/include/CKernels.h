@@ -107,6 +107,24 @@ void ck_attention_forward(int tq, int tk, int group, int d, float scale, int off
 /// (as k), summed over the group. Requires `ck_has_avx512()`.
 void ck_attention_backward(int tq, int tk, int group, int d, float scale, int offset, int length, const float *q, ptrdiff_t ldq, const float *k, const float *v, ptrdiff_t ldk, const float *p, const float *dout, float *dq, float *dk, float *dv, float *scratch);
 
+/// 1 when the CPU has AMX-TILE, AMX-BF16 and AVX512-BF16 and the OS lets this process use the
+/// tile state (asked for on the first call), else 0.
+int ck_has_amx(void);
+
+/// Float32 GEMM through AMX bfloat16 tiles: c (m × n, row stride ldc) = op(a) · op(b), or c +=
+/// when `accumulate`. op(a) is m × k: a[i·lda + p], or a[p·lda + i] when transpose_a; op(b) is
+/// k × n: b[p·ldb + j], or b[j·ldb + p] when transpose_b. parts 1 rounds each operand to
+/// bfloat16; parts 2 splits each into two bfloat16 (hi + lo) and sums hi·lo + hi·hi + lo·hi.
+/// Products accumulate in float32. Single-threaded; each element's arithmetic does not depend on
+/// m, n or where the block sits. Returns 0 (c untouched) if its packing buffers could not be
+/// allocated. Requires `ck_has_amx()`.
+int ck_amx_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc, int parts);
+
+/// The bfloat16 parts float32 GEMMs use through AMX (`MatmulPrecision`): 0 for float32 BLAS
+/// (highest), 2 (high) or 1 (medium).
+void ck_set_amx_parts(int parts);
+int ck_amx_parts(void);
+
 /// A chunk of a parallel region: `chunk` in 0 ..< chunks.
 typedef void (*ck_chunk_fn)(void *context, int chunk);
 
