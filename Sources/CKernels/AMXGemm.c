@@ -167,55 +167,29 @@ static inline uint16_t *tile_at(uint16_t *packed, int g, int q, int chunks, int 
     return packed + ((ptrdiff_t)(g * chunks + q) * parts + s) * TILE_ELEMENTS;
 }
 
-// Packs op(A) rows [0, mc) × k [0, kc) into left tiles, `groups` groups of 16 rows. op(A)[i][p]
-// is a[i·lda + p], or a[p·lda + i] when transposed.
-static CK_AMX void pack_left(int transposed, int mc, int kc, int groups, const float *a, ptrdiff_t lda, int parts, uint16_t *packed) {
-    int chunks = (kc + 31) / 32;
+// Packs an operand into tiles: `groups` groups of 16 lines (rows of op(A), or columns of op(B))
+// × k [0, kc), `extent` lines valid. Lines run along k in memory (line i at x + i·ld) when
+// `along_k`, else k runs across lines (k step p at x + p·ld); `transpose` turns each tile's 16 ×
+// 16 pairs over. A left operand is along k as stored and k-major transposed; a right one the
+// other way round (see the layout at the top).
+static CK_AMX void pack(int along_k, int transpose, int extent, int kc, int groups, const float *x, ptrdiff_t ld, int parts, uint16_t *packed) {
+    const int chunks = (kc + 31) / 32;
     __m512i hi[16], lo[16];
-    if (!transposed) {
-        for (int g = 0; g < groups; g++) {
-            for (int q = 0; q < chunks; q++) {
-                read_rows(a + (ptrdiff_t)(16 * g) * lda + 32 * q, lda, mc - 16 * g, kc - 32 * q, parts, hi, lo);
-                store_tile(tile_at(packed, g, q, chunks, parts, 0), hi);
-                if (parts == 2) store_tile(tile_at(packed, g, q, chunks, parts, 1), lo);
+    // k-major operands go groups inner, so each of the 32 lines a chunk reads is read along its
+    // row (the lines are ld apart, in different pages, where the prefetchers do not follow).
+    const int outer = along_k ? groups : chunks, inner = along_k ? chunks : groups;
+    for (int o = 0; o < outer; o++) {
+        for (int i = 0; i < inner; i++) {
+            const int g = along_k ? o : i, q = along_k ? i : o;
+            if (along_k) {
+                read_rows(x + (ptrdiff_t)(16 * g) * ld + 32 * q, ld, extent - 16 * g, kc - 32 * q, parts, hi, lo);
+            } else {
+                read_pairs(x + (ptrdiff_t)(32 * q) * ld + 16 * g, ld, kc - 32 * q, extent - 16 * g, parts, hi, lo);
             }
-        }
-        return;
-    }
-    // Stored k-major: groups inner, so each of the 32 lines a chunk reads is read along its row
-    // (the lines are lda apart, in different pages, where the prefetchers do not follow).
-    for (int q = 0; q < chunks; q++) {
-        for (int g = 0; g < groups; g++) {
-            read_pairs(a + (ptrdiff_t)(32 * q) * lda + 16 * g, lda, kc - 32 * q, mc - 16 * g, parts, hi, lo);
-            transpose16(hi);
-            if (parts == 2) transpose16(lo);
-            store_tile(tile_at(packed, g, q, chunks, parts, 0), hi);
-            if (parts == 2) store_tile(tile_at(packed, g, q, chunks, parts, 1), lo);
-        }
-    }
-}
-
-// Packs op(B) k [0, kc) × columns [0, n) into right tiles, `panels` panels of 16 columns.
-// op(B)[p][j] is b[p·ldb + j], or b[j·ldb + p] when transposed.
-static CK_AMX void pack_right(int transposed, int kc, int n, int panels, const float *b, ptrdiff_t ldb, int parts, uint16_t *packed) {
-    int chunks = (kc + 31) / 32;
-    __m512i hi[16], lo[16];
-    if (transposed) {
-        for (int g = 0; g < panels; g++) {
-            for (int q = 0; q < chunks; q++) {
-                read_rows(b + (ptrdiff_t)(16 * g) * ldb + 32 * q, ldb, n - 16 * g, kc - 32 * q, parts, hi, lo);
+            if (transpose) {
                 transpose16(hi);
                 if (parts == 2) transpose16(lo);
-                store_tile(tile_at(packed, g, q, chunks, parts, 0), hi);
-                if (parts == 2) store_tile(tile_at(packed, g, q, chunks, parts, 1), lo);
             }
-        }
-        return;
-    }
-    // Panels inner, as for a k-major left operand.
-    for (int q = 0; q < chunks; q++) {
-        for (int g = 0; g < panels; g++) {
-            read_pairs(b + (ptrdiff_t)(32 * q) * ldb + 16 * g, ldb, kc - 32 * q, n - 16 * g, parts, hi, lo);
             store_tile(tile_at(packed, g, q, chunks, parts, 0), hi);
             if (parts == 2) store_tile(tile_at(packed, g, q, chunks, parts, 1), lo);
         }
@@ -340,12 +314,12 @@ CK_AMX int ck_amx_sgemm(int transpose_a, int transpose_b, int m, int n, int k, c
         const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
         const int chunks = (kc + 31) / 32;
         const float *b_block = transpose_b ? b + p0 : b + (ptrdiff_t)p0 * ldb;
-        pack_right(transpose_b, kc, n, panels, b_block, ldb, parts, right);
+        pack(transpose_b, transpose_b, n, kc, panels, b_block, ldb, parts, right);
         for (int i0 = 0; i0 < m; i0 += M_BLOCK) {
             const int mc = m - i0 < M_BLOCK ? m - i0 : M_BLOCK;
             const int groups = (mc + 31) / 32 * 2;
             const float *a_block = transpose_a ? a + (ptrdiff_t)p0 * lda + i0 : a + (ptrdiff_t)i0 * lda + p0;
-            pack_left(transpose_a, mc, kc, groups, a_block, lda, parts, left);
+            pack(!transpose_a, transpose_a, mc, kc, groups, a_block, lda, parts, left);
             for (int g = 0; g < groups; g += 2) {
                 for (int j = 0; j < panels; j += 2) {
                     block(chunks, parts, tile_at(left, g, 0, chunks, parts, 0), tile_at(left, g + 1, 0, chunks, parts, 0),
