@@ -3,8 +3,8 @@
 // Float32 GEMMs on Sapphire Rapids' AMX tiles, for `MatmulPrecision.high` and `.medium`.
 //
 // AMX multiplies bfloat16 (8 significant bits) and accumulates in float32: one TDPBF16PS is a
-// 16 × 16 × 32 product, and one core measured 723 GFLOPS on four independent tile chains
-// against about 100 for float32 FMAs on the same core. So, as PyTorch's
+// 16 × 16 × 32 product, and one core measured 720–1,360 GFLOPS on four independent tile chains
+// (the host's speed swings) against about 100 for float32 FMAs on the same core. So, as PyTorch's
 // `torch.set_float32_matmul_precision` does:
 // - medium: each float32 operand is rounded to bfloat16 (one product per tile pair);
 // - high: each operand is split into x = hi + lo, both bfloat16 (hi the nearest to x, lo the
