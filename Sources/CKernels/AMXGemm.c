@@ -204,6 +204,15 @@ typedef struct {
     uint8_t rows[16];
 } __attribute__((packed)) tile_config;
 
+// The four accumulators += left tiles 4–5 × right tiles 6–7 (tile numbers must be constants).
+#define PRODUCTS_2X2() \
+    do { \
+        _tile_dpbf16ps(0, 4, 6); \
+        _tile_dpbf16ps(1, 4, 7); \
+        _tile_dpbf16ps(2, 5, 6); \
+        _tile_dpbf16ps(3, 5, 7); \
+    } while (0)
+
 // The 32 × 32 block of C at c (ldc floats a row): tiles 0–3 accumulate (rows 0–15 and 16–31 ×
 // columns 0–15 and 16–31), tiles 4–5 hold left tiles, 6–7 right tiles. Full blocks load and store
 // C directly; blocks cut by m or n go through a 32 × 32 buffer.
@@ -235,32 +244,20 @@ static CK_AMX void block(int chunks, int parts, const uint16_t *left0, const uin
             _tile_loadd(5, a1, 64);
             _tile_loadd(6, b0, 64);
             _tile_loadd(7, b1, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            PRODUCTS_2X2();
         } else {
             // hi·lo, hi·hi, lo·hi: eight tile loads for twelve products.
             _tile_loadd(4, a0, 64);
             _tile_loadd(5, a1, 64);
             _tile_loadd(6, b0 + TILE_ELEMENTS, 64);
             _tile_loadd(7, b1 + TILE_ELEMENTS, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            PRODUCTS_2X2();
             _tile_loadd(6, b0, 64);
             _tile_loadd(7, b1, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            PRODUCTS_2X2();
             _tile_loadd(4, a0 + TILE_ELEMENTS, 64);
             _tile_loadd(5, a1 + TILE_ELEMENTS, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            PRODUCTS_2X2();
         }
     }
     _tile_stored(0, target, stride);
