@@ -45,7 +45,7 @@ extension BenchmarkCase {
         BLASRuntime.setMatmulPrecision(matmulPrecision ?? .highest)
         var output = try measure()
         if matmulPrecision != nil {
-            for index in output.results.indices { output.results[index].matmulPrecision = BLASRuntime.effectiveMatmulPrecision.rawValue }
+            for index in output.results.indices { output.results[index].matmulPrecision = BLASRuntime.effectiveMatmulPrecision }
         }
         return output
     }

@@ -39,8 +39,7 @@ enum PerformanceTargets {
         for index in results.indices {
             let result = results[index]
             // PyTorch's figures are float32 products: no reduced-precision row is set beside them.
-            let float32 = (result.matmulPrecision ?? MatmulPrecision.highest.rawValue) == MatmulPrecision.highest.rawValue
-            if result.threads == 2, float32, let reference = pytorchEager["\(result.benchmark)/\(result.config ?? "")"] {
+            if result.threads == 2, result.hasFloat32Products, let reference = pytorchEager["\(result.benchmark)/\(result.config ?? "")"] {
                 results[index].pytorchEager = reference
             }
             let checks = self.checks(for: result, among: snapshot)
@@ -68,7 +67,7 @@ enum PerformanceTargets {
             }
         case ("train", "base"):
             // The throughput target is for float32 products, as PyTorch's figures are.
-            if result.threads == 2 && (result.matmulPrecision ?? MatmulPrecision.highest.rawValue) == MatmulPrecision.highest.rawValue {
+            if result.threads == 2 && result.hasFloat32Products {
                 var description = "≥ \(Int(baseTrainTokensPerSecond)) tokens/s"
                 if let bound = result.gemmBoundTokensPerSecond, bound < baseTrainTokensPerSecond {
                     description += " (above the \(Int(bound)) its GEMMs alone allow here)"
@@ -124,8 +123,7 @@ enum BenchmarkTable {
         if result.benchmark == "train-memory", let first = result.rssAfterStep10MB, let last = result.rssAfterLastStepMB, let steps = result.steps {
             return String(format: "%@, RSS %.0f MB @10 → %.0f MB @%d", result.batch ?? "", first, last, steps)
         }
-        let precision = result.matmulPrecision.map { $0 == MatmulPrecision.highest.rawValue ? "" : " matmul \($0)" } ?? ""
-        return (result.batch ?? "") + precision
+        return (result.batch ?? "") + (result.hasFloat32Products ? "" : " matmul \(result.matmulPrecision!.rawValue)")
     }
 
     static func number(_ value: Double) -> String {
@@ -164,4 +162,9 @@ enum BenchmarkTable {
             Swift.print("of peak: model FLOP rate over peak GFLOPS, the best raw sgemm \(size)³ round at the figure's thread count in probes just before and after it")
         }
     }
+}
+
+extension BenchmarkResult {
+    /// Whether the figure's products were float32 (`highest`, or no precision recorded).
+    var hasFloat32Products: Bool { (matmulPrecision ?? .highest) == .highest }
 }

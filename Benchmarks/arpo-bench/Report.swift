@@ -13,7 +13,7 @@ struct BenchmarkResult: Codable {
     var threads: Int
     /// Forward and train: the float32 matmul precision the figure was measured at
     /// (`MatmulPrecision`, as in force: "highest" on a CPU without AMX whatever was asked).
-    var matmulPrecision: String?
+    var matmulPrecision: MatmulPrecision?
     var unit: String
     var median: Double
     var min: Double

@@ -220,16 +220,16 @@ static CK_AMX void block(int chunks, int parts, const uint16_t *left0, const uin
     float buffer[32 * 32] __attribute__((aligned(64)));
     const int full = rows >= 32 && columns >= 32;
     float *target = full ? c : buffer;
-    const size_t stride = (size_t)(full ? ldc : 32) * sizeof(float);
+    const ptrdiff_t ld = full ? ldc : 32;
     if (accumulate) {
         if (!full) {
             memset(buffer, 0, sizeof buffer);
             for (int i = 0; i < rows && i < 32; i++) memcpy(buffer + 32 * i, c + i * ldc, sizeof(float) * (columns < 32 ? columns : 32));
         }
-        _tile_loadd(0, target, stride);
-        _tile_loadd(1, target + 16, stride);
-        _tile_loadd(2, target + 16 * (full ? ldc : 32), stride);
-        _tile_loadd(3, target + 16 * (full ? ldc : 32) + 16, stride);
+        _tile_loadd(0, target, ld * sizeof(float));
+        _tile_loadd(1, target + 16, ld * sizeof(float));
+        _tile_loadd(2, target + 16 * ld, ld * sizeof(float));
+        _tile_loadd(3, target + 16 * ld + 16, ld * sizeof(float));
     } else {
         _tile_zero(0);
         _tile_zero(1);
@@ -260,10 +260,10 @@ static CK_AMX void block(int chunks, int parts, const uint16_t *left0, const uin
             PRODUCTS_2X2();
         }
     }
-    _tile_stored(0, target, stride);
-    _tile_stored(1, target + 16, stride);
-    _tile_stored(2, target + 16 * (full ? ldc : 32), stride);
-    _tile_stored(3, target + 16 * (full ? ldc : 32) + 16, stride);
+    _tile_stored(0, target, ld * sizeof(float));
+    _tile_stored(1, target + 16, ld * sizeof(float));
+    _tile_stored(2, target + 16 * ld, ld * sizeof(float));
+    _tile_stored(3, target + 16 * ld + 16, ld * sizeof(float));
     if (!full) {
         for (int i = 0; i < rows && i < 32; i++) memcpy(c + i * ldc, buffer + 32 * i, sizeof(float) * (columns < 32 ? columns : 32));
     }

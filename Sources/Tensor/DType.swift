@@ -53,20 +53,11 @@ extension Float: TensorScalar {
     ) {
         let threads = Kernels.gemmThreads
         GEMMRecorder.record(GEMMCall(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, accumulates: beta != 0, threads: threads))
-        let parts = BLASRuntime.amxParts
-        if parts > 0 && alpha == 1 && (beta == 0 || beta == 1) && m * n * k >= Kernels.gemmSplitWork {
-            // Reduced precision (`MatmulPrecision`): the same blocks on the same threads, each one
-            // AMX call; BLAS only if its packing buffers could not be allocated.
-            Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
-                if ck_amx_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, Int32(parts)) == 0 {
-                    cblas_sgemm(
-                        CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
-                        Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-                }
-            }
-            return
-        }
+        // Reduced precision (`MatmulPrecision`): each block one AMX call, on the same blocks and
+        // threads as BLAS would get; BLAS if the AMX kernel's packing buffers could not be had.
+        let parts = alpha == 1 && (beta == 0 || beta == 1) && m * n * k >= Kernels.gemmSplitWork ? Int32(BLASRuntime.amxParts) : 0
         Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
+            if parts > 0 && ck_amx_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, parts) != 0 { return }
             cblas_sgemm(
                 CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

@@ -1,7 +1,7 @@
 import ARPO
 import Foundation
-import Tensor
 import Policy
+import Tensor
 import ToolEnv
 
 /// Reads a run's JSON config and turns every problem into one `ConfigurationError` that names
