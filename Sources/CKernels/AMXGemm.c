@@ -29,7 +29,7 @@
 // are, so a row or column block of a split product has the bits of the whole.
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "Vector.h"
 #include <cpuid.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,7 +37,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define CK_AMX __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512bf16,amx-tile,amx-bf16")))
+#define CK_AMX __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512bf16,fma,amx-tile,amx-bf16")))
 
 enum { K_BLOCK = 256, M_BLOCK = 128, TILE_ELEMENTS = 512 };
 
@@ -79,30 +79,6 @@ static inline CK_AMX __attribute__((always_inline)) void split(__m512 x, __m512i
     __m512 high = _mm512_castsi512_ps(_mm512_slli_epi32(*hi, 16));
     __mmask16 finite = ~_mm512_fpclass_ps_mask(high, 0x99);  // QNaN, SNaN, ±∞
     *lo = bf16_bits(_mm512_maskz_sub_ps(finite, x, high));
-}
-
-// 16 × 16 transpose of 32-bit elements in place.
-static inline CK_AMX __attribute__((always_inline)) void transpose16(__m512i r[16]) {
-    __m512i t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    // u[4i + c], 128-bit lane L: rows 4i ..< 4i + 4 of column 4L + c.
-    for (int i = 0; i < 4; i++) {
-        u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    for (int c = 0; c < 4; c++) {
-        __m512i x0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), x1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-        __m512i y0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), y1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-        r[c] = _mm512_shuffle_i32x4(x0, y0, 0x88);
-        r[4 + c] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
-        r[8 + c] = _mm512_shuffle_i32x4(x1, y1, 0x88);
-        r[12 + c] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
-    }
 }
 
 static inline CK_AMX __attribute__((always_inline)) __mmask16 lanes(int count) {

@@ -53,11 +53,16 @@ extension Float: TensorScalar {
     ) {
         let threads = Kernels.gemmThreads
         GEMMRecorder.record(GEMMCall(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, accumulates: beta != 0, threads: threads))
-        // Reduced precision (`MatmulPrecision`): each block one AMX call, on the same blocks and
-        // threads as BLAS would get; BLAS if the AMX kernel's packing buffers could not be had.
-        let parts = alpha == 1 && (beta == 0 || beta == 1) && m * n * k >= Kernels.gemmSplitWork ? Int32(BLASRuntime.amxParts) : 0
+        // Products of at least `gemmSplitWork` multiply-adds with alpha 1 and beta 0 or 1 go, block
+        // by block on the same blocks and threads as BLAS would get, to AMX at a reduced
+        // `MatmulPrecision`, else to the blocked AVX-512 kernel (`BLASRuntime.usesBlockedSGEMM`);
+        // to BLAS if a kernel's packing buffers could not be had, and every other product.
+        let qualifies = alpha == 1 && (beta == 0 || beta == 1) && m * n * k >= Kernels.gemmSplitWork
+        let parts = qualifies ? Int32(BLASRuntime.amxParts) : 0
+        let blocked = qualifies && parts == 0 && BLASRuntime.usesBlockedSGEMM
         Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
             if parts > 0 && ck_amx_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, parts) != 0 { return }
+            if blocked && ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc) != 0 { return }
             cblas_sgemm(
                 CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

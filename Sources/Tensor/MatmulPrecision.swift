@@ -9,7 +9,8 @@ import Foundation
 /// AMX every precision computes as `highest`; `BLASRuntime.effectiveMatmulPrecision` says which
 /// is in force.
 public enum MatmulPrecision: String, Sendable, Codable, CaseIterable {
-    /// Float32 products through OpenBLAS: about 24 significant bits per operand.
+    /// Float32 products (the blocked AVX-512 kernel, or OpenBLAS: `BLASRuntime.usesBlockedSGEMM`):
+    /// about 24 significant bits per operand.
     case highest
     /// Each operand split into two bfloat16 (hi + lo, about 16 significant bits) and three
     /// products summed (hi·lo + hi·hi + lo·hi): relative error about 1e-5 of Σ|a·b| against about
@@ -56,4 +57,21 @@ extension BLASRuntime {
         guard ProcessInfo.processInfo.environment["ARPO_NO_AMX"] != "1" else { return false }
         return ck_has_amx() != 0
     }()
+}
+
+extension BLASRuntime {
+    /// Whether float32 products at `.highest` go to the blocked AVX-512 kernel
+    /// (`ck_blocked_sgemm`) rather than OpenBLAS: true where AVX-512 runs
+    /// (`Kernels.useAVX512`) unless `ARPO_BLAS_SGEMM=1` or `setBlockedSGEMM(false)`. Products
+    /// smaller than 2¹⁸ multiply-adds, with alpha ≠ 1 or beta ∉ {0, 1}, and float64 products stay
+    /// on BLAS either way.
+    public static var usesBlockedSGEMM: Bool { blockedSGEMMAvailable && ck_blocked_sgemm_enabled() != 0 }
+
+    /// Turns the blocked kernel on or off (to compare against OpenBLAS); it stays off where it
+    /// is unavailable.
+    public static func setBlockedSGEMM(_ enabled: Bool) {
+        ck_set_blocked_sgemm(enabled ? 1 : 0)
+    }
+
+    static let blockedSGEMMAvailable = Kernels.useAVX512 && ProcessInfo.processInfo.environment["ARPO_BLAS_SGEMM"] != "1"
 }

@@ -107,6 +107,20 @@ void ck_attention_forward(int tq, int tk, int group, int d, float scale, int off
 /// (as k), summed over the group. Requires `ck_has_avx512()`.
 void ck_attention_backward(int tq, int tk, int group, int d, float scale, int offset, int length, const float *q, ptrdiff_t ldq, const float *k, const float *v, ptrdiff_t ldk, const float *p, const float *dout, float *dq, float *dk, float *dv, float *scratch);
 
+/// Float32 GEMM on AVX-512 FMAs: c (m × n, row stride ldc) = op(a) · op(b), or c += when
+/// `accumulate`; op(a) is m × k: a[i·lda + p], or a[p·lda + i] when transpose_a; op(b) is k × n:
+/// b[p·ldb + j], or b[j·ldb + p] when transpose_b. Each element of the product is one fused
+/// multiply-add chain over k in order from 0, added to c afterwards when accumulating (as BLAS
+/// adds beta·C), whatever m, n or where the block sits.
+/// Single-threaded. Returns 0 (c untouched) if its packing buffers could not be allocated.
+/// Requires `ck_has_avx512()`.
+int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc);
+
+/// Whether float32 products at full precision go to `ck_blocked_sgemm` (1, the default) or to
+/// BLAS (0).
+void ck_set_blocked_sgemm(int enabled);
+int ck_blocked_sgemm_enabled(void);
+
 /// 1 when the CPU has AMX-TILE, AMX-BF16 and AVX512-BF16 and the OS lets this process use the
 /// tile state (asked for on the first call), else 0.
 int ck_has_amx(void);

@@ -1,0 +1,273 @@
+#include "CKernels.h"
+
+// Float32 GEMMs on AVX-512 FMAs, for training's products (MatmulPrecision.highest).
+//
+// Debian's OpenBLAS 0.3.21 (SkylakeX kernels) reaches about 94 GFLOPS on one core of the
+// reference machine at 2048³, against 134 for independent FMA chains: its packing and block
+// sizes suit large square products, and the step's products are 2048-row halves of a batch
+// against 256- and 768-wide weights, or weight gradients 256–768 wide and 2048 deep. This
+// kernel is built for those:
+// - C is computed in tiles of 6 rows × 64 columns: 24 accumulators; per step of k, four loads of
+//   the right operand's row and six broadcasts of the left operand's column.
+// - The right operand is packed in panels of 64 columns (zero past n) and k blocks of 128, so a
+//   panel block is 32 KiB and stays in L1 while the row tiles pass over it. Bᵀ (a
+//   torch.nn.Linear weight) is transposed into the panels 16 × 16 at a time in registers.
+// - The left operand: rows of A (along k) are copied 96 rows × 128 at a time into a contiguous
+//   block, so that the six broadcast streams are near each other in L1 and L2; Aᵀ (the
+//   activations of a weight gradient) is read where it is, six adjacent floats per step of k.
+// - When C is large and the whole packed right operand is small (a forward or input-gradient
+//   product), rows are the outer loop and k the inner, so each 96-row block of C stays in cache
+//   across its k blocks; otherwise (a weight gradient: small C, deep k) k is the outer loop and
+//   each packed k block serves every row.
+// - The next tile's lines of C are prefetched while a tile runs.
+// Every element of the product is the same fused multiply-add chain, over k in order from 0, and
+// with beta 1 it is added to C once complete (as BLAS adds beta·C, so a residual added inside
+// its projection's GEMM has the bits of the separate sum); this whatever m, n, the loop order or
+// the tile the element falls in: a row or column block of a split product has the bits of the
+// whole, and results do not depend on the thread count.
+
+#if defined(__x86_64__)
+#include "Vector.h"
+#include <stdint.h>
+#include <stdlib.h>
+
+enum { K_BLOCK = 128, ROW_BLOCK = 96, TILE_ROWS = 6, PANEL = 64 };
+
+// The row-outer order holds the whole packed right operand: at most this many floats (1 MiB).
+static const size_t WHOLE_RIGHT_LIMIT = (size_t)1 << 18;
+// ... and is taken when C has more elements than this (1 MiB of floats).
+static const size_t LARGE_OUTPUT = (size_t)1 << 18;
+
+static int blocked_enabled = 1;
+
+void ck_set_blocked_sgemm(int enabled) { blocked_enabled = enabled; }
+int ck_blocked_sgemm_enabled(void) { return blocked_enabled; }
+
+// Per-thread packing buffers, grown as needed and kept: the kernels' workers are persistent.
+static __thread float *packed_right, *packed_left;
+static __thread size_t right_capacity, left_capacity;
+
+static float *reserve(float **buffer, size_t *capacity, size_t elements) {
+    if (elements > *capacity) {
+        free(*buffer);
+        *buffer = aligned_alloc(64, (elements * sizeof(float) + 63) / 64 * 64);
+        *capacity = *buffer ? elements : 0;
+    }
+    return *buffer;
+}
+
+// Packs rows p ..< p + kc of op(B) (k × n) into panels of PANEL columns: panel q's row p at
+// packed[(q·kc + p)·PANEL], zero past n.
+static CK_AVX512 void pack_right(int transpose, int kc, int n, const float *b, ptrdiff_t ldb, float *packed) {
+    const int panels = (n + PANEL - 1) / PANEL;
+    for (int panel = 0; panel < panels; panel++) {
+        const int j0 = panel * PANEL, width = n - j0;
+        float *target = packed + (ptrdiff_t)panel * kc * PANEL;
+        if (!transpose) {
+            // b[p·ldb + j]: each row of the panel is contiguous in b.
+            for (int p = 0; p < kc; p++) {
+                const float *source = b + (ptrdiff_t)p * ldb + j0;
+                for (int v = 0; v < PANEL / 16; v++)
+                    _mm512_store_ps(target + p * PANEL + 16 * v, _mm512_maskz_loadu_ps(tail_mask(width - 16 * v), source + 16 * v));
+            }
+            continue;
+        }
+        // b[j·ldb + p]: 16 columns × 16 steps of k at a time, transposed in registers.
+        for (int v = 0; v < PANEL / 16; v++) {
+            const int columns = width - 16 * v;
+            for (int p0 = 0; p0 < kc; p0 += 16) {
+                const __mmask16 steps = tail_mask(kc - p0);
+                __m512i lines[16];
+                for (int j = 0; j < 16; j++)
+                    lines[j] = j < columns ? _mm512_castps_si512(_mm512_maskz_loadu_ps(steps, b + (ptrdiff_t)(j0 + 16 * v + j) * ldb + p0)) : _mm512_setzero_si512();
+                transpose16(lines);
+                for (int p = 0; p < 16 && p0 + p < kc; p++) _mm512_store_si512(target + (p0 + p) * PANEL + 16 * v, lines[p]);
+            }
+        }
+    }
+}
+
+// Copies rows ..< rows of a (along k, row stride lda), columns ..< kc, into a block of row
+// stride kc.
+static CK_AVX512 void pack_left(int rows, int kc, const float *a, ptrdiff_t lda, float *packed) {
+    for (int row = 0; row < rows; row++) {
+        const float *source = a + (ptrdiff_t)row * lda;
+        float *target = packed + (ptrdiff_t)row * kc;
+        for (int p = 0; p < kc; p += 16) {
+            const __mmask16 mask = tail_mask(kc - p);
+            _mm512_mask_storeu_ps(target + p, mask, _mm512_maskz_loadu_ps(mask, source + p));
+        }
+    }
+}
+
+// One tile of ROWS × 16·VECTORS (masked to the panel's width): the product of ROWS rows of op(A)
+// (element (i, p) at a[i·row_step + p·step]) and a packed panel block, continuing the chains
+// stored at `from` (or starting them at 0 when it is NULL), stored to `to`, plus `add`'s values
+// when it is not NULL (the caller's C, for beta 1: added once the chains are complete).
+typedef struct {
+    const float *from;
+    float *to;
+    const float *add;
+    ptrdiff_t ld_from, ld_to, ld_add;
+} tile_target;
+
+static inline CK_AVX512 __attribute__((always_inline)) void tile(
+    const int rows, const int vectors, int kc, const float *a, ptrdiff_t row_step, ptrdiff_t step,
+    const float *panel, tile_target target, const __mmask16 masks[4], int prefetch_next) {
+    __m512 sum[TILE_ROWS][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < vectors; v++)
+            sum[r][v] = target.from ? _mm512_maskz_loadu_ps(masks[v], target.from + r * target.ld_from + 16 * v) : _mm512_setzero_ps();
+    if (prefetch_next) {
+        const float *next = target.add ? target.add : target.to;
+        const ptrdiff_t ld = target.add ? target.ld_add : target.ld_to;
+#pragma GCC unroll 6
+        for (int r = 0; r < rows; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < vectors; v++) _mm_prefetch((const char *)(next + (rows + r) * ld + 16 * v), _MM_HINT_T0);
+    }
+    for (int p = 0; p < kc; p++) {
+        __m512 right[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < vectors; v++) right[v] = _mm512_load_ps(panel + 16 * v);
+#pragma GCC unroll 6
+        for (int r = 0; r < rows; r++) {
+            const __m512 left = _mm512_set1_ps(a[r * row_step]);
+#pragma GCC unroll 4
+            for (int v = 0; v < vectors; v++) sum[r][v] = _mm512_fmadd_ps(left, right[v], sum[r][v]);
+        }
+        a += step;
+        panel += PANEL;
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < vectors; v++) {
+            __m512 value = sum[r][v];
+            if (target.add) value = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], target.add + r * target.ld_add + 16 * v), value);
+            _mm512_mask_storeu_ps(target.to + r * target.ld_to + 16 * v, masks[v], value);
+        }
+}
+
+// The tile shapes, each compiled with its row and vector counts fixed: a packed left block
+// (row step kc, k step 1) or Aᵀ in place (row step 1, k step lda).
+#define CK_TILE(name, rows, vectors) \
+    static CK_AVX512 void name##_packed(int kc, const float *a, ptrdiff_t row_step, const float *panel, tile_target target, const __mmask16 masks[4], int prefetch_next) { \
+        tile(rows, vectors, kc, a, row_step, 1, panel, target, masks, prefetch_next); } \
+    static CK_AVX512 void name##_transposed(int kc, const float *a, ptrdiff_t step, const float *panel, tile_target target, const __mmask16 masks[4], int prefetch_next) { \
+        tile(rows, vectors, kc, a, 1, step, panel, target, masks, prefetch_next); }
+CK_TILE(full, TILE_ROWS, 4)
+CK_TILE(narrow1, TILE_ROWS, 1)
+CK_TILE(narrow2, TILE_ROWS, 2)
+CK_TILE(narrow3, TILE_ROWS, 3)
+CK_TILE(rows1, 1, 4)
+CK_TILE(rows2, 2, 4)
+CK_TILE(rows3, 3, 4)
+CK_TILE(rows4, 4, 4)
+CK_TILE(rows5, 5, 4)
+
+typedef void (*tile_fn)(int, const float *, ptrdiff_t, const float *, tile_target, const __mmask16 *, int);
+
+// A block of rows against one packed k block (rows p0 ..< p0 + kc of op(B)); `block` gives where
+// its chains come from and go (its rows' first elements).
+static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const float *a, ptrdiff_t lda, const float *right, const float *left, tile_target block) {
+    static const tile_fn narrow_packed[4] = {narrow1_packed, narrow2_packed, narrow3_packed, full_packed};
+    static const tile_fn narrow_transposed[4] = {narrow1_transposed, narrow2_transposed, narrow3_transposed, full_transposed};
+    static const tile_fn short_packed[TILE_ROWS] = {0, rows1_packed, rows2_packed, rows3_packed, rows4_packed, rows5_packed};
+    static const tile_fn short_transposed[TILE_ROWS] = {0, rows1_transposed, rows2_transposed, rows3_transposed, rows4_transposed, rows5_transposed};
+    // Row i of the block: packed at left + i·kc, or in place at a + i (Aᵀ, k step lda).
+    const ptrdiff_t row_step = transpose_a ? 1 : kc, step = transpose_a ? lda : kc;
+    const float *rows_at = transpose_a ? a : left;
+    const int panels = (n + PANEL - 1) / PANEL;
+    for (int panel = 0; panel < panels; panel++) {
+        const int j0 = panel * PANEL, width = n - j0;
+        const __mmask16 masks[4] = {tail_mask(width), tail_mask(width - 16), tail_mask(width - 32), tail_mask(width - 48)};
+        const int vectors = width >= PANEL ? 4 : (width + 15) / 16;
+        const float *panel_block = right + (ptrdiff_t)panel * kc * PANEL;
+        int i = 0;
+        for (; i < rows; i += TILE_ROWS) {
+            tile_target target = {
+                block.from ? block.from + (ptrdiff_t)i * block.ld_from + j0 : NULL, block.to + (ptrdiff_t)i * block.ld_to + j0,
+                block.add ? block.add + (ptrdiff_t)i * block.ld_add + j0 : NULL, block.ld_from, block.ld_to, block.ld_add};
+            if (i + TILE_ROWS <= rows) {
+                const tile_fn full_tile = transpose_a ? narrow_transposed[vectors - 1] : narrow_packed[vectors - 1];
+                full_tile(kc, rows_at + i * row_step, step, panel_block, target, masks, i + 2 * TILE_ROWS <= rows);
+            } else {
+                // The last rows (fewer than six) use all four vectors: zero columns of the panel
+                // compute zeros that the masks do not store.
+                const tile_fn short_tile = transpose_a ? short_transposed[rows - i] : short_packed[rows - i];
+                short_tile(kc, rows_at + i * row_step, step, panel_block, target, masks, 0);
+            }
+        }
+    }
+}
+
+CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
+    if (m <= 0 || n <= 0) return 1;
+    if (k <= 0) {
+        if (!accumulate)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0;
+        return 1;
+    }
+    const int panels = (n + PANEL - 1) / PANEL;
+    const ptrdiff_t width = (ptrdiff_t)panels * PANEL;
+    const size_t whole_right = (size_t)width * k;
+    // With beta 1 over several k blocks the chains run in a scratch block of rows, and C is added
+    // once they are complete (as BLAS adds beta·C to the product): rows outer.
+    const int chains_apart = accumulate && k > K_BLOCK;
+    const int rows_outer = chains_apart || ((size_t)m * n > LARGE_OUTPUT && whole_right <= WHOLE_RIGHT_LIMIT);
+    float *right = reserve(&packed_right, &right_capacity, rows_outer ? whole_right : (size_t)width * (k < K_BLOCK ? k : K_BLOCK));
+    float *left = reserve(&packed_left, &left_capacity, (size_t)ROW_BLOCK * K_BLOCK + (chains_apart ? (size_t)ROW_BLOCK * width : 0));
+    if (!right || !left) return 0;
+    float *scratch = left + (size_t)ROW_BLOCK * K_BLOCK;
+    // Element (i, p) of op(A) and row p of op(B).
+#define LEFT_AT(i, p) (transpose_a ? a + (ptrdiff_t)(p) * lda + (i) : a + (ptrdiff_t)(i) * lda + (p))
+#define RIGHT_AT(p) (transpose_b ? b + (p) : b + (ptrdiff_t)(p) * ldb)
+    if (rows_outer) {
+        for (int p0 = 0; p0 < k; p0 += K_BLOCK) {
+            const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
+            pack_right(transpose_b, kc, n, RIGHT_AT(p0), ldb, right + (size_t)width * p0);
+        }
+        for (int i0 = 0; i0 < m; i0 += ROW_BLOCK) {
+            const int rows = m - i0 < ROW_BLOCK ? m - i0 : ROW_BLOCK;
+            float *c_rows = c + (ptrdiff_t)i0 * ldc;
+            for (int p0 = 0; p0 < k; p0 += K_BLOCK) {
+                const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
+                const int first = p0 == 0, last = p0 + kc == k;
+                tile_target block;
+                if (chains_apart) {
+                    block = (tile_target){first ? NULL : scratch, last ? c_rows : scratch, last ? c_rows : NULL, width, last ? ldc : width, ldc};
+                } else {
+                    block = (tile_target){first ? NULL : c_rows, c_rows, first && accumulate ? c_rows : NULL, ldc, ldc, ldc};
+                }
+                if (!transpose_a) pack_left(rows, kc, LEFT_AT(i0, p0), lda, left);
+                row_block(transpose_a, rows, n, kc, LEFT_AT(i0, p0), lda, right + (size_t)width * p0, left, block);
+            }
+        }
+    } else {
+        // One k block when accumulating (chains_apart is rows outer).
+        for (int p0 = 0; p0 < k; p0 += K_BLOCK) {
+            const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
+            pack_right(transpose_b, kc, n, RIGHT_AT(p0), ldb, right);
+            for (int i0 = 0; i0 < m; i0 += ROW_BLOCK) {
+                const int rows = m - i0 < ROW_BLOCK ? m - i0 : ROW_BLOCK;
+                float *c_rows = c + (ptrdiff_t)i0 * ldc;
+                const tile_target block = {p0 == 0 ? NULL : c_rows, c_rows, accumulate ? c_rows : NULL, ldc, ldc, ldc};
+                if (!transpose_a) pack_left(rows, kc, LEFT_AT(i0, p0), lda, left);
+                row_block(transpose_a, rows, n, kc, LEFT_AT(i0, p0), lda, right, left, block);
+            }
+        }
+    }
+#undef LEFT_AT
+#undef RIGHT_AT
+    return 1;
+}
+
+#else
+void ck_set_blocked_sgemm(int enabled) {}
+int ck_blocked_sgemm_enabled(void) { return 0; }
+int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) { return 0; }
+#endif
