@@ -58,6 +58,9 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .long, help: "Float32 matmul precision of the forward and train figures: highest (float32 BLAS), high (bfloat16 ×3 on AMX) or medium (bfloat16 on AMX); repeatable; default: highest.")
     var matmulPrecision: [MatmulPrecision] = []
 
+    @Option(name: .customLong("float32-gemm"), help: "Kernel of float32 products at highest precision in the gemm (tensor path), forward and train figures: blocked (the AVX-512 kernel) or openblas; repeatable; default: blocked where AVX-512 runs.")
+    var float32GEMM: [Float32GEMMKernel] = []
+
     @Flag(name: .long, help: .hidden)
     var inProcess = false
 
@@ -72,16 +75,22 @@ struct CommonOptions: ParsableArguments {
     var threadCounts: [Int] { threads.isEmpty ? [1, 2] : threads }
     var sizes: [ReferenceSize] { config.isEmpty ? [.small, .base] : config }
 
-    /// One case of `kind` per size and thread count, and for the model's own products (forward,
-    /// train) per matmul precision.
+    /// One case of `kind` per size and thread count, for the model's own products (forward,
+    /// train) per matmul precision, and for float32 products (those and gemm) per kernel.
     func cases(_ kind: BenchmarkCase.Kind, steps: Int? = nil) -> [BenchmarkCase] {
         let precisions: [MatmulPrecision?] = [.forward, .train, .trainMemory].contains(kind) ? (matmulPrecision.isEmpty ? [.highest] : matmulPrecision) : [nil]
+        let variants: [(MatmulPrecision?, Float32GEMMKernel?)] = precisions.flatMap { precision in
+            let float32 = [.gemm, .forward, .train, .trainMemory].contains(kind) && (precision ?? .highest) == .highest
+            let kernels: [Float32GEMMKernel?] = float32 && !float32GEMM.isEmpty ? float32GEMM : [nil]
+            return kernels.map { (precision, $0) }
+        }
         return sizes.flatMap { size in
             threadCounts.flatMap { threads in
-                precisions.map { BenchmarkCase(kind: kind, size: size, threads: threads, repetitions: repetitions, matmulPrecision: $0, steps: steps) }
+                variants.map { BenchmarkCase(kind: kind, size: size, threads: threads, repetitions: repetitions, matmulPrecision: $0.0, float32GEMM: $0.1, steps: steps) }
             }
         }
     }
 }
 
 extension MatmulPrecision: ExpressibleByArgument {}
+extension Float32GEMMKernel: ExpressibleByArgument {}

@@ -17,6 +17,8 @@ struct BenchmarkCase: Codable {
     var repetitions: Int
     /// forward, train and train-memory: float32 matmul precision (nil: highest).
     var matmulPrecision: MatmulPrecision? = nil
+    /// gemm, forward, train and train-memory: the kernel of float32 products (nil: the default).
+    var float32GEMM: Float32GEMMKernel? = nil
     /// gemm: explicit (M, N, K) shapes (nil: the size's own).
     var shapes: [[Int]]?
     /// train-memory: steps to run.
@@ -28,7 +30,8 @@ struct BenchmarkCase: Codable {
 
     var title: String {
         let precision = matmulPrecision.map { $0 == .highest ? "" : " · matmul \($0.rawValue)" } ?? ""
-        return "\(kind.rawValue) · \(size.rawValue) · \(threads) thread\(threads == 1 ? "" : "s")\(precision)"
+        let kernel = float32GEMM.map { " · \($0.rawValue) sgemm" } ?? ""
+        return "\(kind.rawValue) · \(size.rawValue) · \(threads) thread\(threads == 1 ? "" : "s")\(precision)\(kernel)"
     }
 }
 
@@ -43,9 +46,15 @@ extension BenchmarkCase {
     func run() throws -> CaseOutput {
         BLASRuntime.setThreadCount(threads)
         BLASRuntime.setMatmulPrecision(matmulPrecision ?? .highest)
+        BLASRuntime.setBlockedSGEMM(float32GEMM != .openblas)
         var output = try measure()
         if matmulPrecision != nil {
             for index in output.results.indices { output.results[index].matmulPrecision = BLASRuntime.effectiveMatmulPrecision }
+        }
+        if [.gemm, .forward, .train, .trainMemory].contains(kind) && BLASRuntime.effectiveMatmulPrecision == .highest {
+            for index in output.results.indices {
+                output.results[index].float32GEMM = BLASRuntime.usesBlockedSGEMM ? .blocked : .openblas
+            }
         }
         return output
     }

@@ -54,7 +54,7 @@ enum PerformanceTargets {
         func partner(_ benchmark: String, path: String? = nil) -> BenchmarkResult? {
             results.first {
                 $0.benchmark == benchmark && $0.config == result.config && $0.threads == result.threads && $0.shape == result.shape && (path == nil || $0.path == path)
-                    && $0.matmulPrecision == result.matmulPrecision
+                    && $0.matmulPrecision == result.matmulPrecision && $0.float32GEMM == result.float32GEMM
             }
         }
         var checks: [Check] = []
@@ -119,11 +119,15 @@ enum BenchmarkTable {
     }
 
     static func caseName(_ result: BenchmarkResult) -> String {
-        if let shape = result.shape { return shape.map(String.init).joined(separator: "×") + " " + (result.path ?? "") }
+        if let shape = result.shape {
+            let kernel = result.path == "tensor" && result.float32GEMM == .openblas ? " (openblas)" : ""
+            return shape.map(String.init).joined(separator: "×") + " " + (result.path ?? "") + kernel
+        }
         if result.benchmark == "train-memory", let first = result.rssAfterStep10MB, let last = result.rssAfterLastStepMB, let steps = result.steps {
             return String(format: "%@, RSS %.0f MB @10 → %.0f MB @%d", result.batch ?? "", first, last, steps)
         }
-        return (result.batch ?? "") + (result.hasFloat32Products ? "" : " matmul \(result.matmulPrecision!.rawValue)")
+        let kernel = result.float32GEMM == .openblas ? " openblas" : ""
+        return (result.batch ?? "") + (result.hasFloat32Products ? kernel : " matmul \(result.matmulPrecision!.rawValue)")
     }
 
     static func number(_ value: Double) -> String {

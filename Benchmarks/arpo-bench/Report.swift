@@ -14,6 +14,9 @@ struct BenchmarkResult: Codable {
     /// Forward and train: the float32 matmul precision the figure was measured at
     /// (`MatmulPrecision`, as in force: "highest" on a CPU without AMX whatever was asked).
     var matmulPrecision: MatmulPrecision?
+    /// gemm, forward, train and train-memory at highest precision: the kernel of the tensor API's
+    /// float32 products in the case (the gemm benchmark's "blas" path is raw OpenBLAS either way).
+    var float32GEMM: Float32GEMMKernel?
     var unit: String
     var median: Double
     var min: Double
@@ -73,6 +76,7 @@ struct BenchmarkResult: Codable {
     enum CodingKeys: String, CodingKey {
         case benchmark, config, shape, path, threads, unit, median, min, max, repetitions, batch, detail, parameters, steps, target
         case matmulPrecision = "matmul_precision"
+        case float32GEMM = "float32_gemm"
         case modelGFLOPS = "model_gflops"
         case fractionOfPeak = "fraction_of_peak"
         case sgemmPeakGFLOPS = "sgemm_peak_gflops"
@@ -144,6 +148,13 @@ struct ColdStartRecord: Codable {
         case tokensPerSecond = "tokens_per_second"
         case finalLoss = "final_loss"
     }
+}
+
+/// The kernel of float32 products at highest precision (`BLASRuntime.usesBlockedSGEMM`): the
+/// blocked AVX-512 kernel, or OpenBLAS's sgemm.
+enum Float32GEMMKernel: String, Codable, CaseIterable {
+    case blocked
+    case openblas
 }
 
 /// The machine a run was measured on.

@@ -100,6 +100,25 @@ static CK_AVX512 void pack_left(int rows, int kc, const float *a, ptrdiff_t lda,
     }
 }
 
+// Packs columns ..< rows of Aᵀ (rows p ..< p + kc at a + p·lda, each contiguous) for the tiles:
+// tile t's six rows at step p are packed[t·kc·6 + p·6 ..< + 6], zero past `rows`.
+static CK_AVX512 void pack_left_transposed(int rows, int kc, const float *a, ptrdiff_t lda, float *packed) {
+    const int tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
+    for (int p = 0; p < kc; p++) {
+        const float *source = a + (ptrdiff_t)p * lda;
+        for (int t = 0; t < tiles; t++) {
+            const int present = rows - t * TILE_ROWS;
+            const __mmask16 mask = tail_mask(present < TILE_ROWS ? present : TILE_ROWS);
+            _mm512_mask_storeu_ps(packed + ((ptrdiff_t)t * kc + p) * TILE_ROWS, 0x3F, _mm512_maskz_loadu_ps(mask, source + t * TILE_ROWS));
+        }
+    }
+}
+
+static CK_AVX512 void pack(int transpose_a, int rows, int kc, const float *a, ptrdiff_t lda, float *packed) {
+    if (transpose_a) pack_left_transposed(rows, kc, a, lda, packed);
+    else pack_left(rows, kc, a, lda, packed);
+}
+
 // One tile of ROWS × 16·VECTORS (masked to the panel's width): the product of ROWS rows of op(A)
 // (element (i, p) at a[i·row_step + p·step]) and a packed panel block, continuing the chains
 // stored at `from` (or starting them at 0 when it is NULL), stored to `to`, plus `add`'s values
@@ -172,14 +191,15 @@ typedef void (*tile_fn)(int, const float *, ptrdiff_t, const float *, tile_targe
 
 // A block of rows against one packed k block (rows p0 ..< p0 + kc of op(B)); `block` gives where
 // its chains come from and go (its rows' first elements).
-static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const float *a, ptrdiff_t lda, const float *right, const float *left, tile_target block) {
+static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const float *right, const float *left, tile_target block) {
     static const tile_fn narrow_packed[4] = {narrow1_packed, narrow2_packed, narrow3_packed, full_packed};
     static const tile_fn narrow_transposed[4] = {narrow1_transposed, narrow2_transposed, narrow3_transposed, full_transposed};
     static const tile_fn short_packed[TILE_ROWS] = {0, rows1_packed, rows2_packed, rows3_packed, rows4_packed, rows5_packed};
     static const tile_fn short_transposed[TILE_ROWS] = {0, rows1_transposed, rows2_transposed, rows3_transposed, rows4_transposed, rows5_transposed};
-    // Row i of the block: packed at left + i·kc, or in place at a + i (Aᵀ, k step lda).
-    const ptrdiff_t row_step = transpose_a ? 1 : kc, step = transpose_a ? lda : kc;
-    const float *rows_at = transpose_a ? a : left;
+    // Tile i's rows in the packed left block: at left + i·kc, k step 1 and row step kc (rows of
+    // A), or k step 6 and row step 1 (columns of Aᵀ); the tile functions take the step that is
+    // not 1.
+    const ptrdiff_t step = transpose_a ? TILE_ROWS : kc;
     const int panels = (n + PANEL - 1) / PANEL;
     for (int panel = 0; panel < panels; panel++) {
         const int j0 = panel * PANEL, width = n - j0;
@@ -193,12 +213,12 @@ static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const 
                 block.add ? block.add + (ptrdiff_t)i * block.ld_add + j0 : NULL, block.ld_from, block.ld_to, block.ld_add};
             if (i + TILE_ROWS <= rows) {
                 const tile_fn full_tile = transpose_a ? narrow_transposed[vectors - 1] : narrow_packed[vectors - 1];
-                full_tile(kc, rows_at + i * row_step, step, panel_block, target, masks, i + 2 * TILE_ROWS <= rows);
+                full_tile(kc, left + (ptrdiff_t)i * kc, step, panel_block, target, masks, i + 2 * TILE_ROWS <= rows);
             } else {
                 // The last rows (fewer than six) use all four vectors: zero columns of the panel
                 // compute zeros that the masks do not store.
                 const tile_fn short_tile = transpose_a ? short_transposed[rows - i] : short_packed[rows - i];
-                short_tile(kc, rows_at + i * row_step, step, panel_block, target, masks, 0);
+                short_tile(kc, left + (ptrdiff_t)i * kc, step, panel_block, target, masks, 0);
             }
         }
     }
@@ -243,8 +263,8 @@ CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, i
                 } else {
                     block = (tile_target){first ? NULL : c_rows, c_rows, first && accumulate ? c_rows : NULL, ldc, ldc, ldc};
                 }
-                if (!transpose_a) pack_left(rows, kc, LEFT_AT(i0, p0), lda, left);
-                row_block(transpose_a, rows, n, kc, LEFT_AT(i0, p0), lda, right + (size_t)width * p0, left, block);
+                pack(transpose_a, rows, kc, LEFT_AT(i0, p0), lda, left);
+                row_block(transpose_a, rows, n, kc, right + (size_t)width * p0, left, block);
             }
         }
     } else {
@@ -256,8 +276,8 @@ CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, i
                 const int rows = m - i0 < ROW_BLOCK ? m - i0 : ROW_BLOCK;
                 float *c_rows = c + (ptrdiff_t)i0 * ldc;
                 const tile_target block = {p0 == 0 ? NULL : c_rows, c_rows, accumulate ? c_rows : NULL, ldc, ldc, ldc};
-                if (!transpose_a) pack_left(rows, kc, LEFT_AT(i0, p0), lda, left);
-                row_block(transpose_a, rows, n, kc, LEFT_AT(i0, p0), lda, right, left, block);
+                pack(transpose_a, rows, kc, LEFT_AT(i0, p0), lda, left);
+                row_block(transpose_a, rows, n, kc, right, left, block);
             }
         }
     }

@@ -123,6 +123,32 @@ final class CommandLineSmokeTests: XCTestCase {
         XCTAssertNil(results[1]["pytorch_eager"], "a reduced-precision figure set beside PyTorch's float32 one")
     }
 
+    /// `--float32-gemm` measures the float32 figures once per kernel and records the kernel in
+    /// force in each entry, tensor and BLAS paths alike; both are float32, so the PyTorch ratio
+    /// stays beside each train figure.
+    func testFloat32KernelsAreMeasuredAndRecordedApart() throws {
+        let directory = try temporaryDirectory()
+        let json = directory.appendingPathComponent("bench.json")
+        let run = try runArpoBench(["train", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--float32-gemm", "blocked", "--float32-gemm", "openblas", "--json", json.path])
+        XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        let results = try XCTUnwrap(report["results"] as? [[String: Any]])
+        XCTAssertEqual(results.map { $0["benchmark"] as? String }, ["train", "train"])
+        let expectedBlocked = BLASRuntime.usesBlockedSGEMM ? "blocked" : "openblas"
+        XCTAssertEqual(results.map { $0["float32_gemm"] as? String }, [expectedBlocked, "openblas"])
+        XCTAssertTrue(run.output.contains("2×16 openblas"), run.output)
+        XCTAssertTrue(run.output.contains("train · tiny · 1 thread · openblas sgemm"), run.output)
+
+        let gemmJSON = directory.appendingPathComponent("gemm.json")
+        let gemm = try runArpoBench(["gemm", "--shape", "64,64,64", "--threads", "1", "--repetitions", "1", "--in-process", "--float32-gemm", "openblas", "--json", gemmJSON.path])
+        XCTAssertEqual(gemm.status, 0, "stderr: \(gemm.error)")
+        let gemmReport = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: gemmJSON)) as? [String: Any])
+        let gemmResults = try XCTUnwrap(gemmReport["results"] as? [[String: Any]])
+        XCTAssertEqual(gemmResults.map { $0["path"] as? String }, ["tensor", "blas"])
+        XCTAssertEqual(gemmResults.map { $0["float32_gemm"] as? String }, ["openblas", "openblas"])
+        XCTAssertNotNil(gemmResults[0]["target"], "the tensor path's overhead is set against the BLAS path of its own case")
+    }
+
     func testInvalidOptionsFailBeforeMeasuring() throws {
         for (arguments, message) in [
             (["train", "--config", "huge"], "huge"),
@@ -131,6 +157,7 @@ final class CommandLineSmokeTests: XCTestCase {
             (["rollout", "--checkpoint", "/nonexistent/policy"], "is not a directory"),
             (["gemm", "--shape", "4,4"], "three positive integers"),
             (["train", "--matmul-precision", "low"], "'highest', 'high' or 'medium'"),
+            (["train", "--float32-gemm", "mkl"], "'blocked' and 'openblas'"),
         ] {
             let run = try runArpoBench(arguments)
             XCTAssertNotEqual(run.status, 0, "\(arguments) should fail")
