@@ -19,7 +19,12 @@
 //   product), rows are the outer loop and k the inner, so each 96-row block of C stays in cache
 //   across its k blocks; otherwise (a weight gradient: small C, deep k) k is the outer loop and
 //   each packed k block serves every row.
-// - The next tile's lines of C are prefetched while a tile runs.
+// - The next tile's lines of C are prefetched while a tile runs, and so, a share per tile, are
+//   the operand lines the next packs will read (the next block of op(A); in the k-outer order
+//   also the next k block of op(B)), so that packing reads L2 instead of memory. In a C
+//   benchmark of one base layer's 21 products on one thread (each on its own operands,
+//   alternating with the kernel without it), this made the layer 3.7% faster, and the layer
+//   runs 1.16 times as fast as on OpenBLAS.
 // Every element of the product is the same fused multiply-add chain, over k in order from 0, and
 // with beta 1 it is added to C once complete (as BLAS adds beta·C, so a residual added inside
 // its projection's GEMM has the bits of the separate sum); this whatever m, n, the loop order or
@@ -189,9 +194,25 @@ CK_TILE(rows5, 5, 4)
 
 typedef void (*tile_fn)(int, const float *, ptrdiff_t, const float *, tile_target, const __mmask16 *, int);
 
+// Operand lines a later pack will read, prefetched into L2 a share per tile while this block's
+// tiles run, so that packing reads cache rather than memory: `segments` contiguous runs of
+// `lines` cache lines, `stride` bytes apart (none when base is NULL).
+typedef struct {
+    const char *base;
+    int segments, lines;
+    ptrdiff_t stride;
+} upcoming;
+
+static inline CK_AVX512 void prefetch_share(upcoming next, int tile, int tiles) {
+    if (!next.base) return;
+    for (int segment = next.segments * tile / tiles; segment < next.segments * (tile + 1) / tiles; segment++)
+        for (int line = 0; line < next.lines; line++) _mm_prefetch(next.base + segment * next.stride + 64 * line, _MM_HINT_T1);
+}
+
 // A block of rows against one packed k block (rows p0 ..< p0 + kc of op(B)); `block` gives where
-// its chains come from and go (its rows' first elements).
-static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const float *right, const float *left, tile_target block) {
+// its chains come from and go (its rows' first elements); `next_left` and `next_right` what the
+// following packs will read.
+static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const float *right, const float *left, tile_target block, upcoming next_left, upcoming next_right) {
     static const tile_fn narrow_packed[4] = {narrow1_packed, narrow2_packed, narrow3_packed, full_packed};
     static const tile_fn narrow_transposed[4] = {narrow1_transposed, narrow2_transposed, narrow3_transposed, full_transposed};
     static const tile_fn short_packed[TILE_ROWS] = {0, rows1_packed, rows2_packed, rows3_packed, rows4_packed, rows5_packed};
@@ -201,6 +222,7 @@ static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const 
     // not 1.
     const ptrdiff_t step = transpose_a ? TILE_ROWS : kc;
     const int panels = (n + PANEL - 1) / PANEL;
+    const int tile_rows = (rows + TILE_ROWS - 1) / TILE_ROWS, tiles = panels * tile_rows;
     for (int panel = 0; panel < panels; panel++) {
         const int j0 = panel * PANEL, width = n - j0;
         const __mmask16 masks[4] = {tail_mask(width), tail_mask(width - 16), tail_mask(width - 32), tail_mask(width - 48)};
@@ -208,6 +230,8 @@ static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const 
         const float *panel_block = right + (ptrdiff_t)panel * kc * PANEL;
         int i = 0;
         for (; i < rows; i += TILE_ROWS) {
+            prefetch_share(next_left, panel * tile_rows + i / TILE_ROWS, tiles);
+            prefetch_share(next_right, panel * tile_rows + i / TILE_ROWS, tiles);
             tile_target target = {
                 block.from ? block.from + (ptrdiff_t)i * block.ld_from + j0 : NULL, block.to + (ptrdiff_t)i * block.ld_to + j0,
                 block.add ? block.add + (ptrdiff_t)i * block.ld_add + j0 : NULL, block.ld_from, block.ld_to, block.ld_add};
@@ -222,6 +246,13 @@ static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const 
             }
         }
     }
+}
+
+// What pack() reads for `rows` rows and kc steps of op(A) from a: rows of A along k, or k rows of
+// Aᵀ across the block's rows.
+static upcoming left_block(int transpose_a, const float *a, ptrdiff_t lda, int rows, int kc) {
+    if (transpose_a) return (upcoming){(const char *)a, kc, (rows * 4 + 63) / 64, lda * 4};
+    return (upcoming){(const char *)a, rows, (kc * 4 + 63) / 64, lda * 4};
 }
 
 CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
@@ -246,6 +277,8 @@ CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, i
     // Element (i, p) of op(A) and row p of op(B).
 #define LEFT_AT(i, p) (transpose_a ? a + (ptrdiff_t)(p) * lda + (i) : a + (ptrdiff_t)(i) * lda + (p))
 #define RIGHT_AT(p) (transpose_b ? b + (p) : b + (ptrdiff_t)(p) * ldb)
+    // The block of op(A) at rows i0 and step p0 that a later pack reads (none past the end).
+#define LEFT_BLOCK(i0, p0) ((i0) < m && (p0) < k ? left_block(transpose_a, LEFT_AT(i0, p0), lda, m - (i0) < ROW_BLOCK ? m - (i0) : ROW_BLOCK, k - (p0) < K_BLOCK ? k - (p0) : K_BLOCK) : (upcoming){0})
     if (rows_outer) {
         for (int p0 = 0; p0 < k; p0 += K_BLOCK) {
             const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
@@ -264,7 +297,7 @@ CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, i
                     block = (tile_target){first ? NULL : c_rows, c_rows, first && accumulate ? c_rows : NULL, ldc, ldc, ldc};
                 }
                 pack(transpose_a, rows, kc, LEFT_AT(i0, p0), lda, left);
-                row_block(transpose_a, rows, n, kc, right + (size_t)width * p0, left, block);
+                row_block(transpose_a, rows, n, kc, right + (size_t)width * p0, left, block, p0 + K_BLOCK < k ? LEFT_BLOCK(i0, p0 + K_BLOCK) : LEFT_BLOCK(i0 + ROW_BLOCK, 0), (upcoming){0});
             }
         }
     } else {
@@ -277,12 +310,21 @@ CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, i
                 float *c_rows = c + (ptrdiff_t)i0 * ldc;
                 const tile_target block = {p0 == 0 ? NULL : c_rows, c_rows, accumulate ? c_rows : NULL, ldc, ldc, ldc};
                 pack(transpose_a, rows, kc, LEFT_AT(i0, p0), lda, left);
-                row_block(transpose_a, rows, n, kc, right, left, block);
+                upcoming next_right = {0};
+                if (p0 + K_BLOCK < k) {
+                    // This row block's share of the next k block of op(B).
+                    const int next_kc = k - p0 - K_BLOCK < K_BLOCK ? k - p0 - K_BLOCK : K_BLOCK;
+                    const int segments = transpose_b ? n : next_kc, first = (int)((long)segments * i0 / m), last = (int)((long)segments * (i0 + rows) / m);
+                    const float *base = transpose_b ? RIGHT_AT(p0 + K_BLOCK) + (ptrdiff_t)first * ldb : RIGHT_AT(p0 + K_BLOCK + first);
+                    next_right = (upcoming){(const char *)base, last - first, ((transpose_b ? next_kc : n) * 4 + 63) / 64, ldb * 4};
+                }
+                row_block(transpose_a, rows, n, kc, right, left, block, i0 + ROW_BLOCK < m ? LEFT_BLOCK(i0 + ROW_BLOCK, p0) : LEFT_BLOCK(0, p0 + K_BLOCK), next_right);
             }
         }
     }
 #undef LEFT_AT
 #undef RIGHT_AT
+#undef LEFT_BLOCK
     return 1;
 }
 
