@@ -107,12 +107,7 @@ final class CommandLineSmokeTests: XCTestCase {
     /// precision in force in each entry; the float32 train target and PyTorch ratio are not set
     /// beside a reduced-precision figure.
     func testMatmulPrecisionsAreMeasuredAndRecordedApart() throws {
-        let directory = try temporaryDirectory()
-        let json = directory.appendingPathComponent("bench.json")
-        let run = try runArpoBench(["train", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--matmul-precision", "highest", "--matmul-precision", "high", "--json", json.path])
-        XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
-        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
-        let results = try XCTUnwrap(report["results"] as? [[String: Any]])
+        let (run, results) = try measuredResults(["train", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--matmul-precision", "highest", "--matmul-precision", "high"])
         XCTAssertEqual(results.map { $0["benchmark"] as? String }, ["train", "train"])
         let expectedHigh = BLASRuntime.hasAMX ? "high" : "highest"
         XCTAssertEqual(results.map { $0["matmul_precision"] as? String }, ["highest", expectedHigh])
@@ -124,26 +119,17 @@ final class CommandLineSmokeTests: XCTestCase {
     }
 
     /// `--float32-gemm` measures the float32 figures once per kernel and records the kernel in
-    /// force in each entry, tensor and BLAS paths alike; both are float32, so the PyTorch ratio
-    /// stays beside each train figure.
+    /// force in each entry of its case, tensor and BLAS paths alike, and the gemm overhead target
+    /// compares the tensor path with the BLAS path of its own case.
     func testFloat32KernelsAreMeasuredAndRecordedApart() throws {
-        let directory = try temporaryDirectory()
-        let json = directory.appendingPathComponent("bench.json")
-        let run = try runArpoBench(["train", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--float32-gemm", "blocked", "--float32-gemm", "openblas", "--json", json.path])
-        XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
-        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
-        let results = try XCTUnwrap(report["results"] as? [[String: Any]])
+        let (run, results) = try measuredResults(["train", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--float32-gemm", "blocked", "--float32-gemm", "openblas"])
         XCTAssertEqual(results.map { $0["benchmark"] as? String }, ["train", "train"])
         let expectedBlocked = BLASRuntime.usesBlockedSGEMM ? "blocked" : "openblas"
         XCTAssertEqual(results.map { $0["float32_gemm"] as? String }, [expectedBlocked, "openblas"])
         XCTAssertTrue(run.output.contains("2×16 openblas"), run.output)
         XCTAssertTrue(run.output.contains("train · tiny · 1 thread · openblas sgemm"), run.output)
 
-        let gemmJSON = directory.appendingPathComponent("gemm.json")
-        let gemm = try runArpoBench(["gemm", "--shape", "64,64,64", "--threads", "1", "--repetitions", "1", "--in-process", "--float32-gemm", "openblas", "--json", gemmJSON.path])
-        XCTAssertEqual(gemm.status, 0, "stderr: \(gemm.error)")
-        let gemmReport = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: gemmJSON)) as? [String: Any])
-        let gemmResults = try XCTUnwrap(gemmReport["results"] as? [[String: Any]])
+        let (_, gemmResults) = try measuredResults(["gemm", "--shape", "64,64,64", "--threads", "1", "--repetitions", "1", "--in-process", "--float32-gemm", "openblas"])
         XCTAssertEqual(gemmResults.map { $0["path"] as? String }, ["tensor", "blas"])
         XCTAssertEqual(gemmResults.map { $0["float32_gemm"] as? String }, ["openblas", "openblas"])
         XCTAssertNotNil(gemmResults[0]["target"], "the tensor path's overhead is set against the BLAS path of its own case")
@@ -211,6 +197,16 @@ final class CommandLineSmokeTests: XCTestCase {
         group.wait()
         process.waitUntilExit()
         return ProcessResult(status: process.terminationStatus, output: String(decoding: outputData.data, as: UTF8.self), error: String(decoding: errorData, as: UTF8.self))
+    }
+
+    /// Runs arpo-bench with `arguments` and `--json`, requires it to succeed, and returns the
+    /// run and the JSON's `results`.
+    func measuredResults(_ arguments: [String]) throws -> (run: ProcessResult, results: [[String: Any]]) {
+        let json = try temporaryDirectory().appendingPathComponent("bench.json")
+        let run = try runArpoBench(arguments + ["--json", json.path])
+        XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        return (run, try XCTUnwrap(report["results"] as? [[String: Any]]))
     }
 
     func temporaryDirectory() throws -> URL {

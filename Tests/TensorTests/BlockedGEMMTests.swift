@@ -2,13 +2,15 @@ import Tensor
 import XCTest
 
 /// The blocked AVX-512 float32 GEMM (`ck_blocked_sgemm`) through `Float.gemm`: every element is
-/// one fused multiply-add chain over k in order from 0, plus C when accumulating, in every
-/// transpose pair, at
+/// the sum, in order, of one fused multiply-add chain from 0 per k block of 128, plus C when
+/// accumulating, in every transpose pair, at
 /// tile, panel and k-block edges and in both loop orders; the padding of C is never written; and
 /// a split product gives the same bits on every thread count. Skips where the kernel does not
 /// run (no AVX-512, or `ARPO_BLAS_SGEMM=1`).
 final class BlockedGEMMTests: XCTestCase {
     private var configuredThreads = 1
+    /// The kernel's k block (`K_BLOCK` in BlockedGemm.c).
+    static let kBlock = 128
 
     override func setUpWithError() throws {
         try XCTSkipUnless(BLASRuntime.usesBlockedSGEMM, "the blocked float32 kernel does not run here")
@@ -53,11 +55,16 @@ final class BlockedGEMMTests: XCTestCase {
             return c
         }
 
-        /// Element (i, j) as the kernel defines it: s ← fma(a_ip, b_pj, s) for p = 0 ..< k from
-        /// s = 0, then C + s when accumulating (as BLAS adds beta·C to the product).
+        /// Element (i, j) as the kernel defines it: per k block of 128, a chain b ← fma(a_ip, b_pj,
+        /// b) over the block's p in order from b = 0; the blocks' chains summed in order; then
+        /// C + sum when accumulating (as BLAS adds beta·C to the product).
         func chain(_ i: Int, _ j: Int) -> Float {
             var sum: Float = 0
-            for p in 0..<k { sum = sum.addingProduct(left(i, p), right(p, j)) }
+            for start in stride(from: 0, to: k, by: BlockedGEMMTests.kBlock) {
+                var block: Float = 0
+                for p in start..<Swift.min(start + BlockedGEMMTests.kBlock, k) { block = block.addingProduct(left(i, p), right(p, j)) }
+                sum = start == 0 ? block : sum + block
+            }
             return accumulate ? initial[i * ldc + j] + sum : sum
         }
     }
@@ -77,7 +84,7 @@ final class BlockedGEMMTests: XCTestCase {
                 XCTFail("row \(i): padding column \(j) was written", file: file, line: line)
             }
         }
-        XCTAssertEqual(mismatches, 0, "elements that are not the fused multiply-add chain", file: file, line: line)
+        XCTAssertEqual(mismatches, 0, "elements that are not the sum of the blocks' fused multiply-add chains", file: file, line: line)
     }
 
     /// Shapes of at least 2¹⁸ multiply-adds (the kernel's threshold) that end row tiles with 1 to
@@ -139,9 +146,9 @@ final class BlockedGEMMTests: XCTestCase {
         XCTAssertTrue(c[0..<(3 * n)].allSatisfy { $0 == Float(k) * 0.125 })
     }
 
-    /// `setBlockedSGEMM(false)` sends the same product to BLAS. OpenBLAS restarts its sums at
-    /// each of its k blocks (a few hundred deep), so at k = 1000 its elements are not the one
-    /// chain the blocked kernel computes: the rows checked here tell the two apart.
+    /// `setBlockedSGEMM(false)` sends the same product to BLAS. OpenBLAS's k blocks are a few
+    /// hundred deep, not 128, so at k = 1000 its elements are not the blocked kernel's sums: the
+    /// rows checked here tell the two apart.
     func testBLASRemainsSelectable() {
         BLASRuntime.setThreadCount(1)
         let product = Product(transposeA: false, transposeB: true, m: 40, n: 300, k: 1000, accumulate: false, seed: 5)

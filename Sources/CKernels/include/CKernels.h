@@ -109,9 +109,9 @@ void ck_attention_backward(int tq, int tk, int group, int d, float scale, int of
 
 /// Float32 GEMM on AVX-512 FMAs: c (m × n, row stride ldc) = op(a) · op(b), or c += when
 /// `accumulate`; op(a) is m × k: a[i·lda + p], or a[p·lda + i] when transpose_a; op(b) is k × n:
-/// b[p·ldb + j], or b[j·ldb + p] when transpose_b. Each element of the product is one fused
-/// multiply-add chain over k in order from 0, added to c afterwards when accumulating (as BLAS
-/// adds beta·C), whatever m, n or where the block sits.
+/// b[p·ldb + j], or b[j·ldb + p] when transpose_b. Each element of the product is the sum in
+/// order of one fused multiply-add chain from 0 per k block of 128, added to c afterwards when
+/// accumulating (as BLAS adds beta·C), whatever m, n or where the block sits.
 /// Single-threaded. Returns 0 (c untouched) if its packing buffers could not be allocated.
 /// Requires `ck_has_avx512()`.
 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc);

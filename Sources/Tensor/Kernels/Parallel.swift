@@ -5,8 +5,8 @@ import Foundation
 // Splitting a kernel's work over the configured threads.
 //
 // Every kernel splits its rows over the configured threads (`BLASRuntime.setThreadCount`), and
-// so does every large GEMM (`splitGEMM`: one single-threaded BLAS call per block of rows or
-// columns), all on one set of persistent workers. With only the GEMMs split, by OpenBLAS's own
+// so does every large GEMM (`splitGEMM`: one single-threaded GEMM call per block of rows or
+// columns: the blocked float32 kernel, AMX or BLAS), all on one set of persistent workers. With only the GEMMs split, by OpenBLAS's own
 // threads, the second core idled through every softmax, norm and elementwise pass (about 40% of
 // a base train step).
 //
@@ -50,7 +50,7 @@ extension Kernels {
         k >= gemmDepthSplitRatio * Swift.max(m, n) && m * n * k >= gemmSplitWork
     }
 
-    /// C = alpha·op(A) op(B) + beta·C by `product`, a single-threaded BLAS call (given the
+    /// C = alpha·op(A) op(B) + beta·C by `product`, a single-threaded GEMM call (given the
     /// block's m, n, k, its operands, its beta and its C with leading dimension): once for a
     /// small product, else once per block on up to `threads` threads.
     ///
@@ -66,7 +66,8 @@ extension Kernels {
     /// Each element of C is one call's dot product over k, or over each half of k, summed. The cut
     /// along k depends on the shape alone; the row or column blocks on the thread count as well,
     /// and OpenBLAS may round a block differently from the whole (its small-matrix kernels sum in
-    /// another order). So the bits are fixed by the shape and the thread count; a deep product on
+    /// another order; the blocked and AMX kernels do not). So the bits are fixed by the shape and
+    /// the thread count; a deep product on
     /// one to three threads, each half one call, gives the same bits on all of them.
     @inline(__always)
     static func splitGEMM<T: TensorScalar>(
