@@ -8,10 +8,9 @@ import Foundation
 /// OpenBLAS itself runs on one thread. The tensor API splits each large GEMM into row (or
 /// column) blocks, one single-threaded GEMM call per block (BLAS, or the blocked float32 or AMX
 /// kernel), over the same persistent workers as every other kernel (`Kernels.splitGEMM`). With
-/// OpenBLAS threaded as well, its idle workers
-/// polled with `sched_yield` on the cores that the kernels' workers needed between GEMMs (two
-/// threads of attention ran at 1.7× one thread instead of 1.96×), and its fixed split waited for
-/// whichever core the host had descheduled.
+/// OpenBLAS threaded as well, its idle workers polled with `sched_yield` on the cores that the
+/// kernels' workers needed between GEMMs (two threads of attention ran at 1.7× one thread instead
+/// of 1.96×), and its fixed split waited for whichever core the host had descheduled.
 public enum BLASRuntime {
     /// Sets the number of threads that kernels and GEMMs split over (from configuration; never a
     /// global default).

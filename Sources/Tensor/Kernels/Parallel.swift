@@ -6,9 +6,9 @@ import Foundation
 //
 // Every kernel splits its rows over the configured threads (`BLASRuntime.setThreadCount`), and
 // so does every large GEMM (`splitGEMM`: one single-threaded GEMM call per block of rows or
-// columns: the blocked float32 kernel, AMX or BLAS), all on one set of persistent workers. With only the GEMMs split, by OpenBLAS's own
-// threads, the second core idled through every softmax, norm and elementwise pass (about 40% of
-// a base train step).
+// columns, to the blocked float32 kernel, AMX or BLAS), all on one set of persistent workers.
+// With only the GEMMs split, by OpenBLAS's own threads, the second core idled through every
+// softmax, norm and elementwise pass (about 40% of a base train step).
 //
 // Reproducibility: every output element is computed by exactly one thread, with the same
 // arithmetic in the same order as on one thread, so results do not depend on the thread count.
