@@ -29,7 +29,7 @@ final class GEMMReplay {
     private let c: [UnsafeMutablePointer<Float>]
 
     /// Floating-point operations of one replay.
-    var flops: Double { calls.reduce(0) { $0 + 2 * Double($1.m) * Double($1.n) * Double($1.k) } }
+    var flops: Double { calls.reduce(0) { $0 + $1.flops } }
 
     init(_ calls: [GEMMCall], threads: Int) {
         self.calls = calls
@@ -59,15 +59,48 @@ final class GEMMReplay {
     }
 
     /// Replays every call once, in order.
-    func run() {
+    func run() { replayAll { _, _, replay in replay() } }
+
+    /// Every call timed on its own (`repetitions` replays), summed by shape: where the replay's
+    /// time goes, most first. A run of calls made inside a kernel's parallel region is timed as
+    /// a whole and counted under its first call's shape, with `insideKernels` set.
+    func timeByShape(repetitions: Int) -> [GEMMShapeTime] {
+        var seconds: [GEMMShape: Double] = [:]
+        var counts: [GEMMShape: Int] = [:]
+        var flops: [GEMMShape: Double] = [:]
+        for _ in 0..<repetitions {
+            replayAll { indices, insideKernels, replay in
+                let shape = GEMMShape(calls[indices[0]], insideKernels: insideKernels)
+                let start = Timer.now()
+                replay()
+                seconds[shape, default: 0] += Timer.now() - start
+                counts[shape, default: 0] += indices.count
+                flops[shape, default: 0] += indices.reduce(0) { $0 + calls[$1].flops }
+            }
+        }
+        let total = seconds.values.reduce(0, +)
+        let steps = Double(Swift.max(repetitions, 1))
+        return seconds.map { shape, time in
+            GEMMShapeTime(
+                shape: shape, callsPerStep: Int((Double(counts[shape]!) / steps).rounded()), millisecondsPerStep: 1000 * time / steps,
+                gflops: flops[shape]! / time / 1e9, shareOfGEMMTime: time / total)
+        }.sorted { $0.millisecondsPerStep > $1.millisecondsPerStep }
+    }
+
+    /// Hands `body` each call in order (its index, not inside a kernel, and a closure that replays
+    /// it), or each run of calls made inside a kernel's parallel region as one unit (their indices,
+    /// true, and a closure that replays them split over the threads).
+    private func replayAll(_ body: (_ indices: [Int], _ insideKernels: Bool, _ replay: () -> Void) -> Void) {
         for run in runs {
             if run.callThreads < threads {
                 let workers = Swift.min(threads / Swift.max(run.callThreads, 1), run.calls.count)
-                DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    for position in stride(from: worker, to: run.calls.count, by: workers) { replay(calls[run.calls[position]], output: c[worker]) }
+                body(run.calls, true) {
+                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                        for position in stride(from: worker, to: run.calls.count, by: workers) { replay(calls[run.calls[position]], output: c[worker]) }
+                    }
                 }
             } else {
-                for index in run.calls { replaySplit(calls[index], output: c[0]) }
+                for index in run.calls { body([index], false) { replaySplit(calls[index], output: c[0]) } }
             }
         }
     }
@@ -85,5 +118,68 @@ final class GEMMReplay {
             CblasRowMajor, call.transposeA ? CblasTrans : CblasNoTrans, call.transposeB ? CblasTrans : CblasNoTrans,
             Int32(call.m), Int32(call.n), Int32(call.k), 1, a, Int32(call.lda), b, Int32(call.ldb),
             call.accumulates ? 1 : 0, output, Int32(call.ldc))
+    }
+}
+
+extension GEMMCall {
+    /// Floating-point operations: 2·m·n·k.
+    var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+}
+
+/// What tells a train step's GEMMs apart in the by-shape breakdown: transposes, m, n, k and
+/// whether C is accumulated into (leading dimensions aside).
+struct GEMMShape: Hashable {
+    let transposeA: Bool, transposeB: Bool
+    let m: Int, n: Int, k: Int
+    let accumulates: Bool
+    /// Made inside a kernel's parallel region (one thread per call).
+    let insideKernels: Bool
+
+    /// "TN": whether op(A) and op(B) are transposed.
+    var transpose: String { (transposeA ? "T" : "N") + (transposeB ? "T" : "N") }
+
+    /// "TN 768×256×4096", with "+C" when C is accumulated into: op(A) is m × k, op(B) k × n.
+    var name: String { "\(transpose) \(m)×\(n)×\(k)\(accumulates ? " +C" : "")\(insideKernels ? " (in kernels)" : "")" }
+}
+
+extension GEMMShape {
+    init(_ call: GEMMCall, insideKernels: Bool) {
+        self.init(transposeA: call.transposeA, transposeB: call.transposeB, m: call.m, n: call.n, k: call.k, accumulates: call.accumulates, insideKernels: insideKernels)
+    }
+}
+
+/// One shape's part of a train step's GEMMs (`GEMMReplay.timeByShape`), as the JSON's
+/// `gemm_shapes` entries hold it.
+struct GEMMShapeTime: Codable {
+    /// `GEMMShape.name`: "TN 768×256×4096", "+C" when accumulating.
+    let gemm: String
+    let transpose: String
+    let m: Int, n: Int, k: Int
+    let accumulates: Bool
+    let insideKernels: Bool
+    let callsPerStep: Int
+    let millisecondsPerStep: Double
+    let gflops: Double
+    /// Of the replayed GEMMs' time, timed call by call.
+    let shareOfGEMMTime: Double
+
+    enum CodingKeys: String, CodingKey {
+        case gemm, transpose, m, n, k, accumulates, gflops
+        case insideKernels = "inside_kernels"
+        case callsPerStep = "calls_per_step"
+        case millisecondsPerStep = "ms_per_step"
+        case shareOfGEMMTime = "share_of_gemm_time"
+    }
+
+    init(shape: GEMMShape, callsPerStep: Int, millisecondsPerStep: Double, gflops: Double, shareOfGEMMTime: Double) {
+        gemm = shape.name
+        transpose = shape.transpose
+        (m, n, k) = (shape.m, shape.n, shape.k)
+        accumulates = shape.accumulates
+        insideKernels = shape.insideKernels
+        self.callsPerStep = callsPerStep
+        self.millisecondsPerStep = millisecondsPerStep
+        self.gflops = gflops
+        self.shareOfGEMMTime = shareOfGEMMTime
     }
 }

@@ -88,6 +88,7 @@ enum ModelBenchmarks {
 
     /// The train step, and after it the same step's GEMMs replayed alone as the tensor API makes
     /// them (`GEMMReplay`): the tokens/s the step's GEMMs alone allow is the machine's limit for it.
+    /// Last, the replay timed call by call gives the GEMM time by shape (`gemm_shapes`).
     static func train(_ size: ReferenceSize, threads: Int, repetitions: Int) throws -> BenchmarkResult {
         let step = TrainStep(size)
         step.run()
@@ -112,6 +113,7 @@ enum ModelBenchmarks {
         result.gemmShareOfStep = gemmSeconds.median / Measurement(seconds).median
         result.gemmCallsPerStep = replay.calls.count
         result.gemmGFLOPS = replay.flops / gemmSeconds.median / 1e9
+        result.gemmShapes = replay.timeByShape(repetitions: repetitions)
         return result
     }
 

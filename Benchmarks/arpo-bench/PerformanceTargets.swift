@@ -115,8 +115,14 @@ enum BenchmarkTable {
         if let bound = result.gemmBoundTokensPerSecond, let share = result.gemmShareOfStep, let rate = result.gemmGFLOPS, let calls = result.gemmCallsPerStep {
             text += String(format: "; its %d GEMMs alone (%.0f GFLOPS) allow %@ tokens/s and are %.0f%% of the step", calls, rate, number(bound), share * 100)
         }
+        for shape in (result.gemmShapes ?? []).prefix(shapesShown) {
+            text += String(format: "\n      %@ ×%d: %.0f%% of the GEMM time, %.0f GFLOPS", shape.gemm, shape.callsPerStep, shape.shareOfGEMMTime * 100, shape.gflops)
+        }
         return text
     }
+
+    /// The GEMM shapes listed under a train figure, most time first (the JSON has them all).
+    static let shapesShown = 5
 
     static func caseName(_ result: BenchmarkResult) -> String {
         if let shape = result.shape {

@@ -65,6 +65,9 @@ struct BenchmarkResult: Codable {
     var gemmShareOfStep: Double?
     var gemmCallsPerStep: Int?
     var gemmGFLOPS: Double?
+    /// Train: the same GEMMs timed call by call and summed by shape, most time first: which
+    /// products the step's GEMM time goes to, and how fast each runs.
+    var gemmShapes: [GEMMShapeTime]?
     /// The PyTorch 2.15 eager figure on this machine (2 threads), where there is one.
     var pytorchEager: Double?
     /// The performance target(s) that apply, in words, and whether all are met.
@@ -95,6 +98,7 @@ struct BenchmarkResult: Codable {
         case gemmShareOfStep = "gemm_share_of_step"
         case gemmCallsPerStep = "gemm_calls_per_step"
         case gemmGFLOPS = "gemm_gflops"
+        case gemmShapes = "gemm_shapes"
         case meetsTarget = "meets_target"
         case targetMisses = "target_misses"
     }

@@ -81,6 +81,21 @@ final class CommandLineSmokeTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(train["gemm_share_of_step"] as? Double, "train.gemm_share_of_step"), 0)
         XCTAssertGreaterThan(try XCTUnwrap(train["gemm_calls_per_step"] as? Int, "train.gemm_calls_per_step"), 0)
         XCTAssertGreaterThan(try XCTUnwrap(train["gemm_gflops"] as? Double, "train.gemm_gflops"), 0)
+        // ... and the same calls timed one by one, by shape, most time first: every call counted once.
+        let shapes = try XCTUnwrap(train["gemm_shapes"] as? [[String: Any]], "train.gemm_shapes")
+        XCTAssertEqual(shapes.reduce(0) { $0 + ($1["calls_per_step"] as? Int ?? 0) }, train["gemm_calls_per_step"] as? Int)
+        XCTAssertEqual(shapes.reduce(0) { $0 + ($1["share_of_gemm_time"] as? Double ?? 0) }, 1, accuracy: 1e-9)
+        let milliseconds = shapes.map { $0["ms_per_step"] as? Double ?? 0 }
+        XCTAssertEqual(milliseconds, milliseconds.sorted(by: >))
+        XCTAssertEqual(Set(shapes.map { "\($0["transpose"] ?? "")\($0["m"] ?? "")×\($0["n"] ?? "")×\($0["k"] ?? "")\($0["accumulates"] ?? "")\($0["inside_kernels"] ?? "")" }).count, shapes.count, "one entry per shape")
+        for shape in shapes {
+            XCTAssertTrue(["NN", "NT", "TN", "TT"].contains(shape["transpose"] as? String ?? ""), "\(shape)")
+            for key in ["m", "n", "k", "calls_per_step"] { XCTAssertGreaterThan(shape[key] as? Int ?? 0, 0, "\(key) in \(shape)") }
+            for key in ["ms_per_step", "gflops"] { XCTAssertGreaterThan(shape[key] as? Double ?? 0, 0, "\(key) in \(shape)") }
+            XCTAssertNotNil(shape["accumulates"] as? Bool)
+            XCTAssertNotNil(shape["inside_kernels"] as? Bool)
+            XCTAssertNotNil(shape["gemm"] as? String)
+        }
         let arpo = try XCTUnwrap(byBenchmark["rollout-arpo"]?.first)
         XCTAssertNotNil(arpo["target"] as? String)
         XCTAssertNotNil(arpo["meets_target"] as? Bool)
