@@ -61,28 +61,35 @@ final class GEMMReplay {
     /// Replays every call once, in order.
     func run() { replayAll { _, _, replay in replay() } }
 
-    /// Every call timed on its own (`repetitions` replays), summed by shape: where the replay's
-    /// time goes, most first. A run of calls made inside a kernel's parallel region is timed as
-    /// a whole and counted under its first call's shape, with `insideKernels` set.
+    /// Every call timed on its own, summed by shape per replay, over `repetitions` replays after a
+    /// warm-up: where the replay's time goes, most first. Each shape's time is its median over the
+    /// replays (as the bound's is), and its share is of the sum of those medians. A run of calls
+    /// made inside a kernel's parallel region is timed as a whole and counted under its first
+    /// call's shape, with `insideKernels` set.
     func timeByShape(repetitions: Int) -> [GEMMShapeTime] {
-        var seconds: [GEMMShape: Double] = [:]
+        var seconds: [GEMMShape: [Double]] = [:]
         var counts: [GEMMShape: Int] = [:]
         var flops: [GEMMShape: Double] = [:]
-        for _ in 0..<repetitions {
+        run()  // warm-up
+        for _ in 0..<Swift.max(repetitions, 1) {
+            var replaySeconds: [GEMMShape: Double] = [:]
+            counts = [:]
+            flops = [:]
             replayAll { indices, insideKernels, replay in
                 let shape = GEMMShape(calls[indices[0]], insideKernels: insideKernels)
                 let start = Timer.now()
                 replay()
-                seconds[shape, default: 0] += Timer.now() - start
+                replaySeconds[shape, default: 0] += Timer.now() - start
                 counts[shape, default: 0] += indices.count
                 flops[shape, default: 0] += indices.reduce(0) { $0 + calls[$1].flops }
             }
+            for (shape, time) in replaySeconds { seconds[shape, default: []].append(time) }
         }
-        let total = seconds.values.reduce(0, +)
-        let steps = Double(Swift.max(repetitions, 1))
-        return seconds.map { shape, time in
+        let medians = seconds.mapValues { Measurement($0).median }
+        let total = medians.values.reduce(0, +)
+        return medians.map { shape, time in
             GEMMShapeTime(
-                shape: shape, callsPerStep: Int((Double(counts[shape]!) / steps).rounded()), millisecondsPerStep: 1000 * time / steps,
+                shape: shape, callsPerStep: counts[shape]!, millisecondsPerStep: 1000 * time,
                 gflops: flops[shape]! / time / 1e9, shareOfGEMMTime: time / total)
         }.sorted { $0.millisecondsPerStep > $1.millisecondsPerStep }
     }
