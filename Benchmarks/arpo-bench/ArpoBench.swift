@@ -75,16 +75,17 @@ struct CommonOptions: ParsableArguments {
     var threadCounts: [Int] { threads.isEmpty ? [1, 2] : threads }
     var sizes: [ReferenceSize] { config.isEmpty ? [.small, .base] : config }
 
-    /// One case of `kind` per size and thread count, for the model's own products (forward,
-    /// train) per matmul precision, and for float32 products (those and gemm) per kernel.
-    func cases(_ kind: BenchmarkCase.Kind, steps: Int? = nil) -> [BenchmarkCase] {
+    /// One case of `kind` per size (`sizes`, or the configs asked for) and thread count, for the
+    /// model's own products (forward, train) per matmul precision, and for float32 products (those
+    /// and gemm) per kernel.
+    func cases(_ kind: BenchmarkCase.Kind, sizes: [ReferenceSize]? = nil, steps: Int? = nil) -> [BenchmarkCase] {
         let precisions: [MatmulPrecision?] = [.forward, .train, .trainMemory].contains(kind) ? (matmulPrecision.isEmpty ? [.highest] : matmulPrecision) : [nil]
         let variants: [(MatmulPrecision?, Float32GEMMKernel?)] = precisions.flatMap { precision in
-            let float32 = [.gemm, .forward, .train, .trainMemory].contains(kind) && (precision ?? .highest) == .highest
+            let float32 = kind.runsFloat32GEMMs && (precision ?? .highest) == .highest
             let kernels: [Float32GEMMKernel?] = float32 && !float32GEMM.isEmpty ? float32GEMM : [nil]
             return kernels.map { (precision, $0) }
         }
-        return sizes.flatMap { size in
+        return (sizes ?? self.sizes).flatMap { size in
             threadCounts.flatMap { threads in
                 variants.map { BenchmarkCase(kind: kind, size: size, threads: threads, repetitions: repetitions, matmulPrecision: $0.0, float32GEMM: $0.1, steps: steps) }
             }

@@ -9,6 +9,10 @@ struct BenchmarkCase: Codable {
         case gemm, forward, train, decode, rollout
         case trainMemory = "train-memory"
         case coldStart = "cold-start"
+
+        /// Whether the case's figures come from the tensor API's float32 products, whose kernel
+        /// `--float32-gemm` selects.
+        var runsFloat32GEMMs: Bool { [.gemm, .forward, .train, .trainMemory].contains(self) }
     }
 
     var kind: Kind
@@ -51,7 +55,7 @@ extension BenchmarkCase {
         if matmulPrecision != nil {
             for index in output.results.indices { output.results[index].matmulPrecision = BLASRuntime.effectiveMatmulPrecision }
         }
-        if [.gemm, .forward, .train, .trainMemory].contains(kind) && BLASRuntime.effectiveMatmulPrecision == .highest {
+        if kind.runsFloat32GEMMs && BLASRuntime.effectiveMatmulPrecision == .highest {
             for index in output.results.indices {
                 output.results[index].float32GEMM = BLASRuntime.usesBlockedSGEMM ? .blocked : .openblas
             }

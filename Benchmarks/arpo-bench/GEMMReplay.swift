@@ -67,21 +67,23 @@ final class GEMMReplay {
     /// made inside a kernel's parallel region is timed as a whole and counted under its first
     /// call's shape, with `insideKernels` set.
     func timeByShape(repetitions: Int) -> [GEMMShapeTime] {
-        var seconds: [GEMMShape: [Double]] = [:]
         var counts: [GEMMShape: Int] = [:]
         var flops: [GEMMShape: Double] = [:]
-        run()  // warm-up
+        // The warm-up replay also counts each shape's calls and work.
+        replayAll { indices, insideKernels, replay in
+            let shape = GEMMShape(calls[indices[0]], insideKernels: insideKernels)
+            replay()
+            counts[shape, default: 0] += indices.count
+            flops[shape, default: 0] += indices.reduce(0) { $0 + calls[$1].flops }
+        }
+        var seconds: [GEMMShape: [Double]] = [:]
         for _ in 0..<Swift.max(repetitions, 1) {
             var replaySeconds: [GEMMShape: Double] = [:]
-            counts = [:]
-            flops = [:]
             replayAll { indices, insideKernels, replay in
                 let shape = GEMMShape(calls[indices[0]], insideKernels: insideKernels)
                 let start = Timer.now()
                 replay()
                 replaySeconds[shape, default: 0] += Timer.now() - start
-                counts[shape, default: 0] += indices.count
-                flops[shape, default: 0] += indices.reduce(0) { $0 + calls[$1].flops }
             }
             for (shape, time) in replaySeconds { seconds[shape, default: []].append(time) }
         }

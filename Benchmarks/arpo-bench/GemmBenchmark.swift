@@ -25,13 +25,11 @@ struct GemmCommand: ParsableCommand {
 
     func run() throws {
         let shapes = try shape.isEmpty ? nil : shape.map(GemmCommand.parseShape)
-        // Explicit shapes belong to no config: measure them once per thread count.
-        let sizes = shapes == nil ? options.sizes : [options.sizes[0]]
-        let kernels: [Float32GEMMKernel?] = options.float32GEMM.isEmpty ? [nil] : options.float32GEMM
-        let cases = sizes.flatMap { size in
-            options.threadCounts.flatMap { threads in
-                kernels.map { BenchmarkCase(kind: .gemm, size: size, threads: threads, repetitions: options.repetitions, float32GEMM: $0, shapes: shapes) }
-            }
+        // Explicit shapes belong to no config: measure them once per thread count (and kernel).
+        let cases = options.cases(.gemm, sizes: shapes == nil ? options.sizes : [options.sizes[0]]).map { gemmCase in
+            var gemmCase = gemmCase
+            gemmCase.shapes = shapes
+            return gemmCase
         }
         try BenchmarkRunner(options: options, coldStartSteps: nil).run(cases)
     }
