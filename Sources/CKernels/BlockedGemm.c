@@ -27,6 +27,14 @@
 //   benchmark of one base layer's 21 products on one thread (each on its own operands,
 //   alternating with the kernel without it), this made the layer 3.7% faster, and the layer
 //   runs 1.16 times as fast as on OpenBLAS.
+// - On several threads (`ck_blocked_sgemm_parallel`), a rows-outer product is one job of the
+//   worker pool: its first chunks pack the right operand once, a (k block, panel) each, into a
+//   buffer every thread reads, and the rest are the 96-row blocks of C, claimed in turn. Split
+//   into one block per thread instead, each thread packed all of the right operand, and the
+//   thread that finished first waited for the other: on this project's 2-vCPU VMs one vCPU often
+//   runs 5–25% slower than the other for seconds at a time. Independent calls can ride in the
+//   same job (a linear layer's weight gradient, cut along k, beside its input gradient), taken
+//   first, one thread each, with the row blocks filling in around them.
 // Every element of the product is summed the same way: over each k block of 128 in order, one
 // fused multiply-add chain from 0; the blocks' chains added in order (so rounding grows with the
 // block length and the number of blocks, not with k: a weight gradient's 2048-deep chain had
@@ -38,6 +46,8 @@
 
 #if defined(__x86_64__)
 #include "Vector.h"
+#include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -57,7 +67,12 @@ int ck_blocked_sgemm_enabled(void) { return blocked_enabled; }
 static __thread float *packed_right, *packed_left;
 static __thread size_t right_capacity, left_capacity;
 
-static float *reserve(float **buffer, size_t *capacity, size_t elements) {
+// Set by tests (`ck_blocked_sgemm_fail_packing`): every thread's packing buffers are refused.
+static atomic_int fail_packing;
+
+void ck_blocked_sgemm_fail_packing(int fail) { atomic_store(&fail_packing, fail); }
+
+static float *grow(float **buffer, size_t *capacity, size_t elements) {
     if (elements > *capacity) {
         free(*buffer);
         *buffer = aligned_alloc(64, (elements * sizeof(float) + 63) / 64 * 64);
@@ -66,35 +81,41 @@ static float *reserve(float **buffer, size_t *capacity, size_t elements) {
     return *buffer;
 }
 
+static float *reserve(float **buffer, size_t *capacity, size_t elements) {
+    return atomic_load_explicit(&fail_packing, memory_order_relaxed) ? NULL : grow(buffer, capacity, elements);
+}
+
 // Packs rows p ..< p + kc of op(B) (k × n) into panels of PANEL columns: panel q's row p at
 // packed[(q·kc + p)·PANEL], zero past n.
-static CK_AVX512 void pack_right(int transpose, int kc, int n, const float *b, ptrdiff_t ldb, float *packed) {
-    const int panels = (n + PANEL - 1) / PANEL;
-    for (int panel = 0; panel < panels; panel++) {
-        const int j0 = panel * PANEL, width = n - j0;
-        float *target = packed + (ptrdiff_t)panel * kc * PANEL;
-        if (!transpose) {
-            // b[p·ldb + j]: each row of the panel is contiguous in b.
-            for (int p = 0; p < kc; p++) {
-                const float *source = b + (ptrdiff_t)p * ldb + j0;
-                for (int v = 0; v < PANEL / 16; v++)
-                    _mm512_store_ps(target + p * PANEL + 16 * v, _mm512_maskz_loadu_ps(tail_mask(width - 16 * v), source + 16 * v));
-            }
-            continue;
+static CK_AVX512 void pack_right_panel(int transpose, int kc, int n, int panel, const float *b, ptrdiff_t ldb, float *packed) {
+    const int j0 = panel * PANEL, width = n - j0;
+    float *target = packed + (ptrdiff_t)panel * kc * PANEL;
+    if (!transpose) {
+        // b[p·ldb + j]: each row of the panel is contiguous in b.
+        for (int p = 0; p < kc; p++) {
+            const float *source = b + (ptrdiff_t)p * ldb + j0;
+            for (int v = 0; v < PANEL / 16; v++)
+                _mm512_store_ps(target + p * PANEL + 16 * v, _mm512_maskz_loadu_ps(tail_mask(width - 16 * v), source + 16 * v));
         }
-        // b[j·ldb + p]: 16 columns × 16 steps of k at a time, transposed in registers.
-        for (int v = 0; v < PANEL / 16; v++) {
-            const int columns = width - 16 * v;
-            for (int p0 = 0; p0 < kc; p0 += 16) {
-                const __mmask16 steps = tail_mask(kc - p0);
-                __m512i lines[16];
-                for (int j = 0; j < 16; j++)
-                    lines[j] = j < columns ? _mm512_castps_si512(_mm512_maskz_loadu_ps(steps, b + (ptrdiff_t)(j0 + 16 * v + j) * ldb + p0)) : _mm512_setzero_si512();
-                transpose16(lines);
-                for (int p = 0; p < 16 && p0 + p < kc; p++) _mm512_store_si512(target + (p0 + p) * PANEL + 16 * v, lines[p]);
-            }
+        return;
+    }
+    // b[j·ldb + p]: 16 columns × 16 steps of k at a time, transposed in registers.
+    for (int v = 0; v < PANEL / 16; v++) {
+        const int columns = width - 16 * v;
+        for (int p0 = 0; p0 < kc; p0 += 16) {
+            const __mmask16 steps = tail_mask(kc - p0);
+            __m512i lines[16];
+            for (int j = 0; j < 16; j++)
+                lines[j] = j < columns ? _mm512_castps_si512(_mm512_maskz_loadu_ps(steps, b + (ptrdiff_t)(j0 + 16 * v + j) * ldb + p0)) : _mm512_setzero_si512();
+            transpose16(lines);
+            for (int p = 0; p < 16 && p0 + p < kc; p++) _mm512_store_si512(target + (p0 + p) * PANEL + 16 * v, lines[p]);
         }
     }
+}
+
+static CK_AVX512 void pack_right(int transpose, int kc, int n, const float *b, ptrdiff_t ldb, float *packed) {
+    const int panels = (n + PANEL - 1) / PANEL;
+    for (int panel = 0; panel < panels; panel++) pack_right_panel(transpose, kc, n, panel, b, ldb, packed);
 }
 
 // Copies `rows` rows of A (along k, row stride lda), kc steps of k each, into a block of row
@@ -262,76 +283,184 @@ static upcoming left_block(int transpose_a, const float *a, ptrdiff_t lda, int r
     return (upcoming){(const char *)a, rows, (kc * 4 + 63) / 64, lda * 4};
 }
 
+// One product's operands, and its packing geometry.
+typedef struct {
+    int transpose_a, transpose_b, m, n, k, accumulate;
+    const float *a, *b;
+    float *c;
+    ptrdiff_t lda, ldb, ldc, width;  // width: n rounded up to whole panels
+    int chains_apart;  // beta 1 over several k blocks: the chains run in a scratch block of rows
+} product;
+
+static product describe(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
+    const ptrdiff_t width = (ptrdiff_t)((n + PANEL - 1) / PANEL) * PANEL;
+    return (product){transpose_a, transpose_b, m, n, k, accumulate, a, b, c, lda, ldb, ldc, width, accumulate && k > K_BLOCK};
+}
+
+// Element (i, p) of op(A) and row p of op(B).
+static inline const float *left_at(const product *g, int i, int p) {
+    return g->transpose_a ? g->a + (ptrdiff_t)p * g->lda + i : g->a + (ptrdiff_t)i * g->lda + p;
+}
+static inline const float *right_at(const product *g, int p) { return g->transpose_b ? g->b + p : g->b + (ptrdiff_t)p * g->ldb; }
+
+// The block of op(A) at rows i0 and step p0 that a later pack reads (none past the end).
+static upcoming next_left_block(const product *g, int i0, int p0) {
+    if (i0 >= g->m || p0 >= g->k) return (upcoming){0};
+    return left_block(g->transpose_a, left_at(g, i0, p0), g->lda, g->m - i0 < ROW_BLOCK ? g->m - i0 : ROW_BLOCK, g->k - p0 < K_BLOCK ? g->k - p0 : K_BLOCK);
+}
+
+// Whether the rows are the outer loop (see the top of the file): always when the chains run
+// apart, else when C is large and the whole packed right operand small.
+static int rows_outer(const product *g) {
+    return g->chains_apart || ((size_t)g->m * g->n > LARGE_OUTPUT && (size_t)g->width * g->k <= WHOLE_RIGHT_LIMIT);
+}
+
+// Rows i0 ..< i0 + ROW_BLOCK of C, rows outer: every k block against the whole packed right
+// operand `right`, through the packed left block `left` (and its scratch when the chains run
+// apart). `next_i0`: the row block this thread is expected to take next, for prefetching.
+static CK_AVX512 void rows_outer_block(const product *g, int i0, int next_i0, const float *right, float *left) {
+    float *scratch = left + (size_t)ROW_BLOCK * K_BLOCK;
+    const int rows = g->m - i0 < ROW_BLOCK ? g->m - i0 : ROW_BLOCK;
+    float *c_rows = g->c + (ptrdiff_t)i0 * g->ldc;
+    for (int p0 = 0; p0 < g->k; p0 += K_BLOCK) {
+        const int kc = g->k - p0 < K_BLOCK ? g->k - p0 : K_BLOCK;
+        const int first = p0 == 0, last = p0 + kc == g->k;
+        tile_target block;
+        if (g->chains_apart) {
+            block = (tile_target){first ? NULL : scratch, last ? c_rows : scratch, last ? c_rows : NULL, g->width, last ? g->ldc : g->width, g->ldc};
+        } else {
+            block = (tile_target){first ? NULL : c_rows, c_rows, first && g->accumulate ? c_rows : NULL, g->ldc, g->ldc, g->ldc};
+        }
+        pack(g->transpose_a, rows, kc, left_at(g, i0, p0), g->lda, left);
+        row_block(g->transpose_a, rows, g->n, kc, right + (size_t)g->width * p0, left, block, p0 + K_BLOCK < g->k ? next_left_block(g, i0, p0 + K_BLOCK) : next_left_block(g, next_i0, 0), (upcoming){0});
+    }
+}
+
+static float *reserve_left(const product *g) {
+    return reserve(&packed_left, &left_capacity, (size_t)ROW_BLOCK * K_BLOCK + (g->chains_apart ? (size_t)ROW_BLOCK * g->width : 0));
+}
+
+// Zeroes C (beta 0) or leaves it (beta 1): the product of an empty sum.
+static void empty_product(int m, int n, int accumulate, float *c, ptrdiff_t ldc) {
+    if (!accumulate)
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0;
+}
+
 CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return 1;
     if (k <= 0) {
-        if (!accumulate)
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0;
+        empty_product(m, n, accumulate, c, ldc);
         return 1;
     }
-    const int panels = (n + PANEL - 1) / PANEL;
-    const ptrdiff_t width = (ptrdiff_t)panels * PANEL;
-    const size_t whole_right = (size_t)width * k;
-    // With beta 1 over several k blocks the chains run in a scratch block of rows, and C is added
-    // once they are complete (as BLAS adds beta·C to the product): rows outer.
-    const int chains_apart = accumulate && k > K_BLOCK;
-    const int rows_outer = chains_apart || ((size_t)m * n > LARGE_OUTPUT && whole_right <= WHOLE_RIGHT_LIMIT);
-    float *right = reserve(&packed_right, &right_capacity, rows_outer ? whole_right : (size_t)width * (k < K_BLOCK ? k : K_BLOCK));
-    float *left = reserve(&packed_left, &left_capacity, (size_t)ROW_BLOCK * K_BLOCK + (chains_apart ? (size_t)ROW_BLOCK * width : 0));
+    const product g = describe(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
+    const ptrdiff_t width = g.width;
+    const int outer = rows_outer(&g);
+    float *right = reserve(&packed_right, &right_capacity, outer ? (size_t)width * k : (size_t)width * (k < K_BLOCK ? k : K_BLOCK));
+    float *left = reserve_left(&g);
     if (!right || !left) return 0;
-    float *scratch = left + (size_t)ROW_BLOCK * K_BLOCK;
-    // Element (i, p) of op(A) and row p of op(B).
-#define LEFT_AT(i, p) (transpose_a ? a + (ptrdiff_t)(p) * lda + (i) : a + (ptrdiff_t)(i) * lda + (p))
-#define RIGHT_AT(p) (transpose_b ? b + (p) : b + (ptrdiff_t)(p) * ldb)
-    // The block of op(A) at rows i0 and step p0 that a later pack reads (none past the end).
-#define LEFT_BLOCK(i0, p0) ((i0) < m && (p0) < k ? left_block(transpose_a, LEFT_AT(i0, p0), lda, m - (i0) < ROW_BLOCK ? m - (i0) : ROW_BLOCK, k - (p0) < K_BLOCK ? k - (p0) : K_BLOCK) : (upcoming){0})
-    if (rows_outer) {
+    if (outer) {
         for (int p0 = 0; p0 < k; p0 += K_BLOCK) {
             const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
-            pack_right(transpose_b, kc, n, RIGHT_AT(p0), ldb, right + (size_t)width * p0);
+            pack_right(transpose_b, kc, n, right_at(&g, p0), ldb, right + (size_t)width * p0);
         }
+        for (int i0 = 0; i0 < m; i0 += ROW_BLOCK) rows_outer_block(&g, i0, i0 + ROW_BLOCK, right, left);
+        return 1;
+    }
+    // k outer. One k block when accumulating (chains_apart is rows outer).
+    for (int p0 = 0; p0 < k; p0 += K_BLOCK) {
+        const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
+        pack_right(transpose_b, kc, n, right_at(&g, p0), ldb, right);
         for (int i0 = 0; i0 < m; i0 += ROW_BLOCK) {
             const int rows = m - i0 < ROW_BLOCK ? m - i0 : ROW_BLOCK;
             float *c_rows = c + (ptrdiff_t)i0 * ldc;
-            for (int p0 = 0; p0 < k; p0 += K_BLOCK) {
-                const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
-                const int first = p0 == 0, last = p0 + kc == k;
-                tile_target block;
-                if (chains_apart) {
-                    block = (tile_target){first ? NULL : scratch, last ? c_rows : scratch, last ? c_rows : NULL, width, last ? ldc : width, ldc};
-                } else {
-                    block = (tile_target){first ? NULL : c_rows, c_rows, first && accumulate ? c_rows : NULL, ldc, ldc, ldc};
-                }
-                pack(transpose_a, rows, kc, LEFT_AT(i0, p0), lda, left);
-                row_block(transpose_a, rows, n, kc, right + (size_t)width * p0, left, block, p0 + K_BLOCK < k ? LEFT_BLOCK(i0, p0 + K_BLOCK) : LEFT_BLOCK(i0 + ROW_BLOCK, 0), (upcoming){0});
+            const tile_target block = {p0 == 0 ? NULL : c_rows, c_rows, accumulate ? c_rows : NULL, ldc, ldc, ldc};
+            pack(transpose_a, rows, kc, left_at(&g, i0, p0), lda, left);
+            upcoming next_right = {0};
+            if (p0 + K_BLOCK < k) {
+                // This row block's share of the next k block of op(B).
+                const int next_kc = k - p0 - K_BLOCK < K_BLOCK ? k - p0 - K_BLOCK : K_BLOCK;
+                const int segments = transpose_b ? n : next_kc, first = (int)((long)segments * i0 / m), last = (int)((long)segments * (i0 + rows) / m);
+                const float *base = transpose_b ? right_at(&g, p0 + K_BLOCK) + (ptrdiff_t)first * ldb : right_at(&g, p0 + K_BLOCK + first);
+                next_right = (upcoming){(const char *)base, last - first, ((transpose_b ? next_kc : n) * 4 + 63) / 64, ldb * 4};
             }
-        }
-    } else {
-        // One k block when accumulating (chains_apart is rows outer).
-        for (int p0 = 0; p0 < k; p0 += K_BLOCK) {
-            const int kc = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
-            pack_right(transpose_b, kc, n, RIGHT_AT(p0), ldb, right);
-            for (int i0 = 0; i0 < m; i0 += ROW_BLOCK) {
-                const int rows = m - i0 < ROW_BLOCK ? m - i0 : ROW_BLOCK;
-                float *c_rows = c + (ptrdiff_t)i0 * ldc;
-                const tile_target block = {p0 == 0 ? NULL : c_rows, c_rows, accumulate ? c_rows : NULL, ldc, ldc, ldc};
-                pack(transpose_a, rows, kc, LEFT_AT(i0, p0), lda, left);
-                upcoming next_right = {0};
-                if (p0 + K_BLOCK < k) {
-                    // This row block's share of the next k block of op(B).
-                    const int next_kc = k - p0 - K_BLOCK < K_BLOCK ? k - p0 - K_BLOCK : K_BLOCK;
-                    const int segments = transpose_b ? n : next_kc, first = (int)((long)segments * i0 / m), last = (int)((long)segments * (i0 + rows) / m);
-                    const float *base = transpose_b ? RIGHT_AT(p0 + K_BLOCK) + (ptrdiff_t)first * ldb : RIGHT_AT(p0 + K_BLOCK + first);
-                    next_right = (upcoming){(const char *)base, last - first, ((transpose_b ? next_kc : n) * 4 + 63) / 64, ldb * 4};
-                }
-                row_block(transpose_a, rows, n, kc, right, left, block, i0 + ROW_BLOCK < m ? LEFT_BLOCK(i0 + ROW_BLOCK, p0) : LEFT_BLOCK(0, p0 + K_BLOCK), next_right);
-            }
+            row_block(transpose_a, rows, n, kc, right, left, block, i0 + ROW_BLOCK < m ? next_left_block(&g, i0 + ROW_BLOCK, p0) : next_left_block(&g, 0, p0 + K_BLOCK), next_right);
         }
     }
-#undef LEFT_AT
-#undef RIGHT_AT
-#undef LEFT_BLOCK
+    return 1;
+}
+
+// The parallel form of the rows-outer order (`ck_blocked_sgemm_parallel`): one job whose first
+// chunks are the independent calls given with it, each on one thread; then chunks that pack the
+// right operand, a (k block, panel) each, into one buffer all threads read; then the row blocks
+// of C, claimed one at a time. A row-block chunk first waits until every packing chunk is done;
+// chunks are claimed in order, so the packing chunks are all claimed (and, run in order on one
+// thread, all done) before any row block starts.
+typedef struct {
+    product g;
+    float *right;
+    ck_gemm_call *calls;
+    int call_count, panels, pack_chunks, threads;
+    _Atomic int packed;
+} shared_product;
+
+// Rows i0 ..< i0 + ROW_BLOCK of C, element by element with the tiles' arithmetic (the same
+// chains, summed in the same order), for a thread that could not have its packing buffer: part
+// of C may already be written, so the product cannot be handed back.
+static void rows_unpacked(const product *g, int i0) {
+    const int end = g->m - i0 < ROW_BLOCK ? g->m : i0 + ROW_BLOCK;
+    for (int i = i0; i < end; i++)
+        for (int j = 0; j < g->n; j++) {
+            float total = 0;
+            for (int p0 = 0; p0 < g->k; p0 += K_BLOCK) {
+                const int stop = g->k - p0 < K_BLOCK ? g->k : p0 + K_BLOCK;
+                float chain = 0;
+                for (int p = p0; p < stop; p++) chain = fmaf(*left_at(g, i, p), right_at(g, p)[g->transpose_b ? (ptrdiff_t)j * g->ldb : j], chain);
+                total = p0 == 0 ? chain : total + chain;
+            }
+            float *target = g->c + (ptrdiff_t)i * g->ldc + j;
+            *target = g->accumulate ? *target + total : total;
+        }
+}
+
+static CK_AVX512 void shared_chunk(void *context, int chunk) {
+    shared_product *job = context;
+    const product *g = &job->g;
+    if (chunk < job->call_count) {
+        ck_gemm_call *call = &job->calls[chunk];
+        call->done = ck_blocked_sgemm(call->transpose_a, call->transpose_b, call->m, call->n, call->k, call->a, call->lda, call->b, call->ldb, call->accumulate, call->c, call->ldc);
+        return;
+    }
+    chunk -= job->call_count;
+    if (chunk < job->pack_chunks) {
+        const int kb = chunk / job->panels, panel = chunk % job->panels, p0 = kb * K_BLOCK;
+        const int kc = g->k - p0 < K_BLOCK ? g->k - p0 : K_BLOCK;
+        pack_right_panel(g->transpose_b, kc, g->n, panel, right_at(g, p0), g->ldb, job->right + (size_t)g->width * p0);
+        atomic_fetch_add_explicit(&job->packed, 1, memory_order_release);
+        return;
+    }
+    const int i0 = (chunk - job->pack_chunks) * ROW_BLOCK;
+    float *left = reserve_left(g);
+    while (atomic_load_explicit(&job->packed, memory_order_acquire) < job->pack_chunks) _mm_pause();
+    if (left) rows_outer_block(g, i0, i0 + job->threads * ROW_BLOCK, job->right, left);
+    else rows_unpacked(g, i0);
+}
+
+// Per-thread buffer for the shared packed right operand of the jobs this thread starts.
+static __thread float *shared_right;
+static __thread size_t shared_right_capacity;
+
+CK_AVX512 int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls) {
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    shared_product job = {.g = describe(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc), .threads = threads, .calls = calls, .call_count = call_count};
+    if (threads < 2 || m < 2 * ROW_BLOCK || !rows_outer(&job.g)) return 0;
+    job.right = grow(&shared_right, &shared_right_capacity, (size_t)job.g.width * k);
+    if (!job.right) return 0;
+    job.panels = (int)(job.g.width / PANEL);
+    job.pack_chunks = (k + K_BLOCK - 1) / K_BLOCK * job.panels;
+    atomic_init(&job.packed, 0);
+    for (int call = 0; call < call_count; call++) calls[call].done = 0;
+    ck_parallel_run(call_count + job.pack_chunks + (m + ROW_BLOCK - 1) / ROW_BLOCK, threads, shared_chunk, &job);
     return 1;
 }
 
@@ -339,4 +468,6 @@ CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, i
 void ck_set_blocked_sgemm(int enabled) {}
 int ck_blocked_sgemm_enabled(void) { return 0; }
 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) { return 0; }
+int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls) { return 0; }
+void ck_blocked_sgemm_fail_packing(int fail) {}
 #endif

@@ -53,20 +53,111 @@ extension Float: TensorScalar {
     ) {
         let threads = Kernels.gemmThreads
         GEMMRecorder.record(GEMMCall(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, accumulates: beta != 0, threads: threads))
-        // Products of at least `gemmSplitWork` multiply-adds with alpha 1 and beta 0 or 1 go, block
-        // by block on the same blocks and threads as BLAS would get, to AMX at a reduced
-        // `MatmulPrecision`, else to the blocked AVX-512 kernel (`BLASRuntime.usesBlockedSGEMM`);
-        // to BLAS if a kernel's packing buffers could not be had, and every other product.
+        multiply(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// `gemm` on up to `threads` threads, unrecorded: a product the blocked kernel runs rows
+    /// outer to its parallel form (one packing of the right operand, row blocks claimed by the
+    /// threads in turn), every other product block by block (`Kernels.splitGEMM`).
+    @inline(__always)
+    static func multiply(
+        threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let kernel = FloatGEMMKernel(alpha: alpha, beta: beta, m: m, n: n, k: k)
+        if kernel == .blocked && threads > 1 && !Kernels.splitsDepth(m: m, n: n, k: k)
+            && ck_blocked_sgemm_parallel(Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, 0, nil) != 0 {
+            return
+        }
+        Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
+            kernel.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    /// A linear layer's two gradient products, dX (= or +=) dY·W and dW = dYᵀ·X (rows × in
+    /// features, out features, as `Operation.linearGradients` has them), each with the bits of its
+    /// own `gemm`. When dX goes to the parallel blocked kernel and dW is cut along k, both run in
+    /// one parallel region: dW's chunks first, one thread each, and dX's row blocks fill in around
+    /// them, so that a thread the host slows does not leave the other waiting at the end of dW.
+    /// Otherwise the two `gemm` calls, one after the other.
+    public static func linearGradientGEMMs(
+        rows: Int, inFeatures: Int, outFeatures: Int, dy: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, accumulate: Bool, dw: UnsafeMutablePointer<Float>
+    ) {
+        let dxBeta: Float = accumulate ? 1 : 0
+        let threads = Kernels.gemmThreads
+        guard threads > 1, FloatGEMMKernel(alpha: 1, beta: dxBeta, m: rows, n: inFeatures, k: outFeatures) == .blocked,
+            FloatGEMMKernel(alpha: 1, beta: 0, m: outFeatures, n: inFeatures, k: rows) == .blocked,
+            !Kernels.splitsDepth(m: rows, n: inFeatures, k: outFeatures), Kernels.splitsDepth(m: outFeatures, n: inFeatures, k: rows),
+            let split = Kernels.GEMMSplit(threads: threads, transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures, b: input, ldb: inFeatures, beta: 0, c: dw, ldc: inFeatures)
+        else {
+            gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, alpha: 1, a: dy, lda: outFeatures, b: weight, ldb: inFeatures, beta: dxBeta, c: dx, ldc: inFeatures)
+            gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1, a: dy, lda: outFeatures, b: input, ldb: inFeatures, beta: 0, c: dw, ldc: inFeatures)
+            return
+        }
+        GEMMRecorder.record(GEMMCall(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, lda: outFeatures, ldb: inFeatures, ldc: inFeatures, accumulates: accumulate, threads: threads))
+        GEMMRecorder.record(GEMMCall(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, lda: outFeatures, ldb: inFeatures, ldc: inFeatures, accumulates: false, threads: threads))
+        var calls = (0..<split.chunks).map { chunk -> ck_gemm_call in
+            let block = split.block(chunk)
+            return ck_gemm_call(
+                transpose_a: 1, transpose_b: 0, m: Int32(block.m), n: Int32(block.n), k: Int32(block.k), a: block.a, lda: outFeatures, b: block.b, ldb: inFeatures,
+                accumulate: block.beta != 0 ? 1 : 0, c: block.c, ldc: block.ldc, done: 0)
+        }
+        let ran = calls.withUnsafeMutableBufferPointer { calls in
+            ck_blocked_sgemm_parallel(Int32(threads), 0, 0, Int32(rows), Int32(inFeatures), Int32(outFeatures), dy, outFeatures, weight, inFeatures, accumulate ? 1 : 0, dx, inFeatures, Int32(calls.count), calls.baseAddress) != 0
+        }
+        let runBlock = { (chunk: Int) in
+            let block = split.block(chunk)
+            FloatGEMMKernel.blocked.run(
+                transposeA: true, transposeB: false, m: block.m, n: block.n, k: block.k, alpha: 1, a: block.a, lda: outFeatures, b: block.b, ldb: inFeatures,
+                beta: block.beta, c: block.c, ldc: block.ldc)
+        }
+        if ran {
+            // A chunk whose packing buffers could not be had goes to BLAS, on this thread.
+            for (chunk, call) in calls.enumerated() where call.done == 0 { runBlock(chunk) }
+        } else {
+            multiply(threads: threads, transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, alpha: 1, a: dy, lda: outFeatures, b: weight, ldb: inFeatures, beta: dxBeta, c: dx, ldc: inFeatures)
+            Kernels.runChunks(split.chunks, threads: threads, runBlock)
+        }
+        split.finish()
+    }
+}
+
+/// Where a float32 product's blocks go: products of at least `gemmSplitWork` multiply-adds with
+/// alpha 1 and beta 0 or 1 go to AMX at a reduced `MatmulPrecision`, else to the blocked AVX-512
+/// kernel (`BLASRuntime.usesBlockedSGEMM`); to BLAS if a kernel's packing buffers could not be
+/// had, and every other product.
+enum FloatGEMMKernel: Equatable {
+    case amx(parts: Int32), blocked, blas
+
+    init(alpha: Float, beta: Float, m: Int, n: Int, k: Int) {
         let qualifies = alpha == 1 && (beta == 0 || beta == 1) && m * n * k >= Kernels.gemmSplitWork
         let parts = qualifies ? Int32(BLASRuntime.amxParts) : 0
-        let blocked = qualifies && parts == 0 && BLASRuntime.usesBlockedSGEMM
-        Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
-            if parts > 0 && ck_amx_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, parts) != 0 { return }
-            if blocked && ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc) != 0 { return }
-            cblas_sgemm(
-                CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        if parts > 0 {
+            self = .amx(parts: parts)
+        } else {
+            self = qualifies && BLASRuntime.usesBlockedSGEMM ? .blocked : .blas
         }
+    }
+
+    /// One block, on this thread.
+    @inline(__always)
+    func run(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        switch self {
+        case .amx(let parts):
+            if ck_amx_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, parts) != 0 { return }
+        case .blocked:
+            if ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc) != 0 { return }
+        case .blas:
+            break
+        }
+        cblas_sgemm(
+            CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
 

@@ -1,3 +1,4 @@
+import CKernels
 import Tensor
 import XCTest
 
@@ -20,6 +21,7 @@ final class BlockedGEMMTests: XCTestCase {
     override func tearDown() {
         BLASRuntime.setThreadCount(configuredThreads)
         BLASRuntime.setBlockedSGEMM(true)
+        ck_blocked_sgemm_fail_packing(0)
         super.tearDown()
     }
 
@@ -53,6 +55,18 @@ final class BlockedGEMMTests: XCTestCase {
                 transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
                 b: b, ldb: ldb, beta: accumulate ? 1 : 0, c: &c, ldc: ldc)
             return c
+        }
+
+        /// C through `ck_blocked_sgemm_parallel` on `threads` threads, running `calls` in the same
+        /// job; nil when the product did not qualify.
+        func computedInParallel(threads: Int, calls: inout [ck_gemm_call]) -> [Float]? {
+            var c = initial
+            let ran = calls.withUnsafeMutableBufferPointer { calls in
+                ck_blocked_sgemm_parallel(
+                    Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb,
+                    accumulate ? 1 : 0, &c, ldc, Int32(calls.count), calls.baseAddress)
+            }
+            return ran != 0 ? c : nil
         }
 
         /// Element (i, j) as the kernel defines it: per k block of 128, a chain b ← fma(a_ip, b_pj,
@@ -114,6 +128,142 @@ final class BlockedGEMMTests: XCTestCase {
         assertChains(Product(transposeA: false, transposeB: true, m: 530, n: 500, k: 3, accumulate: false, seed: 71))
         assertChains(Product(transposeA: true, transposeB: false, m: 515, n: 520, k: 131, accumulate: true, seed: 72))
         assertChains(Product(transposeA: false, transposeB: false, m: 100, n: 130, k: 400, accumulate: true, seed: 73))
+    }
+
+    /// The parallel form of the rows-outer order (one shared packing of the right operand, row
+    /// blocks claimed by the threads) computes the same chains on two and three threads, with
+    /// beta 0 and 1 and the accumulate-over-several-k-blocks scratch, in every transpose pair,
+    /// and `Float.gemm` takes it for such products.
+    func testParallelRowsOuterGivesTheSameChains() {
+        let shapes: [(m: Int, n: Int, k: Int, accumulate: Bool)] = [(530, 500, 3, false), (515, 520, 131, true), (600, 450, 200, false), (1000, 270, 70, true)]
+        var seed: UInt64 = 800
+        for shape in shapes {
+            for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
+                seed += 1
+                let product = Product(transposeA: transposeA, transposeB: transposeB, m: shape.m, n: shape.n, k: shape.k, accumulate: shape.accumulate, seed: seed)
+                let label = "\(shape) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")"
+                var reference = product.initial
+                XCTAssertEqual(ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(shape.m), Int32(shape.n), Int32(shape.k), product.a, product.lda, product.b, product.ldb, shape.accumulate ? 1 : 0, &reference, product.ldc), 1)
+                for threads in [2, 3] {
+                    var none: [ck_gemm_call] = []
+                    guard let parallel = product.computedInParallel(threads: threads, calls: &none) else {
+                        XCTFail("\(label): the parallel form refused the product")
+                        continue
+                    }
+                    XCTAssertTrue(parallel.map(\.bitPattern) == reference.map(\.bitPattern), "\(label), \(threads) threads")
+                }
+                if !transposeA && !transposeB {
+                    // Every element checked against its chain once per shape, through
+                    // `Float.gemm` (the bits above tie the other layouts to the single-threaded
+                    // kernel).
+                    BLASRuntime.setThreadCount(2)
+                    assertChains(product)
+                }
+            }
+        }
+    }
+
+    /// Products the parallel form does not run (one thread, fewer than two row blocks, or an
+    /// order that is not rows outer) are refused with C untouched.
+    func testParallelFormRefusesWhatItDoesNotRun() {
+        let cases: [(threads: Int, m: Int, n: Int, k: Int, accumulate: Bool)] = [(1, 530, 500, 3, false), (2, 150, 2000, 10, false), (2, 400, 300, 100, true), (2, 600, 600, 1000, false)]
+        for (threads, m, n, k, accumulate) in cases {
+            let shape = (m: m, n: n, k: k, accumulate: accumulate)
+            let product = Product(transposeA: false, transposeB: false, m: m, n: n, k: k, accumulate: accumulate, seed: 3)
+            var none: [ck_gemm_call] = []
+            XCTAssertNil(product.computedInParallel(threads: threads, calls: &none), "\(threads) threads, \(shape)")
+        }
+    }
+
+    /// Calls run in the parallel form's job compute what they compute alone, and are marked
+    /// done; with the packing buffers refused, the calls report that they did not run, and the
+    /// row blocks are computed unpacked with the same bits.
+    func testCallsInTheParallelJobAndRefusedBuffers() {
+        let product = Product(transposeA: false, transposeB: true, m: 700, n: 400, k: 150, accumulate: true, seed: 41)
+        let side = Product(transposeA: true, transposeB: false, m: 90, n: 70, k: 600, accumulate: false, seed: 42)
+        var reference = product.initial
+        XCTAssertEqual(ck_blocked_sgemm(0, 1, 700, 400, 150, product.a, product.lda, product.b, product.ldb, 1, &reference, product.ldc), 1)
+        for refused in [false, true] {
+            // Two calls: the side product's two halves of k, the second into its own C.
+            var first = side.initial, second = [Float](repeating: .nan, count: side.m * side.ldc)
+            var result: [Float]?
+            var calls: [ck_gemm_call] = []
+            ck_blocked_sgemm_fail_packing(refused ? 1 : 0)
+            side.a.withUnsafeBufferPointer { a in
+                side.b.withUnsafeBufferPointer { b in
+                    first.withUnsafeMutableBufferPointer { first in
+                        second.withUnsafeMutableBufferPointer { second in
+                            calls = [
+                                ck_gemm_call(transpose_a: 1, transpose_b: 0, m: 90, n: 70, k: 256, a: a.baseAddress!, lda: side.lda, b: b.baseAddress!, ldb: side.ldb, accumulate: 0, c: first.baseAddress!, ldc: side.ldc, done: 7),
+                                ck_gemm_call(transpose_a: 1, transpose_b: 0, m: 90, n: 70, k: 344, a: a.baseAddress! + 256 * side.lda, lda: side.lda, b: b.baseAddress! + 256 * side.ldb, ldb: side.ldb, accumulate: 0, c: second.baseAddress!, ldc: side.ldc, done: 7),
+                            ]
+                            result = product.computedInParallel(threads: 2, calls: &calls)
+                        }
+                    }
+                }
+            }
+            ck_blocked_sgemm_fail_packing(0)
+            XCTAssertTrue(result?.map(\.bitPattern) == reference.map(\.bitPattern), "refused buffers: \(refused)")
+            XCTAssertEqual(calls.map(\.done), refused ? [0, 0] : [1, 1])
+            guard !refused else { continue }
+            for i in 0..<side.m {
+                for j in 0..<side.n {
+                    // Each half's chains from 0, as `chain` sums the blocks of one half.
+                    var halves: [Float] = [0, 0]
+                    for (half, range) in [0..<256, 256..<600].enumerated() {
+                        var sum: Float = 0
+                        for start in stride(from: range.lowerBound, to: range.upperBound, by: Self.kBlock) {
+                            var block: Float = 0
+                            for p in start..<Swift.min(start + Self.kBlock, range.upperBound) { block = block.addingProduct(side.left(i, p), side.right(p, j)) }
+                            sum = start == range.lowerBound ? block : sum + block
+                        }
+                        halves[half] = sum
+                    }
+                    XCTAssertEqual(first[i * side.ldc + j].bitPattern, halves[0].bitPattern, "first half (\(i), \(j))")
+                    XCTAssertEqual(second[i * side.ldc + j].bitPattern, halves[1].bitPattern, "second half (\(i), \(j))")
+                }
+            }
+        }
+    }
+
+    /// A linear layer's two gradient products in one parallel region (`Float.linearGradientGEMMs`:
+    /// dW cut along k, its halves first, dX's row blocks around them) give the bits of the two
+    /// products on one thread, one after the other, with dX stored or added; with the packing
+    /// buffers refused, dX keeps its bits (its row blocks computed unpacked) and dW, on BLAS,
+    /// stays within float32 rounding. Both products are recorded, in the order of the two calls.
+    func testLinearGradientsInOneRegionMatchOneThread() {
+        let (rows, inFeatures, outFeatures) = (3000, 96, 80)
+        var generator = RandomGenerator(seed: 61)
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float(generator.uniform(-1, 1)) } }
+        let dy = values(rows * outFeatures), input = values(rows * inFeatures), weight = values(outFeatures * inFeatures)
+        let sum = values(rows * inFeatures)
+        for accumulate in [false, true] {
+            // dX starts as NaN when stored: a row block left out stays NaN.
+            let initial = accumulate ? sum : [Float](repeating: .nan, count: rows * inFeatures)
+            func gradients(threads: Int, refused: Bool = false) -> (dx: [Float], dw: [Float]) {
+                BLASRuntime.setThreadCount(threads)
+                ck_blocked_sgemm_fail_packing(refused ? 1 : 0)
+                defer { ck_blocked_sgemm_fail_packing(0) }
+                var dx = initial, dw = [Float](repeating: .nan, count: outFeatures * inFeatures)
+                Float.linearGradientGEMMs(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, dy: dy, input: input, weight: weight, dx: &dx, accumulate: accumulate, dw: &dw)
+                return (dx, dw)
+            }
+            let reference = gradients(threads: 1)
+            var dx = initial, dw = [Float](repeating: .nan, count: outFeatures * inFeatures)
+            Float.gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, alpha: 1, a: dy, lda: outFeatures, b: weight, ldb: inFeatures, beta: accumulate ? 1 : 0, c: &dx, ldc: inFeatures)
+            Float.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1, a: dy, lda: outFeatures, b: input, ldb: inFeatures, beta: 0, c: &dw, ldc: inFeatures)
+            XCTAssertTrue(reference.dx.map(\.bitPattern) == dx.map(\.bitPattern) && reference.dw.map(\.bitPattern) == dw.map(\.bitPattern), "one thread: the two gemm calls")
+            for threads in [2, 3] {
+                let result = gradients(threads: threads)
+                XCTAssertTrue(result.dx.map(\.bitPattern) == reference.dx.map(\.bitPattern), "dX, \(threads) threads, accumulate \(accumulate)")
+                XCTAssertTrue(result.dw.map(\.bitPattern) == reference.dw.map(\.bitPattern), "dW, \(threads) threads, accumulate \(accumulate)")
+            }
+            let refused = gradients(threads: 2, refused: true)
+            XCTAssertTrue(refused.dx.map(\.bitPattern) == reference.dx.map(\.bitPattern), "dX with the packing buffers refused, accumulate \(accumulate)")
+            assertClose(refused.dw.map(Double.init), reference.dw.map(Double.init), absoluteTolerance: 1e-3, relativeTolerance: 1e-5, "dW on BLAS")
+            let calls = GEMMRecorder.recording { _ = gradients(threads: 2) }.calls
+            XCTAssertEqual(calls.map { "\($0.transposeA ? "T" : "N")\($0.transposeB ? "T" : "N") \($0.m)×\($0.n)×\($0.k) \($0.accumulates)" }, ["NN 3000×96×80 \(accumulate)", "TN 80×96×3000 false"])
+        }
     }
 
     /// Row and column splits and the depth cut give the same bits on one to three threads.

@@ -116,6 +116,36 @@ void ck_attention_backward(int tq, int tk, int group, int d, float scale, int of
 /// Requires `ck_has_avx512()`.
 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc);
 
+/// One single-threaded `ck_blocked_sgemm` call to run inside `ck_blocked_sgemm_parallel`'s job;
+/// `done` is its return value.
+typedef struct {
+    int transpose_a, transpose_b, m, n, k;
+    const float *a;
+    ptrdiff_t lda;
+    const float *b;
+    ptrdiff_t ldb;
+    int accumulate;
+    float *c;
+    ptrdiff_t ldc;
+    int done;
+} ck_gemm_call;
+
+/// `ck_blocked_sgemm` on up to `threads` threads of `ck_parallel_run`, with the same bits, for a
+/// product the kernel runs rows outer (C large, the packed right operand at most 1 MiB): the
+/// right operand is packed once into a buffer every thread reads, and the 96-row blocks of C are
+/// claimed one at a time, so a thread the host slows leaves its share to the others. The
+/// `call_count` independent `calls` (which must not write what the product reads or writes) run
+/// first in the same job, one thread each, and the row blocks fill in around them. Returns 0
+/// (nothing run, c untouched) when the product does not qualify (fewer than 2 threads or 192
+/// rows, or not rows outer) or the shared buffer could not be allocated; else 1, with each call's
+/// `done` set. Requires `ck_has_avx512()`.
+int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls);
+
+/// For tests: while `fail` is nonzero every thread's packing buffers are refused, as when they
+/// cannot be allocated (`ck_blocked_sgemm` returns 0; a row block of `ck_blocked_sgemm_parallel`
+/// is computed unpacked, with the same bits).
+void ck_blocked_sgemm_fail_packing(int fail);
+
 /// Whether float32 products at full precision go to `ck_blocked_sgemm` (1, the default) or to
 /// BLAS (0).
 void ck_set_blocked_sgemm(int enabled);

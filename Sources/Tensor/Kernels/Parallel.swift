@@ -57,7 +57,10 @@ extension Kernels {
     /// - Blocks split C's rows when it has at least as many rows as columns, else its columns;
     ///   one block per thread, which measured faster than more (at 4096 × 768 × 256, two
     ///   threads: 170–236 GFLOPS in two blocks, 164–234 in four, against 129–219 for OpenBLAS's
-    ///   own threading). Each element of C is then one call's dot product over all of k.
+    ///   own threading; each block packs all of the other operand). Each element of C is then
+    ///   one call's dot product over all of k. (Float32 products the blocked kernel runs rows
+    ///   outer do not come here: `Float.multiply` gives them to its parallel form, which packs
+    ///   the other operand once and lets the threads claim 96-row blocks.)
     /// - A product deep enough (`splitsDepth`) is instead cut at the middle of k, on any thread
     ///   count, one thread included: the first half accumulates into C with the caller's beta, the
     ///   second goes to a scratch buffer, which is then added to C. With more than two threads
@@ -75,41 +78,82 @@ extension Kernels {
         a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int,
         _ product: (_ m: Int, _ n: Int, _ k: Int, UnsafePointer<T>, UnsafePointer<T>, _ beta: T, UnsafeMutablePointer<T>, _ ldc: Int) -> Void
     ) {
-        let halves = splitsDepth(m: m, n: n, k: k) ? 2 : 1
-        let alongRows = m >= n
-        let extent = alongRows ? m : n
-        let units = (extent + gemmSplitAlignment - 1) / gemmSplitAlignment
-        let blocks = Swift.max(1, Swift.min(threads / halves, units))
-        guard halves > 1 || (blocks > 1 && m * n * k >= gemmSplitWork) else {
+        guard let split = GEMMSplit(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) else {
             product(m, n, k, a, b, beta, c, ldc)
             return
         }
-        let firstDepth = halves == 1 ? k : (k / 2) / gemmSplitAlignment * gemmSplitAlignment
-        let scratch = halves == 1 ? nil : TensorStorage(dtype: T.dtype, count: m * n, zeroed: false)
-        let second = scratch?.pointer(T.self)
-        runChunks(halves * blocks, threads: threads) { chunk in
+        runChunks(split.chunks, threads: threads) { chunk in
+            let block = split.block(chunk)
+            product(block.m, block.n, block.k, block.a, block.b, block.beta, block.c, block.ldc)
+        }
+        split.finish()
+    }
+
+    /// How `splitGEMM` cuts a product: its chunks (one single-threaded GEMM call each, run in
+    /// any order on any thread) and, for a product cut along k, the scratch that holds the second
+    /// half until `finish` adds it to C.
+    struct GEMMSplit<T: TensorScalar> {
+        /// One chunk's single-threaded GEMM call.
+        struct Block {
+            let m, n, k: Int
+            let a, b: UnsafePointer<T>
+            let beta: T
+            let c: UnsafeMutablePointer<T>
+            let ldc: Int
+        }
+
+        let transposeA, transposeB, alongRows: Bool
+        let m, n, k, lda, ldb, ldc, halves, blocks, units, extent, firstDepth: Int
+        let a, b: UnsafePointer<T>
+        let beta: T
+        let c: UnsafeMutablePointer<T>
+        let scratch: TensorStorage?
+
+        var chunks: Int { halves * blocks }
+
+        /// nil when the product is not split: one call computes it.
+        init?(threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int) {
+            let halves = splitsDepth(m: m, n: n, k: k) ? 2 : 1
+            let alongRows = m >= n
+            let extent = alongRows ? m : n
+            let units = (extent + gemmSplitAlignment - 1) / gemmSplitAlignment
+            let blocks = Swift.max(1, Swift.min(threads / halves, units))
+            guard halves > 1 || (blocks > 1 && m * n * k >= gemmSplitWork) else { return nil }
+            (self.transposeA, self.transposeB, self.alongRows) = (transposeA, transposeB, alongRows)
+            (self.m, self.n, self.k, self.lda, self.ldb, self.ldc) = (m, n, k, lda, ldb, ldc)
+            (self.halves, self.blocks, self.units, self.extent) = (halves, blocks, units, extent)
+            firstDepth = halves == 1 ? k : (k / 2) / gemmSplitAlignment * gemmSplitAlignment
+            (self.a, self.b, self.beta, self.c) = (a, b, beta, c)
+            scratch = halves == 1 ? nil : TensorStorage(dtype: T.dtype, count: m * n, zeroed: false)
+        }
+
+        func block(_ chunk: Int) -> Block {
             let half = chunk / blocks, block = chunk % blocks
             let (k0, depth) = half == 0 ? (0, firstDepth) : (firstDepth, k - firstDepth)
             let aHalf = transposeA ? a + k0 * lda : a + k0
             let bHalf = transposeB ? b + k0 : b + k0 * ldb
-            let (cHalf, ldcHalf, betaHalf) = half == 0 ? (c, ldc, beta) : (second!, n, T.zero)
+            let (cHalf, ldcHalf, betaHalf) = half == 0 ? (c, ldc, beta) : (scratch!.pointer(T.self), n, T.zero)
             let start = units * block / blocks * gemmSplitAlignment
             let end = Swift.min(extent, units * (block + 1) / blocks * gemmSplitAlignment)
             if alongRows {
-                product(end - start, n, depth, transposeA ? aHalf + start : aHalf + start * lda, bHalf, betaHalf, cHalf + start * ldcHalf, ldcHalf)
-            } else {
-                product(m, end - start, depth, aHalf, transposeB ? bHalf + start * ldb : bHalf + start, betaHalf, cHalf + start, ldcHalf)
+                return Block(m: end - start, n: n, k: depth, a: transposeA ? aHalf + start : aHalf + start * lda, b: bHalf, beta: betaHalf, c: cHalf + start * ldcHalf, ldc: ldcHalf)
             }
+            return Block(m: m, n: end - start, k: depth, a: aHalf, b: transposeB ? bHalf + start * ldb : bHalf + start, beta: betaHalf, c: cHalf + start, ldc: ldcHalf)
         }
-        if let second {
+
+        /// Adds the second half of a product cut along k into C, once every chunk is done.
+        func finish() {
+            guard let scratch else { return }
+            let second = scratch.pointer(T.self)
+            let (c, ldc, n) = (c, ldc, n)
             parallelFor(m, workPerItem: n) { rows in
                 for row in rows {
                     let target = c + row * ldc, source = second + row * n
                     for column in 0..<n { target[column] += source[column] }
                 }
             }
+            withExtendedLifetime(scratch) {}
         }
-        withExtendedLifetime(scratch) {}
     }
 
     /// Calls `body` on disjoint contiguous ranges that cover `0..<count`, concurrently on up to
