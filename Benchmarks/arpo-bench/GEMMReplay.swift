@@ -4,9 +4,11 @@ import Foundation
 import Tensor
 
 /// The float32 GEMMs of one run of some code, replayed alone as the tensor API makes them (each
-/// large one split over the kernel threads, one single-threaded `cblas_sgemm` per block): how
-/// fast that code could run if everything but its GEMMs took no time. Beside a measured train
-/// step, this is the machine's limit for the step as the model defines it.
+/// large one split over the kernel threads): how fast that code could run if everything but its
+/// GEMMs took no time. Beside a measured train step, this is the machine's limit for the step as
+/// the model defines it. A linear layer's two gradient products that ran in one parallel region
+/// (`GEMMCall.sharesRegionWithNext`) are replayed that way too, by `Float.linearGradientGEMMs`;
+/// the by-shape timing (`timeByShape`) times each call on its own.
 ///
 /// Calls recorded on fewer threads than configured were made inside a kernel's own parallel
 /// region (attention's heads), so runs of them are replayed split over `threads` threads, one
@@ -58,8 +60,26 @@ final class GEMMReplay {
         for buffer in c { buffer.deallocate() }
     }
 
-    /// Replays every call once, in order.
-    func run() { replayAll { _, _, replay in replay() } }
+    /// Replays every call once, in order, a linear layer's gradient pair in one region.
+    func run() {
+        var skipNext = false
+        replayAll { indices, insideKernels, replay in
+            if skipNext {
+                skipNext = false
+                return
+            }
+            let call = calls[indices[0]]
+            guard !insideKernels, call.sharesRegionWithNext, indices[0] + 1 < calls.count, threads > 1 else {
+                replay()
+                return
+            }
+            // dX = dY·W (rows × in, k = out) and dW = dYᵀ·X: dY in A, W and X in B.
+            Float.linearGradientGEMMs(
+                rows: call.m, inFeatures: call.n, outFeatures: call.k, dy: a, input: b, weight: b,
+                dx: c[0], accumulate: call.accumulates, dw: c[1])
+            skipNext = true
+        }
+    }
 
     /// Every call timed on its own, summed by shape per replay, over `repetitions` replays after a
     /// warm-up: where the replay's time goes, most first. Each shape's time is its median over the

@@ -96,7 +96,7 @@ extension Float: TensorScalar {
             gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1, a: dy, lda: outFeatures, b: input, ldb: inFeatures, beta: 0, c: dw, ldc: inFeatures)
             return
         }
-        GEMMRecorder.record(GEMMCall(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, lda: outFeatures, ldb: inFeatures, ldc: inFeatures, accumulates: accumulate, threads: threads))
+        GEMMRecorder.record(GEMMCall(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, lda: outFeatures, ldb: inFeatures, ldc: inFeatures, accumulates: accumulate, threads: threads, sharesRegionWithNext: true))
         GEMMRecorder.record(GEMMCall(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, lda: outFeatures, ldb: inFeatures, ldc: inFeatures, accumulates: false, threads: threads))
         var calls = (0..<split.chunks).map { chunk -> ck_gemm_call in
             let block = split.block(chunk)

@@ -11,6 +11,9 @@ public struct GEMMCall: Hashable, Sendable {
     /// The threads the call could split over (`Kernels.splitGEMM`): 1 inside kernels that run
     /// many small GEMMs on their own threads (attention's heads).
     public let threads: Int
+    /// Whether this call and the next ran in one parallel region: a linear layer's input gradient
+    /// and its weight gradient (`Float.linearGradientGEMMs`).
+    public var sharesRegionWithNext = false
 }
 
 /// Records the float32 GEMMs made inside `recording(_:)`, from any thread.

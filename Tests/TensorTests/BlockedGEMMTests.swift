@@ -230,7 +230,8 @@ final class BlockedGEMMTests: XCTestCase {
     /// dW cut along k, its halves first, dX's row blocks around them) give the bits of the two
     /// products on one thread, one after the other, with dX stored or added; with the packing
     /// buffers refused, dX keeps its bits (its row blocks computed unpacked) and dW, on BLAS,
-    /// stays within float32 rounding. Both products are recorded, in the order of the two calls.
+    /// stays within float32 rounding. Both products are recorded, in the order of the two calls,
+    /// the first marked as sharing its region with the second.
     func testLinearGradientsInOneRegionMatchOneThread() {
         let (rows, inFeatures, outFeatures) = (3000, 96, 80)
         var generator = RandomGenerator(seed: 61)
@@ -263,6 +264,7 @@ final class BlockedGEMMTests: XCTestCase {
             assertClose(refused.dw.map(Double.init), reference.dw.map(Double.init), absoluteTolerance: 1e-3, relativeTolerance: 1e-5, "dW on BLAS")
             let calls = GEMMRecorder.recording { _ = gradients(threads: 2) }.calls
             XCTAssertEqual(calls.map { "\($0.transposeA ? "T" : "N")\($0.transposeB ? "T" : "N") \($0.m)×\($0.n)×\($0.k) \($0.accumulates)" }, ["NN 3000×96×80 \(accumulate)", "TN 80×96×3000 false"])
+            XCTAssertEqual(calls.map(\.sharesRegionWithNext), [true, false], "the pair is recorded as one region")
         }
     }
 
