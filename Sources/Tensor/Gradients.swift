@@ -148,14 +148,7 @@ extension Operation {
         let dy = g.materialized(), input = x.materialized(), matrix = weight.materialized()
         let dx = accumulator ?? Tensor(shape: x.shape, dtype: x.dtype, zeroed: false)
         let dw = Tensor(shape: weight.shape, dtype: weight.dtype, zeroed: false)
-        if dy.dtype == .float32 && rows > 0 && inFeatures > 0 && outFeatures > 0 {
-            Float.linearGradientGEMMs(
-                rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, dy: dy.pointer(Float.self), input: input.pointer(Float.self),
-                weight: matrix.pointer(Float.self), dx: dx.pointer(Float.self), accumulate: accumulator != nil, dw: dw.pointer(Float.self))
-        } else {
-            Kernels.gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: matrix, ldb: inFeatures, into: dx, ldc: inFeatures, accumulate: accumulator != nil)
-            Kernels.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures, b: input, ldb: inFeatures, into: dw, ldc: inFeatures, accumulate: false)
-        }
+        Kernels.linearGradients(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, dy: dy, input: input, weight: matrix, into: dx, accumulate: accumulator != nil, weightGradient: dw)
         return [dx, dw]
     }
 }

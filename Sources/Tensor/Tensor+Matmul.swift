@@ -91,6 +91,24 @@ extension Kernels {
         }
     }
 
+    /// A linear layer's two gradient products on dense operands: dX (= or += when `accumulate`)
+    /// dY·W and dW = dYᵀ·X, dY (rows × out), X (rows × in), W (out × in). Float32 runs them in one
+    /// parallel region where it can (`Float.linearGradientGEMMs`); the bits are those of the two
+    /// `gemm` calls.
+    static func linearGradients(
+        rows: Int, inFeatures: Int, outFeatures: Int, dy: Tensor, input: Tensor, weight: Tensor,
+        into dx: Tensor, accumulate: Bool, weightGradient dw: Tensor
+    ) {
+        guard dy.dtype == .float32 && rows > 0 && inFeatures > 0 && outFeatures > 0 else {
+            gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight, ldb: inFeatures, into: dx, ldc: inFeatures, accumulate: accumulate)
+            gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures, b: input, ldb: inFeatures, into: dw, ldc: inFeatures, accumulate: false)
+            return
+        }
+        Float.linearGradientGEMMs(
+            rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, dy: dy.pointer(Float.self), input: input.pointer(Float.self),
+            weight: weight.pointer(Float.self), dx: dx.pointer(Float.self), accumulate: accumulate, dw: dw.pointer(Float.self))
+    }
+
     /// Sets every element of a dense tensor.
     static func fill(_ tensor: Tensor, _ value: Double) {
         switch tensor.dtype {

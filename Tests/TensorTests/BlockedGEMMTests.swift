@@ -230,8 +230,9 @@ final class BlockedGEMMTests: XCTestCase {
     /// dW cut along k, its halves first, dX's row blocks around them) give the bits of the two
     /// products on one thread, one after the other, with dX stored or added; with the packing
     /// buffers refused, dX keeps its bits (its row blocks computed unpacked) and dW, on BLAS,
-    /// stays within float32 rounding. Both products are recorded, in the order of the two calls,
-    /// the first marked as sharing its region with the second.
+    /// stays within float32 rounding. `linear`'s gradient rule reaches the same bits. Both
+    /// products are recorded, in the order of the two calls, the first marked as sharing its
+    /// region with the second.
     func testLinearGradientsInOneRegionMatchOneThread() {
         let (rows, inFeatures, outFeatures) = (3000, 96, 80)
         var generator = RandomGenerator(seed: 61)
@@ -241,7 +242,7 @@ final class BlockedGEMMTests: XCTestCase {
         for accumulate in [false, true] {
             // dX starts as NaN when stored: a row block left out stays NaN.
             let initial = accumulate ? sum : [Float](repeating: .nan, count: rows * inFeatures)
-            func gradients(threads: Int, refused: Bool = false) -> (dx: [Float], dw: [Float]) {
+            func products(threads: Int, refused: Bool = false) -> (dx: [Float], dw: [Float]) {
                 BLASRuntime.setThreadCount(threads)
                 ck_blocked_sgemm_fail_packing(refused ? 1 : 0)
                 defer { ck_blocked_sgemm_fail_packing(0) }
@@ -249,20 +250,29 @@ final class BlockedGEMMTests: XCTestCase {
                 Float.linearGradientGEMMs(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, dy: dy, input: input, weight: weight, dx: &dx, accumulate: accumulate, dw: &dw)
                 return (dx, dw)
             }
-            let reference = gradients(threads: 1)
+            let reference = products(threads: 1)
             var dx = initial, dw = [Float](repeating: .nan, count: outFeatures * inFeatures)
             Float.gemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures, alpha: 1, a: dy, lda: outFeatures, b: weight, ldb: inFeatures, beta: accumulate ? 1 : 0, c: &dx, ldc: inFeatures)
             Float.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, alpha: 1, a: dy, lda: outFeatures, b: input, ldb: inFeatures, beta: 0, c: &dw, ldc: inFeatures)
             XCTAssertTrue(reference.dx.map(\.bitPattern) == dx.map(\.bitPattern) && reference.dw.map(\.bitPattern) == dw.map(\.bitPattern), "one thread: the two gemm calls")
             for threads in [2, 3] {
-                let result = gradients(threads: threads)
+                let result = products(threads: threads)
                 XCTAssertTrue(result.dx.map(\.bitPattern) == reference.dx.map(\.bitPattern), "dX, \(threads) threads, accumulate \(accumulate)")
                 XCTAssertTrue(result.dw.map(\.bitPattern) == reference.dw.map(\.bitPattern), "dW, \(threads) threads, accumulate \(accumulate)")
             }
-            let refused = gradients(threads: 2, refused: true)
+            let refused = products(threads: 2, refused: true)
             XCTAssertTrue(refused.dx.map(\.bitPattern) == reference.dx.map(\.bitPattern), "dX with the packing buffers refused, accumulate \(accumulate)")
             assertClose(refused.dw.map(Double.init), reference.dw.map(Double.init), absoluteTolerance: 1e-3, relativeTolerance: 1e-5, "dW on BLAS")
-            let calls = GEMMRecorder.recording { _ = gradients(threads: 2) }.calls
+            if !accumulate {
+                // The gradient rule of `linear` reaches the same products.
+                BLASRuntime.setThreadCount(2)
+                let x = Tensor(shape: [rows, inFeatures], scalars: input), w = Tensor(shape: [outFeatures, inFeatures], scalars: weight)
+                x.requiresGradient = true
+                w.requiresGradient = true
+                let rule = gradients(of: x.linear(w), withRespectTo: [x, w], seed: Tensor(shape: [rows, outFeatures], scalars: dy))
+                XCTAssertTrue(rule[0].floats.map(\.bitPattern) == reference.dx.map(\.bitPattern) && rule[1].floats.map(\.bitPattern) == reference.dw.map(\.bitPattern), "through autodiff")
+            }
+            let calls = GEMMRecorder.recording { _ = products(threads: 2) }.calls
             XCTAssertEqual(calls.map { "\($0.transposeA ? "T" : "N")\($0.transposeB ? "T" : "N") \($0.m)×\($0.n)×\($0.k) \($0.accumulates)" }, ["NN 3000×96×80 \(accumulate)", "TN 80×96×3000 false"])
             XCTAssertEqual(calls.map(\.sharesRegionWithNext), [true, false], "the pair is recorded as one region")
         }
