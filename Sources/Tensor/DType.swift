@@ -58,7 +58,9 @@ extension Float: TensorScalar {
 
     /// `gemm` on up to `threads` threads, unrecorded: a product the blocked kernel runs rows
     /// outer to its parallel form (one packing of the right operand, row blocks claimed by the
-    /// threads in turn), every other product block by block (`Kernels.splitGEMM`).
+    /// threads in turn), every other product block by block (`Kernels.splitGEMM`). The parallel
+    /// form needs the worker pool's in-order claims (its row blocks wait for its packing chunks),
+    /// so with `ARPO_DISPATCH_WORKERS=1` every product goes block by block.
     @inline(__always)
     static func multiply(
         threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -66,7 +68,7 @@ extension Float: TensorScalar {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         let kernel = FloatGEMMKernel(alpha: alpha, beta: beta, m: m, n: n, k: k)
-        if kernel == .blocked && threads > 1 && !Kernels.splitsDepth(m: m, n: n, k: k)
+        if kernel == .blocked && threads > 1 && Kernels.usePersistentWorkers && !Kernels.splitsDepth(m: m, n: n, k: k)
             && ck_blocked_sgemm_parallel(Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, 0, nil) != 0 {
             return
         }
@@ -87,7 +89,7 @@ extension Float: TensorScalar {
     ) {
         let dxBeta: Float = accumulate ? 1 : 0
         let threads = Kernels.gemmThreads
-        guard threads > 1, FloatGEMMKernel(alpha: 1, beta: dxBeta, m: rows, n: inFeatures, k: outFeatures) == .blocked,
+        guard threads > 1, Kernels.usePersistentWorkers, FloatGEMMKernel(alpha: 1, beta: dxBeta, m: rows, n: inFeatures, k: outFeatures) == .blocked,
             FloatGEMMKernel(alpha: 1, beta: 0, m: outFeatures, n: inFeatures, k: rows) == .blocked,
             !Kernels.splitsDepth(m: rows, n: inFeatures, k: outFeatures), Kernels.splitsDepth(m: outFeatures, n: inFeatures, k: rows),
             let split = Kernels.GEMMSplit(threads: threads, transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures, b: input, ldb: inFeatures, beta: 0, c: dw, ldc: inFeatures)

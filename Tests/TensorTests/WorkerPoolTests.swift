@@ -38,6 +38,25 @@ final class WorkerPoolTests: XCTestCase {
         }
     }
 
+    /// Chunks are claimed in increasing order, so a chunk may wait for earlier ones (the blocked
+    /// float32 kernel's parallel form has its row blocks wait for its packing chunks): here every
+    /// chunk waits until all chunks before it have started, which hangs if a thread ever claims a
+    /// chunk while an earlier one is still unclaimed and no other thread is free to take it.
+    func testChunksAreClaimedInOrderSoTheyMayWaitForEarlierOnes() {
+        withDeadline(60, "chunks waiting for the chunks before them") {
+            for round in 0..<200 {
+                let chunks = 2 + round % 30, threads = 2 + round % 3
+                let lock = NSLock()
+                var started = [Bool](repeating: false, count: chunks)
+                Self.run(chunks, threads: threads) { chunk in
+                    lock.withLock { started[chunk] = true }
+                    while !lock.withLock({ started[..<chunk].allSatisfy { $0 } }) {}
+                }
+                XCTAssertTrue(started.allSatisfy { $0 }, "round \(round)")
+            }
+        }
+    }
+
     /// A chunk that holds its thread for a long time does not hold up the others: the rest are
     /// claimed by the other thread, so they all finish while the slow one still runs.
     func testOtherChunksGoOnWhileOneIsSlow() {

@@ -173,8 +173,9 @@ int ck_amx_parts(void);
 typedef void (*ck_chunk_fn)(void *context, int chunk);
 
 /// Runs fn(context, c) for every c in 0 ..< chunks and returns when all are done. The calling
-/// thread and up to threads − 1 persistent workers claim chunks one at a time, so a worker that
-/// is asleep or descheduled delays nothing it has not started; which thread runs a chunk must
+/// thread and up to threads − 1 persistent workers claim chunks one at a time, in increasing
+/// order, so a worker that is asleep or descheduled delays nothing it has not started (and a
+/// chunk may wait for earlier ones: they have all been claimed); which thread runs a chunk must
 /// not change its result. Workers poll briefly between jobs before they sleep. A nested call
 /// (from inside a chunk) or one made while another thread's job runs executes its chunks in
 /// order on the calling thread, still marked as inside a job. Any CPU.

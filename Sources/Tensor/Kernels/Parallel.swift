@@ -202,6 +202,9 @@ extension Kernels {
         }
     }
 
+    /// False with `ARPO_DISPATCH_WORKERS=1`: chunks go through Dispatch, which may start them in
+    /// any order, so jobs whose later chunks wait for earlier ones (the blocked kernel's parallel
+    /// form) are not used.
     static let usePersistentWorkers = ProcessInfo.processInfo.environment["ARPO_DISPATCH_WORKERS"] != "1"
 
     /// Runs `body` on this thread as a chunk of a parallel region, as `runChunks` runs chunks
