@@ -341,17 +341,12 @@ static float *reserve_left(const product *g) {
     return reserve(&packed_left, &left_capacity, (size_t)ROW_BLOCK * K_BLOCK + (g->chains_apart ? (size_t)ROW_BLOCK * g->width : 0));
 }
 
-// Zeroes C (beta 0) or leaves it (beta 1): the product of an empty sum.
-static void empty_product(int m, int n, int accumulate, float *c, ptrdiff_t ldc) {
-    if (!accumulate)
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0;
-}
-
 CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return 1;
     if (k <= 0) {
-        empty_product(m, n, accumulate, c, ldc);
+        if (!accumulate)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0;
         return 1;
     }
     const product g = describe(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
