@@ -41,7 +41,9 @@
 // block length and the number of blocks, not with k: a weight gradient's 2048-deep chain had
 // about 1.2 times OpenBLAS's gradient error through a model, summed by blocks it has less); and
 // with beta 1 the sum is added to C once complete (as BLAS adds beta·C, so a residual added
-// inside its projection's GEMM has the bits of the separate sum). This whatever m, n, the loop
+// inside its projection's GEMM has the bits of the separate sum). The addend may also lie apart
+// from C (a residual connection's input, read where it is rather than first copied into C; the
+// copy took about 1% of the base train step). This whatever m, n, the loop
 // order or the tile the element falls in: a row or column block of a split product has the bits
 // of the whole, and results do not depend on the thread count.
 
@@ -323,15 +325,16 @@ static upcoming left_block(int transpose_a, const float *a, ptrdiff_t lda, int r
 // One product's operands, and its packing geometry.
 typedef struct {
     int transpose_a, transpose_b, m, n, k, accumulate;
-    const float *a, *b;
+    const float *a, *b, *d;  // d: the addend when accumulating (c itself, or apart)
     float *c;
-    ptrdiff_t lda, ldb, ldc, width;  // width: n rounded up to whole panels
+    ptrdiff_t lda, ldb, ldc, ldd, width;  // width: n rounded up to whole panels
     int chains_apart;  // beta 1 over several k blocks: the chains run in a scratch block of rows
 } product;
 
-static product describe(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
+static product describe(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, const float *addend, ptrdiff_t ld_addend, float *c, ptrdiff_t ldc) {
     const ptrdiff_t width = (ptrdiff_t)((n + PANEL - 1) / PANEL) * PANEL;
-    return (product){transpose_a, transpose_b, m, n, k, accumulate, a, b, c, lda, ldb, ldc, width, accumulate && k > K_BLOCK};
+    const int accumulate = addend != NULL;
+    return (product){transpose_a, transpose_b, m, n, k, accumulate, a, b, addend, c, lda, ldb, ldc, ld_addend, width, accumulate && k > K_BLOCK};
 }
 
 // Element (i, p) of op(A) and row p of op(B).
@@ -359,14 +362,15 @@ static CK_AVX512 void rows_outer_block(const product *g, int i0, int next_i0, co
     float *scratch = left + (size_t)ROW_BLOCK * K_BLOCK;
     const int rows = g->m - i0 < ROW_BLOCK ? g->m - i0 : ROW_BLOCK;
     float *c_rows = g->c + (ptrdiff_t)i0 * g->ldc;
+    const float *d_rows = g->accumulate ? g->d + (ptrdiff_t)i0 * g->ldd : NULL;
     for (int p0 = 0; p0 < g->k; p0 += K_BLOCK) {
         const int kc = g->k - p0 < K_BLOCK ? g->k - p0 : K_BLOCK;
         const int first = p0 == 0, last = p0 + kc == g->k;
         tile_target block;
         if (g->chains_apart) {
-            block = (tile_target){first ? NULL : scratch, last ? c_rows : scratch, last ? c_rows : NULL, g->width, last ? g->ldc : g->width, g->ldc};
+            block = (tile_target){first ? NULL : scratch, last ? c_rows : scratch, last ? d_rows : NULL, g->width, last ? g->ldc : g->width, g->ldd};
         } else {
-            block = (tile_target){first ? NULL : c_rows, c_rows, first && g->accumulate ? c_rows : NULL, g->ldc, g->ldc, g->ldc};
+            block = (tile_target){first ? NULL : c_rows, c_rows, first ? d_rows : NULL, g->ldc, g->ldc, g->ldd};
         }
         pack(g->transpose_a, rows, kc, left_at(g, i0, p0), g->lda, left);
         row_block(g->transpose_a, rows, g->n, kc, right + (size_t)g->width * p0, left, block, p0 + K_BLOCK < g->k ? next_left_block(g, i0, p0 + K_BLOCK) : next_left_block(g, next_i0, 0), (upcoming){0});
@@ -377,15 +381,16 @@ static float *reserve_left(const product *g) {
     return reserve(&packed_left, &left_capacity, (size_t)ROW_BLOCK * K_BLOCK + (g->chains_apart ? (size_t)ROW_BLOCK * g->width : 0));
 }
 
-CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) {
+CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, const float *addend, ptrdiff_t ld_addend, float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return 1;
     if (k <= 0) {
-        if (!accumulate)
+        if (addend != c)
             for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = 0;
+                for (int j = 0; j < n; j++) c[(ptrdiff_t)i * ldc + j] = addend ? addend[(ptrdiff_t)i * ld_addend + j] : 0;
         return 1;
     }
-    const product g = describe(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
+    const int accumulate = addend != NULL;
+    const product g = describe(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, addend, ld_addend, c, ldc);
     const ptrdiff_t width = g.width;
     const int outer = rows_outer(&g);
     float *right = reserve(&packed_right, &right_capacity, outer ? (size_t)width * k : (size_t)width * (k < K_BLOCK ? k : K_BLOCK));
@@ -406,7 +411,7 @@ CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, i
         for (int i0 = 0; i0 < m; i0 += ROW_BLOCK) {
             const int rows = m - i0 < ROW_BLOCK ? m - i0 : ROW_BLOCK;
             float *c_rows = c + (ptrdiff_t)i0 * ldc;
-            const tile_target block = {p0 == 0 ? NULL : c_rows, c_rows, accumulate ? c_rows : NULL, ldc, ldc, ldc};
+            const tile_target block = {p0 == 0 ? NULL : c_rows, c_rows, accumulate ? addend + (ptrdiff_t)i0 * ld_addend : NULL, ldc, ldc, ld_addend};
             pack(transpose_a, rows, kc, left_at(&g, i0, p0), lda, left);
             upcoming next_right = {0};
             if (p0 + K_BLOCK < k) {
@@ -450,8 +455,7 @@ static void rows_unpacked(const product *g, int i0) {
                 for (int p = p0; p < stop; p++) chain = fmaf(*left_at(g, i, p), right_at(g, p)[g->transpose_b ? (ptrdiff_t)j * g->ldb : j], chain);
                 total = p0 == 0 ? chain : total + chain;
             }
-            float *target = g->c + (ptrdiff_t)i * g->ldc + j;
-            *target = g->accumulate ? *target + total : total;
+            g->c[(ptrdiff_t)i * g->ldc + j] = g->accumulate ? g->d[(ptrdiff_t)i * g->ldd + j] + total : total;
         }
 }
 
@@ -460,7 +464,7 @@ static CK_AVX512 void shared_chunk(void *context, int chunk) {
     const product *g = &job->g;
     if (chunk < job->call_count) {
         ck_gemm_call *call = &job->calls[chunk];
-        call->done = ck_blocked_sgemm(call->transpose_a, call->transpose_b, call->m, call->n, call->k, call->a, call->lda, call->b, call->ldb, call->accumulate, call->c, call->ldc);
+        call->done = ck_blocked_sgemm(call->transpose_a, call->transpose_b, call->m, call->n, call->k, call->a, call->lda, call->b, call->ldb, call->accumulate ? call->c : NULL, call->ldc, call->c, call->ldc);
         return;
     }
     chunk -= job->call_count;
@@ -482,9 +486,9 @@ static CK_AVX512 void shared_chunk(void *context, int chunk) {
 static __thread float *shared_right;
 static __thread size_t shared_right_capacity;
 
-CK_AVX512 int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls) {
+CK_AVX512 int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, const float *addend, ptrdiff_t ld_addend, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls) {
     if (m <= 0 || n <= 0 || k <= 0) return 0;
-    shared_product job = {.g = describe(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc), .threads = threads, .calls = calls, .call_count = call_count};
+    shared_product job = {.g = describe(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, addend, ld_addend, c, ldc), .threads = threads, .calls = calls, .call_count = call_count};
     if (threads < 2 || m < 2 * ROW_BLOCK || !rows_outer(&job.g)) return 0;
     job.right = grow(&shared_right, &shared_right_capacity, (size_t)job.g.width * k);
     if (!job.right) return 0;
@@ -499,7 +503,7 @@ CK_AVX512 int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transp
 #else
 void ck_set_blocked_sgemm(int enabled) {}
 int ck_blocked_sgemm_enabled(void) { return 0; }
-int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc) { return 0; }
-int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls) { return 0; }
+int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, const float *addend, ptrdiff_t ld_addend, float *c, ptrdiff_t ldc) { return 0; }
+int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, const float *addend, ptrdiff_t ld_addend, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls) { return 0; }
 void ck_blocked_sgemm_fail_packing(int fail) {}
 #endif

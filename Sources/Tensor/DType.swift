@@ -69,12 +69,34 @@ extension Float: TensorScalar {
     ) {
         let kernel = FloatGEMMKernel(alpha: alpha, beta: beta, m: m, n: n, k: k)
         if kernel == .blocked && threads > 1 && Kernels.usePersistentWorkers && !Kernels.splitsDepth(m: m, n: n, k: k)
-            && ck_blocked_sgemm_parallel(Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, 0, nil) != 0 {
+            && ck_blocked_sgemm_parallel(Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? UnsafePointer(c) : nil, ldc, c, ldc, 0, nil) != 0 {
             return
         }
         Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
             kernel.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
+    }
+
+    /// C = op(A)·op(B) + D with D (m × n, row stride ldd) apart from C: the bits of `gemm` with
+    /// beta 1 on a copy of D in C, without the copy. Only where the blocked kernel runs the product
+    /// whole: on one thread, or in its parallel form. Elsewhere, or if the kernel's buffers could
+    /// not be had, it does nothing, records nothing and returns false; the caller then copies D
+    /// into C and calls `gemm` with beta 1.
+    public static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        adding d: UnsafePointer<Float>, ldd: Int, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) -> Bool {
+        let threads = Kernels.gemmThreads
+        guard FloatGEMMKernel(alpha: 1, beta: 1, m: m, n: n, k: k) == .blocked, !Kernels.splitsDepth(m: m, n: n, k: k) else { return false }
+        let tA: Int32 = transposeA ? 1 : 0, tB: Int32 = transposeB ? 1 : 0
+        let ran: Bool
+        if threads == 1 {
+            ran = ck_blocked_sgemm(tA, tB, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, d, ldd, c, ldc) != 0
+        } else {
+            ran = Kernels.usePersistentWorkers && ck_blocked_sgemm_parallel(Int32(threads), tA, tB, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, d, ldd, c, ldc, 0, nil) != 0
+        }
+        if ran { GEMMRecorder.record(GEMMCall(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, accumulates: true, threads: threads)) }
+        return ran
     }
 
     /// A linear layer's two gradient products, dX (= or +=) dY·W and dW = dYᵀ·X (rows × in
@@ -107,7 +129,7 @@ extension Float: TensorScalar {
                 accumulate: block.beta != 0 ? 1 : 0, c: block.c, ldc: block.ldc, done: 0)
         }
         let ran = calls.withUnsafeMutableBufferPointer { calls in
-            ck_blocked_sgemm_parallel(Int32(threads), 0, 0, Int32(rows), Int32(inFeatures), Int32(outFeatures), dy, outFeatures, weight, inFeatures, accumulate ? 1 : 0, dx, inFeatures, Int32(calls.count), calls.baseAddress) != 0
+            ck_blocked_sgemm_parallel(Int32(threads), 0, 0, Int32(rows), Int32(inFeatures), Int32(outFeatures), dy, outFeatures, weight, inFeatures, accumulate ? UnsafePointer(dx) : nil, inFeatures, dx, inFeatures, Int32(calls.count), calls.baseAddress) != 0
         }
         let runBlock = { (chunk: Int) in
             let block = split.block(chunk)
@@ -153,7 +175,7 @@ enum FloatGEMMKernel: Equatable {
         case .amx(let parts):
             if ck_amx_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc, parts) != 0 { return }
         case .blocked:
-            if ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? 1 : 0, c, ldc) != 0 { return }
+            if ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? UnsafePointer(c) : nil, ldc, c, ldc) != 0 { return }
         case .blas:
             break
         }

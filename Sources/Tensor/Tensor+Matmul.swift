@@ -32,8 +32,9 @@ extension Tensor {
     }
 
     /// `residual + self · weightᵀ`: a projection that ends a residual connection, as one op. The
-    /// GEMM adds into a copy of the residual (beta = 1), so BLAS does not clear its output first
-    /// and no separate addition reads both tensors again. The bits are those of
+    /// GEMM adds the residual to its dot products: reading it where it lies on the blocked float32
+    /// kernel, else into a copy of it (beta = 1), so BLAS does not clear its output first and no
+    /// separate addition reads both tensors again. The bits are those of
     /// `residual + linear(weight)`: each element is the residual plus the GEMM's dot product,
     /// rounded once.
     public func linear(_ weight: Tensor, adding residual: Tensor) -> Tensor {
@@ -47,7 +48,7 @@ extension Tensor {
             // the dot product to be complete before the residual is added.
             project(weight, into: result, accumulate: false)
             Kernels.accumulate(residual, into: result, destinationStrides: result.strides)
-        } else {
+        } else if !project(weight, adding: residual, into: result) {
             Kernels.copy(from: residual, into: result)
             project(weight, into: result, accumulate: true)
         }
@@ -59,6 +60,17 @@ extension Tensor {
         precondition(rank >= 1 && shape[rank - 1] == weight.shape[1], "linear: input \(shape) does not match weight \(weight.shape) (in features \(weight.shape[1]))")
         precondition(dtype == weight.dtype, "linear: dtypes \(dtype) and \(weight.dtype) differ")
         return Array(shape.dropLast()) + [weight.shape[0]]
+    }
+
+    /// result = residual + self · weightᵀ over all leading dimensions, the GEMM reading a dense
+    /// residual where it lies (`Kernels.gemm(adding:)`); false, with nothing done, where it cannot.
+    private func project(_ weight: Tensor, adding residual: Tensor, into result: Tensor) -> Bool {
+        guard residual.isContiguous else { return false }
+        let input = materialized(), matrix = weight.materialized()
+        let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
+        return Kernels.gemm(
+            transposeA: false, transposeB: true, m: count / Swift.max(inFeatures, 1), n: outFeatures, k: inFeatures,
+            a: input, lda: inFeatures, b: matrix, ldb: inFeatures, adding: residual, into: result, ldc: outFeatures)
     }
 
     /// result (= or +=) self · weightᵀ over all leading dimensions.
@@ -89,6 +101,20 @@ extension Kernels {
         case .float64:
             Double.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a.pointer(Double.self), lda: lda, b: b.pointer(Double.self), ldb: ldb, beta: accumulate ? 1 : 0, c: result.pointer(Double.self), ldc: ldc)
         }
+    }
+
+    /// `result = op(a) · op(b) + addend` on dense operands (the addend m × n with row stride ldc,
+    /// apart from result), with the bits of `gemm` accumulating into a copy of the addend, where
+    /// the kernel reads the addend in place (`Float.gemm(adding:)`: float32 on the blocked kernel).
+    /// Elsewhere it does nothing and returns false.
+    static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        a: Tensor, lda: Int, b: Tensor, ldb: Int, adding addend: Tensor, into result: Tensor, ldc: Int
+    ) -> Bool {
+        guard result.dtype == .float32, m > 0, n > 0, k > 0 else { return false }
+        return Float.gemm(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a.pointer(Float.self), lda: lda, b: b.pointer(Float.self), ldb: ldb,
+            adding: addend.pointer(Float.self), ldd: ldc, c: result.pointer(Float.self), ldc: ldc)
     }
 
     /// A linear layer's two gradient products on dense operands: dX (= or += when `accumulate`)

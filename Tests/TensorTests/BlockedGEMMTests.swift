@@ -62,9 +62,22 @@ final class BlockedGEMMTests: XCTestCase {
         func computedInParallel(threads: Int, calls: inout [ck_gemm_call]) -> [Float]? {
             var c = initial
             let ran = calls.withUnsafeMutableBufferPointer { calls in
-                ck_blocked_sgemm_parallel(
-                    Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb,
-                    accumulate ? 1 : 0, &c, ldc, Int32(calls.count), calls.baseAddress)
+                c.withUnsafeMutableBufferPointer { c in
+                    ck_blocked_sgemm_parallel(
+                        Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb,
+                        accumulate ? UnsafePointer(c.baseAddress!) : nil, ldc, c.baseAddress!, ldc, Int32(calls.count), calls.baseAddress)
+                }
+            }
+            return ran != 0 ? c : nil
+        }
+
+        /// C through `ck_blocked_sgemm` on this thread, adding into C in place when accumulating.
+        func computedAlone() -> [Float]? {
+            var c = initial
+            let ran = c.withUnsafeMutableBufferPointer { c in
+                ck_blocked_sgemm(
+                    transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb,
+                    accumulate ? UnsafePointer(c.baseAddress!) : nil, ldc, c.baseAddress!, ldc)
             }
             return ran != 0 ? c : nil
         }
@@ -142,8 +155,7 @@ final class BlockedGEMMTests: XCTestCase {
                 seed += 1
                 let product = Product(transposeA: transposeA, transposeB: transposeB, m: shape.m, n: shape.n, k: shape.k, accumulate: shape.accumulate, seed: seed)
                 let label = "\(shape) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")"
-                var reference = product.initial
-                XCTAssertEqual(ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(shape.m), Int32(shape.n), Int32(shape.k), product.a, product.lda, product.b, product.ldb, shape.accumulate ? 1 : 0, &reference, product.ldc), 1)
+                guard let reference = product.computedAlone() else { return XCTFail("\(label): the kernel refused the product") }
                 for threads in [2, 3] {
                     var none: [ck_gemm_call] = []
                     guard let parallel = product.computedInParallel(threads: threads, calls: &none) else {
@@ -175,14 +187,95 @@ final class BlockedGEMMTests: XCTestCase {
         }
     }
 
+    /// An addend apart from C (a residual read where it lies) gives the bits of adding into C in
+    /// place, on one thread and in the parallel form, in both loop orders (rows outer with one k
+    /// block and with the chains apart over several, and k outer), and in every transpose pair;
+    /// the addend is not written, nor is C's padding; with the packing buffers refused, the
+    /// single-threaded kernel refuses the product (C untouched) and the parallel form's row
+    /// blocks, computed unpacked, keep the bits. `Float.gemm(adding:)` takes the products the
+    /// kernel runs whole (one thread, or the parallel form) and refuses the others untouched.
+    func testAddendApartFromCGivesTheBitsOfAddingInPlace() {
+        let shapes: [(m: Int, n: Int, k: Int)] = [(530, 500, 100), (515, 520, 300), (100, 130, 90), (700, 64, 128)]
+        var seed: UInt64 = 900
+        for shape in shapes {
+            for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
+                seed += 1
+                let product = Product(transposeA: transposeA, transposeB: transposeB, m: shape.m, n: shape.n, k: shape.k, accumulate: true, seed: seed)
+                let label = "\(shape) \(transposeA ? "T" : "N")\(transposeB ? "T" : "N")"
+                guard let reference = product.computedAlone() else { return XCTFail("\(label): the kernel refused the product") }
+                // The addend with its own row stride; C starts as NaN, its padding included.
+                let ldd = product.n + 7
+                var addend = [Float](repeating: -7, count: product.m * ldd)
+                for i in 0..<product.m {
+                    for j in 0..<product.n { addend[i * ldd + j] = product.initial[i * product.ldc + j] }
+                }
+                let addendBefore = addend
+                func apart(threads: Int, refused: Bool = false) -> (ran: Bool, c: [Float]) {
+                    var c = [Float](repeating: .nan, count: product.m * product.ldc)
+                    ck_blocked_sgemm_fail_packing(refused ? 1 : 0)
+                    defer { ck_blocked_sgemm_fail_packing(0) }
+                    var none: [ck_gemm_call] = []
+                    let ran = none.withUnsafeMutableBufferPointer { none in
+                        threads == 1
+                            ? ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(product.m), Int32(product.n), Int32(product.k), product.a, product.lda, product.b, product.ldb, addend, ldd, &c, product.ldc)
+                            : ck_blocked_sgemm_parallel(Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(product.m), Int32(product.n), Int32(product.k), product.a, product.lda, product.b, product.ldb, addend, ldd, &c, product.ldc, 0, none.baseAddress)
+                    }
+                    return (ran != 0, c)
+                }
+                func sameBits(_ c: [Float]) -> Bool {
+                    (0..<product.m).allSatisfy { i in
+                        (0..<product.ldc).allSatisfy { j in
+                            c[i * product.ldc + j].bitPattern == (j < product.n ? reference[i * product.ldc + j] : Float.nan).bitPattern
+                        }
+                    }
+                }
+                let alone = apart(threads: 1)
+                XCTAssertTrue(alone.ran && sameBits(alone.c), "\(label), one thread")
+                let refusedAlone = apart(threads: 1, refused: true)
+                XCTAssertFalse(refusedAlone.ran, "\(label): refused buffers, one thread")
+                XCTAssertTrue(refusedAlone.c.allSatisfy(\.isNaN), "\(label): C untouched when refused")
+                // The parallel form runs the rows-outer products (the last shape is k outer).
+                let rowsOuter = shape.m * shape.n > 1 << 18 || shape.k > Self.kBlock
+                for threads in [2, 3] {
+                    let parallel = apart(threads: threads)
+                    XCTAssertEqual(parallel.ran, rowsOuter && shape.m >= 192, "\(label), \(threads) threads")
+                    if parallel.ran { XCTAssertTrue(sameBits(parallel.c), "\(label), \(threads) threads") }
+                }
+                if rowsOuter && shape.m >= 192 {
+                    let refused = apart(threads: 2, refused: true)
+                    XCTAssertTrue(refused.ran && sameBits(refused.c), "\(label): refused buffers, row blocks unpacked")
+                }
+                XCTAssertTrue(addend.map(\.bitPattern) == addendBefore.map(\.bitPattern), "\(label): the addend was written")
+                // Through `Float.gemm(adding:)`.
+                for threads in [1, 2] {
+                    BLASRuntime.setThreadCount(threads)
+                    var c = [Float](repeating: .nan, count: product.m * product.ldc)
+                    let ran = Float.gemm(
+                        transposeA: transposeA, transposeB: transposeB, m: product.m, n: product.n, k: product.k, a: product.a, lda: product.lda,
+                        b: product.b, ldb: product.ldb, adding: addend, ldd: ldd, c: &c, ldc: product.ldc)
+                    XCTAssertEqual(ran, threads == 1 || (rowsOuter && shape.m >= 192), "\(label): Float.gemm(adding:), \(threads) threads")
+                    XCTAssertTrue(ran ? sameBits(c) : c.allSatisfy(\.isNaN), "\(label): Float.gemm(adding:), \(threads) threads")
+                }
+            }
+        }
+        // A product cut along k (its second half is added last, so the addend cannot be) and one
+        // below the kernel's size are left to the caller.
+        BLASRuntime.setThreadCount(2)
+        for (m, n, k) in [(16, 32, 20_000), (8, 8, 8)] {
+            let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n), addend = [Float](repeating: 1, count: m * n)
+            var c = [Float](repeating: .nan, count: m * n)
+            XCTAssertFalse(Float.gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, adding: addend, ldd: n, c: &c, ldc: n), "\(m) × \(n) × \(k)")
+            XCTAssertTrue(c.allSatisfy(\.isNaN), "\(m) × \(n) × \(k): C untouched")
+        }
+    }
+
     /// Calls run in the parallel form's job compute what they compute alone, and are marked
     /// done; with the packing buffers refused, the calls report that they did not run, and the
     /// row blocks are computed unpacked with the same bits.
     func testCallsInTheParallelJobAndRefusedBuffers() {
         let product = Product(transposeA: false, transposeB: true, m: 700, n: 400, k: 150, accumulate: true, seed: 41)
         let side = Product(transposeA: true, transposeB: false, m: 90, n: 70, k: 600, accumulate: false, seed: 42)
-        var reference = product.initial
-        XCTAssertEqual(ck_blocked_sgemm(0, 1, 700, 400, 150, product.a, product.lda, product.b, product.ldb, 1, &reference, product.ldc), 1)
+        guard let reference = product.computedAlone() else { return XCTFail("the kernel refused the product") }
         for refused in [false, true] {
             // Two calls: the side product's two halves of k, the second into its own C.
             var first = side.initial, second = [Float](repeating: .nan, count: side.m * side.ldc)

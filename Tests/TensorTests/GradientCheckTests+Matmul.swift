@@ -115,19 +115,26 @@ final class MatmulGradientCheckTests: XCTestCase {
 
     /// In float32 the fused op gives the bits of `residual + linear(weight)`, forward and
     /// backward: each output element is the residual plus the same dot product, rounded once.
-    /// Checked where the GEMM is split over the threads by rows (256 × 96 × 64) and where it is
-    /// cut along k (16 × 32 × 2048), whose second half is added into C last.
+    /// Checked on one and two threads: where the GEMM is split over the threads by rows
+    /// (256 × 96 × 64), where it is cut along k (16 × 32 × 2048), whose second half is added into C
+    /// last, and where the blocked float32 kernel reads the residual in place (3000 × 100 × 80, in
+    /// its parallel form on two threads).
     func testLinearAddingResidualMatchesTheComposedSum() {
-        for (rows, outFeatures, inFeatures) in [(256, 96, 64), (16, 32, 2048)] {
-            let x = float32Leaf([rows, inFeatures], seed: 37), weight = float32Leaf([outFeatures, inFeatures], seed: 38)
-            let residual = float32Leaf([rows, outFeatures], seed: 39)
-            let cotangent = randomTensor([rows, outFeatures], seed: 40).converted(to: .float32)
-            let fused = x.linear(weight, adding: residual), composed = residual + x.linear(weight)
-            XCTAssertEqual(fused.floats, composed.floats, "\(rows) × \(outFeatures) × \(inFeatures)")
-            let fusedGradients = gradients(of: (fused * cotangent).sum(), withRespectTo: [x, weight, residual])
-            let composedGradients = gradients(of: (composed * cotangent).sum(), withRespectTo: [x, weight, residual])
-            for (index, name) in ["x", "weight", "residual"].enumerated() {
-                XCTAssertEqual(fusedGradients[index].floats, composedGradients[index].floats, "gradient of \(name), \(rows) × \(outFeatures) × \(inFeatures)")
+        let configured = BLASRuntime.threadCount
+        defer { BLASRuntime.setThreadCount(configured) }
+        for threads in [1, 2] {
+            BLASRuntime.setThreadCount(threads)
+            for (rows, outFeatures, inFeatures) in [(256, 96, 64), (16, 32, 2048), (3000, 100, 80)] {
+                let x = float32Leaf([rows, inFeatures], seed: 37), weight = float32Leaf([outFeatures, inFeatures], seed: 38)
+                let residual = float32Leaf([rows, outFeatures], seed: 39)
+                let cotangent = randomTensor([rows, outFeatures], seed: 40).converted(to: .float32)
+                let fused = x.linear(weight, adding: residual), composed = residual + x.linear(weight)
+                XCTAssertEqual(fused.floats, composed.floats, "\(rows) × \(outFeatures) × \(inFeatures), \(threads) threads")
+                let fusedGradients = gradients(of: (fused * cotangent).sum(), withRespectTo: [x, weight, residual])
+                let composedGradients = gradients(of: (composed * cotangent).sum(), withRespectTo: [x, weight, residual])
+                for (index, name) in ["x", "weight", "residual"].enumerated() {
+                    XCTAssertEqual(fusedGradients[index].floats, composedGradients[index].floats, "gradient of \(name), \(rows) × \(outFeatures) × \(inFeatures)")
+                }
             }
         }
     }

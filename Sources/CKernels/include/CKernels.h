@@ -107,17 +107,19 @@ void ck_attention_forward(int tq, int tk, int group, int d, float scale, int off
 /// (as k), summed over the group. Requires `ck_has_avx512()`.
 void ck_attention_backward(int tq, int tk, int group, int d, float scale, int offset, int length, const float *q, ptrdiff_t ldq, const float *k, const float *v, ptrdiff_t ldk, const float *p, const float *dout, float *dq, float *dk, float *dv, float *scratch);
 
-/// Float32 GEMM on AVX-512 FMAs: c (m × n, row stride ldc) = op(a) · op(b), or c += when
-/// `accumulate`; op(a) is m × k: a[i·lda + p], or a[p·lda + i] when transpose_a; op(b) is k × n:
-/// b[p·ldb + j], or b[j·ldb + p] when transpose_b. Each element of the product is the sum in
-/// order of one fused multiply-add chain from 0 per k block of 128, added to c afterwards when
-/// accumulating (as BLAS adds beta·C), whatever m, n or where the block sits.
+/// Float32 GEMM on AVX-512 FMAs: c (m × n, row stride ldc) = op(a) · op(b), or op(a) · op(b) +
+/// addend when `addend` (m × n, row stride ld_addend) is not NULL: c itself (BLAS's beta 1), or
+/// a matrix apart from c, which is then neither copied nor written. op(a) is m × k: a[i·lda + p],
+/// or a[p·lda + i] when transpose_a; op(b) is k × n: b[p·ldb + j], or b[j·ldb + p] when
+/// transpose_b. Each element of the product is the sum in order of one fused multiply-add chain
+/// from 0 per k block of 128, and the addend is added to it afterwards (as BLAS adds beta·C),
+/// whatever m, n or where the block sits.
 /// Single-threaded. Returns 0 (c untouched) if its packing buffers could not be allocated.
 /// Requires `ck_has_avx512()`.
-int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc);
+int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, const float *addend, ptrdiff_t ld_addend, float *c, ptrdiff_t ldc);
 
-/// One single-threaded `ck_blocked_sgemm` call to run inside `ck_blocked_sgemm_parallel`'s job;
-/// `done` is its return value.
+/// One single-threaded `ck_blocked_sgemm` call to run inside `ck_blocked_sgemm_parallel`'s job
+/// (adding into c in place when `accumulate`); `done` is its return value.
 typedef struct {
     int transpose_a, transpose_b, m, n, k;
     const float *a;
@@ -139,7 +141,7 @@ typedef struct {
 /// (nothing run, c untouched) when the product does not qualify (fewer than 2 threads or 192
 /// rows, or not rows outer) or the shared buffer could not be allocated; else 1, with each call's
 /// `done` set. Requires `ck_has_avx512()`.
-int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, int accumulate, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls);
+int ck_blocked_sgemm_parallel(int threads, int transpose_a, int transpose_b, int m, int n, int k, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, const float *addend, ptrdiff_t ld_addend, float *c, ptrdiff_t ldc, int call_count, ck_gemm_call *calls);
 
 /// For tests: while `fail` is nonzero every thread's packing buffers are refused, as when they
 /// cannot be allocated (`ck_blocked_sgemm` returns 0; a row block of `ck_blocked_sgemm_parallel`
