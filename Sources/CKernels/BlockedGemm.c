@@ -175,9 +175,9 @@ enum { FROM = 1, ADD = 2, ANY_EPILOGUE = -1 };
 
 static inline CK_AVX512 __attribute__((always_inline)) void tile(
     const int rows, const int vectors, const int epilogue, int kc, const float *a, ptrdiff_t row_step, ptrdiff_t step,
-    const float *panel, tile_target target, const __mmask16 masks[4], int prefetch_next) {
-    const int from = epilogue == ANY_EPILOGUE ? target.from != NULL : (epilogue & FROM) != 0;
-    const int add = epilogue == ANY_EPILOGUE ? target.add != NULL : (epilogue & ADD) != 0;
+    const float *panel, const tile_target *target, const __mmask16 masks[4], int prefetch_next) {
+    const int from = epilogue == ANY_EPILOGUE ? target->from != NULL : (epilogue & FROM) != 0;
+    const int add = epilogue == ANY_EPILOGUE ? target->add != NULL : (epilogue & ADD) != 0;
     __m512 sum[TILE_ROWS][4];
 #pragma GCC unroll 6
     for (int r = 0; r < rows; r++)
@@ -185,8 +185,8 @@ static inline CK_AVX512 __attribute__((always_inline)) void tile(
         for (int v = 0; v < vectors; v++)
             sum[r][v] = _mm512_setzero_ps();
     if (prefetch_next) {
-        const float *next = add ? target.add : target.to;
-        const ptrdiff_t ld = add ? target.ld_add : target.ld_to;
+        const float *next = add ? target->add : target->to;
+        const ptrdiff_t ld = add ? target->ld_add : target->ld_to;
 #pragma GCC unroll 6
         for (int r = 0; r < rows; r++)
 #pragma GCC unroll 4
@@ -210,14 +210,14 @@ static inline CK_AVX512 __attribute__((always_inline)) void tile(
 #pragma GCC unroll 4
         for (int v = 0; v < vectors; v++) {
             __m512 value = sum[r][v];
-            float *to = target.to + r * target.ld_to + 16 * v;
+            float *to = target->to + r * target->ld_to + 16 * v;
             if (epilogue == ANY_EPILOGUE) {
-                if (from) value = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], target.from + r * target.ld_from + 16 * v), value);
-                if (add) value = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], target.add + r * target.ld_add + 16 * v), value);
+                if (from) value = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], target->from + r * target->ld_from + 16 * v), value);
+                if (add) value = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], target->add + r * target->ld_add + 16 * v), value);
                 _mm512_mask_storeu_ps(to, masks[v], value);
             } else {
-                if (from) value = _mm512_add_ps(_mm512_loadu_ps(target.from + r * target.ld_from + 16 * v), value);
-                if (add) value = _mm512_add_ps(_mm512_loadu_ps(target.add + r * target.ld_add + 16 * v), value);
+                if (from) value = _mm512_add_ps(_mm512_loadu_ps(target->from + r * target->ld_from + 16 * v), value);
+                if (add) value = _mm512_add_ps(_mm512_loadu_ps(target->add + r * target->ld_add + 16 * v), value);
                 _mm512_storeu_ps(to, value);
             }
         }
@@ -228,9 +228,9 @@ static inline CK_AVX512 __attribute__((always_inline)) void tile(
 // run time: six rows of a last panel narrower than 64 columns (narrowN: N vectors, the last one
 // masked), and a block's last rows (rowsN: N rows).
 #define CK_TILE(name, rows, vectors) \
-    static CK_AVX512 void name##_packed(int kc, const float *a, ptrdiff_t row_step, const float *panel, tile_target target, const __mmask16 masks[4], int prefetch_next) { \
+    static CK_AVX512 void name##_packed(int kc, const float *a, ptrdiff_t row_step, const float *panel, const tile_target *target, const __mmask16 masks[4], int prefetch_next) { \
         tile(rows, vectors, ANY_EPILOGUE, kc, a, row_step, 1, panel, target, masks, prefetch_next); } \
-    static CK_AVX512 void name##_transposed(int kc, const float *a, ptrdiff_t step, const float *panel, tile_target target, const __mmask16 masks[4], int prefetch_next) { \
+    static CK_AVX512 void name##_transposed(int kc, const float *a, ptrdiff_t step, const float *panel, const tile_target *target, const __mmask16 masks[4], int prefetch_next) { \
         tile(rows, vectors, ANY_EPILOGUE, kc, a, 1, step, panel, target, masks, prefetch_next); }
 CK_TILE(narrow1, TILE_ROWS, 1)
 CK_TILE(narrow2, TILE_ROWS, 2)
@@ -246,17 +246,17 @@ CK_TILE(rows5, 5, 4)
 // block lie K_BLOCK apart, a constant the broadcasts then take as displacements; Aᵀ's six rows
 // are always adjacent.
 #define CK_FULL_TILE(EPILOGUE) \
-    static CK_AVX512 void full_packed_##EPILOGUE(int kc, const float *a, ptrdiff_t row_step, const float *panel, tile_target target, const __mmask16 masks[4], int prefetch_next) { \
+    static CK_AVX512 void full_packed_##EPILOGUE(int kc, const float *a, ptrdiff_t row_step, const float *panel, const tile_target *target, const __mmask16 masks[4], int prefetch_next) { \
         if (row_step == K_BLOCK) tile(TILE_ROWS, 4, EPILOGUE, kc, a, K_BLOCK, 1, panel, target, masks, prefetch_next); \
         else tile(TILE_ROWS, 4, EPILOGUE, kc, a, row_step, 1, panel, target, masks, prefetch_next); } \
-    static CK_AVX512 void full_transposed_##EPILOGUE(int kc, const float *a, ptrdiff_t step, const float *panel, tile_target target, const __mmask16 masks[4], int prefetch_next) { \
+    static CK_AVX512 void full_transposed_##EPILOGUE(int kc, const float *a, ptrdiff_t step, const float *panel, const tile_target *target, const __mmask16 masks[4], int prefetch_next) { \
         tile(TILE_ROWS, 4, EPILOGUE, kc, a, 1, TILE_ROWS, panel, target, masks, prefetch_next); }
 CK_FULL_TILE(0)
 CK_FULL_TILE(1)
 CK_FULL_TILE(2)
 CK_FULL_TILE(3)
 
-typedef void (*tile_fn)(int, const float *, ptrdiff_t, const float *, tile_target, const __mmask16 *, int);
+typedef void (*tile_fn)(int, const float *, ptrdiff_t, const float *, const tile_target *, const __mmask16 *, int);
 
 // Operand lines a later pack will read, prefetched into L2 a share per tile while this block's
 // tiles run, so that packing reads cache rather than memory: `segments` contiguous runs of
@@ -304,12 +304,12 @@ static CK_AVX512 void row_block(int transpose_a, int rows, int n, int kc, const 
                 block.add ? block.add + (ptrdiff_t)i * block.ld_add + j0 : NULL, block.ld_from, block.ld_to, block.ld_add};
             if (i + TILE_ROWS <= rows) {
                 const tile_fn full_tile = width >= PANEL ? (transpose_a ? full_transposed : full_packed)[epilogue] : (transpose_a ? narrow_transposed : narrow_packed)[vectors - 1];
-                full_tile(kc, left + (ptrdiff_t)i * kc, step, panel_block, target, masks, i + 2 * TILE_ROWS <= rows);
+                full_tile(kc, left + (ptrdiff_t)i * kc, step, panel_block, &target, masks, i + 2 * TILE_ROWS <= rows);
             } else {
                 // The last rows (fewer than six) use all four vectors: zero columns of the panel
                 // compute zeros that the masks do not store.
                 const tile_fn short_tile = transpose_a ? short_transposed[rows - i] : short_packed[rows - i];
-                short_tile(kc, left + (ptrdiff_t)i * kc, step, panel_block, target, masks, 0);
+                short_tile(kc, left + (ptrdiff_t)i * kc, step, panel_block, &target, masks, 0);
             }
         }
     }
