@@ -176,8 +176,12 @@ enum { FROM = 1, ADD = 2, ANY_EPILOGUE = -1 };
 static inline CK_AVX512 __attribute__((always_inline)) void tile(
     const int rows, const int vectors, const int epilogue, int kc, const float *a, ptrdiff_t row_step, ptrdiff_t step,
     const float *panel, const tile_target *target, const __mmask16 masks[4], int prefetch_next) {
-    const int from = epilogue == ANY_EPILOGUE ? target->from != NULL : (epilogue & FROM) != 0;
-    const int add = epilogue == ANY_EPILOGUE ? target->add != NULL : (epilogue & ADD) != 0;
+    // The target read once: C's stores could otherwise alias it and make each vector reload it.
+    const float *const from_c = target->from, *const add_c = target->add;
+    float *const to_c = target->to;
+    const ptrdiff_t ld_from = target->ld_from, ld_add = target->ld_add, ld_to = target->ld_to;
+    const int from = epilogue == ANY_EPILOGUE ? from_c != NULL : (epilogue & FROM) != 0;
+    const int add = epilogue == ANY_EPILOGUE ? add_c != NULL : (epilogue & ADD) != 0;
     __m512 sum[TILE_ROWS][4];
 #pragma GCC unroll 6
     for (int r = 0; r < rows; r++)
@@ -185,8 +189,8 @@ static inline CK_AVX512 __attribute__((always_inline)) void tile(
         for (int v = 0; v < vectors; v++)
             sum[r][v] = _mm512_setzero_ps();
     if (prefetch_next) {
-        const float *next = add ? target->add : target->to;
-        const ptrdiff_t ld = add ? target->ld_add : target->ld_to;
+        const float *next = add ? add_c : to_c;
+        const ptrdiff_t ld = add ? ld_add : ld_to;
 #pragma GCC unroll 6
         for (int r = 0; r < rows; r++)
 #pragma GCC unroll 4
@@ -210,16 +214,11 @@ static inline CK_AVX512 __attribute__((always_inline)) void tile(
 #pragma GCC unroll 4
         for (int v = 0; v < vectors; v++) {
             __m512 value = sum[r][v];
-            float *to = target->to + r * target->ld_to + 16 * v;
-            if (epilogue == ANY_EPILOGUE) {
-                if (from) value = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], target->from + r * target->ld_from + 16 * v), value);
-                if (add) value = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], target->add + r * target->ld_add + 16 * v), value);
-                _mm512_mask_storeu_ps(to, masks[v], value);
-            } else {
-                if (from) value = _mm512_add_ps(_mm512_loadu_ps(target->from + r * target->ld_from + 16 * v), value);
-                if (add) value = _mm512_add_ps(_mm512_loadu_ps(target->add + r * target->ld_add + 16 * v), value);
-                _mm512_storeu_ps(to, value);
-            }
+            // Whole vectors take a constant mask, which the compiler drops.
+            const __mmask16 mask = epilogue == ANY_EPILOGUE ? masks[v] : (__mmask16)0xFFFF;
+            if (from) value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, from_c + r * ld_from + 16 * v), value);
+            if (add) value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, add_c + r * ld_add + 16 * v), value);
+            _mm512_mask_storeu_ps(to_c + r * ld_to + 16 * v, mask, value);
         }
 }
 
