@@ -57,10 +57,8 @@ extension Float: TensorScalar {
     }
 
     /// `gemm` on up to `threads` threads, unrecorded: a product the blocked kernel runs rows
-    /// outer to its parallel form (one packing of the right operand, row blocks claimed by the
-    /// threads in turn), every other product block by block (`Kernels.splitGEMM`). The parallel
-    /// form needs the worker pool's in-order claims (its row blocks wait for its packing chunks),
-    /// so with `ARPO_DISPATCH_WORKERS=1` every product goes block by block.
+    /// outer to its parallel form (`blockedInParallel`), every other product block by block
+    /// (`Kernels.splitGEMM`).
     @inline(__always)
     static func multiply(
         threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -68,8 +66,8 @@ extension Float: TensorScalar {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         let kernel = FloatGEMMKernel(alpha: alpha, beta: beta, m: m, n: n, k: k)
-        if kernel == .blocked && threads > 1 && Kernels.usePersistentWorkers && !Kernels.splitsDepth(m: m, n: n, k: k)
-            && ck_blocked_sgemm_parallel(Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, beta != 0 ? UnsafePointer(c) : nil, ldc, c, ldc, 0, nil) != 0 {
+        if kernel == .blocked && !Kernels.splitsDepth(m: m, n: n, k: k)
+            && blockedInParallel(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, addend: beta != 0 ? UnsafePointer(c) : nil, ldAddend: ldc, c: c, ldc: ldc) {
             return
         }
         Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
@@ -88,15 +86,25 @@ extension Float: TensorScalar {
     ) -> Bool {
         let threads = Kernels.gemmThreads
         guard FloatGEMMKernel(alpha: 1, beta: 1, m: m, n: n, k: k) == .blocked, !Kernels.splitsDepth(m: m, n: n, k: k) else { return false }
-        let tA: Int32 = transposeA ? 1 : 0, tB: Int32 = transposeB ? 1 : 0
-        let ran: Bool
-        if threads == 1 {
-            ran = ck_blocked_sgemm(tA, tB, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, d, ldd, c, ldc) != 0
-        } else {
-            ran = Kernels.usePersistentWorkers && ck_blocked_sgemm_parallel(Int32(threads), tA, tB, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, d, ldd, c, ldc, 0, nil) != 0
-        }
+        let ran = threads == 1
+            ? ck_blocked_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, d, ldd, c, ldc) != 0
+            : blockedInParallel(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, addend: d, ldAddend: ldd, c: c, ldc: ldc)
         if ran { GEMMRecorder.record(GEMMCall(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, accumulates: true, threads: threads)) }
         return ran
+    }
+
+    /// A whole product in the blocked kernel's parallel form (`ck_blocked_sgemm_parallel`: one
+    /// packing of the right operand, row blocks claimed by the threads in turn; `addend` as there),
+    /// false with nothing done where that form does not run. Only on the worker pool: the row
+    /// blocks wait for the packing chunks, which needs the pool's in-order claims, so with
+    /// `ARPO_DISPATCH_WORKERS=1` it never runs.
+    @inline(__always)
+    static func blockedInParallel(
+        threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        addend: UnsafePointer<Float>?, ldAddend: Int, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) -> Bool {
+        threads > 1 && Kernels.usePersistentWorkers
+            && ck_blocked_sgemm_parallel(Int32(threads), transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, addend, ldAddend, c, ldc, 0, nil) != 0
     }
 
     /// A linear layer's two gradient products, dX (= or +=) dY·W and dW = dYᵀ·X (rows × in

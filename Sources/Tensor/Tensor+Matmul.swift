@@ -27,7 +27,7 @@ extension Tensor {
     /// a transposed view and the batched `matmul`.
     public func linear(_ weight: Tensor) -> Tensor {
         let result = Tensor(shape: linearOutputShape(weight), dtype: dtype, zeroed: false)
-        project(weight, into: result, accumulate: false)
+        project(weight, into: result)
         return result.recording(.linear(self, weight: weight), inputs: self, weight)
     }
 
@@ -46,11 +46,10 @@ extension Tensor {
         if Kernels.splitsDepth(m: count / Swift.max(inFeatures, 1), n: outFeatures, k: inFeatures) {
             // A product cut along k adds its second half into C last, so C must start at zero for
             // the dot product to be complete before the residual is added.
-            project(weight, into: result, accumulate: false)
+            project(weight, into: result)
             Kernels.accumulate(residual, into: result, destinationStrides: result.strides)
-        } else if !project(weight, adding: residual, into: result) {
-            Kernels.copy(from: residual, into: result)
-            project(weight, into: result, accumulate: true)
+        } else {
+            project(weight, into: result, adding: residual)
         }
         return result.recording(.residualLinear(self, weight: weight, residual: residual), inputs: self, weight, residual)
     }
@@ -62,25 +61,24 @@ extension Tensor {
         return Array(shape.dropLast()) + [weight.shape[0]]
     }
 
-    /// result = residual + self · weightᵀ over all leading dimensions, the GEMM reading a dense
-    /// residual where it lies (`Kernels.gemm(adding:)`); false, with nothing done, where it cannot.
-    private func project(_ weight: Tensor, adding residual: Tensor, into result: Tensor) -> Bool {
-        guard residual.isContiguous else { return false }
-        let input = materialized(), matrix = weight.materialized()
-        let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
-        return Kernels.gemm(
-            transposeA: false, transposeB: true, m: count / Swift.max(inFeatures, 1), n: outFeatures, k: inFeatures,
-            a: input, lda: inFeatures, b: matrix, ldb: inFeatures, adding: residual, into: result, ldc: outFeatures)
-    }
-
-    /// result (= or +=) self · weightᵀ over all leading dimensions.
-    private func project(_ weight: Tensor, into result: Tensor, accumulate: Bool) {
+    /// result = self · weightᵀ over all leading dimensions, or residual + self · weightᵀ: the GEMM
+    /// reads a dense residual where it lies where the kernel can (`Kernels.gemm(adding:)`), else it
+    /// adds into a copy of the residual.
+    private func project(_ weight: Tensor, into result: Tensor, adding residual: Tensor? = nil) {
         let input = materialized(), matrix = weight.materialized()
         let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
         let rows = count / Swift.max(inFeatures, 1)
+        if let residual {
+            if residual.isContiguous && Kernels.gemm(
+                transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures,
+                a: input, lda: inFeatures, b: matrix, ldb: inFeatures, adding: residual, into: result, ldc: outFeatures) {
+                return
+            }
+            Kernels.copy(from: residual, into: result)
+        }
         Kernels.gemm(
             transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures,
-            a: input, lda: inFeatures, b: matrix, ldb: inFeatures, into: result, ldc: outFeatures, accumulate: accumulate)
+            a: input, lda: inFeatures, b: matrix, ldb: inFeatures, into: result, ldc: outFeatures, accumulate: residual != nil)
     }
 }
 
