@@ -86,6 +86,26 @@ void ck_attention_softmax_row(int visible, int width, float *row);
 /// ds = p ∘ (ds − Σ p ∘ ds). Requires `ck_has_avx512()`.
 void ck_attention_softmax_backward_row(int n, const float *p, float *ds);
 
+/// The float32 scalars of one AdamW step, each as `Kernels.adamW` rounds it to float32.
+typedef struct {
+    float decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, inverse_root_correction2, epsilon;
+} ck_adamw_scalars;
+
+/// AdamW over n elements, `Kernels.adamW`'s float32 arithmetic (the same bits): p ← p·decay;
+/// m ← β₁m + (1 − β₁)g; v ← β₂v + ((1 − β₂)g)g; p ← p − (step·m)/(√v · r₂ + ε).
+/// Requires `ck_has_avx512()`.
+void ck_adamw(ptrdiff_t n, float *parameter, const float *gradient, float *first, float *second, const ck_adamw_scalars *scalars);
+
+/// One row of RMSNorm, `Kernels.rmsNorm`'s float32 arithmetic: y = (x · r) · w with
+/// r = 1 / √(Σx² / n + ε), the sum as the Swift kernels' `dot` sums. Returns r.
+/// Requires `ck_has_avx512()`.
+float ck_rmsnorm_row(int n, const float *x, const float *weight, float epsilon, float *y);
+
+/// One row of RMSNorm's backward, `Kernels.rmsNormBackward`'s float32 arithmetic:
+/// dweight += (dy · x) · r; dx = (r · w) · dy − x · c (added to dx when accumulate is 1) with
+/// c = Σ(dy · w · x) · r · r · r / n. Requires `ck_has_avx512()`.
+void ck_rmsnorm_backward_row(int n, const float *x, const float *weight, const float *dy, float inverse, int accumulate, float *dx, float *dweight);
+
 /// Floats of scratch `ck_attention_forward` and `ck_attention_backward` need for these sizes.
 size_t ck_attention_scratch_count(int tq, int tk, int d);
 

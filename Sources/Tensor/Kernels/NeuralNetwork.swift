@@ -196,8 +196,18 @@ extension Kernels {
 
     // MARK: RMSNorm
 
-    static func rmsNorm(_ input: Tensor, _ weight: Tensor, epsilon: Double, into result: Tensor, inverseRMS: Tensor) {
+    /// In float32 with AVX-512 (`vectorized`), `ck_rmsnorm_row` computes each row with the same
+    /// bits.
+    static func rmsNorm(_ input: Tensor, _ weight: Tensor, epsilon: Double, into result: Tensor, inverseRMS: Tensor, vectorized: Bool = useAVX512) {
         let n = input.shape.last!, rows = input.count / n
+        if input.dtype == .float32 && vectorized {
+            let x = input.pointer(Float.self), w = weight.pointer(Float.self), y = result.pointer(Float.self), r = inverseRMS.pointer(Float.self)
+            let eps = Float(epsilon)
+            parallelFor(rows, workPerItem: 2 * n) { rowRange in
+                for row in rowRange { r[row] = ck_rmsnorm_row(Int32(n), x + row * n, w, eps, y + row * n) }
+            }
+            return
+        }
         func run<T: TensorScalar & SIMDScalar>(_: T.Type) {
             let x = input.pointer(T.self), w = weight.pointer(T.self), y = result.pointer(T.self), r = inverseRMS.pointer(T.self)
             let eps = T(epsilon)
@@ -221,12 +231,20 @@ extension Kernels {
     /// With r = 1/rms: dx_j = r·w_j·dy_j − x_j·r³/n · Σ_i dy_i w_i x_i;  dw_j = Σ_rows dy_j x_j r.
     /// With `accumulator` (dense, of the input's shape), dx is added into it and it is returned:
     /// the residual stream's gradient takes RMSNorm's share without a separate addition pass.
-    static func rmsNormBackward(input: Tensor, weight: Tensor, inverseRMS: Tensor, gradient: Tensor, accumulatingInto accumulator: Tensor? = nil) -> (Tensor, Tensor) {
+    /// In float32 with AVX-512 (`vectorized`), `ck_rmsnorm_backward_row` computes each row with
+    /// the same bits.
+    static func rmsNormBackward(input: Tensor, weight: Tensor, inverseRMS: Tensor, gradient: Tensor, accumulatingInto accumulator: Tensor? = nil, vectorized: Bool = useAVX512) -> (Tensor, Tensor) {
         let x0 = input.materialized(), w0 = weight.materialized(), dy = gradient.materialized()
         let n = input.shape.last!, rows = input.count / n
         let dxTensor = accumulator ?? Tensor(shape: input.shape, dtype: input.dtype, zeroed: false)
         let adds = accumulator != nil
         let dwTensor = Tensor.zeros(weight.shape, dtype: weight.dtype)
+        // Float32 rows through the AVX-512 kernel, their dw into a block's partial.
+        func vectorizedRows(_ blockRows: Range<Int>, into partial: UnsafeMutablePointer<Float>) {
+            let x = x0.pointer(Float.self), w = w0.pointer(Float.self), g = dy.pointer(Float.self), r = inverseRMS.pointer(Float.self)
+            let dx = dxTensor.pointer(Float.self)
+            for row in blockRows { ck_rmsnorm_backward_row(Int32(n), x + row * n, w, g + row * n, r[row], adds ? 1 : 0, dx + row * n, partial) }
+        }
         func run<T: TensorScalar & SIMDScalar>(_: T.Type) {
             let x = x0.pointer(T.self), w = w0.pointer(T.self), g = dy.pointer(T.self), r = inverseRMS.pointer(T.self)
             let dx = dxTensor.pointer(T.self), dw = dwTensor.pointer(T.self)
@@ -239,7 +257,12 @@ extension Kernels {
             parallelFor(blocks, workPerItem: 4 * n * rowsPerReductionBlock) { blockRange in
                 for block in blockRange {
                     let partial = partials + block * n
-                    for row in (block * rowsPerReductionBlock)..<Swift.min(rows, (block + 1) * rowsPerReductionBlock) {
+                    let blockRows = (block * rowsPerReductionBlock)..<Swift.min(rows, (block + 1) * rowsPerReductionBlock)
+                    if T.self == Float.self && vectorized {
+                        vectorizedRows(blockRows, into: UnsafeMutableRawPointer(partial).assumingMemoryBound(to: Float.self))
+                        continue
+                    }
+                    for row in blockRows {
                         let xr = x + row * n, gr = g + row * n, dr = dx + row * n
                         let inverse = r[row]
                         for j in 0..<n { partial[j] += gr[j] * xr[j] * inverse }

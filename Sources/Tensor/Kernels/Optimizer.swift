@@ -1,3 +1,5 @@
+import CKernels
+
 /// The scalars of one AdamW step (`Tensor.applyAdamW`).
 public struct AdamWStep: Sendable {
     public var learningRate: Double
@@ -23,15 +25,27 @@ public struct AdamWStep: Sendable {
 
 extension Kernels {
     /// AdamW over dense tensors, split by elements over the threads: it reads and writes
-    /// every parameter and both moments each step (about 100 MB for the base config), which
-    /// on one thread took about 15 ms of a base train step.
-    static func adamW<T: TensorScalar>(_: T.Type, _ parameter: Tensor, _ gradient: Tensor, _ first: Tensor, _ second: Tensor, _ step: AdamWStep) {
+    /// every parameter and both moments each step (about 100 MB for the base config). In float32
+    /// with AVX-512 (`vectorized`), `ck_adamw` does the loop's arithmetic with the same bits,
+    /// about three times as fast (the loop compiles to 4-wide SSE): 2.3 against 6.8 ms for the
+    /// base config on two threads.
+    static func adamW<T: TensorScalar>(_: T.Type, _ parameter: Tensor, _ gradient: Tensor, _ first: Tensor, _ second: Tensor, _ step: AdamWStep, vectorized: Bool = useAVX512) {
         let decayFactor = T(1 - step.learningRate * step.weightDecay)
         let beta1 = T(step.beta1), beta2 = T(step.beta2), epsilon = T(step.epsilon)
         let stepSize = T(step.learningRate / step.correction1)
         let inverseRootCorrection2 = T(1 / step.correction2.squareRoot())
         let p = parameter.pointer(T.self), g = gradient.pointer(T.self)
         let m = first.pointer(T.self), v = second.pointer(T.self)
+        if T.self == Float.self && vectorized {
+            let scalars = ck_adamw_scalars(
+                decay_factor: Float(decayFactor), beta1: Float(beta1), one_minus_beta1: Float(1 - beta1), beta2: Float(beta2), one_minus_beta2: Float(1 - beta2),
+                step_size: Float(stepSize), inverse_root_correction2: Float(inverseRootCorrection2), epsilon: Float(epsilon))
+            let p = parameter.pointer(Float.self), g = gradient.pointer(Float.self), m = first.pointer(Float.self), v = second.pointer(Float.self)
+            withUnsafePointer(to: scalars) { scalars in
+                parallelElements(parameter.count, workPerElement: 4) { start, n in ck_adamw(n, p + start, g + start, m + start, v + start, scalars) }
+            }
+            return
+        }
         parallelElements(parameter.count, workPerElement: 4) { start, n in
             for i in start..<(start + n) {
                 p[i] *= decayFactor
