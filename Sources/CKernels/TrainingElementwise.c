@@ -66,19 +66,17 @@ CK_AVX512 float ck_rmsnorm_row(int n, const float *x, const float *weight, float
     return inverse;
 }
 
+// dweight's term does not need the correction, so it goes in the same pass as dx, which reads x
+// and dy once (the Swift loop makes a pass of its own for it; each element's bits are the same).
 CK_AVX512 void ck_rmsnorm_backward_row(int n, const float *x, const float *weight, const float *dy, float inverse, int accumulate, float *dx, float *dweight) {
     const __m512 r = _mm512_set1_ps(inverse);
-    for (int j = 0; j < n; j += 16) {
-        const __mmask16 mask = tail_mask(n - j);
-        const __m512 term = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, dy + j), _mm512_maskz_loadu_ps(mask, x + j)), r);
-        _mm512_mask_storeu_ps(dweight + j, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dweight + j), term));
-    }
     const float correction = swift_dot(n, dy, weight, x) * inverse * inverse * inverse / (float)n;
     const __m512 k = _mm512_set1_ps(correction);
     for (int j = 0; j < n; j += 16) {
         const __mmask16 mask = tail_mask(n - j);
-        const __m512 x_j = _mm512_maskz_loadu_ps(mask, x + j);
-        const __m512 scaled = _mm512_mul_ps(_mm512_mul_ps(r, _mm512_maskz_loadu_ps(mask, weight + j)), _mm512_maskz_loadu_ps(mask, dy + j));
+        const __m512 x_j = _mm512_maskz_loadu_ps(mask, x + j), dy_j = _mm512_maskz_loadu_ps(mask, dy + j);
+        _mm512_mask_storeu_ps(dweight + j, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dweight + j), _mm512_mul_ps(_mm512_mul_ps(dy_j, x_j), r)));
+        const __m512 scaled = _mm512_mul_ps(_mm512_mul_ps(r, _mm512_maskz_loadu_ps(mask, weight + j)), dy_j);
         __m512 value = _mm512_sub_ps(scaled, _mm512_mul_ps(x_j, k));
         if (accumulate) value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dx + j), value);
         _mm512_mask_storeu_ps(dx + j, mask, value);

@@ -34,8 +34,6 @@ extension Kernels {
         let beta1 = T(step.beta1), beta2 = T(step.beta2), epsilon = T(step.epsilon)
         let stepSize = T(step.learningRate / step.correction1)
         let inverseRootCorrection2 = T(1 / step.correction2.squareRoot())
-        let p = parameter.pointer(T.self), g = gradient.pointer(T.self)
-        let m = first.pointer(T.self), v = second.pointer(T.self)
         if T.self == Float.self && vectorized {
             let scalars = ck_adamw_scalars(
                 decay_factor: Float(decayFactor), beta1: Float(beta1), one_minus_beta1: Float(1 - beta1), beta2: Float(beta2), one_minus_beta2: Float(1 - beta2),
@@ -46,6 +44,8 @@ extension Kernels {
             }
             return
         }
+        let p = parameter.pointer(T.self), g = gradient.pointer(T.self)
+        let m = first.pointer(T.self), v = second.pointer(T.self)
         parallelElements(parameter.count, workPerElement: 4) { start, n in
             for i in start..<(start + n) {
                 p[i] *= decayFactor
