@@ -135,21 +135,59 @@ static CK_AVX512 void pack_left(int rows, int kc, const float *a, ptrdiff_t lda,
 }
 
 // Packs `rows` columns of Aᵀ over kc steps of k (step p's are contiguous at a + p·lda) for the
-// tiles: tile t's six rows at step p are packed[t·kc·6 + p·6 ..< + 6], zero past `rows`.
-static CK_AVX512 void pack_left_transposed(int rows, int kc, const float *a, ptrdiff_t lda, float *packed) {
+// tiles: tile t's six rows at step p are packed[t·kc·6 + p·6 ..< + 6], zero past `rows`. Each
+// row of a is read only below `readable` (at least `rows`; the rest of the product's columns).
+//
+// Eight steps of k at a time: a tile's six floats from each of eight rows (one 8-float load
+// each, whose last two floats go unused) are merged by three two-source permutes into the 48
+// contiguous floats the tile reads, stored whole. One masked 6-float store per (step, tile), as
+// before, crossed cache lines at its 24-byte stride and ran at 2.0 G floats/s with the block in
+// L1 and 1.4 from memory, against 6.0 and 2.5 this way (C benchmark, one thread). The base
+// step's weight gradients of n = 256 ran 5–7% faster, as fast as forward products of the same
+// multiply-adds, and the step about 1.2% faster (in-process A/B, 11 runs of 30 pairs).
+static CK_AVX512 void pack_left_transposed(int rows, int kc, const float *a, ptrdiff_t lda, int readable, float *packed) {
     const int tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
-    for (int p = 0; p < kc; p++) {
-        const float *source = a + (ptrdiff_t)p * lda;
+    // Lanes of (x, y), x holding rows 0 and 1 of the eight (lanes 0–5 and 8–13) and y the next
+    // two (16–21 and 24–29): the tile's floats 0–15, 16–31 and 32–47.
+    const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19);
+    const __m512i second = _mm512_setr_epi32(4, 5, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 24, 25);
+    const __m512i third = _mm512_setr_epi32(10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 24, 25, 26, 27, 28, 29);
+    int p0 = 0;
+    for (; p0 + 8 <= kc; p0 += 8) {
+        const float *source = a + (ptrdiff_t)p0 * lda;
+        for (int t = 0; t < tiles; t++) {
+            const int column = t * TILE_ROWS, present = rows - column;
+            __m256 r[8];
+            if (present >= TILE_ROWS && column + 8 <= readable) {
+                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(source + i * lda + column);
+            } else {
+                const __mmask8 mask = (__mmask8)((1u << (present < TILE_ROWS ? present : TILE_ROWS)) - 1);
+                for (int i = 0; i < 8; i++) r[i] = _mm256_maskz_loadu_ps(mask, source + i * lda + column);
+            }
+            const __m512 rows01 = _mm512_insertf32x8(_mm512_castps256_ps512(r[0]), r[1], 1);
+            const __m512 rows23 = _mm512_insertf32x8(_mm512_castps256_ps512(r[2]), r[3], 1);
+            const __m512 rows45 = _mm512_insertf32x8(_mm512_castps256_ps512(r[4]), r[5], 1);
+            const __m512 rows67 = _mm512_insertf32x8(_mm512_castps256_ps512(r[6]), r[7], 1);
+            float *target = packed + ((ptrdiff_t)t * kc + p0) * TILE_ROWS;
+            _mm512_storeu_ps(target, _mm512_permutex2var_ps(rows01, first, rows23));
+            _mm512_storeu_ps(target + 16, _mm512_permutex2var_ps(rows23, second, rows45));
+            _mm512_storeu_ps(target + 32, _mm512_permutex2var_ps(rows45, third, rows67));
+        }
+    }
+    // The last kc mod 8 steps, one masked store per tile.
+    for (; p0 < kc; p0++) {
+        const float *source = a + (ptrdiff_t)p0 * lda;
         for (int t = 0; t < tiles; t++) {
             const int present = rows - t * TILE_ROWS;
             const __mmask16 mask = tail_mask(present < TILE_ROWS ? present : TILE_ROWS);
-            _mm512_mask_storeu_ps(packed + ((ptrdiff_t)t * kc + p) * TILE_ROWS, 0x3F, _mm512_maskz_loadu_ps(mask, source + t * TILE_ROWS));
+            _mm512_mask_storeu_ps(packed + ((ptrdiff_t)t * kc + p0) * TILE_ROWS, 0x3F, _mm512_maskz_loadu_ps(mask, source + t * TILE_ROWS));
         }
     }
 }
 
-static CK_AVX512 void pack(int transpose_a, int rows, int kc, const float *a, ptrdiff_t lda, float *packed) {
-    if (transpose_a) pack_left_transposed(rows, kc, a, lda, packed);
+// `rows` rows of op(A) over kc steps of k from a; `readable` is pack_left_transposed's.
+static CK_AVX512 void pack(int transpose_a, int rows, int kc, const float *a, ptrdiff_t lda, int readable, float *packed) {
+    if (transpose_a) pack_left_transposed(rows, kc, a, lda, readable, packed);
     else pack_left(rows, kc, a, lda, packed);
 }
 
@@ -371,7 +409,7 @@ static CK_AVX512 void rows_outer_block(const product *g, int i0, int next_i0, co
         } else {
             block = (tile_target){first ? NULL : c_rows, c_rows, first ? d_rows : NULL, g->ldc, g->ldc, g->ldd};
         }
-        pack(g->transpose_a, rows, kc, left_at(g, i0, p0), g->lda, left);
+        pack(g->transpose_a, rows, kc, left_at(g, i0, p0), g->lda, g->m - i0, left);
         row_block(g->transpose_a, rows, g->n, kc, right + (size_t)g->width * p0, left, block, p0 + K_BLOCK < g->k ? next_left_block(g, i0, p0 + K_BLOCK) : next_left_block(g, next_i0, 0), (upcoming){0});
     }
 }
@@ -411,7 +449,7 @@ CK_AVX512 int ck_blocked_sgemm(int transpose_a, int transpose_b, int m, int n, i
             const int rows = m - i0 < ROW_BLOCK ? m - i0 : ROW_BLOCK;
             float *c_rows = c + (ptrdiff_t)i0 * ldc;
             const tile_target block = {p0 == 0 ? NULL : c_rows, c_rows, accumulate ? addend + (ptrdiff_t)i0 * ld_addend : NULL, ldc, ldc, ld_addend};
-            pack(transpose_a, rows, kc, left_at(&g, i0, p0), lda, left);
+            pack(transpose_a, rows, kc, left_at(&g, i0, p0), lda, m - i0, left);
             upcoming next_right = {0};
             if (p0 + K_BLOCK < k) {
                 // This row block's share of the next k block of op(B).

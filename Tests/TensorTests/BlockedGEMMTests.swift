@@ -1,4 +1,7 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensor
 import XCTest
 
@@ -32,11 +35,12 @@ final class BlockedGEMMTests: XCTestCase {
         let a: [Float], b: [Float], initial: [Float]
         let lda: Int, ldb: Int, ldc: Int
 
-        init(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, accumulate: Bool, seed: UInt64) {
+        /// `paddingA`: the columns of A's storage past op(A)'s.
+        init(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, accumulate: Bool, seed: UInt64, paddingA: Int = 3) {
             (self.transposeA, self.transposeB, self.accumulate, self.m, self.n, self.k) = (transposeA, transposeB, accumulate, m, n, k)
             var generator = RandomGenerator(seed: seed)
             func values(_ rows: Int, _ leading: Int) -> [Float] { (0..<(rows * leading)).map { _ in Float(generator.uniform(-1, 1)) } }
-            lda = (transposeA ? m : k) + 3
+            lda = (transposeA ? m : k) + paddingA
             ldb = (transposeB ? k : n) + 5
             ldc = n + 2
             a = values(transposeA ? k : m, lda)
@@ -368,6 +372,46 @@ final class BlockedGEMMTests: XCTestCase {
             let calls = GEMMRecorder.recording { _ = products(threads: 2) }.calls
             XCTAssertEqual(calls.map { "\($0.transposeA ? "T" : "N")\($0.transposeB ? "T" : "N") \($0.m)×\($0.n)×\($0.k) \($0.accumulates)" }, ["NN 3000×96×80 \(accumulate)", "TN 80×96×3000 false"])
             XCTAssertEqual(calls.map(\.sharesRegionWithNext), [true, false], "the pair is recorded as one region")
+        }
+    }
+
+    /// Aᵀ is packed eight steps of k at a time with 8-float loads of six-float pieces; those loads
+    /// stay inside op(A)'s columns. A (k × m, lda = m) ends where an inaccessible page begins, so
+    /// a read past its last row's last column would crash the test: every row tile's edge (m
+    /// mod 6 from 0 to 5, row blocks of 96 whole and cut), k blocks with and without a remainder
+    /// of steps past the last eight, both loop orders and the parallel form.
+    func testTransposedLeftOperandIsReadOnlyInsideItsColumns() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let shapes: [(m: Int, n: Int, k: Int)] = [(96, 80, 136), (100, 70, 131), (102, 64, 128), (191, 40, 70), (6, 300, 200), (515, 520, 131)]
+        var seed: UInt64 = 900
+        for shape in shapes {
+            seed += 1
+            let product = Product(transposeA: true, transposeB: false, m: shape.m, n: shape.n, k: shape.k, accumulate: false, seed: seed, paddingA: 0)
+            let bytes = product.a.count * MemoryLayout<Float>.stride
+            let mapped = (bytes + page - 1) / page * page
+            let region = try XCTUnwrap(mmap(nil, mapped + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+            XCTAssertNotEqual(region, MAP_FAILED)
+            defer { munmap(region, mapped + page) }
+            XCTAssertEqual(mprotect(region + mapped, page, PROT_NONE), 0)
+            let a = (region + mapped - bytes).bindMemory(to: Float.self, capacity: product.a.count)
+            a.update(from: product.a, count: product.a.count)
+            let expected = (0..<(product.m * product.n)).map { product.chain($0 / product.n, $0 % product.n).bitPattern }
+            func check(_ c: [Float], _ form: String) {
+                let bits = (0..<product.m).flatMap { i in c[(i * product.ldc)..<(i * product.ldc + product.n)].map(\.bitPattern) }
+                XCTAssertTrue(bits == expected, "\(shape), \(form): elements that are not their chains")
+            }
+            var c = product.initial
+            XCTAssertEqual(c.withUnsafeMutableBufferPointer { c in
+                ck_blocked_sgemm(1, 0, Int32(shape.m), Int32(shape.n), Int32(shape.k), a, product.lda, product.b, product.ldb, nil, 0, c.baseAddress!, product.ldc)
+            }, 1)
+            check(c, "one thread")
+            c = product.initial
+            let parallel = c.withUnsafeMutableBufferPointer { c in
+                ck_blocked_sgemm_parallel(
+                    2, 1, 0, Int32(shape.m), Int32(shape.n), Int32(shape.k), a, product.lda, product.b, product.ldb, nil, 0, c.baseAddress!, product.ldc, 0, nil)
+            }
+            if parallel != 0 { check(c, "parallel") }
+            if shape.m == 515 { XCTAssertEqual(parallel, 1, "the rows-outer product runs in the parallel form") }
         }
     }
 
