@@ -58,9 +58,17 @@ static inline CK_AVX512 __attribute__((always_inline)) void tile(int R, int ACCU
     }
 }
 
+// The whole 8 × 32 tile, which nearly every product runs (all but a row of scores' last chunk
+// and the edges of a short sequence), is compiled with its masks constant, so its loads and
+// stores are plain: with the masks read at run time, the base shapes' forward ran 4% and the
+// backward 6% slower (C benchmark, one thread, medians of 15 alternating rounds).
 #define CK_ATTENTION_TILE_CASE(R, ACC) case R: tile(R, ACC, k, alpha, a, rsa, csa, b, ldb, c, ldc, mask0, mask1); break;
 #define CK_ATTENTION_TILE_ROWS(NAME, ACC)                                                            \
     static CK_AVX512 void NAME(int rows, int k, float alpha, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, __mmask16 mask0, __mmask16 mask1) { \
+        if (rows == 8 && mask0 == 0xFFFF && mask1 == 0xFFFF) {                                         \
+            tile(8, ACC, k, alpha, a, rsa, csa, b, ldb, c, ldc, 0xFFFF, 0xFFFF);                         \
+            return;                                                                                   \
+        }                                                                                             \
         switch (rows) {                                                                               \
             CK_ATTENTION_TILE_CASE(1, ACC) CK_ATTENTION_TILE_CASE(2, ACC) CK_ATTENTION_TILE_CASE(3, ACC) CK_ATTENTION_TILE_CASE(4, ACC) \
             CK_ATTENTION_TILE_CASE(5, ACC) CK_ATTENTION_TILE_CASE(6, ACC) CK_ATTENTION_TILE_CASE(7, ACC) CK_ATTENTION_TILE_CASE(8, ACC) \
