@@ -382,7 +382,9 @@ final class BlockedGEMMTests: XCTestCase {
     /// of steps past the last eight, both loop orders and the parallel form.
     func testTransposedLeftOperandIsReadOnlyInsideItsColumns() throws {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let shapes: [(m: Int, n: Int, k: Int)] = [(96, 80, 136), (100, 70, 131), (102, 64, 128), (191, 40, 70), (6, 300, 200), (515, 520, 131)]
+        let shapes: [(m: Int, n: Int, k: Int)] = [
+            (96, 80, 136), (97, 70, 131), (98, 64, 128), (99, 40, 70), (100, 48, 136), (191, 40, 70), (102, 64, 128), (6, 300, 200), (515, 520, 131),
+        ]
         var seed: UInt64 = 900
         for shape in shapes {
             seed += 1
