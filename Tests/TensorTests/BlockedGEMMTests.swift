@@ -380,7 +380,7 @@ final class BlockedGEMMTests: XCTestCase {
     /// a read past its last row's last column would crash the test: every row tile's edge (m
     /// mod 6 from 0 to 5, row blocks of 96 whole and cut), k blocks with and without a remainder
     /// of steps past the last eight, both loop orders and the parallel form.
-    func testTransposedLeftOperandIsReadOnlyInsideItsColumns() throws {
+    func testTransposedLeftOperandIsReadOnlyInsideItsColumns() {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let shapes: [(m: Int, n: Int, k: Int)] = [
             (96, 80, 136), (97, 70, 131), (98, 64, 128), (99, 40, 70), (100, 48, 136), (191, 40, 70), (102, 64, 128), (6, 300, 200), (515, 520, 131),
@@ -391,7 +391,7 @@ final class BlockedGEMMTests: XCTestCase {
             let product = Product(transposeA: true, transposeB: false, m: shape.m, n: shape.n, k: shape.k, accumulate: false, seed: seed, paddingA: 0)
             let bytes = product.a.count * MemoryLayout<Float>.stride
             let mapped = (bytes + page - 1) / page * page
-            let region = try XCTUnwrap(mmap(nil, mapped + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+            let region: UnsafeMutableRawPointer = mmap(nil, mapped + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
             XCTAssertNotEqual(region, MAP_FAILED)
             defer { munmap(region, mapped + page) }
             XCTAssertEqual(mprotect(region + mapped, page, PROT_NONE), 0)

@@ -200,18 +200,19 @@ extension Kernels {
     /// bits.
     static func rmsNorm(_ input: Tensor, _ weight: Tensor, epsilon: Double, into result: Tensor, inverseRMS: Tensor, vectorized: Bool = useAVX512) {
         let n = input.shape.last!, rows = input.count / n
-        if input.dtype == .float32 && vectorized {
+        // Float32 rows through the AVX-512 kernel.
+        func vectorizedRows(_ rowRange: Range<Int>) {
             let x = input.pointer(Float.self), w = weight.pointer(Float.self), y = result.pointer(Float.self), r = inverseRMS.pointer(Float.self)
-            let eps = Float(epsilon)
-            parallelFor(rows, workPerItem: 2 * n) { rowRange in
-                for row in rowRange { r[row] = ck_rmsnorm_row(Int32(n), x + row * n, w, eps, y + row * n) }
-            }
-            return
+            for row in rowRange { r[row] = ck_rmsnorm_row(Int32(n), x + row * n, w, Float(epsilon), y + row * n) }
         }
         func run<T: TensorScalar & SIMDScalar>(_: T.Type) {
             let x = input.pointer(T.self), w = weight.pointer(T.self), y = result.pointer(T.self), r = inverseRMS.pointer(T.self)
             let eps = T(epsilon)
             parallelFor(rows, workPerItem: 2 * n) { rowRange in
+                if T.self == Float.self && vectorized {
+                    vectorizedRows(rowRange)
+                    return
+                }
                 for row in rowRange {
                     let xr = x + row * n, yr = y + row * n
                     // In SIMD lanes: one running sum would be bound by the add's latency.
