@@ -16,12 +16,18 @@ public final class SupervisedTrainer {
     public let model: LlamaModel
     public let optimizer: AdamW
     public let configuration: SupervisedConfiguration
+    /// The fixed pool of demonstrations cycled through; with `fresh_demonstrations`, a sample of
+    /// the generator's output (the batches are drawn new at every step).
     public let examples: [Example]
     /// Demonstrations left out because they do not fit the response limit or the context, per
-    /// task family: teaching them would teach answers the policy can never finish in RL.
+    /// task family (over `examples`' draws): teaching them would teach answers the policy can
+    /// never finish in RL.
     public let tooLong: [TaskFamily: Int]
     let schedule: LearningRateSchedule
     let seed: UInt64
+    let environment: EnvironmentConfig
+    let codec: ProtocolCodec
+    let maxResponseTokens: Int?
 
     /// - Parameter maxResponseTokens: the RL response limit; longer demonstrations are dropped
     ///   (counted in `tooLong`), as are those whose prompt and response exceed the context.
@@ -30,26 +36,49 @@ public final class SupervisedTrainer {
         self.optimizer = optimizer
         self.configuration = configuration
         self.seed = seed
+        self.environment = environment
+        self.codec = codec
+        self.maxResponseTokens = maxResponseTokens
         schedule = LearningRateSchedule(peak: configuration.learningRate, warmupSteps: configuration.warmupSteps, totalSteps: configuration.steps, decay: configuration.schedule)
-        let solver = ExpertSolver()
-        let maxPositions = model.configuration.maxPositions
         var tooLong: [TaskFamily: Int] = [:]
+        var examples: [Example] = []
         // Demonstrations come from the train split; their seeds are offset so they never coincide
         // with the RL prompts' seeds (which count from 0).
-        examples = (0..<configuration.demonstrations).compactMap { index in
-            let episode = Episode.sample(split: .train, seed: 1 << 40 &+ seed &* 1_000_003 &+ UInt64(index), config: environment)
-            let demonstration = solver.demonstrate(episode)
-            // With faults on, a few demonstrations in ten thousand run out of calls: never teach those.
-            guard demonstration.endReason == .answered, demonstration.reward.isCorrect else { return nil }
-            let prompt = codec.promptTokens(episode.prompt)
-            let response = codec.responseTokens(of: demonstration)
-            guard prompt.count + response.tokens.count <= maxPositions, response.tokens.count <= maxResponseTokens ?? .max else {
-                tooLong[episode.task.family, default: 0] += 1
-                return nil
+        for index in 0..<configuration.demonstrations {
+            switch SupervisedTrainer.example(episodeSeed: 1 << 40 &+ seed &* 1_000_003 &+ UInt64(index), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions, maxResponseTokens: maxResponseTokens) {
+            case let .success(example): examples.append(example)
+            case let .failure(rejection): if let family = rejection.tooLongFamily { tooLong[family, default: 0] += 1 }
             }
-            return Example(tokens: prompt + response.tokens, lossMask: [Bool](repeating: false, count: prompt.count) + response.lossMask)
         }
+        self.examples = examples
         self.tooLong = tooLong
+    }
+
+    /// Why a demonstration is not taught.
+    enum Rejection: Error {
+        /// It ran out of calls or ended wrong (faults): never teach those.
+        case failed
+        /// It does not fit the response limit or the context.
+        case tooLong(TaskFamily)
+
+        var tooLongFamily: TaskFamily? {
+            if case let .tooLong(family) = self { return family }
+            return nil
+        }
+    }
+
+    /// The expert's demonstration of the train-split episode `episodeSeed` as a training example.
+    static func example(episodeSeed: UInt64, environment: EnvironmentConfig, codec: ProtocolCodec, maxPositions: Int, maxResponseTokens: Int?) -> Result<Example, Rejection> {
+        let episode = Episode.sample(split: .train, seed: episodeSeed, config: environment)
+        let demonstration = ExpertSolver().demonstrate(episode)
+        // With faults on, a few demonstrations in ten thousand run out of calls.
+        guard demonstration.endReason == .answered, demonstration.reward.isCorrect else { return .failure(.failed) }
+        let prompt = codec.promptTokens(episode.prompt)
+        let response = codec.responseTokens(of: demonstration)
+        guard prompt.count + response.tokens.count <= maxPositions, response.tokens.count <= maxResponseTokens ?? .max else {
+            return .failure(.tooLong(episode.task.family))
+        }
+        return .success(Example(tokens: prompt + response.tokens, lossMask: [Bool](repeating: false, count: prompt.count) + response.lossMask))
     }
 
     /// The examples of step `step`: consecutive slices of a per-epoch shuffle, derived from
@@ -66,6 +95,28 @@ public final class SupervisedTrainer {
         }
     }
 
+    /// The demonstrations of step `step`: the pool's slice, or with `fresh_demonstrations` a
+    /// batch generated for this step alone. Fresh batches are a function of (seed, step), so a
+    /// resumed run draws the same ones, and the generator's episodes are so many (over a million
+    /// names) that no demonstration comes back: the policy cannot learn names by heart and has to
+    /// learn to copy them.
+    public func batch(step: Int) -> [Example] {
+        guard configuration.freshDemonstrations else { return batchIndices(step: step).map { examples[$0] } }
+        var generator = RandomGenerator(seed: seed &+ 0xF2E5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        var chosen: [Example] = []
+        var draws = 0
+        while chosen.count < configuration.batchSize {
+            draws += 1
+            precondition(draws <= 100 * configuration.batchSize, "fewer than one demonstration in 100 fits the limits; the trainer checks this before the first step")
+            // Bit 41 keeps these seeds apart from the pool's (bit 40) and from the RL prompts'.
+            let episodeSeed = (1 << 41) | (generator.next() >> 24)
+            if case let .success(example) = SupervisedTrainer.example(episodeSeed: episodeSeed, environment: environment, codec: codec, maxPositions: model.configuration.maxPositions, maxResponseTokens: maxResponseTokens) {
+                chosen.append(example)
+            }
+        }
+        return chosen
+    }
+
     public struct StepResult {
         public var loss: Double
         public var gradientNorm: Double
@@ -79,20 +130,26 @@ public final class SupervisedTrainer {
     /// One optimizer step; a non-finite loss or gradient skips the update.
     /// `poisonGradients` (tests) makes the gradient NaN to exercise that path.
     public func step(_ step: Int, poisonGradients: Bool = false) -> StepResult {
-        let chosen = batchIndices(step: step).map { examples[$0] }
-        let batch = TokenBatch(sequences: chosen.map(\.tokens), padding: ByteTokenizer().padID)
-        // Weight of position t: whether token t + 1 is the policy's.
+        let chosen = batch(step: step)
+        let batch = TokenBatch(sequences: chosen.map(\.tokens), padding: codec.tokenizer.padID)
+        // Weight of position t: 1 when token t + 1 is the policy's, `context_loss_weight` when it
+        // is the prompt's or an observation's.
         let width = batch.length - 1
+        let contextWeight = configuration.contextLossWeight
         var weights = [Double](repeating: 0, count: batch.batchSize * width)
+        var trainedTokens = 0
+        var totalWeight = 0.0
         for (row, example) in chosen.enumerated() {
-            for position in 0..<(example.tokens.count - 1) where example.lossMask[position + 1] {
-                weights[row * width + position] = 1
+            for position in 0..<(example.tokens.count - 1) {
+                let weight = example.lossMask[position + 1] ? 1 : contextWeight
+                weights[row * width + position] = weight
+                totalWeight += weight
+                if example.lossMask[position + 1] { trainedTokens += 1 }
             }
         }
-        let trainedTokens = Int(weights.reduce(0, +))
         optimizer.zeroGradients()
         let logProbabilities = model.tokenStatistics(batch).logProbabilities
-        let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / Double(max(trainedTokens, 1))
+        let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
         let learningRate = schedule.rate(at: step)
         guard loss.item.isFinite else {
             optimizer.zeroGradients()
@@ -123,6 +180,13 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     public var schedule: LearningRateSchedule.Decay = .cosine
     /// Distinct demonstrations generated (train split) and cycled through.
     public var demonstrations = 2000
+    /// Draw a new batch of demonstrations from the generator at every step instead of cycling
+    /// through `demonstrations` fixed ones (which then only serve the fit check and the log).
+    public var freshDemonstrations = false
+    /// Weight of the next-token loss on the prompt's and the observations' tokens, relative to
+    /// the policy's own tokens (weight 1). 0 trains on the policy's tokens only (ARPO.md §7); a
+    /// small weight adds language-model practice on the environment's text, where names recur.
+    public var contextLossWeight = 0.0
     public var weightDecay = 0.0
     public var maxGradientNorm = 1.0
     /// A Hugging Face model directory (such as an earlier run's `reference/`) whose weights the
@@ -134,6 +198,8 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case steps, schedule, demonstrations
+        case freshDemonstrations = "fresh_demonstrations"
+        case contextLossWeight = "context_loss_weight"
         case initFrom = "init_from"
         case batchSize = "batch_size"
         case learningRate = "learning_rate"
@@ -151,6 +217,8 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
         schedule = try c.decodeIfPresent(LearningRateSchedule.Decay.self, forKey: .schedule) ?? d.schedule
         demonstrations = try c.decodeIfPresent(Int.self, forKey: .demonstrations) ?? d.demonstrations
+        freshDemonstrations = try c.decodeIfPresent(Bool.self, forKey: .freshDemonstrations) ?? d.freshDemonstrations
+        contextLossWeight = try c.decodeIfPresent(Double.self, forKey: .contextLossWeight) ?? d.contextLossWeight
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
         maxGradientNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradientNorm) ?? d.maxGradientNorm
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
@@ -165,6 +233,8 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try c.encode(warmupSteps, forKey: .warmupSteps)
         try c.encode(schedule, forKey: .schedule)
         try c.encode(demonstrations, forKey: .demonstrations)
+        try c.encode(freshDemonstrations, forKey: .freshDemonstrations)
+        try c.encode(contextLossWeight, forKey: .contextLossWeight)
         try c.encode(weightDecay, forKey: .weightDecay)
         try c.encode(maxGradientNorm, forKey: .maxGradientNorm)
         try c.encode(initFrom, forKey: .initFrom)
@@ -176,6 +246,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try requireSetting(learningRate > 0 && learningRate < 1, path, CodingKeys.learningRate, "in (0, 1)", learningRate)
         try requireSetting(warmupSteps >= 0, path, CodingKeys.warmupSteps, "at least 0", warmupSteps)
         try requireSetting(demonstrations >= 1 && demonstrations <= 1_000_000, path, CodingKeys.demonstrations, "in 1...1000000", demonstrations)
+        try requireSetting(contextLossWeight >= 0 && contextLossWeight <= 1, path, CodingKeys.contextLossWeight, "in [0, 1]", contextLossWeight)
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)
         try requireSetting(initFrom.map { !$0.isEmpty } ?? true, path, CodingKeys.initFrom, "a model directory path or null", "an empty string")

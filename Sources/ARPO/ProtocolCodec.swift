@@ -8,11 +8,11 @@ import ToolEnv
 /// they can never inject a protocol token; only the policy's own sampled special tokens (and the
 /// trusted expert demonstrations) carry tags.
 public struct ProtocolCodec: Sendable {
-    public let tokenizer: ByteTokenizer
+    public let tokenizer: Tokenizer
     public let userID: Int, assistantID: Int, callOpenID: Int, callCloseID: Int
     public let observationOpenID: Int, observationCloseID: Int, answerOpenID: Int, answerCloseID: Int, endID: Int
 
-    public init(tokenizer: ByteTokenizer = ByteTokenizer()) {
+    public init(tokenizer: Tokenizer = Tokenizer()) {
         self.tokenizer = tokenizer
         func id(_ tag: ProtocolTag) -> Int {
             guard let id = tokenizer.specialTokenID(tag.rawValue) else { preconditionFailure("the tokenizer lacks \(tag.rawValue)") }

@@ -76,7 +76,7 @@ public final class ReinforcementLearner {
     public let configuration: UpdateConfiguration
     public let algorithm: UpdateAlgorithm
     let loss: PolicyLoss
-    let padding = ByteTokenizer().padID
+    let padding = Tokenizer().padID
 
     public init(model: LlamaModel, reference: LlamaModel, optimizer: AdamW, configuration: UpdateConfiguration, algorithm: UpdateAlgorithm) {
         precondition(algorithm != .proximal || model.configuration.valueHead, "PPO needs a model with a value head")

@@ -2,19 +2,34 @@ import Foundation
 import Tensor
 
 /// A model directory that Hugging Face `transformers` loads: `model.safetensors` (F32, Hugging
-/// Face LLaMA keys, `[out, in]` weights) and `config.json` (`LlamaConfig` fields).
+/// Face LLaMA keys, `[out, in]` weights), `config.json` (`LlamaConfig` fields) and the policy's
+/// tokenizer as `tokenizer.json`.
 public enum ModelCheckpoint {
     public static let weightsFile = "model.safetensors"
     public static let configFile = "config.json"
 
     /// Writes `model` into `directory` (created if needed). Each file is written to a temporary
     /// name and renamed, so an interrupted save never leaves a half-written file.
-    public static func save(_ model: LlamaModel, to directory: URL, tokenizer: ByteTokenizer = ByteTokenizer()) throws {
+    public static func save(_ model: LlamaModel, to directory: URL, tokenizer: Tokenizer = Tokenizer()) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let parameters = model.namedParameters.map { ($0.name, $0.tensor.dtype == .float32 ? $0.tensor : $0.tensor.converted(to: .float32)) }
         try Safetensors.write(parameters, metadata: ["format": "pt"], to: directory.appendingPathComponent(weightsFile))
         let config = try JSONSerialization.data(withJSONObject: model.configuration.huggingFaceConfig(tokenizer: tokenizer), options: [.prettyPrinted, .sortedKeys])
         try config.write(to: directory.appendingPathComponent(configFile), options: .atomic)
+        try tokenizer.huggingFaceJSON().write(to: directory.appendingPathComponent(Tokenizer.fileName), options: .atomic)
+    }
+
+    /// The tokenizer of a model directory: its `tokenizer.json`, or the byte tokenizer when it
+    /// has none (directories written before tokenizers were saved). Its vocabulary must be the
+    /// model's.
+    public static func loadTokenizer(from directory: URL, vocabularySize: Int) throws -> Tokenizer {
+        let url = directory.appendingPathComponent(Tokenizer.fileName)
+        let tokenizer = FileManager.default.fileExists(atPath: url.path) ? try Tokenizer.load(huggingFaceJSON: url) : Tokenizer()
+        guard tokenizer.vocabularySize == vocabularySize else {
+            let source = FileManager.default.fileExists(atPath: url.path) ? url.path : "\(directory.path) (no \(Tokenizer.fileName): the byte tokenizer)"
+            throw PolicyError("\(source) has a vocabulary of \(tokenizer.vocabularySize) tokens but the model's vocab_size is \(vocabularySize)")
+        }
+        return tokenizer
     }
 
     /// Loads a model directory, validating the config, every tensor's presence, dtype and shape.

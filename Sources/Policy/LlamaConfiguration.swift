@@ -12,7 +12,7 @@ public struct PolicyError: Error, CustomStringConvertible, Equatable {
 /// a checkpoint's `config.json`.
 public struct LlamaConfiguration: Codable, Equatable, Sendable {
     /// Vocabulary size V.
-    public var vocabularySize: Int = ByteTokenizer.vocabularySize
+    public var vocabularySize: Int = Tokenizer.baseVocabularySize
     /// Model width C.
     public var hiddenSize: Int = 128
     /// SwiGLU hidden width.
@@ -35,7 +35,7 @@ public struct LlamaConfiguration: Codable, Equatable, Sendable {
     public var valueHead: Bool = false
 
     public init(
-        vocabularySize: Int = ByteTokenizer.vocabularySize, hiddenSize: Int = 128, intermediateSize: Int = 384,
+        vocabularySize: Int = Tokenizer.baseVocabularySize, hiddenSize: Int = 128, intermediateSize: Int = 384,
         layerCount: Int = 2, headCount: Int = 4, keyValueHeadCount: Int? = nil, maxPositions: Int = 320,
         ropeTheta: Double = 10_000, rmsNormEpsilon: Double = 1e-5, tieWordEmbeddings: Bool = true, valueHead: Bool = false
     ) {
@@ -99,7 +99,7 @@ public struct LlamaConfiguration: Codable, Equatable, Sendable {
         func require(_ condition: Bool, _ key: CodingKeys, _ allowed: String, _ value: Any) throws {
             if !condition { throw PolicyError("\(path).\(key.rawValue) must be \(allowed), got \(value)") }
         }
-        try require(vocabularySize >= ByteTokenizer.vocabularySize && vocabularySize <= 1 << 20, .vocabularySize, "in \(ByteTokenizer.vocabularySize)...1048576 (the byte tokenizer needs \(ByteTokenizer.vocabularySize) ids)", vocabularySize)
+        try require(vocabularySize >= Tokenizer.baseVocabularySize && vocabularySize <= 1 << 20, .vocabularySize, "in \(Tokenizer.baseVocabularySize)...1048576 (the byte tokenizer needs \(Tokenizer.baseVocabularySize) ids)", vocabularySize)
         try require(hiddenSize >= 2 && hiddenSize <= 16384, .hiddenSize, "in 2...16384", hiddenSize)
         try require(headCount >= 1 && hiddenSize % headCount == 0, .headCount, "a positive divisor of hidden_size \(hiddenSize)", headCount)
         try require(headDimension % 2 == 0, .headCount, "such that hidden_size / num_attention_heads is even (RoPE rotates pairs)", headCount)
@@ -119,7 +119,7 @@ extension LlamaConfiguration {
     ///
     /// The RoPE base is written both top-level (`rope_theta`, read by transformers 4.x) and as
     /// `rope_parameters.rope_theta` (transformers 5).
-    public func huggingFaceConfig(tokenizer: ByteTokenizer = ByteTokenizer()) -> [String: Any] {
+    public func huggingFaceConfig(tokenizer: Tokenizer = Tokenizer()) -> [String: Any] {
         [
             "architectures": ["LlamaForCausalLM"],
             "model_type": "llama",

@@ -88,9 +88,7 @@ extension Kernels {
             for o in 0..<outer {
                 let row = y + o * inner, block = x + o * n * inner
                 if inner == 1 {
-                    var total = T.zero
-                    for j in 0..<n { total += block[j] }
-                    row[0] = total * scale
+                    row[0] = pairwiseSum(UnsafePointer(block), n) * scale
                 } else {
                     row.update(from: block, count: inner)
                     for j in 1..<n {
@@ -133,6 +131,36 @@ extension Kernels {
             }
         }
         return argMax
+    }
+
+    /// Σ x[0..<n] summed pairwise, as NumPy and PyTorch sum: halves are summed recursively down
+    /// to blocks of 128, each summed in eight interleaved partial sums. The rounding error grows
+    /// with log n rather than n, so a float32 loss or squared gradient norm over a million terms
+    /// keeps about float32's precision instead of losing three digits to a running total.
+    static func pairwiseSum<T: TensorScalar>(_ x: UnsafePointer<T>, _ n: Int) -> T {
+        if n <= 128 {
+            guard n >= 8 else {
+                var total = T.zero
+                for j in 0..<n { total += x[j] }
+                return total
+            }
+            var r0 = x[0], r1 = x[1], r2 = x[2], r3 = x[3], r4 = x[4], r5 = x[5], r6 = x[6], r7 = x[7]
+            var j = 8
+            while j + 8 <= n {
+                r0 += x[j]; r1 += x[j + 1]; r2 += x[j + 2]; r3 += x[j + 3]
+                r4 += x[j + 4]; r5 += x[j + 5]; r6 += x[j + 6]; r7 += x[j + 7]
+                j += 8
+            }
+            var total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+            while j < n {
+                total += x[j]
+                j += 1
+            }
+            return total
+        }
+        // Split at a multiple of 8 so the blocks stay whole.
+        let half = (n / 2) & ~7
+        return pairwiseSum(x, half) + pairwiseSum(x + half, n - half)
     }
 
     /// Scatters `gradient` (one value per reduced slot) to the arg-max positions.

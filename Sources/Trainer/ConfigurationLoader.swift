@@ -30,7 +30,7 @@ public enum ConfigurationLoader {
         do { object = try JSONSerialization.jsonObject(with: data) } catch {
             throw ConfigurationError("not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error.localizedDescription))")
         }
-        guard var root = object as? [String: Any] else { throw ConfigurationError("the top level must be a JSON object with sections model, env, sft, rl, eval, run") }
+        guard var root = object as? [String: Any] else { throw ConfigurationError("the top level must be a JSON object with sections model, tokenizer, env, sft, rl, eval, run") }
         try checkKeys(root, against: schema, path: "")
         var data = data
         if !overrides.isEmpty {
@@ -68,6 +68,7 @@ public enum ConfigurationLoader {
     /// Allowed values of the string-valued keys, for type errors.
     static let choices: [String: [String]] = [
         "rl.algorithm": Algorithm.allCases.map(\.rawValue),
+        "tokenizer.kind": TokenizerConfiguration.Kind.allCases.map(\.rawValue),
         "run.matmul_precision": MatmulPrecision.allCases.map(\.rawValue),
         "rl.schedule": ["constant", "cosine"],
         "sft.schedule": ["constant", "cosine"],

@@ -21,6 +21,19 @@ public func resolveModelDirectory(_ path: String) throws -> URL {
     throw TrainingError("--checkpoint \(path) holds no model: expected config.json and model.safetensors, a checkpoint with model/, or a run directory with checkpoints/latest")
 }
 
+/// A trained policy as the commands use it: the model of a model directory and the codec of its
+/// tokenizer.
+public struct LoadedPolicy {
+    public let model: LlamaModel
+    public let codec: ProtocolCodec
+
+    /// Loads `directory` (a model directory, see `resolveModelDirectory`).
+    public init(directory: URL) throws {
+        model = try ModelCheckpoint.load(from: directory)
+        codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: directory, vocabularySize: model.configuration.vocabularySize))
+    }
+}
+
 /// An episode whose question the user wrote, answered with the tools of a generated world.
 final class CustomPromptEpisode: ToolEpisode {
     let prompt: String
@@ -58,6 +71,8 @@ public struct PlayedEpisode {
     public var isCorrect: Bool?
     public var toolCallsExecuted: Int
     public var text: String
+    /// The text after the prompt.
+    public var responseText: String
 
     /// `--json` output.
     public var json: [String: Any] {
@@ -72,9 +87,8 @@ public struct PlayedEpisode {
 
     /// Readable transcript with calls and observations marked.
     public var readable: String {
-        let codec = ProtocolCodec()
         var lines = ["USER: \(question)"]
-        var response = codec.text(tokens[promptLength...])
+        var response = responseText
         response = response.replacingOccurrences(of: "<call>", with: "\n  CALL → ").replacingOccurrences(of: "</call>", with: "")
         response = response.replacingOccurrences(of: "<obs>", with: "\n  OBSERVATION ← ").replacingOccurrences(of: "</obs>", with: "\n")
         response = response.replacingOccurrences(of: "<answer>", with: "\n  ANSWER: ").replacingOccurrences(of: "</answer>", with: "")
@@ -91,9 +105,8 @@ public enum EpisodePlayer {
     /// the tools).
     public static func play(
         model: LlamaModel, environment: EnvironmentConfig, family: TaskFamily?, split: Split, seed: UInt64, prompt: String?,
-        greedy: Bool, temperature: Double, maxResponseTokens: Int
+        greedy: Bool, temperature: Double, maxResponseTokens: Int, codec: ProtocolCodec = ProtocolCodec()
     ) -> PlayedEpisode {
-        let codec = ProtocolCodec()
         let episode = family.map { Episode(family: $0, split: split, seed: seed, config: environment) } ?? Episode.sample(split: split, seed: seed, config: environment)
         let played: ToolEpisode = prompt.map { CustomPromptEpisode(prompt: $0, world: episode) } ?? episode
         let configuration = RolloutConfiguration(
@@ -115,6 +128,6 @@ public enum EpisodePlayer {
             question: played.prompt, goldAnswer: prompt == nil ? episode.task.goldAnswer : nil, family: prompt == nil ? episode.family.rawValue : nil,
             tokens: tokens, promptLength: record.promptTokens.count, logProbabilities: tokenLogProbabilities, entropies: tokenEntropies,
             lossMask: record.lossMask, reward: prompt == nil ? score.reward : nil, isCorrect: prompt == nil ? score.isCorrect : nil,
-            toolCallsExecuted: batch.statistics.toolCallsExecuted, text: codec.text(tokens[...]))
+            toolCallsExecuted: batch.statistics.toolCallsExecuted, text: codec.text(tokens[...]), responseText: codec.text(tokens[record.promptTokens.count...]))
     }
 }

@@ -64,7 +64,7 @@ public struct RunDirectory {
     static func checkpointName(_ step: Int) -> String { String(format: "step-%06d", step) }
 
     /// Writes a complete checkpoint atomically and prunes old ones beyond `keep`.
-    public func saveCheckpoint(model: LlamaModel, optimizer: AdamW, state: RunState, globalStep: Int, keep: Int) throws {
+    public func saveCheckpoint(model: LlamaModel, tokenizer: Tokenizer = Tokenizer(), optimizer: AdamW, state: RunState, globalStep: Int, keep: Int) throws {
         let fileManager = FileManager.default
         try fileManager.createDirectory(at: checkpointsURL, withIntermediateDirectories: true)
         let name = RunDirectory.checkpointName(globalStep)
@@ -72,7 +72,7 @@ public struct RunDirectory {
         let temporary = checkpointsURL.appendingPathComponent(".\(name).partial-\(ProcessInfo.processInfo.processIdentifier)")
         try? fileManager.removeItem(at: temporary)
         try fileManager.createDirectory(at: temporary, withIntermediateDirectories: true)
-        try ModelCheckpoint.save(model, to: temporary.appendingPathComponent("model"))
+        try ModelCheckpoint.save(model, to: temporary.appendingPathComponent("model"), tokenizer: tokenizer)
         try optimizer.save(to: temporary.appendingPathComponent("optimizer.safetensors"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -10,6 +10,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// Width 128, 2 layers, 4 heads, MLP 384, 320 positions (room for a prompt and
     /// `rl.max_response_tokens`).
     public var model = LlamaConfiguration()
+    public var tokenizer = TokenizerConfiguration()
     public var env = EnvironmentConfig()
     public var sft = SupervisedConfiguration()
     public var rl = ReinforcementConfiguration()
@@ -22,12 +23,16 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// questions are under 100 bytes at every difficulty (a test checks this).
     public static let promptAllowance = 128
 
-    public enum CodingKeys: String, CodingKey, CaseIterable { case model, env, sft, rl, eval, run }
+    public enum CodingKeys: String, CodingKey, CaseIterable { case model, tokenizer, env, sft, rl, eval, run }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let defaults = TrainingConfiguration()
         model = try container.decodeIfPresent(LlamaConfiguration.self, forKey: .model) ?? defaults.model
+        tokenizer = try container.decodeIfPresent(TokenizerConfiguration.self, forKey: .tokenizer) ?? defaults.tokenizer
+        // The tokenizer decides the vocabulary; a config that states `model.vocab_size` must agree.
+        let modelKeys = try? container.nestedContainer(keyedBy: LlamaConfiguration.CodingKeys.self, forKey: .model)
+        if modelKeys?.contains(.vocabularySize) != true { model.vocabularySize = tokenizer.vocabularySize }
         env = try container.decodeIfPresent(EnvironmentConfig.self, forKey: .env) ?? defaults.env
         sft = try container.decodeIfPresent(SupervisedConfiguration.self, forKey: .sft) ?? defaults.sft
         rl = try container.decodeIfPresent(ReinforcementConfiguration.self, forKey: .rl) ?? defaults.rl
@@ -40,6 +45,10 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     public func validate() throws {
         do { try model.validate(path: "model") } catch let error as PolicyError { throw ConfigurationError(error.description) }
         do { try env.validate() } catch let error as EnvironmentConfigError { throw ConfigurationError("env.\(error.keyPath) \(error.reason)") }
+        try tokenizer.validate(path: "tokenizer")
+        if model.vocabularySize != tokenizer.vocabularySize {
+            throw ConfigurationError("model.vocab_size must equal the tokenizer's vocabulary (\(tokenizer.kind == .byte ? "272 for the byte tokenizer" : "272 + tokenizer.merges = \(tokenizer.vocabularySize)")), got \(model.vocabularySize); leave it out to have it set")
+        }
         try sft.validate(path: "sft")
         try rl.validate(path: "rl")
         try eval.validate(path: "eval")

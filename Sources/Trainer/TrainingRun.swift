@@ -23,7 +23,8 @@ public final class TrainingRun {
     public let configuration: TrainingConfiguration
     public let directory: RunDirectory
     let console: Console
-    let codec = ProtocolCodec()
+    /// The codec of the run's tokenizer, set when the run starts or resumes.
+    var codec = ProtocolCodec()
     /// Test hook: return true to poison the gradients of (phase, phase step) with NaN, which must
     /// make the update be skipped and logged.
     public var injectNonfiniteGradient: ((RunState.Phase, Int) -> Bool)?
@@ -85,6 +86,7 @@ public final class TrainingRun {
             }
             let phase = try JSONDecoder().decode(RunState.self, from: Data(contentsOf: checkpoint.appendingPathComponent("state.json"))).phase
             (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model, optimizer: phase == .sft ? makeSupervisedOptimizer : makeReinforcementOptimizer)
+            codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize))
             let resumedStep = globalStep(state)
             // Records written after the checkpoint are redone.
             try JSONLinesLog.truncate(directory.metricsURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
@@ -96,9 +98,19 @@ public final class TrainingRun {
             }
             var generator = RandomGenerator(seed: c.run.seed)
             model = LlamaModel(configuration: c.model, generator: &generator)
+            let tokenizerStart = monotonicSeconds()
             if let initial = c.sft.initFrom {
-                // Loaded before anything is written, so a bad directory leaves no trace.
+                // Loaded before anything is written, so a bad directory leaves no trace. The
+                // weights' own tokenizer comes with them.
                 model = try initialModel(from: URL(fileURLWithPath: initial), fresh: model)
+                do {
+                    codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: URL(fileURLWithPath: initial), vocabularySize: c.model.vocabularySize))
+                } catch { throw TrainingError("sft.init_from: \(error)") }
+            } else {
+                codec = ProtocolCodec(tokenizer: try c.tokenizer.makeTokenizer(environment: c.env, seed: c.run.seed))
+                if c.tokenizer.kind == .bpe {
+                    console.line(String(format: "Tokenizer: byte-level BPE, %d merges learned from %d train episodes in %.1fs", c.tokenizer.merges, c.tokenizer.trainingEpisodes, monotonicSeconds() - tokenizerStart))
+                }
             }
             try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
             for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
@@ -116,7 +128,7 @@ public final class TrainingRun {
 
         func checkpoint() throws {
             state.elapsedSeconds = elapsed()
-            try directory.saveCheckpoint(model: model, optimizer: optimizer, state: state, globalStep: globalStep(state), keep: c.run.keepCheckpoints)
+            try directory.saveCheckpoint(model: model, tokenizer: codec.tokenizer, optimizer: optimizer, state: state, globalStep: globalStep(state), keep: c.run.keepCheckpoints)
         }
         func stopIfRequested() throws -> RunOutcome? {
             if let limit = stopAfterGlobalStep, globalStep(state) >= limit { stop.request() }
@@ -155,7 +167,8 @@ public final class TrainingRun {
                 if trainer.examples.isEmpty {
                     throw TrainingError("no expert demonstration fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them or lower env.limits.max_observation_characters")
                 }
-                console.line("SFT: \(sftSteps) steps on \(trainer.examples.count) expert demonstrations (\(model.parameterCount) parameters)")
+                let source = c.sft.freshDemonstrations ? "\(c.sft.batchSize) fresh expert demonstrations each" : "\(trainer.examples.count) expert demonstrations"
+                console.line("SFT: \(sftSteps) steps on \(source) (\(model.parameterCount) parameters, vocabulary \(c.model.vocabularySize))")
                 let phaseStart = monotonicSeconds(), firstStep = state.sftStep
                 while state.sftStep < sftSteps {
                     if let outcome = try stopIfRequested() { return outcome }
@@ -180,7 +193,7 @@ public final class TrainingRun {
             state.accuracyAfterSFT = evaluation.accuracy
             try evaluations.append(evaluation.record.merging(["step": globalStep(state), "phase": "sft", "tool_calls_executed_total": 0]) { $1 })
             console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
-            try ModelCheckpoint.save(model, to: directory.referenceURL)
+            try ModelCheckpoint.save(model, to: directory.referenceURL, tokenizer: codec.tokenizer)
             state.referencePolicy = directory.referenceURL.lastPathComponent
             state.phase = .rl
             optimizer = makeReinforcementOptimizer(model)

@@ -31,10 +31,10 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let configuration = try config.map { try ConfigurationLoader.load(from: URL(fileURLWithPath: $0)) } ?? TrainingConfiguration()
-        let model = try ModelCheckpoint.load(from: resolveModelDirectory(checkpoint))
+        let policy = try LoadedPolicy(directory: resolveModelDirectory(checkpoint))
         let result = Evaluator.evaluate(
-            model: model, environment: configuration.env, split: Split(rawValue: split)!, episodes: episodes,
-            maxResponseTokens: configuration.rl.maxResponseTokens, sampleCount: json ? 3 : 0)
+            model: policy.model, environment: configuration.env, split: Split(rawValue: split)!, episodes: episodes,
+            maxResponseTokens: configuration.rl.maxResponseTokens, sampleCount: json ? 3 : 0, codec: policy.codec)
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result.record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
             return

@@ -50,9 +50,10 @@ struct SampleCommand: ParsableCommand {
     }
 
     func run() throws {
-        let model = try ModelCheckpoint.load(from: resolveModelDirectory(checkpoint))
+        let policy = try LoadedPolicy(directory: resolveModelDirectory(checkpoint))
+        let (model, codec) = (policy.model, policy.codec)
         let environment = try config.map { try ConfigurationLoader.load(from: URL(fileURLWithPath: $0)).env } ?? TrainingConfiguration().env
-        let promptLength = prompt.map { $0.utf8.count + 2 } ?? TrainingConfiguration.promptAllowance
+        let promptLength = prompt.map { codec.promptTokens($0).count } ?? TrainingConfiguration.promptAllowance
         let room = model.configuration.maxPositions - promptLength - 1
         guard room >= 1 else {
             throw ValidationError("the prompt (\(promptLength) tokens) leaves no room for a response in max_position_embeddings \(model.configuration.maxPositions)")
@@ -62,7 +63,7 @@ struct SampleCommand: ParsableCommand {
         }
         let played = EpisodePlayer.play(
             model: model, environment: environment, family: task.flatMap(TaskFamily.init(rawValue:)), split: Split(rawValue: split)!,
-            seed: seed, prompt: prompt, greedy: greedy, temperature: temperature, maxResponseTokens: maxResponseTokens ?? room)
+            seed: seed, prompt: prompt, greedy: greedy, temperature: temperature, maxResponseTokens: maxResponseTokens ?? room, codec: codec)
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: played.json, options: [.sortedKeys]), as: UTF8.self))
         } else {

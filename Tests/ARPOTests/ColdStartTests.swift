@@ -7,7 +7,7 @@ import XCTest
 
 /// The supervised cold start: which demonstrations it teaches, on which tokens, in which order.
 final class ColdStartTests: XCTestCase {
-    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3) -> SupervisedTrainer {
+    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3, fresh: Bool = false, contextLossWeight: Double = 0) -> SupervisedTrainer {
         var generator = RandomGenerator(seed: 3)
         let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
         var configuration = SupervisedConfiguration()
@@ -15,13 +15,15 @@ final class ColdStartTests: XCTestCase {
         configuration.batchSize = 8
         configuration.steps = steps
         configuration.learningRate = learningRate
+        configuration.freshDemonstrations = fresh
+        configuration.contextLossWeight = contextLossWeight
         let environment = EnvironmentConfig(taskMix: taskMix, difficulty: 1, faults: FaultConfig(failureProbability: 0, degradedProbability: 0))
         return SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5, maxResponseTokens: maxResponseTokens)
     }
 
     func testLossIsOnThePolicysTokensOnlyNotOnThePromptOrObservations() {
         let trainer = makeTrainer(demonstrations: 20)
-        let codec = ProtocolCodec(), tokenizer = ByteTokenizer()
+        let codec = ProtocolCodec(), tokenizer = Tokenizer()
         XCTAssertEqual(trainer.examples.count, 20)
         for example in trainer.examples {
             XCTAssertEqual(example.tokens.count, example.lossMask.count)
@@ -67,5 +69,43 @@ final class ColdStartTests: XCTestCase {
         var last = first
         for step in 1..<40 { last = trainer.step(step).loss }
         XCTAssertLessThan(last, first * 0.6, "SFT loss \(first) → \(last)")
+    }
+
+    func testFreshBatchesAreNewAtEveryStepAndAFunctionOfTheStep() {
+        let trainer = makeTrainer(demonstrations: 4, maxResponseTokens: 200, fresh: true)
+        let first = trainer.batch(step: 0), second = trainer.batch(step: 1)
+        XCTAssertEqual(first.count, 8)
+        XCTAssertEqual(second.count, 8)
+        let seen = Set(first.map(\.tokens))
+        XCTAssertTrue(second.allSatisfy { !seen.contains($0.tokens) }, "a fresh batch repeats a demonstration")
+        XCTAssertEqual(makeTrainer(demonstrations: 4, maxResponseTokens: 200, fresh: true).batch(step: 7).map(\.tokens), trainer.batch(step: 7).map(\.tokens), "a resumed run draws another batch")
+        // Fresh demonstrations obey the same limits as the pool's.
+        for example in (0..<4).flatMap({ trainer.batch(step: $0) }) {
+            XCTAssertLessThanOrEqual(example.tokens.count - example.lossMask.firstIndex(of: true)!, 200)
+        }
+        // The pool serves only the fit check: the batches do not come from it.
+        let pool = Set(trainer.examples.map(\.tokens))
+        XCTAssertTrue(first.allSatisfy { !pool.contains($0.tokens) })
+    }
+
+    /// The loss is a weighted mean of −log p over the next tokens: weight 1 for the policy's
+    /// tokens, `context_loss_weight` for the prompt's and observations'. Computed here by hand
+    /// from the model's log-probabilities and compared with the step's loss.
+    func testContextLossWeightWeighsThePromptAndObservationTokens() {
+        for weight in [0.0, 0.25] {
+            let trainer = makeTrainer(demonstrations: 8, taskMix: [.singleHop: 1], contextLossWeight: weight)
+            let examples = trainer.batch(step: 0)
+            var numerator = 0.0, denominator = 0.0
+            for example in examples {
+                let statistics = withoutGradients { trainer.model.tokenStatistics(TokenBatch(sequences: [example.tokens], padding: Tokenizer().padID)) }
+                let logProbabilities = statistics.logProbabilities.doubles
+                for position in 0..<(example.tokens.count - 1) {
+                    let w = example.lossMask[position + 1] ? 1 : weight
+                    numerator -= w * logProbabilities[position]
+                    denominator += w
+                }
+            }
+            XCTAssertEqual(trainer.step(0).loss, numerator / denominator, accuracy: 1e-4, "context weight \(weight)")
+        }
     }
 }

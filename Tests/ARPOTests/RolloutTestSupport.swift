@@ -61,7 +61,7 @@ final class ScriptedPolicy: RolloutPolicy {
     let codec = ProtocolCodec()
     let calls: Int
     let peaks: [Double]
-    let vocabularySize = ByteTokenizer.vocabularySize
+    let vocabularySize = Tokenizer.baseVocabularySize
     let maxPositions = 512
     var extendCalls = 0
 
@@ -100,7 +100,7 @@ final class ScriptedPolicy: RolloutPolicy {
     }
 
     /// The normalised step entropy (mean over the window / ln V) of a segment written with `peak`.
-    static func normalizedEntropy(peak: Double, vocabulary: Int = ByteTokenizer.vocabularySize) -> Double {
+    static func normalizedEntropy(peak: Double, vocabulary: Int = Tokenizer.baseVocabularySize) -> Double {
         let others = Double(vocabulary - 1)
         let total = Foundation.exp(peak) + others
         let p = Foundation.exp(peak) / total, q = 1 / total

@@ -161,7 +161,7 @@ final class DecodingTests: XCTestCase {
         var generator = RandomGenerator(seed: 5)
         let model = LlamaModel(configuration: tinyConfiguration(), generator: &generator)
         let sequences = [[1, 2, 3, 4, 5, 6], [7, 8, 9], [10]]
-        let batch = TokenBatch(sequences: sequences, padding: ByteTokenizer().padID)
+        let batch = TokenBatch(sequences: sequences, padding: Tokenizer().padID)
         let logits = withoutGradients { model.forward(batch).logits.doubles }
         let v = model.configuration.vocabularySize
         for (row, sequence) in sequences.enumerated() {

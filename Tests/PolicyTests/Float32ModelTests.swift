@@ -47,7 +47,7 @@ final class Float32ModelTests: XCTestCase {
         }
         var picker = RandomGenerator(seed: 22)
         let sequences = [190, 131, 77, 160].map { length in (0..<length).map { _ in Int(picker.next() % 256) } }
-        let batch = TokenBatch(sequences: sequences, padding: ByteTokenizer().padID)
+        let batch = TokenBatch(sequences: sequences, padding: Tokenizer().padID)
         func lossAndGradients(_ model: LlamaModel) -> (Double, [[Double]]) {
             for parameter in model.parameters { parameter.clearGradient() }
             let loss = model.tokenStatistics(batch).logProbabilities.sum()

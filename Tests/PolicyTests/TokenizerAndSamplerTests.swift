@@ -3,7 +3,7 @@ import Tensor
 import XCTest
 
 final class TokenizerTests: XCTestCase {
-    let tokenizer = ByteTokenizer()
+    let tokenizer = Tokenizer()
 
     func testVocabularyAndSpecialTokens() {
         XCTAssertEqual(tokenizer.vocabularySize, 272)

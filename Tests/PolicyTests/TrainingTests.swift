@@ -9,7 +9,7 @@ final class TrainingTests: XCTestCase {
         var generator = RandomGenerator(seed: 3)
         let model = LlamaModel(configuration: tinyConfiguration(valueHead: true, tied: false, keyValueHeads: 2), dtype: .float64, generator: &generator)
         for parameter in model.parameters where parameter.rank == 2 { parameter.scaleInPlace(by: 10) }
-        let batch = TokenBatch(sequences: [[3, 50, 200, 7, 9], [260, 1, 2]], padding: ByteTokenizer().padID)
+        let batch = TokenBatch(sequences: [[3, 50, 200, 7, 9], [260, 1, 2]], padding: Tokenizer().padID)
         var picker = RandomGenerator(seed: 9)
         let elements = model.parameters.map { parameter in (0..<4).map { _ in Int(picker.next() % UInt64(parameter.count)) } }
         let report = GradientChecker().check(model.parameters, elements: elements) { _ in
@@ -24,7 +24,7 @@ final class TrainingTests: XCTestCase {
         var generator = RandomGenerator(seed: 1)
         let configuration = LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 2, headCount: 4, maxPositions: 32)
         let model = LlamaModel(configuration: configuration, generator: &generator)
-        let tokenizer = ByteTokenizer()
+        let tokenizer = Tokenizer()
         let batch = TokenBatch(sequences: [tokenizer.encode("hello tool world"), tokenizer.encode("calc(12*7)=84")], padding: tokenizer.padID)
         let tokenCount = Double(batch.lengths.reduce(0) { $0 + $1 - 1 })
         let optimizer = AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: 0))
@@ -48,7 +48,7 @@ final class TrainingTests: XCTestCase {
         let configuration = LlamaConfiguration(hiddenSize: 64, intermediateSize: 192, layerCount: 2, headCount: 4, keyValueHeadCount: 2, maxPositions: 96)
         var tokenGenerator = RandomGenerator(seed: 5)
         let sequences = (0..<4).map { row in (0..<(96 - 7 * row)).map { _ in Int(tokenGenerator.next() % 256) } }
-        let batch = TokenBatch(sequences: sequences, padding: ByteTokenizer().padID)
+        let batch = TokenBatch(sequences: sequences, padding: Tokenizer().padID)
         func train() -> [[Float]] {
             var generator = RandomGenerator(seed: 17)
             let model = LlamaModel(configuration: configuration, generator: &generator)

@@ -92,6 +92,10 @@ final class CommandLineTests: XCTestCase {
         try assertConfigError(#"{"rl": {"algorithm": "ppo"}}"#, mentions: "model.value_head must be true")
         try assertConfigError(#"{"sft": {"steps": 10"#, mentions: "not valid JSON")
         try assertConfigError(#"[1, 2]"#, mentions: "top level must be a JSON object")
+        try assertConfigError(#"{"tokenizer": {"kind": "wordpiece"}}"#, mentions: "tokenizer.kind must be one of byte, bpe")
+        try assertConfigError(#"{"tokenizer": {"kind": "bpe", "merges": 0}}"#, mentions: "tokenizer.merges must be in 1...65536, got 0")
+        try assertConfigError(#"{"tokenizer": {"kind": "bpe", "merges": 100}, "model": {"vocab_size": 272}}"#, mentions: "model.vocab_size must equal the tokenizer's vocabulary (272 + tokenizer.merges = 372)")
+        try assertConfigError(#"{"sft": {"context_loss_weight": 2}}"#, mentions: "sft.context_loss_weight must be in [0, 1], got 2.0")
         let missing = try runArpoTrain(["--config", "/nonexistent/run.json"])
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.error.contains("cannot read config /nonexistent/run.json"), missing.error)
@@ -257,5 +261,47 @@ final class CommandLineTests: XCTestCase {
         XCTAssertNotNil(result["accuracy_by_family"])
         XCTAssertNotNil(result["format_error_rate"])
         XCTAssertNotNil(result["tool_calls_per_episode"])
+    }
+
+    /// A BPE run: the tokenizer is learned at the start, saved beside every model directory,
+    /// read back on resume (the same metrics as a straight run) and by `eval` and `sample`, and
+    /// reused with the weights by `sft.init_from`.
+    func testBPERunSavesItsTokenizerResumesAndEvaluates() throws {
+        let root = try temporaryDirectory(self)
+        let straight = root.appendingPathComponent("straight"), resumed = root.appendingPathComponent("resumed")
+        let configURL = root.appendingPathComponent("run.json")
+        let bpe = #", "tokenizer": {"kind": "bpe", "merges": 200, "training_episodes": 100}"#
+        try Data(tinyConfig(output: straight, extra: bpe).replacingOccurrences(of: #""sft": {"steps": 4,"#, with: #""sft": {"fresh_demonstrations": true, "context_loss_weight": 0.1, "steps": 4,"#).utf8).write(to: configURL)
+        let full = try runArpoTrain(["--config", configURL.path])
+        XCTAssertEqual(full.status, 0, full.error + full.output)
+        XCTAssertTrue(full.output.contains("Tokenizer: byte-level BPE, 200 merges"), full.output)
+        let resolved = try JSONSerialization.jsonObject(with: Data(contentsOf: straight.appendingPathComponent("config.json"))) as! [String: Any]
+        XCTAssertEqual((resolved["model"] as! [String: Any])["vocab_size"] as? Int, 472)
+        let reference = straight.appendingPathComponent("reference")
+        let tokenizer = try Tokenizer.load(huggingFaceJSON: reference.appendingPathComponent(Tokenizer.fileName))
+        XCTAssertEqual(tokenizer.vocabularySize, 472)
+        XCTAssertLessThan(tokenizer.encode("What is the capital of Zelmar?").count, 20)
+        let metrics = try jsonLines(straight.appendingPathComponent("metrics.jsonl"))
+
+        try Data(tinyConfig(output: resumed, extra: bpe).replacingOccurrences(of: #""sft": {"steps": 4,"#, with: #""sft": {"fresh_demonstrations": true, "context_loss_weight": 0.1, "steps": 4,"#).utf8).write(to: configURL)
+        XCTAssertEqual(try runArpoTrain(["--config", configURL.path], environment: ["ARPO_STOP_AFTER_STEPS": "3"]).status, 130)
+        let continued = try runArpoTrain(["--config", configURL.path, "--resume"])
+        XCTAssertEqual(continued.status, 0, continued.error + continued.output)
+        XCTAssertEqual(withoutTimings(try jsonLines(resumed.appendingPathComponent("metrics.jsonl"))), withoutTimings(metrics))
+
+        let evaluation = try runArpoTrain(["eval", "--checkpoint", straight.path, "--episodes", "3", "--json"])
+        XCTAssertEqual(evaluation.status, 0, evaluation.error)
+        let sample = try runArpoTrain(["sample", "--checkpoint", reference.path, "--task", "single_hop", "--seed", "1", "--greedy", "--json", "--max-response-tokens", "20"])
+        XCTAssertEqual(sample.status, 0, sample.error)
+        let object = try JSONSerialization.jsonObject(with: Data(sample.output.utf8)) as! [String: Any]
+        XCTAssertTrue((object["tokens"] as! [Int]).allSatisfy { $0 < 472 })
+
+        // A model directory whose tokenizer does not fit the model is refused by name.
+        let broken = root.appendingPathComponent("broken")
+        try FileManager.default.copyItem(at: reference, to: broken)
+        try Tokenizer().huggingFaceJSON().write(to: broken.appendingPathComponent(Tokenizer.fileName))
+        let refused = try runArpoTrain(["eval", "--checkpoint", broken.path, "--episodes", "1"])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.error.contains("tokenizer.json has a vocabulary of 272 tokens but the model's vocab_size is 472"), refused.error)
     }
 }
