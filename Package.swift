@@ -54,8 +54,8 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
-        .target(name: "ToolEnv", exclude: ["README-ToolEnv.md"]),
-        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], exclude: ["README-losses.md"], swiftSettings: numericSettings),
+        .target(name: "ToolEnv"),
+        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], swiftSettings: numericSettings),
         .target(name: "Trainer", dependencies: ["Tensor", "Policy", "ToolEnv", "ARPO"], swiftSettings: numericSettings),
         .executableTarget(
             name: "arpo-train",

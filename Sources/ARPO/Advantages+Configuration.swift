@@ -1,4 +1,4 @@
-/// How a group's trajectory rewards become per-token advantages (ARPO.md §4).
+/// How a group's trajectory rewards become per-token advantages (docs/algorithms.md §4).
 ///
 /// All four modes start from the group-normalised A_i = (r_i − mean(r)) / (std(r) + ε) (or
 /// r_i − mean(r) for Dr. GRPO) over the trajectories that share a `groupIndex`. They differ in
@@ -6,7 +6,7 @@
 ///
 /// - ``grpo`` and ``arpoSoft`` compute the same numbers for every group, branched or not: each
 ///   trajectory is its own training row with A_i on each of its policy tokens, a shared prefix
-///   included. ``arpoSoft`` exists to name ARPO's default attribution (ARPO.md §4, "soft"); on
+///   included. ``arpoSoft`` exists to name ARPO's default attribution (docs/algorithms.md §4.2, "soft"); on
 ///   a forest-free group (no forks) it is plain GRPO by definition, and on a branched group the
 ///   shared prefix, trained once per row with the same ratio, effectively gets the mean
 ///   advantage of its descendants.

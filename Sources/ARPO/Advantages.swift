@@ -25,7 +25,7 @@ public struct TokenAdvantages: Equatable, Sendable {
 }
 
 /// The advantage estimators: GRPO's group normalisation with ARPO's soft and hard attribution
-/// over the branching tree (ARPO.md §4), and PPO's GAE with whitening (ARPO.md §5).
+/// over the branching tree (docs/algorithms.md §4.2), and PPO's GAE with whitening (§4.3).
 ///
 /// Everything here is plain `Double` arithmetic on arrays: advantages are constants of the loss.
 public enum AdvantageEstimator {

@@ -1,7 +1,7 @@
 import Tensor
 
 /// The normalisers of one mini-batch, computed once from the whole mini-batch's train mask and
-/// shared by all its micro-batches (ARPO.md §5: "never per micro-batch").
+/// shared by all its micro-batches (docs/algorithms.md §5.2: "never per micro-batch").
 ///
 /// With N the trained tokens of the mini-batch, S its rows with at least one trained token, n_b
 /// the trained tokens of row b and L the sum-norm length, a micro-batch contributes

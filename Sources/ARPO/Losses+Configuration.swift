@@ -1,4 +1,4 @@
-/// How per-token losses are reduced to the mini-batch loss (ARPO.md §5).
+/// How per-token losses are reduced to the mini-batch loss (docs/algorithms.md §5.2).
 ///
 /// Every normaliser is computed over the whole mini-batch (``LossNormalizer``), never per
 /// micro-batch, so gradient accumulation gives the same update as one pass over the mini-batch.
@@ -11,7 +11,7 @@ public enum LossAggregation: String, Codable, CaseIterable, Sendable {
     case sequenceMeanTokenSumNorm = "seq-mean-token-sum-norm"
 }
 
-/// The estimator of KL(π_θ ‖ π_ref) from tokens sampled by the policy (ARPO.md §5), with
+/// The estimator of KL(π_θ ‖ π_ref) from tokens sampled by the policy (docs/algorithms.md §5.1), with
 /// d = log π_ref − log π_θ.
 public enum KLEstimator: String, Codable, CaseIterable, Sendable {
     /// k1 = log π_θ − log π_ref = −d: unbiased, high variance, can be negative per token.
@@ -21,7 +21,7 @@ public enum KLEstimator: String, Codable, CaseIterable, Sendable {
 }
 
 /// Settings of the clipped policy loss, its KL and entropy terms and PPO's value loss
-/// (ARPO.md §5).
+/// (docs/algorithms.md §5.1).
 ///
 /// JSON keys are snake_case and every one has a default, so `{}` decodes to the defaults (ARPO's
 /// runs):

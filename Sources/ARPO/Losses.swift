@@ -64,7 +64,7 @@ public struct PolicyLossResult {
     public var metrics: PolicyLossMetrics
 }
 
-/// Plain-number metrics of a policy-loss evaluation (ARPO.md §8).
+/// Plain-number metrics of a policy-loss evaluation (docs/algorithms.md §8).
 ///
 /// Two kinds: *loss shares* (``loss``, ``policyLoss``, ``valueLoss``), which are the micro-batch's
 /// part of the mini-batch aggregate and add up over micro-batches; and *token means* over the
@@ -146,7 +146,7 @@ public struct PolicyLossMetrics: Equatable, Sendable {
     }
 }
 
-/// The clipped policy-gradient loss with its optional terms (ARPO.md §5).
+/// The clipped policy-gradient loss with its optional terms (docs/algorithms.md §5.1).
 ///
 /// Per trained token, with ρ_t = exp(log π_θ − log π_old) and advantage A_t:
 ///

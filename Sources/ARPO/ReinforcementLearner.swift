@@ -2,7 +2,7 @@ import Foundation
 import Policy
 import Tensor
 
-/// How a rollout batch becomes parameter updates (ARPO.md §5).
+/// How a rollout batch becomes parameter updates (docs/algorithms.md §5).
 public struct UpdateConfiguration: Sendable {
     /// Passes over the rollout batch.
     public var epochs: Int

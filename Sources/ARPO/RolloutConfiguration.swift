@@ -7,7 +7,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     public init(_ description: String) { self.description = description }
 }
 
-/// How a step's entropy is normalised before ΔH is taken (ARPO.md §2).
+/// How a step's entropy is normalised before ΔH is taken (docs/algorithms.md §2).
 public enum EntropyNormalization: String, Codable, CaseIterable, Sendable {
     /// Mean entropy over the k tokens divided by ln|V|, in [0, 1] (the default).
     case meanOverLogVocabulary = "mean-log-vocab"
@@ -17,7 +17,7 @@ public enum EntropyNormalization: String, Codable, CaseIterable, Sendable {
     case mean
 }
 
-/// ARPO's fork rule (ARPO.md §3).
+/// ARPO's fork rule (docs/algorithms.md §3).
 public enum BranchRule: String, Codable, CaseIterable, Sendable {
     /// The paper: fork when p = α + β·ΔH exceeds τ.
     case threshold
@@ -26,7 +26,7 @@ public enum BranchRule: String, Codable, CaseIterable, Sendable {
     case stochastic
 }
 
-/// Entropy-based adaptive rollout (ARPO.md §3): per prompt a budget of M trajectories, starting
+/// Entropy-based adaptive rollout (docs/algorithms.md §3): per prompt a budget of M trajectories, starting
 /// from N global samples, forking Z paths at high-entropy steps after tool results.
 public struct BranchingConfiguration: Codable, Equatable, Sendable {
     /// M: trajectories per prompt.

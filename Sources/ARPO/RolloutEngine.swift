@@ -56,7 +56,7 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
 /// Tool calls run inline between decoding steps: the simulated tools answer in microseconds,
 /// far less than one decoding step, so a thread hand-off would cost more than it hides.
 ///
-/// With `.branching`, this is ARPO's entropy-based adaptive rollout (ARPO.md §3): each
+/// With `.branching`, this is ARPO's entropy-based adaptive rollout (docs/algorithms.md §3): each
 /// trajectory's initial step entropy is measured over its first k tokens; k tokens after each
 /// tool result the step entropy is measured again, ΔH = H − H_init, and the fork rule decides
 /// whether Z − 1 copies continue from the position right after that result. A copy takes the

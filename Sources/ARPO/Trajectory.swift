@@ -16,7 +16,7 @@ public struct TrajectoryRecord: Sendable {
     /// Entropy of the sampling distribution at each response token; 0 where `lossMask` is false.
     public var entropies: [Double]
     /// True for tokens the policy wrote (trained on); false for observation tokens (`<obs>` …
-    /// `</obs>`), which are context only (ARPO.md §1).
+    /// `</obs>`), which are context only (docs/algorithms.md §1).
     public var lossMask: [Bool]
     /// The scalar reward of the whole trajectory.
     public var reward: Double

@@ -262,7 +262,7 @@ struct ReportPage {
     }
 
     /// ARPO's fork probability grows with dH = H_t − H_init, the step entropy just after a tool
-    /// result minus the trajectory's initial step entropy (ARPO.md §3), so the page sets the two
+    /// result minus the trajectory's initial step entropy (docs/algorithms.md §3), so the page sets the two
     /// side by side, draws their difference per step, then shows how many forks happened.
     func arpoSection() -> String {
         let isARPO: (ReportRun) -> Bool = { $0.algorithm == "arpo" }

@@ -154,7 +154,7 @@ public struct AlgorithmSummary: Equatable, Sendable {
     }
 }
 
-/// ARPO's branching over some runs' RL steps (ARPO.md §3): how often it forked, and the step
+/// ARPO's branching over some runs' RL steps (docs/algorithms.md §3): how often it forked, and the step
 /// entropies whose difference ΔH = H after a tool result − H initial drives the fork probability.
 /// Each figure is a mean over the RL steps that record it (a step with no tool result followed by
 /// generated tokens has no entropy after tool results), so every step weighs the same.

@@ -2,7 +2,7 @@ import ARPO
 import Foundation
 import XCTest
 
-/// Hand-computed cases for the advantage estimators (ARPO.md §4, §5). Tolerance 1e-12 unless
+/// Hand-computed cases for the advantage estimators (docs/algorithms.md §4). Tolerance 1e-12 unless
 /// stated: everything is a few Double operations.
 final class AdvantageTests: XCTestCase {
     let tolerance = 1e-12

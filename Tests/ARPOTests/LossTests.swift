@@ -3,7 +3,7 @@ import Foundation
 import Tensor
 import XCTest
 
-/// Hand-computed values of the policy loss and its terms (ARPO.md §5). Float64 throughout;
+/// Hand-computed values of the policy loss and its terms (docs/algorithms.md §5). Float64 throughout;
 /// tolerance 1e-12 unless stated.
 final class LossTests: XCTestCase {
     func float64(_ rows: [[Double]]) -> Tensor { Tensor.paddedRows(rows, dtype: .float64) }
@@ -188,7 +188,7 @@ final class LossTests: XCTestCase {
         for (actual, wanted) in zip(gradient, [-0.1, 0.5, 0].map { 0.5 * $0 / 3 }) { XCTAssertEqual(actual, wanted, accuracy: 1e-12) }
     }
 
-    /// ARPO.md §5: with one update per rollout batch, π_θ = π_old, so ρ = 1 and the loss value is
+    /// docs/algorithms.md §5.3: with one update per rollout batch, π_θ = π_old, so ρ = 1 and the loss value is
     /// −agg(A) — exactly 0 for token-mean over a GRPO group of equal-length rows — while the
     /// gradient is −A_i/N per token, not 0.
     func testAtTheFirstUpdateTheLossIsZeroButTheGradientIsNot() {
