@@ -3,7 +3,7 @@ import Policy
 import Tensor
 import ToolEnv
 
-/// Cold-start supervised fine-tuning on expert demonstrations (ARPO.md §7), with the loss on
+/// Cold-start supervised fine-tuning on expert demonstrations (docs/algorithms.md §7), with the loss on
 /// the policy's tokens only: observations and the prompt are context. A tiny policy that starts
 /// from random weights never discovers the call syntax by RL alone.
 public final class SupervisedTrainer {
@@ -118,7 +118,10 @@ public final class SupervisedTrainer {
     }
 
     public struct StepResult {
+        /// The weighted objective (with `context_loss_weight` 0, the policy tokens' mean loss).
         public var loss: Double
+        /// Mean −log p over the policy's tokens alone, comparable whatever the context weight.
+        public var policyLoss: Double
         public var gradientNorm: Double
         /// Tokens in the batch (what tokens/s counts).
         public var tokens: Int
@@ -151,23 +154,32 @@ public final class SupervisedTrainer {
         let logProbabilities = model.tokenStatistics(batch).logProbabilities
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
         let learningRate = schedule.rate(at: step)
+        var policyLoss = loss.item
+        if contextWeight > 0 {
+            let values = logProbabilities.doubles
+            var total = 0.0
+            for (row, example) in chosen.enumerated() {
+                for position in 0..<(example.tokens.count - 1) where example.lossMask[position + 1] { total -= values[row * width + position] }
+            }
+            policyLoss = total / Double(max(trainedTokens, 1))
+        }
         guard loss.item.isFinite else {
             optimizer.zeroGradients()
-            return StepResult(loss: loss.item, gradientNorm: .nan, tokens: trainedTokens, learningRate: learningRate, skipped: true)
+            return StepResult(loss: loss.item, policyLoss: policyLoss, gradientNorm: .nan, tokens: trainedTokens, learningRate: learningRate, skipped: true)
         }
         loss.backward()
         if poisonGradients { model.embedding.gradient?.fill(.nan) }
         let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
         guard norm.isFinite else {
             optimizer.zeroGradients()
-            return StepResult(loss: loss.item, gradientNorm: norm, tokens: trainedTokens, learningRate: learningRate, skipped: true)
+            return StepResult(loss: loss.item, policyLoss: policyLoss, gradientNorm: norm, tokens: trainedTokens, learningRate: learningRate, skipped: true)
         }
         optimizer.update(learningRate: learningRate)
-        return StepResult(loss: loss.item, gradientNorm: norm, tokens: batch.lengths.reduce(0, +), learningRate: learningRate, skipped: false)
+        return StepResult(loss: loss.item, policyLoss: policyLoss, gradientNorm: norm, tokens: batch.lengths.reduce(0, +), learningRate: learningRate, skipped: false)
     }
 }
 
-/// Cold-start supervised fine-tuning on expert demonstrations (ARPO.md §7): loss on the policy's
+/// Cold-start supervised fine-tuning on expert demonstrations (docs/algorithms.md §7): loss on the policy's
 /// tokens only.
 public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     /// Optimizer steps.
@@ -184,7 +196,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     /// through `demonstrations` fixed ones (which then only serve the fit check and the log).
     public var freshDemonstrations = false
     /// Weight of the next-token loss on the prompt's and the observations' tokens, relative to
-    /// the policy's own tokens (weight 1). 0 trains on the policy's tokens only (ARPO.md §7); a
+    /// the policy's own tokens (weight 1). 0 trains on the policy's tokens only (docs/algorithms.md §7); a
     /// small weight adds language-model practice on the environment's text, where names recur.
     public var contextLossWeight = 0.0
     public var weightDecay = 0.0

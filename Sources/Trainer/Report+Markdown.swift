@@ -139,7 +139,7 @@ struct ResultsDocument {
             From metrics.jsonl: means over RL steps (a step without the value is skipped). Step \
             entropies are over k tokens in the unit of `rl.branching.entropy_normalization`; ΔH is \
             the entropy after a tool result minus the trajectory's initial entropy, which sets the \
-            fork probability (ARPO.md §3).
+            fork probability (docs/algorithms.md §3).
 
 
             """

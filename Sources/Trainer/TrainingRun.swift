@@ -179,7 +179,7 @@ public final class TrainingRun {
                     if result.skipped { try noteNonfinite(.sft, state.sftStep) } else { state.consecutiveNonfinite = 0 }
                     let seconds = monotonicSeconds() - stepStart
                     try metrics.append([
-                        "phase": "sft", "step": globalStep(state), "phase_step": state.sftStep, "loss": finiteOrNull(result.loss),
+                        "phase": "sft", "step": globalStep(state), "phase_step": state.sftStep, "loss": finiteOrNull(result.loss), "policy_loss": finiteOrNull(result.policyLoss),
                         "gradient_norm": finiteOrNull(result.gradientNorm), "learning_rate": result.learningRate, "tokens": result.tokens,
                         "tokens_per_second": Double(result.tokens) / seconds, "seconds": seconds, "skipped": result.skipped,
                     ])

@@ -95,7 +95,7 @@ final class ColdStartTests: XCTestCase {
         for weight in [0.0, 0.25] {
             let trainer = makeTrainer(demonstrations: 8, taskMix: [.singleHop: 1], contextLossWeight: weight)
             let examples = trainer.batch(step: 0)
-            var numerator = 0.0, denominator = 0.0
+            var numerator = 0.0, denominator = 0.0, policyTotal = 0.0, policyCount = 0.0
             for example in examples {
                 let statistics = withoutGradients { trainer.model.tokenStatistics(TokenBatch(sequences: [example.tokens], padding: Tokenizer().padID)) }
                 let logProbabilities = statistics.logProbabilities.doubles
@@ -103,9 +103,15 @@ final class ColdStartTests: XCTestCase {
                     let w = example.lossMask[position + 1] ? 1 : weight
                     numerator -= w * logProbabilities[position]
                     denominator += w
+                    if example.lossMask[position + 1] {
+                        policyTotal -= logProbabilities[position]
+                        policyCount += 1
+                    }
                 }
             }
-            XCTAssertEqual(trainer.step(0).loss, numerator / denominator, accuracy: 1e-4, "context weight \(weight)")
+            let result = trainer.step(0)
+            XCTAssertEqual(result.loss, numerator / denominator, accuracy: 1e-4, "context weight \(weight)")
+            XCTAssertEqual(result.policyLoss, policyTotal / policyCount, accuracy: 1e-4, "context weight \(weight)")
         }
     }
 }
