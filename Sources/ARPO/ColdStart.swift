@@ -11,6 +11,8 @@ public final class SupervisedTrainer {
         public let tokens: [Int]
         /// lossMask[t]: whether token t is the policy's (trained).
         public let lossMask: [Bool]
+        /// Whether this is a knowledge-base document rather than a demonstration.
+        public var isDocument = false
     }
 
     public let model: LlamaModel
@@ -95,17 +97,27 @@ public final class SupervisedTrainer {
         }
     }
 
-    /// The demonstrations of step `step`: the pool's slice, or with `fresh_demonstrations` a
-    /// batch generated for this step alone. Fresh batches are a function of (seed, step), so a
-    /// resumed run draws the same ones, and the generator's episodes are so many (over a million
-    /// names) that no demonstration comes back: the policy cannot learn names by heart and has to
-    /// learn to copy them.
+    /// Knowledge-base documents per batch: `document_fraction` of `batch_size`, rounded.
+    var documentsPerBatch: Int { Int((configuration.documentFraction * Double(configuration.batchSize)).rounded()) }
+
+    /// The examples of step `step`: the demonstrations (the pool's slice, or with
+    /// `fresh_demonstrations` a batch generated for this step alone), then
+    /// `documentsPerBatch` knowledge-base documents. Fresh batches and documents are a function
+    /// of (seed, step), so a resumed run draws the same ones, and the generator's episodes are so
+    /// many (over a million names) that nothing comes back: the policy cannot learn names by
+    /// heart and has to learn to copy them.
     public func batch(step: Int) -> [Example] {
-        guard configuration.freshDemonstrations else { return batchIndices(step: step).map { examples[$0] } }
+        let demonstrationCount = configuration.batchSize - documentsPerBatch
+        var documentGenerator = RandomGenerator(seed: seed &+ 0xD0C5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        let documents = (0..<documentsPerBatch).map { _ in
+            // Bit 42 keeps these seeds apart from the demonstrations' and the RL prompts'.
+            SupervisedTrainer.document(episodeSeed: (1 << 42) | (documentGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions)
+        }
+        guard configuration.freshDemonstrations else { return batchIndices(step: step).prefix(demonstrationCount).map { examples[$0] } + documents }
         var generator = RandomGenerator(seed: seed &+ 0xF2E5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
         var chosen: [Example] = []
         var draws = 0
-        while chosen.count < configuration.batchSize {
+        while chosen.count < demonstrationCount {
             draws += 1
             precondition(draws <= 100 * configuration.batchSize, "fewer than one demonstration in 100 fits the limits; the trainer checks this before the first step")
             // Bit 41 keeps these seeds apart from the pool's (bit 40) and from the RL prompts'.
@@ -114,13 +126,34 @@ public final class SupervisedTrainer {
                 chosen.append(example)
             }
         }
-        return chosen
+        return chosen + documents
+    }
+
+    /// Tokens a knowledge-base document aims at: about one demonstration's length, so that
+    /// documents and demonstrations share a batch with little padding.
+    public static let documentTokens = 128
+
+    /// A knowledge-base document of the train-split episode `episodeSeed`: whole paragraphs of
+    /// `Episode.knowledgeBaseParagraphs` (one entity's facts each) from a paragraph the seed
+    /// picks, until about `documentTokens` tokens or the context, with the loss on every token.
+    static func document(episodeSeed: UInt64, environment: EnvironmentConfig, codec: ProtocolCodec, maxPositions: Int) -> Example {
+        let paragraphs = Episode.sample(split: .train, seed: episodeSeed, config: environment).knowledgeBaseParagraphs
+        let limit = min(documentTokens, maxPositions)
+        var tokens: [Int] = []
+        var index = Int(episodeSeed % UInt64(max(paragraphs.count, 1)))
+        for _ in paragraphs.indices where tokens.count < limit {
+            tokens += codec.tokenizer.encode((tokens.isEmpty ? "" : " ") + paragraphs[index])
+            index = (index + 1) % paragraphs.count
+        }
+        tokens = Array(tokens.prefix(maxPositions))
+        return Example(tokens: tokens, lossMask: [Bool](repeating: true, count: tokens.count), isDocument: true)
     }
 
     public struct StepResult {
         /// The weighted objective (with `context_loss_weight` 0, the policy tokens' mean loss).
         public var loss: Double
-        /// Mean −log p over the policy's tokens alone, comparable whatever the context weight.
+        /// Mean −log p over the demonstrations' policy tokens alone, comparable whatever the
+        /// context weight and document fraction.
         public var policyLoss: Double
         public var gradientNorm: Double
         /// Tokens in the batch (what tokens/s counts).
@@ -155,13 +188,16 @@ public final class SupervisedTrainer {
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
         let learningRate = schedule.rate(at: step)
         var policyLoss = loss.item
-        if contextWeight > 0 {
+        if contextWeight > 0 || documentsPerBatch > 0 {
             let values = logProbabilities.doubles
-            var total = 0.0
-            for (row, example) in chosen.enumerated() {
-                for position in 0..<(example.tokens.count - 1) where example.lossMask[position + 1] { total -= values[row * width + position] }
+            var total = 0.0, count = 0
+            for (row, example) in chosen.enumerated() where !example.isDocument {
+                for position in 0..<(example.tokens.count - 1) where example.lossMask[position + 1] {
+                    total -= values[row * width + position]
+                    count += 1
+                }
             }
-            policyLoss = total / Double(max(trainedTokens, 1))
+            policyLoss = total / Double(max(count, 1))
         }
         guard loss.item.isFinite else {
             optimizer.zeroGradients()
@@ -199,6 +235,11 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     /// the policy's own tokens (weight 1). 0 trains on the policy's tokens only (docs/algorithms.md §7); a
     /// small weight adds language-model practice on the environment's text, where names recur.
     public var contextLossWeight = 0.0
+    /// Fraction of each batch's rows that are knowledge-base documents (each train-split world's
+    /// facts, one paragraph per entity, with the loss on every token) instead of demonstrations.
+    /// Names recur in such text, so predicting them teaches the policy to copy, as pretraining
+    /// does for real language models. 0: demonstrations only.
+    public var documentFraction = 0.0
     public var weightDecay = 0.0
     public var maxGradientNorm = 1.0
     /// A Hugging Face model directory (such as an earlier run's `reference/`) whose weights the
@@ -212,6 +253,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         case steps, schedule, demonstrations
         case freshDemonstrations = "fresh_demonstrations"
         case contextLossWeight = "context_loss_weight"
+        case documentFraction = "document_fraction"
         case initFrom = "init_from"
         case batchSize = "batch_size"
         case learningRate = "learning_rate"
@@ -231,6 +273,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         demonstrations = try c.decodeIfPresent(Int.self, forKey: .demonstrations) ?? d.demonstrations
         freshDemonstrations = try c.decodeIfPresent(Bool.self, forKey: .freshDemonstrations) ?? d.freshDemonstrations
         contextLossWeight = try c.decodeIfPresent(Double.self, forKey: .contextLossWeight) ?? d.contextLossWeight
+        documentFraction = try c.decodeIfPresent(Double.self, forKey: .documentFraction) ?? d.documentFraction
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
         maxGradientNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradientNorm) ?? d.maxGradientNorm
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
@@ -247,6 +290,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try c.encode(demonstrations, forKey: .demonstrations)
         try c.encode(freshDemonstrations, forKey: .freshDemonstrations)
         try c.encode(contextLossWeight, forKey: .contextLossWeight)
+        try c.encode(documentFraction, forKey: .documentFraction)
         try c.encode(weightDecay, forKey: .weightDecay)
         try c.encode(maxGradientNorm, forKey: .maxGradientNorm)
         try c.encode(initFrom, forKey: .initFrom)
@@ -259,6 +303,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try requireSetting(warmupSteps >= 0, path, CodingKeys.warmupSteps, "at least 0", warmupSteps)
         try requireSetting(demonstrations >= 1 && demonstrations <= 1_000_000, path, CodingKeys.demonstrations, "in 1...1000000", demonstrations)
         try requireSetting(contextLossWeight >= 0 && contextLossWeight <= 1, path, CodingKeys.contextLossWeight, "in [0, 1]", contextLossWeight)
+        try requireSetting(documentFraction >= 0 && documentFraction < 1, path, CodingKeys.documentFraction, "in [0, 1)", documentFraction)
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)
         try requireSetting(initFrom.map { !$0.isEmpty } ?? true, path, CodingKeys.initFrom, "a model directory path or null", "an empty string")

@@ -7,7 +7,7 @@ import XCTest
 
 /// The supervised cold start: which demonstrations it teaches, on which tokens, in which order.
 final class ColdStartTests: XCTestCase {
-    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3, fresh: Bool = false, contextLossWeight: Double = 0) -> SupervisedTrainer {
+    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3, fresh: Bool = false, contextLossWeight: Double = 0, documentFraction: Double = 0) -> SupervisedTrainer {
         var generator = RandomGenerator(seed: 3)
         let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
         var configuration = SupervisedConfiguration()
@@ -17,6 +17,7 @@ final class ColdStartTests: XCTestCase {
         configuration.learningRate = learningRate
         configuration.freshDemonstrations = fresh
         configuration.contextLossWeight = contextLossWeight
+        configuration.documentFraction = documentFraction
         let environment = EnvironmentConfig(taskMix: taskMix, difficulty: 1, faults: FaultConfig(failureProbability: 0, degradedProbability: 0))
         return SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5, maxResponseTokens: maxResponseTokens)
     }
@@ -112,6 +113,30 @@ final class ColdStartTests: XCTestCase {
             let result = trainer.step(0)
             XCTAssertEqual(result.loss, numerator / denominator, accuracy: 1e-4, "context weight \(weight)")
             XCTAssertEqual(result.policyLoss, policyTotal / policyCount, accuracy: 1e-4, "context weight \(weight)")
+        }
+    }
+
+    /// A quarter of each batch (2 of 8 rows) is knowledge-base text with the loss on every
+    /// token: whole paragraphs of a train-split world, about one demonstration long, drawn anew
+    /// at each step as a function of the step.
+    func testDocumentsTakeTheirShareOfTheBatchAndAreTrainedOnEveryToken() {
+        for fresh in [false, true] {
+            let trainer = makeTrainer(demonstrations: 16, fresh: fresh, documentFraction: 0.25)
+            let batch = trainer.batch(step: 3)
+            XCTAssertEqual(batch.count, 8)
+            XCTAssertEqual(batch.filter(\.isDocument).count, 2)
+            let tokenizer = Tokenizer()
+            for document in batch.filter(\.isDocument) {
+                XCTAssertTrue(document.lossMask.allSatisfy { $0 })
+                let text = tokenizer.decode(document.tokens)
+                XCTAssertTrue(text.hasPrefix("The ") && text.hasSuffix("."), text)
+                XCTAssertGreaterThanOrEqual(document.tokens.count, SupervisedTrainer.documentTokens)
+                XCTAssertLessThan(document.tokens.count, SupervisedTrainer.documentTokens + 250)
+                XCTAssertFalse(document.tokens.contains(where: tokenizer.isSpecial))
+            }
+            XCTAssertEqual(makeTrainer(demonstrations: 16, fresh: fresh, documentFraction: 0.25).batch(step: 3).map(\.tokens), batch.map(\.tokens))
+            XCTAssertNotEqual(trainer.batch(step: 4).filter(\.isDocument).map(\.tokens), batch.filter(\.isDocument).map(\.tokens))
+            XCTAssertTrue(trainer.step(0).loss.isFinite)
         }
     }
 }
