@@ -1,6 +1,6 @@
 /// How a group's trajectory rewards become per-token advantages (docs/algorithms.md §4).
 ///
-/// All four modes start from the group-normalised A_i = (r_i − mean(r)) / (std(r) + ε) (or
+/// All five modes start from the group-normalised A_i = (r_i − mean(r)) / (std(r) + ε) (or
 /// r_i − mean(r) for Dr. GRPO) over the trajectories that share a `groupIndex`. They differ in
 /// how the scalar reaches the tokens:
 ///
@@ -10,8 +10,15 @@
 ///   a forest-free group (no forks) it is plain GRPO by definition, and on a branched group the
 ///   shared prefix, trained once per row with the same ratio, effectively gets the mean
 ///   advantage of its descendants.
-/// - ``arpoHard`` trains a token of a prefix shared by d trajectories once, with the mean of
-///   their d advantages; a token of a trajectory's own segment gets its A_i.
+/// - ``arpoHard`` (the ARPO paper's hard attribution) keeps every row's copy of a token shared
+///   by d trajectories, each with the mean of their d advantages; a token of a trajectory's own
+///   segment gets its A_i. With one update per batch (ρ = 1) this is exactly ``arpoSoft``'s
+///   gradient; the two differ only once ratios move (several mini-batches or epochs), through
+///   the clip.
+/// - ``arpoHardOnce`` trains a shared token once, in the row of the root-most trajectory holding
+///   it, with the same mean; the other rows do not train it. A prefix shared by d trajectories
+///   then weighs 1/d of what it weighs under the other modes: a different estimator, kept for
+///   comparison.
 /// - ``drGRPO`` is ``grpo`` without the division by the standard deviation (Dr. GRPO).
 public enum AdvantageMode: String, Codable, CaseIterable, Sendable {
     /// Group-normalised A_i on every policy token of each row (GRPO).
@@ -20,21 +27,23 @@ public enum AdvantageMode: String, Codable, CaseIterable, Sendable {
     case drGRPO = "dr-grpo"
     /// ARPO's soft attribution (the paper's default): numerically identical to ``grpo``.
     case arpoSoft = "arpo-soft"
-    /// ARPO's hard attribution: each shared token trained once, with the mean advantage of the
-    /// trajectories sharing it.
+    /// ARPO's hard attribution as the paper writes it: every row's copy of a shared token gets
+    /// the mean advantage of the trajectories sharing it.
     case arpoHard = "arpo-hard"
+    /// Hard attribution with each shared token trained once, in one row, with that mean.
+    case arpoHardOnce = "arpo-hard-once"
 
     /// Whether A_i is divided by std(r) + ε (every mode but ``drGRPO``).
     public var dividesByStandardDeviation: Bool { self != .drGRPO }
 }
 
-/// Advantage settings: the group modes (GRPO, Dr. GRPO, ARPO soft/hard) and PPO's GAE.
+/// Advantage settings: the group modes (GRPO, Dr. GRPO, ARPO soft and hard) and PPO's GAE.
 ///
 /// JSON keys are snake_case and every one has a default, so `{}` decodes to the defaults:
 ///
 /// | key | default | meaning |
 /// | --- | --- | --- |
-/// | `mode` | `"arpo-soft"` | `"grpo"`, `"dr-grpo"`, `"arpo-soft"`, `"arpo-hard"` (``AdvantageMode``) |
+/// | `mode` | `"arpo-soft"` | `"grpo"`, `"dr-grpo"`, `"arpo-soft"`, `"arpo-hard"`, `"arpo-hard-once"` (``AdvantageMode``) |
 /// | `std_epsilon` | `1e-6` | ε in (r − mean) / (std + ε) |
 /// | `gamma` | `1.0` | γ of GAE (PPO) |
 /// | `lambda` | `0.95` | λ of GAE (PPO) |

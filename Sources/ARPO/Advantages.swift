@@ -3,8 +3,8 @@
 public struct TokenAdvantages: Equatable, Sendable {
     /// A per record, per response token; exactly 0 wherever `trainMask` is false.
     public var advantages: [[Double]]
-    /// Which tokens the loss trains on: the record's policy tokens (`lossMask`), and under hard
-    /// attribution only those the row owns, so that a shared prefix counts once.
+    /// Which tokens the loss trains on: the record's policy tokens (`lossMask`), and under
+    /// `arpo-hard-once` only those the row owns, so that a shared prefix counts once.
     public var trainMask: [[Bool]]
     /// A_i per trajectory for the group modes; nil for GAE.
     public var trajectoryAdvantages: [Double]?
@@ -73,13 +73,16 @@ public enum AdvantageEstimator {
     ///
     /// - ``AdvantageMode/grpo``, ``AdvantageMode/arpoSoft``, ``AdvantageMode/drGRPO``: row i
     ///   carries A_i on every policy token (its `lossMask`), a shared prefix included.
-    /// - ``AdvantageMode/arpoHard``: position p of record j is inherited from `parent(j)` when
-    ///   p < `forkPosition(j)`, recursively; the root-most record holding it *owns* it. The
-    ///   token is trained once, in its owner's row, with A = the mean of A_k over every record k
-    ///   whose chain maps to (owner, p); the other rows holding it get train mask false.
+    /// - ``AdvantageMode/arpoHard``, ``AdvantageMode/arpoHardOnce``: position p of record j is
+    ///   inherited from `parent(j)` when p < `forkPosition(j)`, recursively; the root-most record
+    ///   holding it *owns* it, and the d records whose chain maps to (owner, p) share it. Under
+    ///   `arpoHard` every one of those d rows trains the token with A = the mean of their A_k
+    ///   (the ARPO paper's per-trajectory objective); under `arpoHardOnce` only the owner's row
+    ///   trains it, with that mean, and the other rows get train mask false.
     ///
-    /// Advantages are 0 wherever the train mask is false (observation tokens, and shared tokens
-    /// in non-owning rows), so those positions cannot leak into a loss.
+    /// Advantages are 0 wherever the train mask is false (observation tokens, and under
+    /// `arpoHardOnce` shared tokens in non-owning rows), so those positions cannot leak into a
+    /// loss.
     ///
     /// Preconditions (programmer errors in the rollout): a parent comes earlier in the array and
     /// belongs to the same group, `forkPosition` ≤ both the parent's and the record's response
@@ -96,7 +99,9 @@ public enum AdvantageEstimator {
             }
             return TokenAdvantages(advantages: advantages, trainMask: records.map(\.lossMask), trajectoryAdvantages: trajectoryAdvantages)
         case .arpoHard:
-            return hardAttribution(records, trajectoryAdvantages: trajectoryAdvantages)
+            return hardAttribution(records, trajectoryAdvantages: trajectoryAdvantages, trainingSharedTokensOnce: false)
+        case .arpoHardOnce:
+            return hardAttribution(records, trajectoryAdvantages: trajectoryAdvantages, trainingSharedTokensOnce: true)
         }
     }
 
@@ -113,7 +118,7 @@ public enum AdvantageEstimator {
         let position: Int
     }
 
-    private static func hardAttribution(_ records: [TrajectoryRecord], trajectoryAdvantages: [Double]) -> TokenAdvantages {
+    private static func hardAttribution(_ records: [TrajectoryRecord], trajectoryAdvantages: [Double], trainingSharedTokensOnce: Bool) -> TokenAdvantages {
         // Sum and count of the advantages of the records sharing each owned token.
         var shared: [TokenKey: (sum: Double, count: Int)] = [:]
         for record in records.indices {
@@ -132,8 +137,10 @@ public enum AdvantageEstimator {
             var rowMask = [Bool](repeating: false, count: count)
             for position in 0..<count where records[record].lossMask[position] {
                 // A row owns exactly its positions at or after its own fork position.
-                guard records[record].parent == nil || position >= records[record].forkPosition else { continue }
-                let entry = shared[TokenKey(record: record, position: position)]!
+                let owns = records[record].parent == nil || position >= records[record].forkPosition
+                if trainingSharedTokensOnce && !owns { continue }
+                let (owner, ownerPosition) = owner(of: position, in: record, records)
+                let entry = shared[TokenKey(record: owner, position: ownerPosition)]!
                 rowAdvantages[position] = entry.sum / Double(entry.count)
                 rowMask[position] = true
             }

@@ -23,8 +23,8 @@ public enum KLEstimator: String, Codable, CaseIterable, Sendable {
 /// Settings of the clipped policy loss, its KL and entropy terms and PPO's value loss
 /// (docs/algorithms.md §5.1).
 ///
-/// JSON keys are snake_case and every one has a default, so `{}` decodes to the defaults (ARPO's
-/// runs):
+/// JSON keys are snake_case and every one has a default, so `{}` decodes to the defaults (this
+/// project's; docs/algorithms.md §5.4 sets them beside ARPO's runs):
 ///
 /// | key | default | meaning |
 /// | --- | --- | --- |
@@ -35,7 +35,7 @@ public enum KLEstimator: String, Codable, CaseIterable, Sendable {
 /// | `kl_estimator` | `"k3"` | `"k1"` or `"k3"` (``KLEstimator``) |
 /// | `entropy_coefficient` | `0` | weight of the entropy bonus (subtracted from the loss) |
 /// | `aggregation` | `"token-mean"` | ``LossAggregation`` |
-/// | `sum_norm_length` | `null` | L of `seq-mean-token-sum-norm`; null: the mini-batch's longest row |
+/// | `sum_norm_length` | `null` | L of `seq-mean-token-sum-norm`; null: the response-token limit (`rl.max_response_tokens`) |
 /// | `value_clip` | `0.5` | ε_v of PPO's clipped value loss |
 /// | `value_coefficient` | `0.5` | weight of PPO's value loss |
 public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
@@ -54,8 +54,9 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
     /// Weight of the entropy bonus −coef · H (usually 0: large values make entropy explode).
     public var entropyCoefficient = 0.0
     public var aggregation: LossAggregation = .tokenMean
-    /// L in `seq-mean-token-sum-norm`, e.g. the maximum response tokens; nil uses the longest row
-    /// of each mini-batch.
+    /// L in `seq-mean-token-sum-norm`; nil uses the response-token limit the learner is given
+    /// (`rl.max_response_tokens`), a constant as Dr. GRPO intends, so that a row's tokens weigh
+    /// the same whatever else is in its mini-batch.
     public var sumNormLength: Int? = nil
     /// ε_v: the new value may move at most ε_v from the old one before clipping takes over.
     public var valueClip = 0.5
@@ -132,7 +133,10 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
 
     /// The normaliser of a mini-batch under this configuration's aggregation and
     /// `sum_norm_length`; compute it once per mini-batch and pass it to every micro-batch.
-    public func normalizer(trainMask: [[Bool]]) -> LossNormalizer {
-        LossNormalizer(aggregation: aggregation, trainMask: trainMask, maxLength: sumNormLength)
+    ///
+    /// - Parameter responseLimit: L when `sum_norm_length` is null (the learner passes
+    ///   `rl.max_response_tokens`); nil as well leaves L to the mini-batch's longest row.
+    public func normalizer(trainMask: [[Bool]], responseLimit: Int? = nil) -> LossNormalizer {
+        LossNormalizer(aggregation: aggregation, trainMask: trainMask, maxLength: sumNormLength ?? responseLimit)
     }
 }

@@ -157,7 +157,8 @@ public struct PolicyLossMetrics: Equatable, Sendable {
 ///
 ///     agg(L) + β · agg(KL_t) − η · agg(H_t) + κ · agg(½ max((V − R)², (clip(V, V_old ± ε_v) − R)²))
 ///
-/// with KL_t = k1 = log π_θ − log π_ref or k3 = exp(d) − d − 1 for d = log π_ref − log π_θ,
+/// with KL_t = k1 = log π_θ − log π_ref or k3 = clamp(exp(d) − d − 1, −10, 10) for
+/// d = log π_ref − log π_θ,
 /// β = `kl_coefficient`, η = `entropy_coefficient`, κ = `value_coefficient`, and `agg` the
 /// mini-batch aggregation of ``LossNormalizer``. Terms whose coefficient is 0 or whose inputs
 /// are absent are left out of the graph.
@@ -179,6 +180,12 @@ public struct PolicyLoss {
     /// Bound on |log ρ| and |log π_ref − log π_θ| before `exp`: e^20 ≈ 4.9e8 is far from Float's
     /// overflow, and no useful update has a ratio beyond it.
     public static let logRatioBound = 20.0
+
+    /// Bound on each token's k3 estimate, as verl clamps its `low_var_kl` to [−10, 10]: where
+    /// π_θ has left π_ref far behind on a token (d = log π_ref − log π_θ above about 2.6), k3 grows
+    /// as e^d and one token would otherwise outweigh the whole batch's KL term. Beyond the bound
+    /// the token adds a constant and no gradient.
+    public static let k3Bound = 10.0
 
     public init(configuration: PolicyLossConfiguration = PolicyLossConfiguration()) {
         self.configuration = configuration
@@ -225,7 +232,7 @@ public struct PolicyLoss {
             let perToken: Tensor
             switch configuration.klEstimator {
             case .k1: perToken = -difference
-            case .k3: perToken = difference.exp() - difference - 1
+            case .k3: perToken = (difference.exp() - difference - 1).clamped(min: -Self.k3Bound, max: Self.k3Bound)
             }
             referenceKLPerToken = perToken
             if configuration.klCoefficient != 0 {

@@ -16,11 +16,16 @@ public struct UpdateConfiguration: Sendable {
     public var temperature: Double
     public var loss: PolicyLossConfiguration
     public var advantage: AdvantageConfiguration
+    /// The rollout's response-token limit: L of `seq-mean-token-sum-norm` when
+    /// `loss.sum_norm_length` is null (nil: the mini-batch's longest row).
+    public var maxResponseTokens: Int?
 
     public init(
         epochs: Int = 1, miniBatches: Int = 1, microBatchSize: Int = 16, maxGradientNorm: Double = 1, temperature: Double = 1,
-        loss: PolicyLossConfiguration = PolicyLossConfiguration(), advantage: AdvantageConfiguration = AdvantageConfiguration()
+        loss: PolicyLossConfiguration = PolicyLossConfiguration(), advantage: AdvantageConfiguration = AdvantageConfiguration(),
+        maxResponseTokens: Int? = nil
     ) {
+        self.maxResponseTokens = maxResponseTokens
         self.epochs = epochs
         self.miniBatches = miniBatches
         self.microBatchSize = microBatchSize
@@ -50,6 +55,13 @@ public struct UpdateMetrics: Sendable {
     public var skippedUpdates = 0
     /// Mean |A| over trained tokens (a quick sign the advantages are not all zero).
     public var meanAbsoluteAdvantage = 0.0
+    /// Mean and max of |log π_old − log π_θ| over the sampled (policy) tokens of the first
+    /// optimizer step's rows, before that step: the rollout's log-probs against the training
+    /// forward pass's for the same weights. About 0 at `highest` matmul precision; at reduced
+    /// precision it measures the kernels' mismatch, which the clip fractions would otherwise
+    /// hide. With one mini-batch that is every row of the batch. Nil without policy tokens.
+    public var rolloutLogProbabilityDriftMean: Double?
+    public var rolloutLogProbabilityDriftMax: Double?
 
     /// The metrics.jsonl fields.
     public var record: [String: Any] {
@@ -61,6 +73,8 @@ public struct UpdateMetrics: Sendable {
             "gradient_norm": value(gradientNorm), "explained_variance": value(explainedVariance),
             "applied_updates": appliedUpdates, "skipped_updates": skippedUpdates, "trained_tokens": loss.tokenCount,
             "mean_abs_advantage": value(meanAbsoluteAdvantage),
+            "rollout_logprob_drift_mean": value(rolloutLogProbabilityDriftMean),
+            "rollout_logprob_drift_max": value(rolloutLogProbabilityDriftMax),
         ]
     }
 }
@@ -170,13 +184,15 @@ public final class ReinforcementLearner {
         var lossTotals: PolicyLossMetrics?
         var gradientNorms: [Double] = []
         let dtype = model.dtype
+        var driftSum = 0.0, driftMax = 0.0, driftCount = 0
+        var isFirstStep = true
         for _ in 0..<configuration.epochs {
             var order = Array(records.indices)
             order.shuffle(using: &generator)
             let miniBatchSize = (records.count + configuration.miniBatches - 1) / configuration.miniBatches
             for miniStart in stride(from: 0, to: order.count, by: miniBatchSize) {
                 let miniBatch = lengthOrdered(Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)]), records)
-                let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] })
+                let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] }, responseLimit: configuration.maxResponseTokens)
                 optimizer.zeroGradients()
                 var stepMetrics: PolicyLossMetrics?
                 for microStart in stride(from: 0, to: miniBatch.count, by: configuration.microBatchSize) {
@@ -199,10 +215,22 @@ public final class ReinforcementLearner {
                         values: algorithm == .proximal ? responseAligned(statistics.values!, records: chunk, length: length) : nil,
                         oldValues: algorithm == .proximal ? padded(rows.map { frozen.values![$0] }) : nil,
                         returns: algorithm == .proximal ? padded(rows.map { advantages.returns![$0] }) : nil)
+                    if isFirstStep {
+                        let recomputed = lossBatch.logProbabilities.doubles
+                        for (row, record) in chunk.enumerated() {
+                            for (position, isPolicyToken) in record.lossMask.enumerated() where isPolicyToken {
+                                let drift = Swift.abs(record.oldLogProbabilities[position] - recomputed[row * length + position])
+                                driftSum += drift
+                                driftMax = Swift.max(driftMax, drift)
+                                driftCount += 1
+                            }
+                        }
+                    }
                     let result = loss(lossBatch, normalizer: normalizer)
                     if result.loss.item.isFinite { result.loss.backward() }
                     if stepMetrics == nil { stepMetrics = result.metrics } else { stepMetrics!.accumulate(result.metrics) }
                 }
+                isFirstStep = false
                 if poisonGradients { model.embedding.gradient?.fill(.nan) }
                 let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
                 guard let stepMetrics, stepMetrics.loss.isFinite, norm.isFinite else {
@@ -226,6 +254,10 @@ public final class ReinforcementLearner {
             metrics.loss = totals
         }
         metrics.gradientNorm = gradientNorms.isEmpty ? .nan : gradientNorms.reduce(0, +) / Double(gradientNorms.count)
+        if driftCount > 0 {
+            metrics.rolloutLogProbabilityDriftMean = driftSum / Double(driftCount)
+            metrics.rolloutLogProbabilityDriftMax = driftMax
+        }
         return metrics
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Policy
+import Tensor
 
 /// A configuration value out of range; the message names the key path and what is allowed.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
@@ -8,10 +9,16 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 }
 
 /// How a step's entropy is normalised before ΔH is taken (docs/algorithms.md §2).
+///
+/// The normalisation sets the unit of the logged step entropies and how a window shorter than
+/// k tokens counts; it does not change what β means. The fork rule always sees ΔH on the
+/// released code's scale, a sum over the k-token window divided by ln|V|
+/// (``BranchingConfiguration/ruleScale(vocabularySize:)``), so a β tuned there means the same
+/// under every normalisation.
 public enum EntropyNormalization: String, Codable, CaseIterable, Sendable {
-    /// Mean entropy over the k tokens divided by ln|V|, in [0, 1] (the default).
+    /// Mean entropy over the window divided by ln|V|, in [0, 1] (the default).
     case meanOverLogVocabulary = "mean-log-vocab"
-    /// Sum over the k tokens divided by ln|V| (the released code's form).
+    /// Sum over the window divided by ln|V| (the released code's form).
     case sumOverLogVocabulary = "sum-log-vocab"
     /// Mean entropy in nats.
     case mean
@@ -19,11 +26,64 @@ public enum EntropyNormalization: String, Codable, CaseIterable, Sendable {
 
 /// ARPO's fork rule (docs/algorithms.md §3).
 public enum BranchRule: String, Codable, CaseIterable, Sendable {
-    /// The paper: fork when p = α + β·ΔH exceeds τ.
+    /// The paper's text: fork when α + β·ΔH exceeds τ. Deterministic in ΔH: it forks exactly
+    /// when ΔH > (τ − α) / β, so at α = τ only the sign of β matters.
     case threshold
-    /// The released code: fork when clip(u + β·ΔH, 0, 1) ≥ τ with u ~ U[0, 1], which keeps a
-    /// random term so that runs of high-entropy steps do not over-branch.
+    /// The released code (the default): fork with probability clip(α + β·ΔH, 0, 1), α being its
+    /// `branch_probability`. The random term keeps runs of high-entropy steps from
+    /// over-branching.
     case stochastic
+}
+
+/// Why a fork opportunity did or did not add trajectories.
+public enum ForkOutcome: String, Codable, Sendable {
+    /// The rule said fork and the group had room: copies were added.
+    case forked
+    /// The rule said do not fork.
+    case declinedByRule = "declined_by_rule"
+    /// The rule said fork but the group already held its budget M.
+    case blockedByBudget = "blocked_by_budget"
+}
+
+/// One fork opportunity: what the rule saw and what it decided (the records of
+/// `rl.branching.decision_log`).
+public struct ForkDecision: Codable, Equatable, Sendable {
+    /// The prompt group.
+    public var group: Int
+    /// The trajectory: its index in the rollout batch's records (as `TrajectoryRecord.parent`
+    /// counts).
+    public var trajectory: Int
+    /// Tool results the trajectory had received when it decided (1 after its first result).
+    public var turn: Int
+    /// H_init, H and ΔH = H − H_init in the unit of `entropy_normalization`.
+    public var initialEntropy: Double
+    public var entropy: Double
+    public var entropyDelta: Double
+    /// ΔH on the rule's scale (``BranchingConfiguration/ruleScale(vocabularySize:)``).
+    public var ruleEntropyDelta: Double
+    /// α + β·ΔH on the rule's scale: compared with τ by `threshold`; clipped to [0, 1], the fork
+    /// probability of `stochastic`.
+    public var score: Double
+    /// The uniform draw u of `stochastic` (it forks when u < clip(score, 0, 1)); nil for
+    /// `threshold`.
+    public var draw: Double?
+    public var outcome: ForkOutcome
+
+    public enum CodingKeys: String, CodingKey {
+        case group, trajectory, turn, entropy, score, draw, outcome
+        case initialEntropy = "entropy_initial"
+        case entropyDelta = "entropy_delta"
+        case ruleEntropyDelta = "rule_entropy_delta"
+    }
+
+    /// The fork_decisions.jsonl fields, under the coding keys (a missing draw as null).
+    public var record: [String: Any] {
+        [
+            "group": group, "trajectory": trajectory, "turn": turn, "entropy_initial": initialEntropy, "entropy": entropy,
+            "entropy_delta": entropyDelta, "rule_entropy_delta": ruleEntropyDelta, "score": score,
+            "draw": draw.map { $0 as Any } ?? NSNull(), "outcome": outcome.rawValue,
+        ]
+    }
 }
 
 /// Entropy-based adaptive rollout (docs/algorithms.md §3): per prompt a budget of M trajectories, starting
@@ -33,18 +93,22 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
     public var budget = 16
     /// N: global samples started from the prompt.
     public var initialSamples = 8
-    /// α in p = α + β·ΔH.
+    /// α in p = α + β·ΔH: the released code's `branch_probability`.
     public var alpha = 0.5
-    /// β in p = α + β·ΔH.
+    /// β in p = α + β·ΔH, per unit of ΔH on the released code's scale (a sum over the window
+    /// divided by ln|V|), whatever `entropyNormalization` is.
     public var beta = 0.2
-    /// τ: the fork threshold.
+    /// τ: the `threshold` rule's threshold (not used by `stochastic`).
     public var threshold = 0.5
     /// k: tokens over which a step's entropy is measured.
     public var entropyWindow = 20
     /// Z: paths after a fork (the parent plus Z − 1 copies).
     public var branchFactor = 2
-    public var rule: BranchRule = .threshold
+    public var rule: BranchRule = .stochastic
     public var entropyNormalization: EntropyNormalization = .meanOverLogVocabulary
+    /// Whether the rollout keeps a ``ForkDecision`` per fork opportunity (the trainer writes
+    /// them to `fork_decisions.jsonl`).
+    public var decisionLog = false
 
     public init() {}
 
@@ -54,6 +118,7 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
         case entropyWindow = "entropy_window"
         case branchFactor = "branch_factor"
         case entropyNormalization = "entropy_normalization"
+        case decisionLog = "decision_log"
     }
 
     public init(from decoder: Decoder) throws {
@@ -68,6 +133,7 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
         branchFactor = try container.decodeIfPresent(Int.self, forKey: .branchFactor) ?? defaults.branchFactor
         rule = try container.decodeIfPresent(BranchRule.self, forKey: .rule) ?? defaults.rule
         entropyNormalization = try container.decodeIfPresent(EntropyNormalization.self, forKey: .entropyNormalization) ?? defaults.entropyNormalization
+        decisionLog = try container.decodeIfPresent(Bool.self, forKey: .decisionLog) ?? defaults.decisionLog
     }
 
     public func validate(path: String) throws {
@@ -81,6 +147,41 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
         try require(threshold >= 0 && threshold <= 1, .threshold, "in [0, 1]", threshold)
         try require(entropyWindow >= 1 && entropyWindow <= 1024, .entropyWindow, "in 1...1024", entropyWindow)
         try require(branchFactor >= 2 && branchFactor <= 16, .branchFactor, "in 2...16", branchFactor)
+    }
+
+    /// The factor that takes ΔH from the unit of `entropyNormalization` to the rule's scale, the
+    /// released code's sum over the k-token window divided by ln|V|: k for `mean-log-vocab`,
+    /// k / ln|V| for `mean`, 1 for `sum-log-vocab`.
+    ///
+    /// Without it, β = 0.2 tuned on the released code's sum would move the fork probability k
+    /// times less on a mean (about 0.01 instead of 0.2 for a ΔH of one nat per token at
+    /// |V| = 272), and a β sweep would change nothing. For a full window the rule therefore
+    /// decides alike under every normalisation; a window cut short by a call or the end counts
+    /// as its mean times k under the means and as its plain sum under `sum-log-vocab`.
+    public func ruleScale(vocabularySize: Int) -> Double {
+        switch entropyNormalization {
+        case .meanOverLogVocabulary: return Double(entropyWindow)
+        case .sumOverLogVocabulary: return 1
+        case .mean: return Double(entropyWindow) / Foundation.log(Double(vocabularySize))
+        }
+    }
+
+    /// The rule's decision for a step-entropy change `entropyDelta` (in the unit of
+    /// `entropyNormalization`). `stochastic` draws u uniform in [0, 1) from `generator` and forks
+    /// when u < clip(α + β·ΔH, 0, 1), so P(fork) is exactly that clip; `threshold` draws nothing
+    /// and forks when α + β·ΔH > τ.
+    ///
+    /// - Returns: whether the rule says fork, the score α + β·ΔH (ΔH on the rule's scale) and
+    ///   the draw (nil for `threshold`).
+    public func decide(entropyDelta: Double, vocabularySize: Int, generator: inout RandomGenerator) -> (fork: Bool, score: Double, draw: Double?) {
+        let score = alpha + beta * ruleScale(vocabularySize: vocabularySize) * entropyDelta
+        switch rule {
+        case .threshold:
+            return (score > threshold, score, nil)
+        case .stochastic:
+            let draw = generator.uniform()
+            return (draw < Swift.min(Swift.max(score, 0), 1), score, draw)
+        }
     }
 }
 

@@ -22,6 +22,10 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
     public var tokensPrefilled = 0
     /// Fork events (each adds up to Z − 1 trajectories).
     public var forks = 0
+    /// Fork opportunities the rule declined, and those where the rule said fork but the group
+    /// already held its budget: the two causes that `entropyDeltasElsewhere` mixes.
+    public var forksDeclinedByRule = 0
+    public var forksBlockedByBudget = 0
     /// Trajectories added by forks.
     public var forkedTrajectories = 0
     /// Root trajectories started to top a group up to the budget.
@@ -36,6 +40,8 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
     /// Normalised step entropy just after tool results, and over the first window after the prompt.
     public var entropiesAfterToolResults: [Double] = []
     public var initialEntropies: [Double] = []
+    /// One record per fork opportunity, kept only with `rl.branching.decision_log`.
+    public var forkDecisions: [ForkDecision] = []
     /// Trajectories in the batch.
     public var trajectories = 0
     /// Wall seconds spent inside the environment (tool calls and scoring), the share of a rollout
@@ -83,6 +89,8 @@ public final class RolloutEngine {
         let stateLength: Int
         let responseCount: Int
         let episode: ToolEpisode
+        /// Tool results received up to this point (the decision's turn).
+        let turn: Int
         /// Logits after the result's last token: a fork samples its first token from these.
         let logits: [Double]
         /// Policy tokens written after the result so far (the entropy window).
@@ -109,6 +117,8 @@ public final class RolloutEngine {
         var forkPoint: ForkPoint?
         /// Set when the next logits follow a tool result: the fork point is completed with them.
         var awaitingForkLogits: (stateLength: Int, responseCount: Int, episode: ToolEpisode)?
+        /// Tool results received so far, the inherited ones included.
+        var toolResults = 0
         let parent: Int?
         let forkPosition: Int
         var finished = false
@@ -148,7 +158,8 @@ public final class RolloutEngine {
         func startRoot(group: Int) {
             precondition(prompts[group].count < policy.maxPositions, "prompt of \(prompts[group].count) tokens does not fit max_position_embeddings \(policy.maxPositions)")
             let sequence = Sequence(
-                index: sequences.count, group: group, state: policy.newState(capacity: capacity(group)), episode: templates[group].forkEpisode(),
+                index: sequences.count, group: group, state: policy.newState(capacity: capacity(group)),
+                episode: templates[group].forkEpisode(trajectory: sequences.count),
                 generator: groupGenerators[group].split(), promptTokens: prompts[group], parent: nil, forkPosition: 0)
             sequence.pendingInput = prompts[group]
             statistics.tokensPrefilled += prompts[group].count
@@ -182,16 +193,17 @@ public final class RolloutEngine {
             statistics.entropiesAfterToolResults.append(after)
             let initial = sequence.initialEntropy ?? stepEntropy(sequence.initialWindow)
             let delta = after - initial
-            let fork: Bool
-            switch settings.rule {
-            case .threshold:
-                fork = settings.alpha + settings.beta * delta > settings.threshold
-            case .stochastic:
-                let u = sequence.generator.uniform()
-                fork = Swift.min(Swift.max(u + settings.beta * delta, 0), 1) >= settings.threshold
-            }
+            let decision = settings.decide(entropyDelta: delta, vocabularySize: policy.vocabularySize, generator: &sequence.generator)
             let room = budget - groupCounts[sequence.group]
-            guard fork && room > 0 else {
+            let outcome: ForkOutcome = !decision.fork ? .declinedByRule : room > 0 ? .forked : .blockedByBudget
+            if settings.decisionLog {
+                statistics.forkDecisions.append(ForkDecision(
+                    group: sequence.group, trajectory: sequence.index, turn: point.turn, initialEntropy: initial, entropy: after,
+                    entropyDelta: delta, ruleEntropyDelta: delta * settings.ruleScale(vocabularySize: policy.vocabularySize),
+                    score: decision.score, draw: decision.draw, outcome: outcome))
+            }
+            guard outcome == .forked else {
+                if outcome == .declinedByRule { statistics.forksDeclinedByRule += 1 } else { statistics.forksBlockedByBudget += 1 }
                 statistics.entropyDeltasElsewhere.append(delta)
                 return
             }
@@ -201,7 +213,7 @@ public final class RolloutEngine {
             for _ in 0..<copies {
                 let child = Sequence(
                     index: sequences.count, group: sequence.group, state: sequence.state.fork(length: point.stateLength),
-                    episode: point.episode.forkEpisode(), generator: sequence.generator.split(), promptTokens: sequence.promptTokens,
+                    episode: point.episode.forkEpisode(trajectory: sequences.count), generator: sequence.generator.split(), promptTokens: sequence.promptTokens,
                     parent: sequence.index, forkPosition: point.responseCount)
                 child.tokens = Array(sequence.tokens[0..<point.responseCount])
                 child.logProbabilities = Array(sequence.logProbabilities[0..<point.responseCount])
@@ -211,6 +223,7 @@ public final class RolloutEngine {
                 child.initialEntropy = initial
                 child.initialWindow = sequence.initialWindow
                 child.pendingLogits = point.logits
+                child.toolResults = point.turn
                 sequences.append(child)
             }
             groupCounts[sequence.group] += copies
@@ -266,6 +279,7 @@ public final class RolloutEngine {
                 sequence.lossMask += [Bool](repeating: false, count: observation.count)
                 sequence.pendingInput = [token] + observation
                 sequence.segmentStart = sequence.tokens.count
+                sequence.toolResults += 1
                 if case .branching = configuration.strategy {
                     // The state will hold prompt + everything up to the observation's end after the
                     // next extend; the fork point is completed with the logits that call returns.
@@ -321,7 +335,8 @@ public final class RolloutEngine {
                 let logits = sequence.pendingLogits ?? logitRows[sequence.index]!
                 sequence.pendingLogits = nil
                 if let pending = sequence.awaitingForkLogits {
-                    sequence.forkPoint = ForkPoint(stateLength: pending.stateLength, responseCount: pending.responseCount, episode: pending.episode, logits: logits)
+                    sequence.forkPoint = ForkPoint(
+                        stateLength: pending.stateLength, responseCount: pending.responseCount, episode: pending.episode, turn: sequence.toolResults, logits: logits)
                     sequence.awaitingForkLogits = nil
                 }
                 let sampled = sampler.sample(row: logits[...], generator: &sequence.generator)
@@ -345,6 +360,17 @@ public final class RolloutEngine {
                 }
                 step(sequence, sampled: sampled.token)
             }
+        }
+
+        // Rewards that depend on the whole group (OTC-PO's tool efficiency against the group's
+        // fewest calls) are settled now that every trajectory of the group has finished, and
+        // before anything reads a reward.
+        var members = [[Int]](repeating: [], count: templates.count)
+        for sequence in sequences { members[sequence.group].append(sequence.index) }
+        for (group, indices) in members.enumerated() {
+            let scores = templates[group].scoreGroup(indices.map { sequences[$0].score! })
+            precondition(scores.count == indices.count, "scoreGroup must return one score per trajectory")
+            for (index, score) in zip(indices, scores) { sequences[index].score = score }
         }
 
         let records = sequences.map { sequence in

@@ -52,6 +52,20 @@ public protocol ToolEpisode: AnyObject {
     func finish(policyText: String, endReason: EndReason) -> EpisodeScore
     /// An independent copy that continues from this point (ARPO's branch).
     func forkEpisode() -> ToolEpisode
+    /// The copy that trajectory `trajectory` (its index in the rollout batch) plays: an
+    /// environment whose random draws may be per trajectory (`env.faults.draws`) starts a new
+    /// stream here, for the calls still to come. The default is ``forkEpisode()``.
+    func forkEpisode(trajectory: Int) -> ToolEpisode
+    /// The final scores of one prompt's group, given the scores `finish` returned, in the same
+    /// order: where a reward depends on the whole group (OTC-PO's group form of tool efficiency),
+    /// the rollout engine calls this once every trajectory of the group has finished. The
+    /// default returns `scores` unchanged.
+    func scoreGroup(_ scores: [EpisodeScore]) -> [EpisodeScore]
+}
+
+extension ToolEpisode {
+    public func forkEpisode(trajectory: Int) -> ToolEpisode { forkEpisode() }
+    public func scoreGroup(_ scores: [EpisodeScore]) -> [EpisodeScore] { scores }
 }
 
 /// The environment's answer to a call.
@@ -93,4 +107,29 @@ extension Episode: ToolEpisode {
     }
 
     public func forkEpisode() -> ToolEpisode { fork() }
+
+    /// With `faults.draws: per-trajectory`, the copy draws its faults from stream
+    /// `trajectory + 1` (stream 0 being the shared one); the calls already made, and their
+    /// results, stay as they were.
+    public func forkEpisode(trajectory: Int) -> ToolEpisode {
+        switch config.faults.draws {
+        case .shared: return fork()
+        case .perTrajectory: return fork(faultStream: UInt64(trajectory) + 1)
+        }
+    }
+
+    /// With `reward.tool_efficiency` on and `reward.tool_efficiency_form: group`, every score
+    /// gets OTC-PO's group factor (``RewardFunction/applyToolEfficiency(to:config:)``) in place
+    /// of the group-free one `finish` computed.
+    public func scoreGroup(_ scores: [EpisodeScore]) -> [EpisodeScore] {
+        let reward = config.reward
+        guard reward.toolEfficiency, reward.toolEfficiencyForm == .group else { return scores }
+        let breakdowns = scores.map { score -> RewardBreakdown in
+            guard let breakdown = score.breakdown else { preconditionFailure("an Episode's score always carries its breakdown") }
+            return breakdown
+        }
+        return RewardFunction.applyToolEfficiency(to: breakdowns, config: reward).map {
+            EpisodeScore(reward: $0.total, isCorrect: $0.isCorrect, breakdown: $0)
+        }
+    }
 }

@@ -11,12 +11,12 @@ import Foundation
 ///       "task_mix": {"arithmetic": 1, "single_hop": 1, "multi_hop": 1, "compose": 1, "unanswerable": 0.5},
 ///       "difficulty": 2,
 ///       "family_difficulty": {"compose": 3},
-///       "faults": {"failure_probability": 0.05, "degraded_probability": 0.05},
+///       "faults": {"failure_probability": 0.05, "degraded_probability": 0.05, "draws": "shared"},
 ///       "limits": {"max_tool_calls": 8, "max_observation_characters": 200},
 ///       "search": {"top_k": 2},
 ///       "reward": {"bad_format_reward": -1, "multi_tool_bonus": 0.1, "answer_scoring": "exact",
 ///                  "numeric_tolerance": 1e-9, "tool_efficiency": false, "tool_efficiency_c": 10,
-///                  "error_penalties": {}}
+///                  "tool_efficiency_form": "group-free", "error_penalties": {}}
 ///     }
 public struct EnvironmentConfig: Codable, Equatable, Sendable {
     /// The relative weight of each task family when an episode's family is sampled
@@ -140,6 +140,18 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
     }
 }
 
+/// Whose fault draws an executed call shares.
+public enum FaultDraws: String, Codable, CaseIterable, Sendable {
+    /// The draw depends on the episode's seed, the call's position and its text only: every
+    /// trajectory of a group that makes the same call at the same position meets the same fault
+    /// (the default; a prompt's trajectories then differ only by what the policy wrote).
+    case shared
+    /// Each trajectory of a rollout draws from its own stream (`Episode.fork(faultStream:)`),
+    /// so the same call can fail in one trajectory and succeed in its sibling. A fork shares its
+    /// parent's prefix, results included, and draws anew only for the calls it makes itself.
+    case perTrajectory = "per-trajectory"
+}
+
 /// Injected tool faults, drawn independently for every executed call (LAM Simulator: tools
 /// fail, and the policy should learn to retry).
 public struct FaultConfig: Codable, Equatable, Sendable {
@@ -149,11 +161,15 @@ public struct FaultConfig: Codable, Equatable, Sendable {
     /// Probability that an executed call returns a degraded result: empty, or irrelevant facts
     /// for `search`. Key `degraded_probability`, default 0.05.
     public var degradedProbability: Double
+    /// Whether the trajectories of a rollout share their fault draws. Key `draws`, `"shared"`
+    /// (default) or `"per-trajectory"`.
+    public var draws: FaultDraws
 
     /// Fault probabilities; the sum must be at most 1.
-    public init(failureProbability: Double = 0.05, degradedProbability: Double = 0.05) {
+    public init(failureProbability: Double = 0.05, degradedProbability: Double = 0.05, draws: FaultDraws = .shared) {
         self.failureProbability = failureProbability
         self.degradedProbability = degradedProbability
+        self.draws = draws
     }
 
     /// No faults at all.
@@ -163,6 +179,7 @@ public struct FaultConfig: Codable, Equatable, Sendable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case failureProbability = "failure_probability"
         case degradedProbability = "degraded_probability"
+        case draws
     }
 
     /// Decodes, using the default for every missing key.
@@ -171,6 +188,7 @@ public struct FaultConfig: Codable, Equatable, Sendable {
         let defaults = FaultConfig()
         failureProbability = try container.decodeIfPresent(Double.self, forKey: .failureProbability) ?? defaults.failureProbability
         degradedProbability = try container.decodeIfPresent(Double.self, forKey: .degradedProbability) ?? defaults.degradedProbability
+        draws = try container.decodeIfPresent(FaultDraws.self, forKey: .draws) ?? defaults.draws
     }
 
     /// Checks every value.
@@ -264,6 +282,17 @@ public struct SearchConfig: Codable, Equatable, Sendable {
     }
 }
 
+/// Which form of OTC-PO's tool-efficiency factor the reward uses.
+public enum ToolEfficiencyForm: String, Codable, CaseIterable, Sendable {
+    /// cos(m·π / (2m + c)) from the episode alone, computed by `Episode.finish` (the default).
+    case groupFree = "group-free"
+    /// sin(f·π / (2n)) against n, the fewest executed calls among the prompt group's correct
+    /// trajectories (`RewardFunction.applyToolEfficiency`): applied by the rollout per prompt
+    /// group, after every trajectory has finished and before the advantages. A single episode
+    /// (evaluation, `sample`) has no group and keeps the group-free factor.
+    case group
+}
+
 /// How an answer is scored against the gold answer.
 public enum AnswerScoring: String, Codable, CaseIterable, Sendable {
     /// 1 for a correct answer (exact match after normalisation, or numeric match), else 0.
@@ -280,7 +309,9 @@ public struct RewardConfig: Codable, Equatable, Sendable {
     /// The whole reward when the format is wrong. Key `bad_format_reward`, default -1.
     public var badFormatReward: Double
     /// Added when the answer is correct and more than one kind of tool was executed. Key
-    /// `multi_tool_bonus`, default 0.1.
+    /// `multi_tool_bonus`, default 0.1. The released ARPO code adds it when the answer score is
+    /// positive; the two agree under `exact` scoring, and under `f1` a positive score includes
+    /// the partial credit that listing several names earns, which the bonus should not add to.
     public var multiToolBonus: Double
     /// How the answer is scored. Key `answer_scoring`, `"exact"` (default) or `"f1"`.
     public var answerScoring: AnswerScoring
@@ -294,6 +325,9 @@ public struct RewardConfig: Codable, Equatable, Sendable {
     /// The smoothing constant c of the group-free efficiency factor cos(m*pi/(2m+c)). Key
     /// `tool_efficiency_c`, default 10 (one call keeps 0.97 of the reward, four keep 0.77).
     public var toolEfficiencyC: Double
+    /// The factor's form when `toolEfficiency` is on. Key `tool_efficiency_form`,
+    /// `"group-free"` (default) or `"group"`.
+    public var toolEfficiencyForm: ToolEfficiencyForm
     /// A penalty subtracted for every occurrence of an error kind (error-oriented scoring);
     /// kinds left out cost nothing. Key `error_penalties`, e.g. `{"malformed_call": 0.1}`;
     /// default empty.
@@ -307,6 +341,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         numericTolerance: Double = 1e-9,
         toolEfficiency: Bool = false,
         toolEfficiencyC: Double = 10,
+        toolEfficiencyForm: ToolEfficiencyForm = .groupFree,
         errorPenalties: [EpisodeErrorKind: Double] = [:]
     ) {
         self.badFormatReward = badFormatReward
@@ -315,6 +350,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         self.numericTolerance = numericTolerance
         self.toolEfficiency = toolEfficiency
         self.toolEfficiencyC = toolEfficiencyC
+        self.toolEfficiencyForm = toolEfficiencyForm
         self.errorPenalties = errorPenalties
     }
 
@@ -326,6 +362,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         case numericTolerance = "numeric_tolerance"
         case toolEfficiency = "tool_efficiency"
         case toolEfficiencyC = "tool_efficiency_c"
+        case toolEfficiencyForm = "tool_efficiency_form"
         case errorPenalties = "error_penalties"
     }
 
@@ -340,6 +377,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         numericTolerance = try container.decodeIfPresent(Double.self, forKey: .numericTolerance) ?? defaults.numericTolerance
         toolEfficiency = try container.decodeIfPresent(Bool.self, forKey: .toolEfficiency) ?? defaults.toolEfficiency
         toolEfficiencyC = try container.decodeIfPresent(Double.self, forKey: .toolEfficiencyC) ?? defaults.toolEfficiencyC
+        toolEfficiencyForm = try container.decodeIfPresent(ToolEfficiencyForm.self, forKey: .toolEfficiencyForm) ?? defaults.toolEfficiencyForm
         if let penalties = try container.decodeIfPresent([String: Double].self, forKey: .errorPenalties) {
             errorPenalties = try ConfigDecoding.enumKeyed(penalties, forKey: .errorPenalties, in: container)
         } else {
@@ -356,6 +394,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         try container.encode(numericTolerance, forKey: .numericTolerance)
         try container.encode(toolEfficiency, forKey: .toolEfficiency)
         try container.encode(toolEfficiencyC, forKey: .toolEfficiencyC)
+        try container.encode(toolEfficiencyForm, forKey: .toolEfficiencyForm)
         try container.encode(ConfigDecoding.stringKeyed(errorPenalties), forKey: .errorPenalties)
     }
 

@@ -65,6 +65,9 @@ public final class Episode {
     let world: World
     /// The seed every other random stream of this episode is derived from.
     let streamSeed: UInt64
+    /// Which fault stream the calls still to come draw from: 0, the shared one, unless a fork
+    /// was given its own (`fork(faultStream:)`).
+    public private(set) var faultStream: UInt64 = 0
 
     /// Creates the episode for `family` in `split` from `seed`.
     ///
@@ -98,6 +101,7 @@ public final class Episode {
         responses = other.responses
         errors = other.errors
         isFinished = other.isFinished
+        faultStream = other.faultStream
     }
 
     /// The family `sample(split:seed:config:)` picks: drawn from `config.taskMix` in proportion
@@ -140,10 +144,20 @@ public final class Episode {
     public var mustEnd: Bool { responses.last?.episodeMustEnd ?? false }
 
     /// A copy that continues independently from this point (ARPO's partial-rollout fork).
-    /// Faults depend only on the seed, the call's position and its text, so a branch that makes
-    /// the same call as its sibling sees the same result.
+    /// Faults depend only on the seed, the call's position, its text and the fault stream, which
+    /// the copy keeps, so a branch that makes the same call as its sibling sees the same result.
     public func fork() -> Episode {
         Episode(copying: self)
+    }
+
+    /// A copy that continues from this point, as `fork()`, whose later calls draw their faults
+    /// from stream `faultStream` instead (0 is the shared stream). The calls made so far keep
+    /// their results; the trainer gives each trajectory its own stream under
+    /// `faults.draws: per-trajectory`.
+    public func fork(faultStream: UInt64) -> Episode {
+        let copy = Episode(copying: self)
+        copy.faultStream = faultStream
+        return copy
     }
 
     /// Answers the call the policy just closed.
@@ -190,12 +204,12 @@ public final class Episode {
     }
 
     private func execute(_ call: ToolCall, attempt: Int, text: String) -> ToolResponse {
-        // The fault draw depends on the seed, the attempt's position and the call's text only,
-        // so it is reproducible and identical across forks.
-        var faultGenerator = SeededGenerator(seed: StableHash.combine(
-            StableHash.combine(streamSeed, Stream.faults.rawValue),
-            StableHash.combine(UInt64(attempt), StableHash.of(text))
-        ))
+        // The fault draw depends on the seed, the attempt's position, the call's text and the
+        // fault stream only, so it is reproducible, and identical across forks that share a
+        // stream (stream 0 keeps the draws the environment always made).
+        var streamRoot = StableHash.combine(streamSeed, Stream.faults.rawValue)
+        if faultStream != 0 { streamRoot = StableHash.combine(streamRoot, faultStream) }
+        var faultGenerator = SeededGenerator(seed: StableHash.combine(streamRoot, StableHash.combine(UInt64(attempt), StableHash.of(text))))
         let executor = ToolExecutor(world: world, topK: config.search.topK)
         let draw = faultGenerator.unitInterval()
         let fault: ToolFault?

@@ -104,7 +104,9 @@ public struct RewardBreakdown: Equatable, Codable, Sendable {
 /// - S, the answer score in [0, 1]: 1 for a correct answer, else 0 (`answer_scoring: exact`),
 ///   or token F1 for text answers (`answer_scoring: f1`).
 /// - B, the multi-tool bonus: `multi_tool_bonus` (0.1) when the answer is correct and more than
-///   one kind of tool was executed, else 0.
+///   one kind of tool was executed, else 0. Correct, not merely a positive score as in the
+///   released ARPO code: under `f1` a positive score can be partial credit (see
+///   `RewardConfig.multiToolBonus`).
 /// - F, the tool-efficiency factor: 1 unless `tool_efficiency` is on. Being multiplicative, a
 ///   wrong answer (S = 0) gets no efficiency credit. With m executed calls:
 ///   without group information, F = cos(m * pi / (2m + c)), c = `tool_efficiency_c`;

@@ -206,6 +206,10 @@ public struct StepMetrics: Decodable, Equatable, Sendable {
     public var entropyDeltaAtForks: Double?
     /// Mean ΔH where a fork was considered but not taken.
     public var entropyDeltaElsewhere: Double?
+    /// Seconds of the step's rollout.
+    public var rolloutSeconds: Double?
+    /// Seconds of the step's update (advantages, losses, optimizer steps).
+    public var updateSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case phase, step, entropy, trajectories, forks
@@ -218,6 +222,8 @@ public struct StepMetrics: Decodable, Equatable, Sendable {
         case initialEntropy = "entropy_initial"
         case entropyDeltaAtForks = "entropy_delta_at_forks"
         case entropyDeltaElsewhere = "entropy_delta_elsewhere"
+        case rolloutSeconds = "rollout_seconds"
+        case updateSeconds = "update_seconds"
     }
 
     /// A line with only its phase and step; the metrics are nil.
@@ -227,7 +233,7 @@ public struct StepMetrics: Decodable, Equatable, Sendable {
     }
 }
 
-/// One line of `eval.jsonl` (the per-family accuracies and sample trajectories are not read).
+/// One line of `eval.jsonl` (the sample trajectories are not read).
 public struct HeldOutEvaluation: Decodable, Equatable, Sendable {
     /// The global step the evaluation followed.
     public var step: Int
@@ -239,9 +245,12 @@ public struct HeldOutEvaluation: Decodable, Equatable, Sendable {
     public var toolCallsExecutedTotal: Int?
     /// True for the evaluation at the end of the run.
     public var isFinal: Bool?
+    /// Held-out accuracy per task family.
+    public var accuracyByFamily: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
         case step, phase, accuracy
+        case accuracyByFamily = "accuracy_by_family"
         case toolCallsExecutedTotal = "tool_calls_executed_total"
         case isFinal = "final"
     }

@@ -61,6 +61,9 @@ struct ResultsDocument {
         text += "Written by `arpo-train report` on \(provenance.date) from \(runs.count) run director\(runs.count == 1 ? "y" : "ies"): "
         text += runs.map { "`\($0.directory.relativePath)`" }.joined(separator: ", ") + ".\n\n"
         text += summarySection(summaries)
+        text += familySection(summaries)
+        text += pairedSection()
+        text += timingSection(summaries)
         text += branchingSection()
         text += experimentSection()
         text += provenanceSection()
@@ -103,6 +106,126 @@ struct ResultsDocument {
             text += "\nLeft out (no summary.json, unfinished): " + unfinished.map { "`\($0.directory.relativePath)`" }.joined(separator: ", ") + ".\n"
         }
         return text + "\n"
+    }
+
+    /// "0.625 [0.540, 0.710]": a mean and its 95% interval, or the mean alone for one run. The
+    /// bounds are cut to `range`, the values the quantity can take (an accuracy's interval over
+    /// two or three seeds easily passes 0 or 1).
+    static func interval(_ value: ConfidenceInterval?, within range: ClosedRange<Double>? = nil) -> String {
+        guard let value else { return "—" }
+        guard let halfWidth = value.halfWidth else { return String(format: "%.3f", value.mean) }
+        var low = value.mean - halfWidth, high = value.mean + halfWidth
+        if let range {
+            low = max(low, range.lowerBound)
+            high = min(high, range.upperBound)
+        }
+        return String(format: "%.3f [%.3f, %.3f]", value.mean, low, high)
+    }
+
+    /// The final evaluation of a finished run.
+    static func finalEvaluation(_ run: ReportRun) -> HeldOutEvaluation? {
+        run.evaluations.last { $0.isFinal == true } ?? (run.isFinished ? run.evaluations.last : nil)
+    }
+
+    // MARK: Per family
+
+    /// Final held-out accuracy per task family and overall, per algorithm: mean and 95% interval
+    /// over the finished runs (seeds).
+    func familySection(_ summaries: [AlgorithmSummary]) -> String {
+        let finals = runs.filter(\.isFinished).compactMap { run in ResultsDocument.finalEvaluation(run).map { (run.algorithm, $0) } }
+        let order = ["arithmetic", "single_hop", "multi_hop", "compose", "unanswerable"]
+        let families = Set(finals.flatMap { $0.1.accuracyByFamily?.keys.map { $0 } ?? [] })
+            .sorted { (order.firstIndex(of: $0) ?? order.count, $0) < (order.firstIndex(of: $1) ?? order.count, $1) }
+        guard !families.isEmpty else { return "" }
+        var text = "## Final held-out accuracy per family\n\n"
+        text += "| Family | " + summaries.map { ReportPage.displayName($0.algorithm) }.joined(separator: " | ") + " |\n"
+        text += "| --- |" + String(repeating: " ---: |", count: summaries.count) + "\n"
+        for family in families + ["all"] {
+            let cells = summaries.map { summary -> String in
+                let values = finals.filter { $0.0 == summary.algorithm }.compactMap { family == "all" ? $0.1.accuracy : $0.1.accuracyByFamily?[family] }
+                return ResultsDocument.interval(ConfidenceInterval(values), within: 0...1)
+            }
+            text += "| \(family == "all" ? "**all families**" : "`\(family)`") | " + cells.joined(separator: " | ") + " |\n"
+        }
+        text += """
+
+            Mean over seeds [95% confidence interval: mean ± t·s/√n, Student's t with n − 1 degrees of \
+            freedom, cut to [0, 1]] of each run's final evaluation (eval.jsonl's `accuracy_by_family`). A family's \
+            accuracy rests on the episodes of that family among the evaluation's, so its interval is \
+            wider than the overall one.
+
+
+            """
+        return text
+    }
+
+    // MARK: Paired comparison
+
+    /// ARPO against GRPO seed by seed: runs with the same `run.seed` share the cold start and the
+    /// RL prompts, so the difference per seed removes what the seeds share.
+    func pairedSection() -> String {
+        func bySeed(_ algorithm: String) -> [UInt64: ReportRun] {
+            var result: [UInt64: ReportRun] = [:]
+            for run in runs where run.algorithm == algorithm && run.isFinished { if let seed = run.seed { result[seed] = run } }
+            return result
+        }
+        let arpo = bySeed("arpo"), grpo = bySeed("grpo")
+        let seeds = Set(arpo.keys).intersection(grpo.keys).sorted()
+        guard !seeds.isEmpty else { return "" }
+        var text = "## ARPO against GRPO, seed by seed\n\n"
+        text += "| Seed | GRPO accuracy | ARPO accuracy | ARPO − GRPO | GRPO tool calls executed | ARPO tool calls executed | ARPO ÷ GRPO tool calls |\n"
+        text += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        var differences: [Double] = [], ratios: [Double] = []
+        for seed in seeds {
+            let a = arpo[seed]!.summary, g = grpo[seed]!.summary
+            let accuracyA = a?.accuracyAfterRL, accuracyG = g?.accuracyAfterRL
+            let callsA = a?.toolCallsExecuted, callsG = g?.toolCallsExecuted
+            var difference = "—", ratio = "—"
+            if let accuracyA, let accuracyG {
+                differences.append(accuracyA - accuracyG)
+                difference = String(format: "%+.3f", accuracyA - accuracyG)
+            }
+            if let callsA, let callsG, callsG > 0 {
+                ratios.append(Double(callsA) / Double(callsG))
+                ratio = String(format: "%.2f", Double(callsA) / Double(callsG))
+            }
+            let cells = [
+                String(seed), accuracyG.map { String(format: "%.3f", $0) } ?? "—", accuracyA.map { String(format: "%.3f", $0) } ?? "—", difference,
+                callsG.map { ReportPage.groupedInteger(Double($0)) } ?? "—", callsA.map { ReportPage.groupedInteger(Double($0)) } ?? "—", ratio,
+            ]
+            text += "| " + cells.joined(separator: " | ") + " |\n"
+        }
+        text += "\n"
+        if let difference = ConfidenceInterval(differences) {
+            let wins = differences.filter { $0 >= 0 }.count
+            text += "Mean difference in final accuracy (ARPO − GRPO): \(ResultsDocument.interval(difference, within: -1...1)) over \(difference.count) seed\(difference.count == 1 ? "" : "s") (paired; 95% interval by Student's t); ARPO at or above GRPO on \(wins) of \(differences.count).\n"
+        }
+        if let ratio = ConfidenceInterval(ratios) {
+            text += "ARPO's RL tool calls executed as a fraction of GRPO's: \(ResultsDocument.interval(ratio)).\n"
+        }
+        return text + "\n"
+    }
+
+    // MARK: Time per step
+
+    /// Mean seconds per RL step in the rollout and in the update, per algorithm.
+    func timingSection(_ summaries: [AlgorithmSummary]) -> String {
+        var rows: [String] = []
+        for summary in summaries {
+            let steps = runs.filter { $0.algorithm == summary.algorithm && $0.isFinished }.flatMap(\.reinforcementMetrics)
+            let rollout = MeanAndStandardDeviation(steps.compactMap(\.rolloutSeconds))?.mean
+            let update = MeanAndStandardDeviation(steps.compactMap(\.updateSeconds))?.mean
+            guard rollout != nil || update != nil else { continue }
+            let cells = [
+                ReportPage.displayName(summary.algorithm),
+                rollout.map { String(format: "%.2f s", $0) } ?? "—", update.map { String(format: "%.2f s", $0) } ?? "—",
+                (rollout ?? 0) + (update ?? 0) > 0 ? String(format: "%.2f s", (rollout ?? 0) + (update ?? 0)) : "—",
+            ]
+            rows.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        guard !rows.isEmpty else { return "" }
+        return "## Time per RL step\n\n| Algorithm | Rollout | Update | Total |\n| --- | ---: | ---: | ---: |\n" + rows.joined(separator: "\n")
+            + "\n\nMeans over every RL step of every finished run, from metrics.jsonl's `rollout_seconds` and `update_seconds` (the update includes the advantages, the reference and old log-probabilities and the optimizer steps).\n\n"
     }
 
     /// The whole experiment's wall time: every finished run, plus each shared cold start once.

@@ -177,7 +177,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
     public var update: UpdateConfiguration {
         UpdateConfiguration(
             epochs: epochs, miniBatches: miniBatches, microBatchSize: microBatchSize, maxGradientNorm: maxGradientNorm,
-            temperature: temperature, loss: loss, advantage: advantage)
+            temperature: temperature, loss: loss, advantage: advantage, maxResponseTokens: maxResponseTokens)
     }
 
     /// The rollout engine's settings for this algorithm.

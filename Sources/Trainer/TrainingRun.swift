@@ -207,6 +207,10 @@ public final class TrainingRun {
             let learner = ReinforcementLearner(
                 model: model, reference: reference, optimizer: optimizer, configuration: c.rl.update, algorithm: c.rl.algorithm.update)
             let engine = RolloutEngine(policy: model, codec: codec, configuration: c.rl.rollout)
+            // rl.branching.decision_log: one line per fork opportunity; on resume, lines past the checkpoint are redone.
+            let decisionsURL = directory.url.appendingPathComponent("fork_decisions.jsonl")
+            if c.rl.branching.decisionLog { try JSONLinesLog.truncate(decisionsURL) { ($0["step"] as? Int ?? .max) <= globalStep(state) } }
+            let forkDecisions = c.rl.branching.decisionLog ? try JSONLinesLog(url: decisionsURL) : nil
             let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
             console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
             let phaseStart = monotonicSeconds(), firstStep = state.rlStep
@@ -239,6 +243,8 @@ public final class TrainingRun {
                     "tool_calls_executed_total": state.toolCallsExecuted,
                     "tool_calls_per_trajectory": Double(batch.statistics.toolCallsExecuted) / Double(max(batch.records.count, 1)),
                     "tokens_generated": batch.statistics.tokensGenerated, "forks": batch.statistics.forks,
+                    "forks_declined_by_rule": batch.statistics.forksDeclinedByRule, "forks_blocked_by_budget": batch.statistics.forksBlockedByBudget,
+                    "tool_calls_per_answered_episode": mean(batch.scores.compactMap { $0.breakdown?.endReason == .answered ? Double($0.breakdown!.executedToolCalls) : nil }),
                     "response_length_mean": responseLengths.reduce(0, +) / Double(max(responseLengths.count, 1)),
                     "entropy_after_tool_results": mean(batch.statistics.entropiesAfterToolResults),
                     "entropy_initial": mean(batch.statistics.initialEntropies),
@@ -251,6 +257,7 @@ public final class TrainingRun {
                 ]
                 for (key, value) in update.record { record[key] = value }
                 try metrics.append(record)
+                for decision in batch.statistics.forkDecisions { try forkDecisions?.append(decision.record.merging(["step": globalStep(state)]) { $1 }) }
                 var evaluated: Double?
                 if c.eval.every > 0 && state.rlStep % c.eval.every == 0 && state.rlStep < c.rl.steps {
                     let evaluation = evaluate(model)

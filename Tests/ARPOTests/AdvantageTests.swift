@@ -87,9 +87,9 @@ final class AdvantageTests: XCTestCase {
     /// - record 2's positions 4..5 are its own: −0.125 / s;
     /// - record 3 is an independent root: 0.375 / s everywhere.
     /// Every policy token of the tree is trained exactly once: 5 + 2 + 2 + 4 = 13 tokens.
-    func testHardAttributionTrainsSharedTokensOnceWithTheMeanAdvantage() {
+    func testHardOnceAttributionTrainsSharedTokensOnceWithTheMeanAdvantage() {
         let s = (11.0 / 48.0).squareRoot()
-        let result = AdvantageEstimator.tokenAdvantages(for: branchedGroup(), mode: .arpoHard, epsilon: 0)
+        let result = AdvantageEstimator.tokenAdvantages(for: branchedGroup(), mode: .arpoHardOnce, epsilon: 0)
         let (F, T) = (false, true)
         XCTAssertEqual(result.trainMask, [
             [T, F, T, T, T, T],
@@ -106,6 +106,36 @@ final class AdvantageTests: XCTestCase {
         for row in 0..<4 { assertClose(result.advantages[row], expected[row].map { $0 / s }, "row \(row)") }
         assertClose(result.trajectoryAdvantages!, [0.375, -0.625, -0.125, 0.375].map { $0 / s })
         XCTAssertEqual(result.trainTokenCount, 13)
+    }
+
+    /// The paper's hard attribution on the same tree: every row trains all its policy tokens
+    /// (the loss mask), and each copy of a shared token carries the mean of the advantages of
+    /// the trajectories sharing it:
+    /// - positions 0 and 2 of rows 0, 1 and 2 (shared by {0, 1, 2}): −0.125 / s in all three rows;
+    /// - position 3 of rows 1 and 2 (shared by {1, 2}): −0.375 / s in both;
+    /// - every other policy token: its row's own A_i.
+    /// 5 + 4 + 5 + 4 = 18 trained tokens, as under soft attribution, and each shared token's
+    /// advantages summed over its rows equal soft's sum (3 · −0.125 = 0.375 − 0.625 − 0.125;
+    /// 2 · −0.375 = −0.625 − 0.125), so at ρ = 1 the token-mean gradient is soft's.
+    func testPaperHardAttributionGivesEveryCopyOfASharedTokenTheMeanAdvantage() {
+        let s = (11.0 / 48.0).squareRoot()
+        let records = branchedGroup()
+        let result = AdvantageEstimator.tokenAdvantages(for: records, mode: .arpoHard, epsilon: 0)
+        XCTAssertEqual(result.trainMask, records.map(\.lossMask))
+        let expected: [[Double]] = [
+            [-0.125, 0, -0.125, 0.375, 0.375, 0.375],
+            [-0.125, 0, -0.125, -0.375, 0, -0.625],
+            [-0.125, 0, -0.125, -0.375, -0.125, -0.125],
+            [0.375, 0.375, 0.375, 0.375],
+        ]
+        for row in 0..<4 { assertClose(result.advantages[row], expected[row].map { $0 / s }, "row \(row)") }
+        XCTAssertEqual(result.trainTokenCount, 18)
+        let soft = AdvantageEstimator.tokenAdvantages(for: records, mode: .arpoSoft, epsilon: 0)
+        for position in 0..<6 {
+            let hardSum = (0..<3).reduce(0.0) { $0 + result.advantages[$1][position] }
+            let softSum = (0..<3).reduce(0.0) { $0 + soft.advantages[$1][position] }
+            if position < 4 { XCTAssertEqual(hardSum, softSum, accuracy: 1e-12, "position \(position): the shared copies' advantages add up as soft's") }
+        }
     }
 
     /// Soft attribution: every row is trained on all its policy tokens with its own A_i, the
@@ -130,16 +160,18 @@ final class AdvantageTests: XCTestCase {
         assertClose(result.advantages[3], [0.375, 0.375, 0.375, 0.375])
     }
 
-    /// Without forks, hard attribution is GRPO: every token is owned by its own row.
+    /// Without forks, both hard attributions are GRPO: every token is owned by its own row.
     func testHardAttributionWithoutForksIsGRPO() {
         let records = [
             record([1, 2, 3], mask: [true, false, true], reward: 1),
             record([4, 5], mask: [true, true], reward: 0),
             record([6], mask: [true], reward: 3, group: 1),
         ]
-        XCTAssertEqual(
-            AdvantageEstimator.tokenAdvantages(for: records, mode: .arpoHard),
-            AdvantageEstimator.tokenAdvantages(for: records, mode: .grpo))
+        for mode in [AdvantageMode.arpoHard, .arpoHardOnce] {
+            XCTAssertEqual(
+                AdvantageEstimator.tokenAdvantages(for: records, mode: mode),
+                AdvantageEstimator.tokenAdvantages(for: records, mode: .grpo), "\(mode)")
+        }
     }
 
     /// The configuration routes to the same estimator with its ε.
@@ -246,7 +278,7 @@ final class AdvantageTests: XCTestCase {
         XCTAssertThrowsError(try JSONDecoder().decode(AdvantageConfiguration.self, from: Data(#"{"mode": "arpo"}"#.utf8))) { error in
             guard case DecodingError.dataCorrupted(let context) = error else { return XCTFail("unexpected \(error)") }
             XCTAssertEqual(context.codingPath.map(\.stringValue), ["mode"])
-            XCTAssertEqual(context.debugDescription, #"mode must be one of "grpo", "dr-grpo", "arpo-soft", "arpo-hard", got "arpo""#)
+            XCTAssertEqual(context.debugDescription, #"mode must be one of "grpo", "dr-grpo", "arpo-soft", "arpo-hard", "arpo-hard-once", got "arpo""#)
         }
         func message(_ change: (inout AdvantageConfiguration) -> Void) -> String? {
             var configuration = AdvantageConfiguration()

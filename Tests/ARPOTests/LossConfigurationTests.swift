@@ -93,4 +93,18 @@ final class LossConfigurationTests: XCTestCase {
         XCTAssertNil(message { $0.clipEpsilonHigh = 0.28 })
         XCTAssertNil(message { $0.dualClip = 3 })
     }
+
+    /// L of `seq-mean-token-sum-norm`: `sum_norm_length` if set, else the response limit the
+    /// learner passes (`rl.max_response_tokens`), and only without either the mini-batch's
+    /// longest row (here 3).
+    func testSumNormLengthDefaultsToTheResponseLimit() {
+        var configuration = PolicyLossConfiguration()
+        configuration.aggregation = .sequenceMeanTokenSumNorm
+        let mask = [[true, true, false], [true]]
+        XCTAssertEqual(configuration.normalizer(trainMask: mask, responseLimit: 120).maxLength, 120)
+        XCTAssertEqual(configuration.normalizer(trainMask: mask).maxLength, 3)
+        configuration.sumNormLength = 50
+        XCTAssertEqual(configuration.normalizer(trainMask: mask, responseLimit: 120).maxLength, 50)
+        XCTAssertEqual(UpdateConfiguration(maxResponseTokens: 120).maxResponseTokens, 120)
+    }
 }

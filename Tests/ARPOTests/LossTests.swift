@@ -148,6 +148,26 @@ final class LossTests: XCTestCase {
         XCTAssertEqual(result.loss.item, 0, accuracy: 1e-15)
     }
 
+    /// k3 is clamped to [−10, 10] per token, as verl's `low_var_kl`. Tokens with
+    /// d = log π_ref − log π_θ = [5, 1]: k3 = [e⁵ − 6 = 142.41 → 10, e − 2 = 0.7182818285],
+    /// mean 5.3591409142; β = 1, token-mean. Gradient: the clamped token gets none; the other
+    /// (1 − e^d)/2 = −0.8591409142. Without the clamp the first would weigh (1 − e⁵)/2 = −73.7.
+    func testK3IsClampedToTenPerToken() {
+        let logProbabilities = float64([[-6, -2]])
+        let batch = PolicyLossBatch(
+            logProbabilities: logProbabilities, oldLogProbabilities: float64([[-6, -2]]), advantages: float64([[0, 0]]),
+            trainMask: Tensor.paddedMask([[true, true]], dtype: .float64), referenceLogProbabilities: float64([[-1, -1]]))
+        logProbabilities.requiresGradient = true
+        var configuration = PolicyLossConfiguration()
+        configuration.klCoefficient = 1
+        let result = PolicyLoss(configuration: configuration)(batch, normalizer: configuration.normalizer(trainMask: [[true, true]]))
+        XCTAssertEqual(result.metrics.referenceKL!, (10 + exp(1) - 2) / 2, accuracy: 1e-12)
+        XCTAssertEqual(result.loss.item, (10 + exp(1) - 2) / 2, accuracy: 1e-12)
+        let gradient = gradients(of: result.loss, withRespectTo: [logProbabilities])[0].doubles
+        XCTAssertEqual(gradient[0], 0, accuracy: 1e-15)
+        XCTAssertEqual(gradient[1], (1 - exp(1)) / 2, accuracy: 1e-12)
+    }
+
     /// Entropy bonus −η · agg(H): H = [1.2, 0.4 | 2.0 (masked)], η = 0.01, token-mean over 2
     /// tokens: −0.01 · 0.8 = −0.008; ∂/∂H = −0.005 on trained tokens, 0 on the masked one.
     func testEntropyBonus() {

@@ -67,12 +67,12 @@ final class ConfigTests: XCTestCase {
 
     func testCodingKeysListEveryKey() {
         XCTAssertEqual(EnvironmentConfig.CodingKeys.allCases.map(\.rawValue), ["task_mix", "difficulty", "family_difficulty", "faults", "limits", "search", "reward"])
-        XCTAssertEqual(FaultConfig.CodingKeys.allCases.map(\.rawValue), ["failure_probability", "degraded_probability"])
+        XCTAssertEqual(FaultConfig.CodingKeys.allCases.map(\.rawValue), ["failure_probability", "degraded_probability", "draws"])
         XCTAssertEqual(LimitConfig.CodingKeys.allCases.map(\.rawValue), ["max_tool_calls", "max_observation_characters"])
         XCTAssertEqual(SearchConfig.CodingKeys.allCases.map(\.rawValue), ["top_k"])
         XCTAssertEqual(RewardConfig.CodingKeys.allCases.map(\.rawValue), [
             "bad_format_reward", "multi_tool_bonus", "answer_scoring", "numeric_tolerance",
-            "tool_efficiency", "tool_efficiency_c", "error_penalties",
+            "tool_efficiency", "tool_efficiency_c", "tool_efficiency_form", "error_penalties",
         ])
     }
 

@@ -98,6 +98,31 @@ final class RewardTests: XCTestCase {
         XCTAssertEqual(reward.total, 0)
     }
 
+    /// The bonus needs a correct answer, not merely a positive score (the released ARPO code's
+    /// condition): under F1 scoring an answer listing the gold name and another one earns
+    /// partial credit, and with two kinds of tool executed still gets no bonus.
+    func testMultiToolBonusIsNotPaidOnPartialCredit() {
+        var config = EnvironmentConfig.faultFree
+        config.reward.answerScoring = .f1
+        var checked = 0
+        for seed in UInt64(0)..<40 {
+            let episode = Episode(family: .multiHop, split: .train, seed: seed, config: config)
+            guard episode.task.goldAnswer.rangeOfCharacter(from: .letters) != nil else { continue }
+            var policy = ScriptedPolicy(episode)
+            policy.call("<call>search(\(episode.task.plan[0].arguments))</call>")
+            policy.call("<call>lookup(Nobody, capital)</call>")
+            let reward = policy.finish("<answer>\(episode.task.goldAnswer) Nobody</answer>")
+            XCTAssertEqual(reward.toolKindsUsed, [.search, .lookup].sorted { ToolName.allCases.firstIndex(of: $0)! < ToolName.allCases.firstIndex(of: $1)! })
+            XCTAssertGreaterThan(reward.answerScore, 0, "seed \(seed)")
+            XCTAssertLessThan(reward.answerScore, 1, "seed \(seed)")
+            XCTAssertFalse(reward.isCorrect)
+            XCTAssertEqual(reward.multiToolBonus, 0)
+            XCTAssertEqual(reward.total, reward.answerScore, accuracy: 1e-12)
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 0, "no multi-hop task with a text answer among the seeds")
+    }
+
     func testF1ScoringGivesPartialCreditForTextOnly() {
         let config = EnvironmentConfig(faults: .none, reward: RewardConfig(answerScoring: .f1))
         var seed: UInt64 = 0

@@ -218,6 +218,50 @@ final class ReportTests: XCTestCase {
             """), markdown)
     }
 
+    /// Three seeds of each: per-family means with Student-t intervals (t = 4.303 for 2 degrees of
+    /// freedom), the paired differences seed by seed, and the time per step, worked out by hand.
+    func testMarkdownHasPerFamilyIntervalsThePairedComparisonAndTimePerStep() throws {
+        let root = try temporaryDirectory(self)
+        var directories: [URL] = []
+        for (seed, arpo, grpo) in [(1, 0.5, 0.375), (2, 0.75, 0.5), (3, 0.625, 0.5)] {
+            directories.append(try SyntheticRunDirectory(algorithm: "grpo", seed: seed, finalAccuracy: grpo, toolCalls: [8, 8, 8]).write(in: root, name: "grpo-\(seed)"))
+            directories.append(try SyntheticRunDirectory(algorithm: "arpo", seed: seed, finalAccuracy: arpo).write(in: root, name: "arpo-\(seed)"))
+        }
+        let markdown = TrainingReport.markdown(for: try TrainingReport.loadRuns(directories), provenance: Self.provenance)
+        // ARPO {0.5, 0.75, 0.625}: mean 0.625, s 0.125, half-width 4.303 · 0.125 / √3 = 0.3105.
+        // GRPO {0.375, 0.5, 0.5}: mean 0.4583, s 0.07217, half-width 0.1793. Unanswerable is 1 − that.
+        XCTAssertTrue(markdown.contains("""
+            | Family | GRPO | ARPO |
+            | --- | ---: | ---: |
+            | `arithmetic` | 0.458 [0.279, 0.638] | 0.625 [0.314, 0.936] |
+            | `unanswerable` | 0.542 [0.362, 0.721] | 0.375 [0.064, 0.686] |
+            | **all families** | 0.458 [0.279, 0.638] | 0.625 [0.314, 0.936] |
+            """), markdown)
+        // Differences 0.125, 0.25, 0.125: mean 0.1667, s 0.07217, half-width 0.1793. Tool calls
+        // 20 against 24 at every seed.
+        XCTAssertTrue(markdown.contains("""
+            | 1 | 0.375 | 0.500 | +0.125 | 24 | 20 | 0.83 |
+            | 2 | 0.500 | 0.750 | +0.250 | 24 | 20 | 0.83 |
+            | 3 | 0.500 | 0.625 | +0.125 | 24 | 20 | 0.83 |
+            """), markdown)
+        XCTAssertTrue(markdown.contains("Mean difference in final accuracy (ARPO − GRPO): 0.167 [-0.013, 0.346] over 3 seeds (paired; 95% interval by Student's t); ARPO at or above GRPO on 3 of 3."), markdown)
+        XCTAssertTrue(markdown.contains("ARPO's RL tool calls executed as a fraction of GRPO's: 0.833 [0.833, 0.833]."), markdown)
+        XCTAssertTrue(markdown.contains("| GRPO | 1.00 s | 0.50 s | 1.50 s |\n| ARPO | 1.00 s | 0.50 s | 1.50 s |"), markdown)
+    }
+
+    func testConfidenceIntervalsUseStudentsT() {
+        XCTAssertNil(ConfidenceInterval([]))
+        XCTAssertNil(ConfidenceInterval([0.5])?.halfWidth)
+        // {0, 1}: s = √0.5, half-width 12.706 · √0.5 / √2 = 6.353.
+        XCTAssertEqual(ConfidenceInterval([0, 1])?.halfWidth ?? .nan, 6.353, accuracy: 1e-9)
+        // Five values 1…5: s = √2.5, t = 2.776, half-width 2.776 · √2.5 / √5 = 1.96292.
+        XCTAssertEqual(ConfidenceInterval([1, 2, 3, 4, 5])?.halfWidth ?? .nan, 2.776 * 0.5.squareRoot(), accuracy: 1e-9)
+        // Beyond 30 degrees of freedom the normal quantile.
+        let many = (0..<40).map { Double($0 % 2) }
+        let s = (10.0 / 39).squareRoot()
+        XCTAssertEqual(ConfidenceInterval(many)?.halfWidth ?? .nan, 1.96 * s / 40.0.squareRoot(), accuracy: 1e-9)
+    }
+
     func testMarkdownNamesDifferingSizesPerAlgorithmAndLeavesOutUnfinishedRuns() throws {
         let root = try temporaryDirectory(self)
         let directories = [
@@ -437,7 +481,8 @@ struct SyntheticRunDirectory {
             evaluations.append(["step": 4, "phase": "rl", "accuracy": (accuracyAfterSFT + finalAccuracy) / 2, "tool_calls_executed_total": toolCalls[0] + toolCalls[1], "episodes": 8, "samples": []])
         }
         if completedSteps == 3 {
-            evaluations.append(["step": 5, "phase": "rl", "final": true, "accuracy": finalAccuracy, "tool_calls_executed_total": total, "episodes": 8, "samples": []])
+            evaluations.append(["step": 5, "phase": "rl", "final": true, "accuracy": finalAccuracy, "tool_calls_executed_total": total, "episodes": 8, "samples": [],
+                                "accuracy_by_family": ["arithmetic": finalAccuracy, "unanswerable": 1 - finalAccuracy]])
             let summary: [String: Any] = [
                 "accuracy_after_sft": accuracyAfterSFT, "accuracy_after_rl": finalAccuracy, "tool_calls_executed": total, "algorithm": algorithm,
                 "wall_seconds": wallSeconds, "sft_steps": 2, "rl_steps": 3, "seed": seed, "parameters": algorithm == "ppo" ? 19_073 : 19_040,
