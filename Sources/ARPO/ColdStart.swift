@@ -99,19 +99,26 @@ public final class SupervisedTrainer {
 
     /// Knowledge-base documents per batch: `document_fraction` of `batch_size`, rounded.
     var documentsPerBatch: Int { Int((configuration.documentFraction * Double(configuration.batchSize)).rounded()) }
+    /// Copy drills per batch: `copy_drill_fraction` of `batch_size`, rounded.
+    var drillsPerBatch: Int { Int((configuration.copyDrillFraction * Double(configuration.batchSize)).rounded()) }
 
     /// The examples of step `step`: the demonstrations (the pool's slice, or with
     /// `fresh_demonstrations` a batch generated for this step alone), then
-    /// `documentsPerBatch` knowledge-base documents. Fresh batches and documents are a function
+    /// `documentsPerBatch` knowledge-base documents and `drillsPerBatch` copy drills. Fresh
+    /// batches, documents and drills are a function
     /// of (seed, step), so a resumed run draws the same ones, and the generator's episodes are so
     /// many (over a million names) that nothing comes back: the policy cannot learn names by
     /// heart and has to learn to copy them.
     public func batch(step: Int) -> [Example] {
-        let demonstrationCount = configuration.batchSize - documentsPerBatch
+        let demonstrationCount = configuration.batchSize - documentsPerBatch - drillsPerBatch
         var documentGenerator = RandomGenerator(seed: seed &+ 0xD0C5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
-        let documents = (0..<documentsPerBatch).map { _ in
+        var documents = (0..<documentsPerBatch).map { _ in
             // Bit 42 keeps these seeds apart from the demonstrations' and the RL prompts'.
             SupervisedTrainer.document(episodeSeed: (1 << 42) | (documentGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions)
+        }
+        for _ in 0..<drillsPerBatch {
+            // Bit 43: apart from every other stream of episodes.
+            documents.append(SupervisedTrainer.copyDrill(episodeSeed: (1 << 43) | (documentGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions))
         }
         guard configuration.freshDemonstrations else { return batchIndices(step: step).prefix(demonstrationCount).map { examples[$0] } + documents }
         var generator = RandomGenerator(seed: seed &+ 0xF2E5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
@@ -127,6 +134,28 @@ public final class SupervisedTrainer {
             }
         }
         return chosen + documents
+    }
+
+    /// Items in a copy drill's list.
+    public static let drillItems = 8
+
+    /// A copy drill from the train-split episode `episodeSeed`: `drillItems` of its knowledge
+    /// base's names and numbers in a random order, a line break, then the same list again, with
+    /// the loss on the repetition only. Every token of the repetition can be read off the first
+    /// list, so this is the densest signal there is for the induction heads (attend to the token
+    /// after the previous occurrence of the current one) that copying a name or a number needs
+    /// and that a policy without pretraining lacks: demonstrations alone train them slowly.
+    static func copyDrill(episodeSeed: UInt64, environment: EnvironmentConfig, codec: ProtocolCodec, maxPositions: Int) -> Example {
+        var items = Episode.sample(split: .train, seed: episodeSeed, config: environment).knowledgeBaseNamesAndNumbers
+        var generator = RandomGenerator(seed: episodeSeed)
+        items.shuffle(using: &generator)
+        let list = codec.tokenizer.encode(items.prefix(drillItems).joined(separator: " "))
+        let newline = codec.tokenizer.encode("\n")
+        var tokens = list + newline + list
+        var mask = [Bool](repeating: false, count: list.count) + [Bool](repeating: true, count: newline.count + list.count)
+        tokens = Array(tokens.prefix(maxPositions))
+        mask = Array(mask.prefix(maxPositions))
+        return Example(tokens: tokens, lossMask: mask, isDocument: true)
     }
 
     /// Tokens a knowledge-base document aims at: about one demonstration's length, so that
@@ -188,7 +217,7 @@ public final class SupervisedTrainer {
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
         let learningRate = schedule.rate(at: step)
         var policyLoss = loss.item
-        if contextWeight > 0 || documentsPerBatch > 0 {
+        if contextWeight > 0 || documentsPerBatch > 0 || drillsPerBatch > 0 {
             let values = logProbabilities.doubles
             var total = 0.0, count = 0
             for (row, example) in chosen.enumerated() where !example.isDocument {
@@ -240,6 +269,10 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     /// Names recur in such text, so predicting them teaches the policy to copy, as pretraining
     /// does for real language models. 0: demonstrations only.
     public var documentFraction = 0.0
+    /// Fraction of each batch's rows that are copy drills: a list of a train-split world's names
+    /// and numbers, then the same list again, trained on the repetition. They teach the
+    /// induction heads that copying needs far faster than demonstrations do. 0: none.
+    public var copyDrillFraction = 0.0
     public var weightDecay = 0.0
     public var maxGradientNorm = 1.0
     /// A Hugging Face model directory (such as an earlier run's `reference/`) whose weights the
@@ -254,6 +287,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         case freshDemonstrations = "fresh_demonstrations"
         case contextLossWeight = "context_loss_weight"
         case documentFraction = "document_fraction"
+        case copyDrillFraction = "copy_drill_fraction"
         case initFrom = "init_from"
         case batchSize = "batch_size"
         case learningRate = "learning_rate"
@@ -274,6 +308,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         freshDemonstrations = try c.decodeIfPresent(Bool.self, forKey: .freshDemonstrations) ?? d.freshDemonstrations
         contextLossWeight = try c.decodeIfPresent(Double.self, forKey: .contextLossWeight) ?? d.contextLossWeight
         documentFraction = try c.decodeIfPresent(Double.self, forKey: .documentFraction) ?? d.documentFraction
+        copyDrillFraction = try c.decodeIfPresent(Double.self, forKey: .copyDrillFraction) ?? d.copyDrillFraction
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
         maxGradientNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradientNorm) ?? d.maxGradientNorm
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
@@ -291,6 +326,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try c.encode(freshDemonstrations, forKey: .freshDemonstrations)
         try c.encode(contextLossWeight, forKey: .contextLossWeight)
         try c.encode(documentFraction, forKey: .documentFraction)
+        try c.encode(copyDrillFraction, forKey: .copyDrillFraction)
         try c.encode(weightDecay, forKey: .weightDecay)
         try c.encode(maxGradientNorm, forKey: .maxGradientNorm)
         try c.encode(initFrom, forKey: .initFrom)
@@ -304,6 +340,9 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try requireSetting(demonstrations >= 1 && demonstrations <= 1_000_000, path, CodingKeys.demonstrations, "in 1...1000000", demonstrations)
         try requireSetting(contextLossWeight >= 0 && contextLossWeight <= 1, path, CodingKeys.contextLossWeight, "in [0, 1]", contextLossWeight)
         try requireSetting(documentFraction >= 0 && documentFraction < 1, path, CodingKeys.documentFraction, "in [0, 1)", documentFraction)
+        try requireSetting(copyDrillFraction >= 0 && copyDrillFraction < 1, path, CodingKeys.copyDrillFraction, "in [0, 1)", copyDrillFraction)
+        try requireSetting(Int((documentFraction * Double(batchSize)).rounded()) + Int((copyDrillFraction * Double(batchSize)).rounded()) < batchSize, path, CodingKeys.copyDrillFraction,
+                           "such that documents and drills leave at least one demonstration per batch (document_fraction + copy_drill_fraction < 1 after rounding to rows of batch_size)", copyDrillFraction)
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)
         try requireSetting(initFrom.map { !$0.isEmpty } ?? true, path, CodingKeys.initFrom, "a model directory path or null", "an empty string")

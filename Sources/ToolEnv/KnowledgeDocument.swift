@@ -15,3 +15,12 @@ extension Episode {
         }
     }
 }
+
+extension Episode {
+    /// The names and numbers of the episode's knowledge base, in the world's order: every
+    /// entity's name, then every numeric fact's value. Copy drills are made of them (see
+    /// `sft.copy_drill_fraction`): the things a policy copies from questions and observations.
+    public var knowledgeBaseNamesAndNumbers: [String] {
+        world.allNames + world.facts.filter { $0.attribute.value == .number }.map(\.value)
+    }
+}

@@ -7,7 +7,7 @@ import XCTest
 
 /// The supervised cold start: which demonstrations it teaches, on which tokens, in which order.
 final class ColdStartTests: XCTestCase {
-    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3, fresh: Bool = false, contextLossWeight: Double = 0, documentFraction: Double = 0) -> SupervisedTrainer {
+    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3, fresh: Bool = false, contextLossWeight: Double = 0, documentFraction: Double = 0, copyDrillFraction: Double = 0) -> SupervisedTrainer {
         var generator = RandomGenerator(seed: 3)
         let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
         var configuration = SupervisedConfiguration()
@@ -18,6 +18,7 @@ final class ColdStartTests: XCTestCase {
         configuration.freshDemonstrations = fresh
         configuration.contextLossWeight = contextLossWeight
         configuration.documentFraction = documentFraction
+        configuration.copyDrillFraction = copyDrillFraction
         let environment = EnvironmentConfig(taskMix: taskMix, difficulty: 1, faults: FaultConfig(failureProbability: 0, degradedProbability: 0))
         return SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5, maxResponseTokens: maxResponseTokens)
     }
@@ -138,5 +139,26 @@ final class ColdStartTests: XCTestCase {
             XCTAssertNotEqual(trainer.batch(step: 4).filter(\.isDocument).map(\.tokens), batch.filter(\.isDocument).map(\.tokens))
             XCTAssertTrue(trainer.step(0).loss.isFinite)
         }
+    }
+
+    /// A copy drill is a list of names and numbers, a line break and the same list, trained on
+    /// the repetition only; a quarter of a batch of 8 is two drills.
+    func testCopyDrillsRepeatAListAndAreTrainedOnTheRepetition() {
+        let trainer = makeTrainer(demonstrations: 16, fresh: true, copyDrillFraction: 0.25)
+        let batch = trainer.batch(step: 2)
+        XCTAssertEqual(batch.count, 8)
+        let drills = batch.filter(\.isDocument)
+        XCTAssertEqual(drills.count, 2)
+        let tokenizer = Tokenizer()
+        for drill in drills {
+            let lines = tokenizer.decode(drill.tokens).components(separatedBy: "\n")
+            XCTAssertEqual(lines.count, 2)
+            XCTAssertEqual(lines[0], lines[1])
+            XCTAssertEqual(lines[0].split(separator: " ").count, SupervisedTrainer.drillItems)
+            let firstLength = tokenizer.encode(lines[0]).count
+            XCTAssertEqual(drill.lossMask, [Bool](repeating: false, count: firstLength) + [Bool](repeating: true, count: drill.tokens.count - firstLength))
+        }
+        XCTAssertNotEqual(drills[0].tokens, drills[1].tokens)
+        XCTAssertEqual(makeTrainer(demonstrations: 16, fresh: true, copyDrillFraction: 0.25).batch(step: 2).map(\.tokens), batch.map(\.tokens))
     }
 }
