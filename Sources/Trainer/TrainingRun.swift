@@ -69,223 +69,310 @@ public final class TrainingRun {
         AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: configuration.rl.weightDecay), noDecay: AdamW.defaultNoDecay(model.namedParameters.map(\.name)))
     }
 
-    /// Runs (or resumes) the job. Checks `stop` between steps.
-    public func run(resume: Bool, stop: StopSignal) throws -> RunOutcome {
-        let c = configuration
-        BLASRuntime.setThreadCount(c.run.threads)
-        BLASRuntime.setMatmulPrecision(c.run.matmulPrecision)
-        let fileManager = FileManager.default
-        let started = monotonicSeconds()
-
+    /// What a session of the run works on: the policy, its optimizer, where the run is, and the
+    /// open logs. The phases below share it instead of capturing locals of one long function.
+    final class Session {
         var model: LlamaModel
         var optimizer: AdamW
         var state: RunState
-        if resume {
-            guard let checkpoint = try directory.latestCheckpoint() else {
-                throw TrainingError("--resume: \(directory.checkpointsURL.path) holds no checkpoint to resume from")
-            }
-            let phase = try JSONDecoder().decode(RunState.self, from: Data(contentsOf: checkpoint.appendingPathComponent("state.json"))).phase
-            (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model, optimizer: phase == .sft ? makeSupervisedOptimizer : makeReinforcementOptimizer)
-            codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize))
-            let resumedStep = globalStep(state)
-            // Records written after the checkpoint are redone.
-            try JSONLinesLog.truncate(directory.metricsURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
-            try JSONLinesLog.truncate(directory.evaluationURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
-            console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
-        } else {
-            if let existing = try? directory.latestCheckpoint() {
-                throw TrainingError("\(directory.url.path) already holds a run (\(existing.lastPathComponent)); pass --resume to continue it or --output to start elsewhere")
-            }
-            var generator = RandomGenerator(seed: c.run.seed)
-            model = LlamaModel(configuration: c.model, generator: &generator)
-            let tokenizerStart = monotonicSeconds()
-            if let initial = c.sft.initFrom {
-                // Loaded before anything is written, so a bad directory leaves no trace. The
-                // weights' own tokenizer comes with them.
-                model = try initialModel(from: URL(fileURLWithPath: initial), fresh: model)
-                do {
-                    codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: URL(fileURLWithPath: initial), vocabularySize: c.model.vocabularySize))
-                } catch { throw TrainingError("sft.init_from: \(error)") }
-            } else {
-                codec = ProtocolCodec(tokenizer: try c.tokenizer.makeTokenizer(environment: c.env, seed: c.run.seed))
-                if c.tokenizer.kind == .bpe {
-                    console.line(String(format: "Tokenizer: byte-level BPE, %d merges learned from %d train episodes in %.1fs", c.tokenizer.merges, c.tokenizer.trainingEpisodes, monotonicSeconds() - tokenizerStart))
-                }
-            }
-            try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
-            for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
-            if let initial = c.sft.initFrom { console.line("Starting from the weights in \(initial)") }
-            optimizer = makeSupervisedOptimizer(model)
-            state = RunState(phase: .sft, sftStep: 0, rlStep: 0, generator: generator, consecutiveNonfinite: 0, referencePolicy: nil, accuracyAfterSFT: nil, toolCallsExecuted: 0, elapsedSeconds: 0)
+        let metrics: JSONLinesLog
+        let evaluations: JSONLinesLog
+        let stop: StopSignal
+        /// When this session started (monotonic clock), and the wall time of earlier sessions.
+        let started: Double
+        let elapsedBefore: Double
+
+        init(model: LlamaModel, optimizer: AdamW, state: RunState, metrics: JSONLinesLog, evaluations: JSONLinesLog, stop: StopSignal, started: Double) {
+            self.model = model
+            self.optimizer = optimizer
+            self.state = state
+            self.metrics = metrics
+            self.evaluations = evaluations
+            self.stop = stop
+            self.started = started
+            elapsedBefore = state.elapsedSeconds
         }
+
+        /// Wall seconds of the whole run, over every session.
+        func elapsed() -> Double { elapsedBefore + monotonicSeconds() - started }
+    }
+
+    /// Runs (or resumes) the job: resume or start, the supervised phase, the reinforcement phase,
+    /// the summary. Checks `stop` between steps.
+    public func run(resume: Bool, stop: StopSignal) throws -> RunOutcome {
+        BLASRuntime.setThreadCount(configuration.run.threads)
+        BLASRuntime.setMatmulPrecision(configuration.run.matmulPrecision)
+        let started = monotonicSeconds()
+        let (model, optimizer, state) = try resume ? resumeFromCheckpoint() : start()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(c).write(to: directory.configURL, options: .atomic)
-        let metrics = try JSONLinesLog(url: directory.metricsURL)
-        let evaluations = try JSONLinesLog(url: directory.evaluationURL)
-        let elapsedBefore = state.elapsedSeconds
-        func elapsed() -> Double { elapsedBefore + monotonicSeconds() - started }
+        try encoder.encode(configuration).write(to: directory.configURL, options: .atomic)
+        let session = Session(
+            model: model, optimizer: optimizer, state: state, metrics: try JSONLinesLog(url: directory.metricsURL),
+            evaluations: try JSONLinesLog(url: directory.evaluationURL), stop: stop, started: started)
 
-        func checkpoint() throws {
-            state.elapsedSeconds = elapsed()
-            try directory.saveCheckpoint(model: model, tokenizer: codec.tokenizer, optimizer: optimizer, state: state, globalStep: globalStep(state), keep: c.run.keepCheckpoints)
+        if session.state.phase == .sft {
+            if let outcome = try supervisedPhase(session) { return outcome }
+            try freezeReference(session)
         }
-        func stopIfRequested() throws -> RunOutcome? {
-            if let limit = stopAfterGlobalStep, globalStep(state) >= limit { stop.request() }
-            guard let signal = stop.signal else { return nil }
-            try checkpoint()
-            console.line("Received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): saved checkpoint \(RunDirectory.checkpointName(globalStep(state))); continue with --resume")
-            return .interrupted(signal: signal)
-        }
-        func noteNonfinite(_ phase: RunState.Phase, _ step: Int) throws {
-            state.consecutiveNonfinite += 1
-            console.warning("\(phase.rawValue) step \(step): non-finite loss or gradient, update skipped (\(state.consecutiveNonfinite) in a row)")
-            if state.consecutiveNonfinite >= c.run.maxConsecutiveNonfinite {
-                throw TrainingError("stopped: \(state.consecutiveNonfinite) consecutive updates had a non-finite loss or gradient (last at \(phase.rawValue) step \(step)); the last good checkpoint is in \(directory.checkpointsURL.path). Lower the learning rate or max_gradient_norm and resume.")
-            }
-        }
-
-        // 1. Supervised cold start.
-        if state.phase == .sft {
-            if sftSteps == 0 {
-                // A reused cold start (`sft.init_from`) or none: no demonstrations to generate.
-                console.line("SFT: 0 steps (\(model.parameterCount) parameters\(c.sft.initFrom.map { " from \($0)" } ?? ", random weights"))")
-            } else {
-                let trainer = SupervisedTrainer(model: model, optimizer: optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens, codec: codec)
-                if !trainer.tooLong.isEmpty {
-                    let counts = trainer.tooLong.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
-                    let limits = "rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions))"
-                    let dropped = trainer.tooLong.values.reduce(0, +)
-                    // A few long fault-retry demonstrations are expected; a family that mostly
-                    // does not fit is a configuration problem.
-                    if dropped * 20 < dropped + trainer.examples.count {
-                        console.line("Left out \(counts) demonstrations longer than \(limits)")
-                    } else {
-                        console.warning("left out \(counts) demonstrations longer than \(limits); the policy cannot finish such episodes either — raise those limits or lower env.limits.max_observation_characters / env.search.top_k")
-                    }
-                }
-                if trainer.examples.isEmpty {
-                    throw TrainingError("no expert demonstration fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them or lower env.limits.max_observation_characters")
-                }
-                let source = c.sft.freshDemonstrations ? "\(c.sft.batchSize) fresh expert demonstrations each" : "\(trainer.examples.count) expert demonstrations"
-                console.line("SFT: \(sftSteps) steps on \(source) (\(model.parameterCount) parameters, vocabulary \(c.model.vocabularySize))")
-                let phaseStart = monotonicSeconds(), firstStep = state.sftStep
-                while state.sftStep < sftSteps {
-                    if let outcome = try stopIfRequested() { return outcome }
-                    let stepStart = monotonicSeconds()
-                    let poison = injectNonfiniteGradient?(.sft, state.sftStep + 1) ?? false
-                    let result = trainer.step(state.sftStep, poisonGradients: poison)
-                    state.sftStep += 1
-                    if result.skipped { try noteNonfinite(.sft, state.sftStep) } else { state.consecutiveNonfinite = 0 }
-                    let seconds = monotonicSeconds() - stepStart
-                    try metrics.append([
-                        "phase": "sft", "step": globalStep(state), "phase_step": state.sftStep, "loss": finiteOrNull(result.loss), "policy_loss": finiteOrNull(result.policyLoss),
-                        "gradient_norm": finiteOrNull(result.gradientNorm), "learning_rate": result.learningRate, "tokens": result.tokens,
-                        "tokens_per_second": Double(result.tokens) / seconds, "seconds": seconds, "skipped": result.skipped,
-                    ])
-                    let rate = (monotonicSeconds() - phaseStart) / Double(state.sftStep - firstStep)
-                    console.progress(String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - state.sftStep))))
-                    if state.sftStep % c.run.checkpointEvery == 0 && state.sftStep < sftSteps { try checkpoint() }
-                }
-            }
-            // 2. Evaluate the cold-started policy and freeze it as the reference.
-            let evaluation = evaluate(model)
-            state.accuracyAfterSFT = evaluation.accuracy
-            try evaluations.append(evaluation.record.merging(["step": globalStep(state), "phase": "sft", "tool_calls_executed_total": 0]) { $1 })
-            console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
-            try ModelCheckpoint.save(model, to: directory.referenceURL, tokenizer: codec.tokenizer)
-            state.referencePolicy = directory.referenceURL.lastPathComponent
-            state.phase = .rl
-            optimizer = makeReinforcementOptimizer(model)
-            try checkpoint()
-        }
-
-        // 3. Reinforcement learning.
-        if state.phase == .rl {
-            guard let referenceName = state.referencePolicy else { throw TrainingError("checkpoint is in the RL phase but names no reference policy") }
-            let reference = try ModelCheckpoint.load(from: directory.url.appendingPathComponent(referenceName), expected: c.model)
-            let learner = ReinforcementLearner(
-                model: model, reference: reference, optimizer: optimizer, configuration: c.rl.update, algorithm: c.rl.algorithm.update)
-            let engine = RolloutEngine(policy: model, codec: codec, configuration: c.rl.rollout)
-            // rl.branching.decision_log: one line per fork opportunity; on resume, lines past the checkpoint are redone.
-            let decisionsURL = directory.url.appendingPathComponent("fork_decisions.jsonl")
-            if c.rl.branching.decisionLog { try JSONLinesLog.truncate(decisionsURL) { ($0["step"] as? Int ?? .max) <= globalStep(state) } }
-            let forkDecisions = c.rl.branching.decisionLog ? try JSONLinesLog(url: decisionsURL) : nil
-            let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
-            console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
-            let phaseStart = monotonicSeconds(), firstStep = state.rlStep
-            while state.rlStep < c.rl.steps {
-                if let outcome = try stopIfRequested() { return outcome }
-                let step = state.rlStep
-                let rolloutStart = monotonicSeconds()
-                let prompts = (0..<c.rl.promptsPerStep).map { index -> ToolEpisode in
-                    Episode.sample(split: .train, seed: UInt64(step * c.rl.promptsPerStep + index) &+ c.run.seed &* 7_919, config: c.env)
-                }
-                let batch = engine.run(episodes: prompts, seed: c.run.seed &* 31 &+ UInt64(step))
-                let rolloutSeconds = monotonicSeconds() - rolloutStart
-                let updateStart = monotonicSeconds()
-                let learningRate = schedule.rate(at: step)
-                let poison = injectNonfiniteGradient?(.rl, step + 1) ?? false
-                let update = learner.update(batch, learningRate: learningRate, seed: c.run.seed &+ UInt64(step), poisonGradients: poison)
-                let updateSeconds = monotonicSeconds() - updateStart
-                state.rlStep += 1
-                state.toolCallsExecuted += batch.statistics.toolCallsExecuted
-                if update.skippedUpdates > 0 && update.appliedUpdates == 0 { try noteNonfinite(.rl, state.rlStep) } else { state.consecutiveNonfinite = 0 }
-                let rewards = batch.scores.map(\.reward)
-                let rewardMean = rewards.reduce(0, +) / Double(max(rewards.count, 1))
-                let rewardStd = (rewards.reduce(0) { $0 + ($1 - rewardMean) * ($1 - rewardMean) } / Double(max(rewards.count, 1))).squareRoot()
-                let accuracy = Double(batch.scores.filter(\.isCorrect).count) / Double(max(batch.scores.count, 1))
-                let responseLengths = batch.records.map { Double($0.responseTokens.count) }
-                var record: [String: Any] = [
-                    "phase": "rl", "step": globalStep(state), "phase_step": state.rlStep, "algorithm": c.rl.algorithm.rawValue,
-                    "reward_mean": rewardMean, "reward_std": rewardStd, "accuracy": accuracy, "learning_rate": learningRate,
-                    "trajectories": batch.records.count, "tool_calls_executed": batch.statistics.toolCallsExecuted,
-                    "tool_calls_executed_total": state.toolCallsExecuted,
-                    "tool_calls_per_trajectory": Double(batch.statistics.toolCallsExecuted) / Double(max(batch.records.count, 1)),
-                    "tokens_generated": batch.statistics.tokensGenerated, "forks": batch.statistics.forks,
-                    "forks_declined_by_rule": batch.statistics.forksDeclinedByRule, "forks_blocked_by_budget": batch.statistics.forksBlockedByBudget,
-                    "tool_calls_per_answered_episode": mean(batch.scores.compactMap { $0.breakdown?.endReason == .answered ? Double($0.breakdown!.executedToolCalls) : nil }),
-                    "response_length_mean": responseLengths.reduce(0, +) / Double(max(responseLengths.count, 1)),
-                    "entropy_after_tool_results": mean(batch.statistics.entropiesAfterToolResults),
-                    "entropy_initial": mean(batch.statistics.initialEntropies),
-                    "entropy_delta_at_forks": mean(batch.statistics.entropyDeltasAtForks),
-                    "entropy_delta_elsewhere": mean(batch.statistics.entropyDeltasElsewhere),
-                    "rollout_seconds": rolloutSeconds, "update_seconds": updateSeconds,
-                    "environment_seconds": batch.statistics.environmentSeconds,
-                    "rollout_tokens_per_second": Double(batch.statistics.tokensGenerated) / rolloutSeconds,
-                    "tokens_per_second": Double(batch.statistics.tokensGenerated) / (rolloutSeconds + updateSeconds),
-                ]
-                for (key, value) in update.record { record[key] = value }
-                try metrics.append(record)
-                for decision in batch.statistics.forkDecisions { try forkDecisions?.append(decision.record.merging(["step": globalStep(state)]) { $1 }) }
-                var evaluated: Double?
-                if c.eval.every > 0 && state.rlStep % c.eval.every == 0 && state.rlStep < c.rl.steps {
-                    let evaluation = evaluate(model)
-                    evaluated = evaluation.accuracy
-                    try evaluations.append(evaluation.record.merging(["step": globalStep(state), "phase": "rl", "tool_calls_executed_total": state.toolCallsExecuted]) { $1 })
-                }
-                let rate = (monotonicSeconds() - phaseStart) / Double(state.rlStep - firstStep)
-                console.progress(String(format: "[rl] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", state.rlStep, c.rl.steps, rewardMean, accuracy,
-                                        evaluated.map { String(format: "  held-out %.3f", $0) } ?? "", record["tokens_per_second"] as! Double, formatDuration(rate * Double(c.rl.steps - state.rlStep))))
-                if state.rlStep % c.run.checkpointEvery == 0 && state.rlStep < c.rl.steps { try checkpoint() }
-            }
-            // 4. Final evaluation and report.
-            let final = evaluate(model)
-            try evaluations.append(final.record.merging(["step": globalStep(state), "phase": "rl", "final": true, "tool_calls_executed_total": state.toolCallsExecuted]) { $1 })
-            state.phase = .done
-            try checkpoint()
-            let summary: [String: Any] = [
-                "accuracy_after_sft": state.accuracyAfterSFT ?? NSNull(), "accuracy_after_rl": final.accuracy,
-                "accuracy_by_family_after_rl": final.accuracyByFamily, "format_error_rate_after_rl": final.formatErrorRate,
-                "tool_calls_per_episode_after_rl": final.toolCallsPerEpisode, "tool_calls_executed": state.toolCallsExecuted,
-                "algorithm": c.rl.algorithm.rawValue, "sft_steps": sftSteps, "rl_steps": c.rl.steps, "wall_seconds": elapsed(),
-                "parameters": model.parameterCount, "seed": c.run.seed,
-            ]
-            try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: directory.summaryURL, options: .atomic)
-            console.summary(String(format: "Held-out accuracy: %.3f after SFT → %.3f after RL (%d tool calls executed in RL, %@)", state.accuracyAfterSFT ?? .nan, final.accuracy, state.toolCallsExecuted, formatDuration(elapsed())))
-            console.line("Outputs in \(directory.url.path): config.json, metrics.jsonl, eval.jsonl, summary.json, checkpoints/")
+        if session.state.phase == .rl {
+            if let outcome = try reinforcementPhase(session) { return outcome }
+            try summarize(session)
         }
         return .completed
+    }
+
+    // MARK: Resume or start
+
+    /// Loads the latest checkpoint and drops the log records written after it, which are redone.
+    func resumeFromCheckpoint() throws -> (LlamaModel, AdamW, RunState) {
+        let c = configuration
+        guard let checkpoint = try directory.latestCheckpoint() else {
+            throw TrainingError("--resume: \(directory.checkpointsURL.path) holds no checkpoint to resume from")
+        }
+        let phase = try JSONDecoder().decode(RunState.self, from: Data(contentsOf: checkpoint.appendingPathComponent("state.json"))).phase
+        let (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model, optimizer: phase == .sft ? makeSupervisedOptimizer : makeReinforcementOptimizer)
+        codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize))
+        let resumedStep = globalStep(state)
+        try JSONLinesLog.truncate(directory.metricsURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
+        try JSONLinesLog.truncate(directory.evaluationURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
+        console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
+        return (model, optimizer, state)
+    }
+
+    /// A new run: random weights (or `sft.init_from`'s) and the tokenizer, in a directory that
+    /// must not already hold a run.
+    func start() throws -> (LlamaModel, AdamW, RunState) {
+        let c = configuration
+        let fileManager = FileManager.default
+        if let existing = try? directory.latestCheckpoint() {
+            throw TrainingError("\(directory.url.path) already holds a run (\(existing.lastPathComponent)); pass --resume to continue it or --output to start elsewhere")
+        }
+        var generator = RandomGenerator(seed: c.run.seed)
+        var model = LlamaModel(configuration: c.model, generator: &generator)
+        let tokenizerStart = monotonicSeconds()
+        if let initial = c.sft.initFrom {
+            // Loaded before anything is written, so a bad directory leaves no trace. The
+            // weights' own tokenizer comes with them.
+            model = try initialModel(from: URL(fileURLWithPath: initial), fresh: model)
+            do {
+                codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: URL(fileURLWithPath: initial), vocabularySize: c.model.vocabularySize))
+            } catch { throw TrainingError("sft.init_from: \(error)") }
+        } else {
+            codec = ProtocolCodec(tokenizer: try c.tokenizer.makeTokenizer(environment: c.env, seed: c.run.seed))
+            if c.tokenizer.kind == .bpe {
+                console.line(String(format: "Tokenizer: byte-level BPE, %d merges learned from %d train episodes in %.1fs", c.tokenizer.merges, c.tokenizer.trainingEpisodes, monotonicSeconds() - tokenizerStart))
+            }
+        }
+        try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
+        for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
+        if let initial = c.sft.initFrom { console.line("Starting from the weights in \(initial)") }
+        let state = RunState(phase: .sft, sftStep: 0, rlStep: 0, generator: generator, consecutiveNonfinite: 0, referencePolicy: nil, accuracyAfterSFT: nil, toolCallsExecuted: 0, elapsedSeconds: 0)
+        return (model, makeSupervisedOptimizer(model), state)
+    }
+
+    // MARK: Between steps
+
+    func checkpoint(_ session: Session) throws {
+        session.state.elapsedSeconds = session.elapsed()
+        try directory.saveCheckpoint(
+            model: session.model, tokenizer: codec.tokenizer, optimizer: session.optimizer, state: session.state,
+            globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)
+    }
+
+    /// On SIGINT or SIGTERM, a checkpoint and the outcome that ends the run; otherwise nil.
+    func stopIfRequested(_ session: Session) throws -> RunOutcome? {
+        if let limit = stopAfterGlobalStep, globalStep(session.state) >= limit { session.stop.request() }
+        guard let signal = session.stop.signal else { return nil }
+        try checkpoint(session)
+        console.line("Received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): saved checkpoint \(RunDirectory.checkpointName(globalStep(session.state))); continue with --resume")
+        return .interrupted(signal: signal)
+    }
+
+    /// Counts a skipped update; too many in a row stop the run rather than train on garbage.
+    func noteNonfinite(_ session: Session, _ phase: RunState.Phase, _ step: Int) throws {
+        session.state.consecutiveNonfinite += 1
+        console.warning("\(phase.rawValue) step \(step): non-finite loss or gradient, update skipped (\(session.state.consecutiveNonfinite) in a row)")
+        if session.state.consecutiveNonfinite >= configuration.run.maxConsecutiveNonfinite {
+            throw TrainingError("stopped: \(session.state.consecutiveNonfinite) consecutive updates had a non-finite loss or gradient (last at \(phase.rawValue) step \(step)); the last good checkpoint is in \(directory.checkpointsURL.path). Lower the learning rate or max_gradient_norm and resume.")
+        }
+    }
+
+    // MARK: Supervised phase
+
+    /// The supervised cold start, from `session.state.sftStep` to `sft.steps`. Returns an outcome
+    /// when a stop was requested.
+    func supervisedPhase(_ session: Session) throws -> RunOutcome? {
+        let c = configuration
+        if sftSteps == 0 {
+            // A reused cold start (`sft.init_from`) or none: no demonstrations to generate.
+            console.line("SFT: 0 steps (\(session.model.parameterCount) parameters\(c.sft.initFrom.map { " from \($0)" } ?? ", random weights"))")
+            return nil
+        }
+        let trainer = SupervisedTrainer(model: session.model, optimizer: session.optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens, codec: codec)
+        try reportLeftOutDemonstrations(trainer)
+        let source = c.sft.freshDemonstrations ? "\(c.sft.batchSize) fresh expert demonstrations each" : "\(trainer.examples.count) expert demonstrations"
+        console.line("SFT: \(sftSteps) steps on \(source) (\(session.model.parameterCount) parameters, vocabulary \(c.model.vocabularySize))")
+        let phaseStart = monotonicSeconds(), firstStep = session.state.sftStep
+        while session.state.sftStep < sftSteps {
+            if let outcome = try stopIfRequested(session) { return outcome }
+            let stepStart = monotonicSeconds()
+            let poison = injectNonfiniteGradient?(.sft, session.state.sftStep + 1) ?? false
+            let result = trainer.step(session.state.sftStep, poisonGradients: poison)
+            session.state.sftStep += 1
+            if result.skipped { try noteNonfinite(session, .sft, session.state.sftStep) } else { session.state.consecutiveNonfinite = 0 }
+            let seconds = monotonicSeconds() - stepStart
+            try session.metrics.append([
+                "phase": "sft", "step": globalStep(session.state), "phase_step": session.state.sftStep, "loss": finiteOrNull(result.loss), "policy_loss": finiteOrNull(result.policyLoss),
+                "gradient_norm": finiteOrNull(result.gradientNorm), "learning_rate": result.learningRate, "tokens": result.tokens,
+                "tokens_per_second": Double(result.tokens) / seconds, "seconds": seconds, "skipped": result.skipped,
+            ])
+            let rate = (monotonicSeconds() - phaseStart) / Double(session.state.sftStep - firstStep)
+            console.progress(String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", session.state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - session.state.sftStep))))
+            if session.state.sftStep % c.run.checkpointEvery == 0 && session.state.sftStep < sftSteps { try checkpoint(session) }
+        }
+        return nil
+    }
+
+    /// Says which demonstrations do not fit the response or context limits; throws when none fits.
+    func reportLeftOutDemonstrations(_ trainer: SupervisedTrainer) throws {
+        let c = configuration
+        if !trainer.tooLong.isEmpty {
+            let counts = trainer.tooLong.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
+            let limits = "rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions))"
+            let dropped = trainer.tooLong.values.reduce(0, +)
+            // A few long fault-retry demonstrations are expected; a family that mostly
+            // does not fit is a configuration problem.
+            if dropped * 20 < dropped + trainer.examples.count {
+                console.line("Left out \(counts) demonstrations longer than \(limits)")
+            } else {
+                console.warning("left out \(counts) demonstrations longer than \(limits); the policy cannot finish such episodes either — raise those limits or lower env.limits.max_observation_characters / env.search.top_k")
+            }
+        }
+        if trainer.examples.isEmpty {
+            throw TrainingError("no expert demonstration fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them or lower env.limits.max_observation_characters")
+        }
+    }
+
+    /// Evaluates the cold-started policy, freezes it as the KL reference and moves to RL with a
+    /// fresh optimizer.
+    func freezeReference(_ session: Session) throws {
+        let evaluation = evaluate(session.model)
+        session.state.accuracyAfterSFT = evaluation.accuracy
+        try session.evaluations.append(evaluation.record.merging(["step": globalStep(session.state), "phase": "sft", "tool_calls_executed_total": 0]) { $1 })
+        console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
+        try ModelCheckpoint.save(session.model, to: directory.referenceURL, tokenizer: codec.tokenizer)
+        session.state.referencePolicy = directory.referenceURL.lastPathComponent
+        session.state.phase = .rl
+        session.optimizer = makeReinforcementOptimizer(session.model)
+        try checkpoint(session)
+    }
+
+    // MARK: Reinforcement phase
+
+    /// RL from `session.state.rlStep` to `rl.steps`, with periodic held-out evaluation. Returns an
+    /// outcome when a stop was requested.
+    func reinforcementPhase(_ session: Session) throws -> RunOutcome? {
+        let c = configuration
+        guard let referenceName = session.state.referencePolicy else { throw TrainingError("checkpoint is in the RL phase but names no reference policy") }
+        let reference = try ModelCheckpoint.load(from: directory.url.appendingPathComponent(referenceName), expected: c.model)
+        let learner = ReinforcementLearner(
+            model: session.model, reference: reference, optimizer: session.optimizer, configuration: c.rl.update, algorithm: c.rl.algorithm.update)
+        let engine = RolloutEngine(policy: session.model, codec: codec, configuration: c.rl.rollout)
+        // rl.branching.decision_log: one line per fork opportunity; on resume, lines past the checkpoint are redone.
+        let decisionsURL = directory.url.appendingPathComponent("fork_decisions.jsonl")
+        if c.rl.branching.decisionLog { try JSONLinesLog.truncate(decisionsURL) { ($0["step"] as? Int ?? .max) <= globalStep(session.state) } }
+        let forkDecisions = c.rl.branching.decisionLog ? try JSONLinesLog(url: decisionsURL) : nil
+        let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
+        console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
+        let phaseStart = monotonicSeconds(), firstStep = session.state.rlStep
+        while session.state.rlStep < c.rl.steps {
+            if let outcome = try stopIfRequested(session) { return outcome }
+            let step = session.state.rlStep
+            let rolloutStart = monotonicSeconds()
+            let prompts = (0..<c.rl.promptsPerStep).map { index -> ToolEpisode in
+                Episode.sample(split: .train, seed: UInt64(step * c.rl.promptsPerStep + index) &+ c.run.seed &* 7_919, config: c.env)
+            }
+            let batch = engine.run(episodes: prompts, seed: c.run.seed &* 31 &+ UInt64(step))
+            let rolloutSeconds = monotonicSeconds() - rolloutStart
+            let updateStart = monotonicSeconds()
+            let learningRate = schedule.rate(at: step)
+            let poison = injectNonfiniteGradient?(.rl, step + 1) ?? false
+            let update = learner.update(batch, learningRate: learningRate, seed: c.run.seed &+ UInt64(step), poisonGradients: poison)
+            let updateSeconds = monotonicSeconds() - updateStart
+            session.state.rlStep += 1
+            session.state.toolCallsExecuted += batch.statistics.toolCallsExecuted
+            if update.skippedUpdates > 0 && update.appliedUpdates == 0 { try noteNonfinite(session, .rl, session.state.rlStep) } else { session.state.consecutiveNonfinite = 0 }
+            let record = reinforcementRecord(
+                session.state, batch: batch, update: update, learningRate: learningRate, rolloutSeconds: rolloutSeconds, updateSeconds: updateSeconds)
+            try session.metrics.append(record)
+            for decision in batch.statistics.forkDecisions { try forkDecisions?.append(decision.record.merging(["step": globalStep(session.state)]) { $1 }) }
+            var evaluated: Double?
+            if c.eval.every > 0 && session.state.rlStep % c.eval.every == 0 && session.state.rlStep < c.rl.steps {
+                let evaluation = evaluate(session.model)
+                evaluated = evaluation.accuracy
+                try session.evaluations.append(evaluation.record.merging(["step": globalStep(session.state), "phase": "rl", "tool_calls_executed_total": session.state.toolCallsExecuted]) { $1 })
+            }
+            let rate = (monotonicSeconds() - phaseStart) / Double(session.state.rlStep - firstStep)
+            console.progress(String(format: "[rl] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", session.state.rlStep, c.rl.steps, record["reward_mean"] as! Double, record["accuracy"] as! Double,
+                                    evaluated.map { String(format: "  held-out %.3f", $0) } ?? "", record["tokens_per_second"] as! Double, formatDuration(rate * Double(c.rl.steps - session.state.rlStep))))
+            if session.state.rlStep % c.run.checkpointEvery == 0 && session.state.rlStep < c.rl.steps { try checkpoint(session) }
+        }
+        return nil
+    }
+
+    /// The metrics.jsonl record of one RL step.
+    func reinforcementRecord(
+        _ state: RunState, batch: RolloutBatch, update: UpdateMetrics, learningRate: Double, rolloutSeconds: Double, updateSeconds: Double
+    ) -> [String: Any] {
+        let rewards = batch.scores.map(\.reward)
+        let rewardMean = rewards.reduce(0, +) / Double(max(rewards.count, 1))
+        let rewardStd = (rewards.reduce(0) { $0 + ($1 - rewardMean) * ($1 - rewardMean) } / Double(max(rewards.count, 1))).squareRoot()
+        let accuracy = Double(batch.scores.filter(\.isCorrect).count) / Double(max(batch.scores.count, 1))
+        let responseLengths = batch.records.map { Double($0.responseTokens.count) }
+        var record: [String: Any] = [
+            "phase": "rl", "step": globalStep(state), "phase_step": state.rlStep, "algorithm": configuration.rl.algorithm.rawValue,
+            "reward_mean": rewardMean, "reward_std": rewardStd, "accuracy": accuracy, "learning_rate": learningRate,
+            "trajectories": batch.records.count, "tool_calls_executed": batch.statistics.toolCallsExecuted,
+            "tool_calls_executed_total": state.toolCallsExecuted,
+            "tool_calls_per_trajectory": Double(batch.statistics.toolCallsExecuted) / Double(max(batch.records.count, 1)),
+            "tokens_generated": batch.statistics.tokensGenerated, "forks": batch.statistics.forks,
+            "forks_declined_by_rule": batch.statistics.forksDeclinedByRule, "forks_blocked_by_budget": batch.statistics.forksBlockedByBudget,
+            "tool_calls_per_answered_episode": mean(batch.scores.compactMap { $0.breakdown?.endReason == .answered ? Double($0.breakdown!.executedToolCalls) : nil }),
+            "response_length_mean": responseLengths.reduce(0, +) / Double(max(responseLengths.count, 1)),
+            "entropy_after_tool_results": mean(batch.statistics.entropiesAfterToolResults),
+            "entropy_initial": mean(batch.statistics.initialEntropies),
+            "entropy_delta_at_forks": mean(batch.statistics.entropyDeltasAtForks),
+            "entropy_delta_elsewhere": mean(batch.statistics.entropyDeltasElsewhere),
+            "rollout_seconds": rolloutSeconds, "update_seconds": updateSeconds,
+            "environment_seconds": batch.statistics.environmentSeconds,
+            "rollout_tokens_per_second": Double(batch.statistics.tokensGenerated) / rolloutSeconds,
+            "tokens_per_second": Double(batch.statistics.tokensGenerated) / (rolloutSeconds + updateSeconds),
+        ]
+        for (key, value) in update.record { record[key] = value }
+        return record
+    }
+
+    // MARK: Summary
+
+    /// The final held-out evaluation, the last checkpoint and summary.json.
+    func summarize(_ session: Session) throws {
+        let c = configuration
+        let state = session.state
+        let final = evaluate(session.model)
+        try session.evaluations.append(final.record.merging(["step": globalStep(state), "phase": "rl", "final": true, "tool_calls_executed_total": state.toolCallsExecuted]) { $1 })
+        session.state.phase = .done
+        try checkpoint(session)
+        let summary: [String: Any] = [
+            "accuracy_after_sft": state.accuracyAfterSFT ?? NSNull(), "accuracy_after_rl": final.accuracy,
+            "accuracy_by_family_after_rl": final.accuracyByFamily, "format_error_rate_after_rl": final.formatErrorRate,
+            "tool_calls_per_episode_after_rl": final.toolCallsPerEpisode, "tool_calls_executed": state.toolCallsExecuted,
+            "algorithm": c.rl.algorithm.rawValue, "sft_steps": sftSteps, "rl_steps": c.rl.steps, "wall_seconds": session.elapsed(),
+            "parameters": session.model.parameterCount, "seed": c.run.seed,
+        ]
+        try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: directory.summaryURL, options: .atomic)
+        console.summary(String(format: "Held-out accuracy: %.3f after SFT → %.3f after RL (%d tool calls executed in RL, %@)", state.accuracyAfterSFT ?? .nan, final.accuracy, state.toolCallsExecuted, formatDuration(session.elapsed())))
+        console.line("Outputs in \(directory.url.path): config.json, metrics.jsonl, eval.jsonl, summary.json, checkpoints/")
     }
 
     func globalStep(_ state: RunState) -> Int { state.sftStep + state.rlStep }
