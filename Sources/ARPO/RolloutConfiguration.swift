@@ -76,6 +76,22 @@ public struct ForkDecision: Codable, Equatable, Sendable {
         case ruleEntropyDelta = "rule_entropy_delta"
     }
 
+    /// Every key, a missing draw as null (as in `record`), so each fork_decisions.jsonl line has
+    /// the same keys.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(group, forKey: .group)
+        try container.encode(trajectory, forKey: .trajectory)
+        try container.encode(turn, forKey: .turn)
+        try container.encode(initialEntropy, forKey: .initialEntropy)
+        try container.encode(entropy, forKey: .entropy)
+        try container.encode(entropyDelta, forKey: .entropyDelta)
+        try container.encode(ruleEntropyDelta, forKey: .ruleEntropyDelta)
+        try container.encode(score, forKey: .score)
+        try container.encode(draw, forKey: .draw)
+        try container.encode(outcome, forKey: .outcome)
+    }
+
     /// The fork_decisions.jsonl fields, under the coding keys (a missing draw as null).
     public var record: [String: Any] {
         [

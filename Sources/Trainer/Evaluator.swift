@@ -15,16 +15,7 @@ public struct EvaluationResult {
     public var meanReward: Double
     public var episodes: Int
     /// A few transcripts: question, gold answer, the policy's text, reward, correctness.
-    public var samples: [[String: Any]]
-
-    /// The eval.jsonl fields (without `step` and `phase`).
-    public var record: [String: Any] {
-        [
-            "accuracy": accuracy, "accuracy_by_family": accuracyByFamily, "episodes_by_family": episodesByFamily,
-            "format_error_rate": formatErrorRate, "tool_calls_per_episode": toolCallsPerEpisode, "mean_reward": meanReward,
-            "episodes": episodes, "samples": samples,
-        ]
-    }
+    public var samples: [EvaluationSample]
 }
 
 public enum Evaluator {
@@ -38,7 +29,7 @@ public enum Evaluator {
         let batch = RolloutEngine(policy: model, codec: codec, configuration: configuration).run(episodes: played, seed: 0)
         var correctByFamily: [String: Int] = [:], countByFamily: [String: Int] = [:]
         var formatErrors = 0, toolCalls = 0, rewardTotal = 0.0, correct = 0
-        var samples: [[String: Any]] = []
+        var samples: [EvaluationSample] = []
         for (index, record) in batch.records.enumerated() {
             let episode = played[record.groupIndex]
             let score = batch.scores[index]
@@ -54,10 +45,9 @@ public enum Evaluator {
             }
             rewardTotal += score.reward
             if samples.count < sampleCount {
-                samples.append([
-                    "family": family, "question": episode.prompt, "gold_answer": episode.task.goldAnswer,
-                    "transcript": codec.text(record.responseTokens[...]), "reward": score.reward, "correct": score.isCorrect,
-                ])
+                samples.append(EvaluationSample(
+                    family: family, question: episode.prompt, goldAnswer: episode.task.goldAnswer,
+                    transcript: codec.text(record.responseTokens[...]), reward: score.reward, correct: score.isCorrect))
             }
         }
         let total = Double(max(batch.records.count, 1))

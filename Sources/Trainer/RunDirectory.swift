@@ -124,19 +124,26 @@ final class JSONLinesLog {
 
     deinit { try? handle.close() }
 
-    func append(_ object: [String: Any]) throws {
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    func append<Record: Encodable>(_ record: Record) throws {
+        var data = try encoder.encode(record)
         data.append(UInt8(ascii: "\n"))
         try handle.write(contentsOf: data)
     }
 
-    /// Keeps only the lines whose object satisfies `keep` (used on resume to drop records written
-    /// after the checkpoint the run resumes from).
-    static func truncate(_ url: URL, keeping keep: ([String: Any]) -> Bool) throws {
+    /// Keeps only the records of global steps up to `step`: on resume, the records written after
+    /// the checkpoint the run resumes from are dropped (so are lines without a step, or not JSON).
+    static func truncate(_ url: URL, throughStep step: Int) throws {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { return }
+        let decoder = JSONDecoder()
         let kept = text.split(separator: "\n").filter { line in
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else { return false }
-            return keep(object)
+            guard let recorded = (try? decoder.decode(RecordStep.self, from: Data(line.utf8)))?.step else { return false }
+            return recorded <= step
         }
         try Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8).write(to: url, options: .atomic)
     }

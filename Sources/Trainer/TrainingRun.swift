@@ -134,8 +134,8 @@ public final class TrainingRun {
         let (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model, optimizer: phase == .sft ? makeSupervisedOptimizer : makeReinforcementOptimizer)
         codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize))
         let resumedStep = globalStep(state)
-        try JSONLinesLog.truncate(directory.metricsURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
-        try JSONLinesLog.truncate(directory.evaluationURL) { ($0["step"] as? Int ?? .max) <= resumedStep }
+        try JSONLinesLog.truncate(directory.metricsURL, throughStep: resumedStep)
+        try JSONLinesLog.truncate(directory.evaluationURL, throughStep: resumedStep)
         console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
         return (model, optimizer, state)
     }
@@ -222,11 +222,17 @@ public final class TrainingRun {
             session.state.sftStep += 1
             if result.skipped { try noteNonfinite(session, .sft, session.state.sftStep) } else { session.state.consecutiveNonfinite = 0 }
             let seconds = monotonicSeconds() - stepStart
-            try session.metrics.append([
-                "phase": "sft", "step": globalStep(session.state), "phase_step": session.state.sftStep, "loss": finiteOrNull(result.loss), "policy_loss": finiteOrNull(result.policyLoss),
-                "gradient_norm": finiteOrNull(result.gradientNorm), "learning_rate": result.learningRate, "tokens": result.tokens,
-                "tokens_per_second": Double(result.tokens) / seconds, "seconds": seconds, "skipped": result.skipped,
-            ])
+            var record = StepMetrics(phase: "sft", step: globalStep(session.state))
+            record.phaseStep = session.state.sftStep
+            record.loss = finiteOrNil(result.loss)
+            record.policyLoss = finiteOrNil(result.policyLoss)
+            record.gradientNorm = finiteOrNil(result.gradientNorm)
+            record.learningRate = result.learningRate
+            record.tokens = result.tokens
+            record.tokensPerSecond = Double(result.tokens) / seconds
+            record.seconds = seconds
+            record.skipped = result.skipped
+            try session.metrics.append(record)
             let rate = (monotonicSeconds() - phaseStart) / Double(session.state.sftStep - firstStep)
             console.progress(String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", session.state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - session.state.sftStep))))
             if session.state.sftStep % c.run.checkpointEvery == 0 && session.state.sftStep < sftSteps { try checkpoint(session) }
@@ -259,7 +265,7 @@ public final class TrainingRun {
     func freezeReference(_ session: Session) throws {
         let evaluation = evaluate(session.model)
         session.state.accuracyAfterSFT = evaluation.accuracy
-        try session.evaluations.append(evaluation.record.merging(["step": globalStep(session.state), "phase": "sft", "tool_calls_executed_total": 0]) { $1 })
+        try session.evaluations.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "sft", toolCallsExecutedTotal: 0))
         console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
         try ModelCheckpoint.save(session.model, to: directory.referenceURL, tokenizer: codec.tokenizer)
         session.state.referencePolicy = directory.referenceURL.lastPathComponent
@@ -281,7 +287,7 @@ public final class TrainingRun {
         let engine = RolloutEngine(policy: session.model, codec: codec, configuration: c.rl.rollout)
         // rl.branching.decision_log: one line per fork opportunity; on resume, lines past the checkpoint are redone.
         let decisionsURL = directory.url.appendingPathComponent("fork_decisions.jsonl")
-        if c.rl.branching.decisionLog { try JSONLinesLog.truncate(decisionsURL) { ($0["step"] as? Int ?? .max) <= globalStep(session.state) } }
+        if c.rl.branching.decisionLog { try JSONLinesLog.truncate(decisionsURL, throughStep: globalStep(session.state)) }
         let forkDecisions = c.rl.branching.decisionLog ? try JSONLinesLog(url: decisionsURL) : nil
         let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
         console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
@@ -306,16 +312,16 @@ public final class TrainingRun {
             let record = reinforcementRecord(
                 session.state, batch: batch, update: update, learningRate: learningRate, rolloutSeconds: rolloutSeconds, updateSeconds: updateSeconds)
             try session.metrics.append(record)
-            for decision in batch.statistics.forkDecisions { try forkDecisions?.append(decision.record.merging(["step": globalStep(session.state)]) { $1 }) }
+            for decision in batch.statistics.forkDecisions { try forkDecisions?.append(ForkDecisionLine(step: globalStep(session.state), decision: decision)) }
             var evaluated: Double?
             if c.eval.every > 0 && session.state.rlStep % c.eval.every == 0 && session.state.rlStep < c.rl.steps {
                 let evaluation = evaluate(session.model)
                 evaluated = evaluation.accuracy
-                try session.evaluations.append(evaluation.record.merging(["step": globalStep(session.state), "phase": "rl", "tool_calls_executed_total": session.state.toolCallsExecuted]) { $1 })
+                try session.evaluations.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "rl", toolCallsExecutedTotal: session.state.toolCallsExecuted))
             }
             let rate = (monotonicSeconds() - phaseStart) / Double(session.state.rlStep - firstStep)
-            console.progress(String(format: "[rl] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", session.state.rlStep, c.rl.steps, record["reward_mean"] as! Double, record["accuracy"] as! Double,
-                                    evaluated.map { String(format: "  held-out %.3f", $0) } ?? "", record["tokens_per_second"] as! Double, formatDuration(rate * Double(c.rl.steps - session.state.rlStep))))
+            console.progress(String(format: "[rl] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", session.state.rlStep, c.rl.steps, record.rewardMean ?? .nan, record.accuracy ?? .nan,
+                                    evaluated.map { String(format: "  held-out %.3f", $0) } ?? "", record.tokensPerSecond ?? .nan, formatDuration(rate * Double(c.rl.steps - session.state.rlStep))))
             if session.state.rlStep % c.run.checkpointEvery == 0 && session.state.rlStep < c.rl.steps { try checkpoint(session) }
         }
         return nil
@@ -324,32 +330,53 @@ public final class TrainingRun {
     /// The metrics.jsonl record of one RL step.
     func reinforcementRecord(
         _ state: RunState, batch: RolloutBatch, update: UpdateMetrics, learningRate: Double, rolloutSeconds: Double, updateSeconds: Double
-    ) -> [String: Any] {
+    ) -> StepMetrics {
+        let statistics = batch.statistics
         let rewards = batch.scores.map(\.reward)
         let rewardMean = rewards.reduce(0, +) / Double(max(rewards.count, 1))
-        let rewardStd = (rewards.reduce(0) { $0 + ($1 - rewardMean) * ($1 - rewardMean) } / Double(max(rewards.count, 1))).squareRoot()
-        let accuracy = Double(batch.scores.filter(\.isCorrect).count) / Double(max(batch.scores.count, 1))
         let responseLengths = batch.records.map { Double($0.responseTokens.count) }
-        var record: [String: Any] = [
-            "phase": "rl", "step": globalStep(state), "phase_step": state.rlStep, "algorithm": configuration.rl.algorithm.rawValue,
-            "reward_mean": rewardMean, "reward_std": rewardStd, "accuracy": accuracy, "learning_rate": learningRate,
-            "trajectories": batch.records.count, "tool_calls_executed": batch.statistics.toolCallsExecuted,
-            "tool_calls_executed_total": state.toolCallsExecuted,
-            "tool_calls_per_trajectory": Double(batch.statistics.toolCallsExecuted) / Double(max(batch.records.count, 1)),
-            "tokens_generated": batch.statistics.tokensGenerated, "forks": batch.statistics.forks,
-            "forks_declined_by_rule": batch.statistics.forksDeclinedByRule, "forks_blocked_by_budget": batch.statistics.forksBlockedByBudget,
-            "tool_calls_per_answered_episode": mean(batch.scores.compactMap { $0.breakdown?.endReason == .answered ? Double($0.breakdown!.executedToolCalls) : nil }),
-            "response_length_mean": responseLengths.reduce(0, +) / Double(max(responseLengths.count, 1)),
-            "entropy_after_tool_results": mean(batch.statistics.entropiesAfterToolResults),
-            "entropy_initial": mean(batch.statistics.initialEntropies),
-            "entropy_delta_at_forks": mean(batch.statistics.entropyDeltasAtForks),
-            "entropy_delta_elsewhere": mean(batch.statistics.entropyDeltasElsewhere),
-            "rollout_seconds": rolloutSeconds, "update_seconds": updateSeconds,
-            "environment_seconds": batch.statistics.environmentSeconds,
-            "rollout_tokens_per_second": Double(batch.statistics.tokensGenerated) / rolloutSeconds,
-            "tokens_per_second": Double(batch.statistics.tokensGenerated) / (rolloutSeconds + updateSeconds),
-        ]
-        for (key, value) in update.record { record[key] = value }
+        var record = StepMetrics(phase: "rl", step: globalStep(state))
+        record.phaseStep = state.rlStep
+        record.algorithm = configuration.rl.algorithm.rawValue
+        record.rewardMean = rewardMean
+        record.rewardStd = (rewards.reduce(0) { $0 + ($1 - rewardMean) * ($1 - rewardMean) } / Double(max(rewards.count, 1))).squareRoot()
+        record.accuracy = Double(batch.scores.filter(\.isCorrect).count) / Double(max(batch.scores.count, 1))
+        record.learningRate = learningRate
+        record.trajectories = batch.records.count
+        record.toolCallsExecuted = statistics.toolCallsExecuted
+        record.toolCallsExecutedTotal = state.toolCallsExecuted
+        record.toolCallsPerTrajectory = Double(statistics.toolCallsExecuted) / Double(max(batch.records.count, 1))
+        record.tokensGenerated = statistics.tokensGenerated
+        record.forks = statistics.forks
+        record.forksDeclinedByRule = statistics.forksDeclinedByRule
+        record.forksBlockedByBudget = statistics.forksBlockedByBudget
+        record.toolCallsPerAnsweredEpisode = mean(batch.scores.compactMap { $0.breakdown?.endReason == .answered ? Double($0.breakdown!.executedToolCalls) : nil })
+        record.responseLengthMean = responseLengths.reduce(0, +) / Double(max(responseLengths.count, 1))
+        record.entropyAfterToolResults = mean(statistics.entropiesAfterToolResults)
+        record.initialEntropy = mean(statistics.initialEntropies)
+        record.entropyDeltaAtForks = mean(statistics.entropyDeltasAtForks)
+        record.entropyDeltaElsewhere = mean(statistics.entropyDeltasElsewhere)
+        record.rolloutSeconds = rolloutSeconds
+        record.updateSeconds = updateSeconds
+        record.environmentSeconds = statistics.environmentSeconds
+        record.rolloutTokensPerSecond = Double(statistics.tokensGenerated) / rolloutSeconds
+        record.tokensPerSecond = Double(statistics.tokensGenerated) / (rolloutSeconds + updateSeconds)
+        record.loss = finiteOrNil(update.loss.loss)
+        record.policyLoss = finiteOrNil(update.loss.policyLoss)
+        record.valueLoss = finiteOrNil(update.loss.valueLoss)
+        record.clipFractionLow = finiteOrNil(update.loss.clipFractionLow)
+        record.clipFractionHigh = finiteOrNil(update.loss.clipFractionHigh)
+        record.approximateKL = finiteOrNil(update.loss.approximateKL)
+        record.referenceKL = finiteOrNil(update.loss.referenceKL)
+        record.entropy = finiteOrNil(update.loss.entropy)
+        record.gradientNorm = finiteOrNil(update.gradientNorm)
+        record.explainedVariance = finiteOrNil(update.explainedVariance)
+        record.appliedUpdates = update.appliedUpdates
+        record.skippedUpdates = update.skippedUpdates
+        record.trainedTokens = update.loss.tokenCount
+        record.meanAbsoluteAdvantage = finiteOrNil(update.meanAbsoluteAdvantage)
+        record.rolloutLogProbabilityDriftMean = finiteOrNil(update.rolloutLogProbabilityDriftMean)
+        record.rolloutLogProbabilityDriftMax = finiteOrNil(update.rolloutLogProbabilityDriftMax)
         return record
     }
 
@@ -360,17 +387,25 @@ public final class TrainingRun {
         let c = configuration
         let state = session.state
         let final = evaluate(session.model)
-        try session.evaluations.append(final.record.merging(["step": globalStep(state), "phase": "rl", "final": true, "tool_calls_executed_total": state.toolCallsExecuted]) { $1 })
+        try session.evaluations.append(HeldOutEvaluation(final, step: globalStep(state), phase: "rl", toolCallsExecutedTotal: state.toolCallsExecuted, isFinal: true))
         session.state.phase = .done
         try checkpoint(session)
-        let summary: [String: Any] = [
-            "accuracy_after_sft": state.accuracyAfterSFT ?? NSNull(), "accuracy_after_rl": final.accuracy,
-            "accuracy_by_family_after_rl": final.accuracyByFamily, "format_error_rate_after_rl": final.formatErrorRate,
-            "tool_calls_per_episode_after_rl": final.toolCallsPerEpisode, "tool_calls_executed": state.toolCallsExecuted,
-            "algorithm": c.rl.algorithm.rawValue, "sft_steps": sftSteps, "rl_steps": c.rl.steps, "wall_seconds": session.elapsed(),
-            "parameters": session.model.parameterCount, "seed": c.run.seed,
-        ]
-        try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: directory.summaryURL, options: .atomic)
+        var summary = RunSummary()
+        summary.accuracyAfterSFT = state.accuracyAfterSFT
+        summary.accuracyAfterRL = final.accuracy
+        summary.accuracyByFamilyAfterRL = final.accuracyByFamily
+        summary.formatErrorRateAfterRL = final.formatErrorRate
+        summary.toolCallsPerEpisodeAfterRL = final.toolCallsPerEpisode
+        summary.toolCallsExecuted = state.toolCallsExecuted
+        summary.algorithm = c.rl.algorithm.rawValue
+        summary.sftSteps = sftSteps
+        summary.rlSteps = c.rl.steps
+        summary.wallSeconds = session.elapsed()
+        summary.parameters = session.model.parameterCount
+        summary.seed = c.run.seed
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(summary).write(to: directory.summaryURL, options: .atomic)
         console.summary(String(format: "Held-out accuracy: %.3f after SFT → %.3f after RL (%d tool calls executed in RL, %@)", state.accuracyAfterSFT ?? .nan, final.accuracy, state.toolCallsExecuted, formatDuration(session.elapsed())))
         console.line("Outputs in \(directory.url.path): config.json, metrics.jsonl, eval.jsonl, summary.json, checkpoints/")
     }
@@ -384,8 +419,10 @@ public final class TrainingRun {
     }
 }
 
-func mean(_ values: [Double]) -> Any {
-    values.isEmpty ? NSNull() : values.reduce(0, +) / Double(values.count)
+/// The mean, or nil (null in the record) when nothing was measured.
+func mean(_ values: [Double]) -> Double? {
+    values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
 }
 
-func finiteOrNull(_ value: Double) -> Any { value.isFinite ? value : NSNull() }
+/// Nil (null in the record) for NaN and ±infinity, which JSON cannot hold.
+func finiteOrNil(_ value: Double?) -> Double? { value.flatMap { $0.isFinite ? $0 : nil } }

@@ -36,7 +36,9 @@ struct EvaluateCommand: ParsableCommand {
             model: policy.model, environment: configuration.env, split: Split(rawValue: split)!, episodes: episodes,
             maxResponseTokens: configuration.rl.maxResponseTokens, sampleCount: json ? 3 : 0, codec: policy.codec)
         if json {
-            print(String(decoding: try JSONSerialization.data(withJSONObject: result.record, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
             return
         }
         print(String(format: "accuracy %.3f over %d episodes (%@ split)", result.accuracy, result.episodes, split))

@@ -1,0 +1,72 @@
+import Foundation
+@testable import Trainer
+import XCTest
+
+/// The records of metrics.jsonl, eval.jsonl and summary.json: the keys written, null for a
+/// missing value, and lines written before a key existed still loading.
+final class RunRecordsTests: XCTestCase {
+    func keys(_ data: Data) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    func testSupervisedLineHasTheSFTKeysWithNullForANonFiniteLoss() throws {
+        var record = StepMetrics(phase: "sft", step: 3)
+        record.phaseStep = 3
+        record.loss = nil
+        record.learningRate = 0.003
+        record.tokens = 40
+        record.skipped = true
+        let data = try JSONEncoder().encode(record)
+        let object = try keys(data)
+        XCTAssertEqual(Set(object.keys), ["phase", "step", "phase_step", "loss", "policy_loss", "gradient_norm", "learning_rate",
+                                          "tokens", "tokens_per_second", "seconds", "skipped"])
+        XCTAssertTrue(object["loss"] is NSNull)
+        XCTAssertEqual(object["tokens"] as? Int, 40)
+        XCTAssertEqual(try JSONDecoder().decode(StepMetrics.self, from: data), record)
+    }
+
+    func testReinforcementLineWritesEveryRLKeyAndAnOlderLineStillDecodes() throws {
+        var record = StepMetrics(phase: "rl", step: 5)
+        record.forks = 2
+        record.entropyAfterToolResults = nil
+        let object = try keys(try JSONEncoder().encode(record))
+        for key in ["reward_mean", "forks", "entropy_after_tool_results", "entropy_initial", "approx_kl", "rollout_logprob_drift_max"] {
+            XCTAssertNotNil(object[key], "RL line lacks \(key)")
+        }
+        XCTAssertTrue(object["entropy_after_tool_results"] is NSNull)
+        XCTAssertEqual(object["forks"] as? Int, 2)
+        XCTAssertNil(object["skipped"], "an RL line has no SFT keys")
+
+        let older = try JSONDecoder().decode(StepMetrics.self, from: Data(#"{"phase": "rl", "step": 7, "reward_mean": 0.5}"#.utf8))
+        XCTAssertEqual(older.rewardMean, 0.5)
+        XCTAssertNil(older.forks)
+    }
+
+    func testEvaluationLineMarksOnlyTheFinalOneAndToleratesSamplesItDoesNotRead() throws {
+        let result = EvaluationResult(
+            accuracy: 0.5, accuracyByFamily: ["arithmetic": 0.5], episodesByFamily: ["arithmetic": 2], formatErrorRate: 0,
+            toolCallsPerEpisode: 1, meanReward: 0.2, episodes: 2,
+            samples: [EvaluationSample(family: "arithmetic", question: "1+1?", goldAnswer: "2", transcript: "<answer>2</answer>", reward: 1, correct: true)])
+        let middle = try keys(try JSONEncoder().encode(HeldOutEvaluation(result, step: 4, phase: "rl", toolCallsExecutedTotal: 9)))
+        XCTAssertNil(middle["final"])
+        XCTAssertEqual(middle["tool_calls_executed_total"] as? Int, 9)
+        XCTAssertEqual(Set(middle.keys), ["step", "phase", "tool_calls_executed_total", "accuracy", "accuracy_by_family", "episodes_by_family",
+                                          "format_error_rate", "tool_calls_per_episode", "mean_reward", "episodes", "samples"])
+        let final = try keys(try JSONEncoder().encode(HeldOutEvaluation(result, step: 5, phase: "rl", toolCallsExecutedTotal: 9, isFinal: true)))
+        XCTAssertEqual(final["final"] as? Bool, true)
+        // `arpo-train eval --json`: the measurements alone.
+        XCTAssertNil(try keys(try JSONEncoder().encode(result))["step"])
+
+        let sparse = try JSONDecoder().decode(HeldOutEvaluation.self, from: Data(#"{"step": 2, "accuracy": 0.25, "samples": [{"transcript": "x"}]}"#.utf8))
+        XCTAssertEqual(sparse.accuracy, 0.25)
+        XCTAssertNil(sparse.samples)
+    }
+
+    func testSummaryWritesNullForAnUnmeasuredAccuracyAfterSFT() throws {
+        var summary = RunSummary()
+        summary.accuracyAfterRL = 0.75
+        let object = try keys(try JSONEncoder().encode(summary))
+        XCTAssertTrue(object["accuracy_after_sft"] is NSNull)
+        XCTAssertEqual(object["accuracy_after_rl"] as? Double, 0.75)
+    }
+}
