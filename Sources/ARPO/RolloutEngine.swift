@@ -143,228 +143,299 @@ public final class RolloutEngine {
     }
 
     private func runRecordingNothing(_ templates: [ToolEpisode], seed: UInt64) -> RolloutBatch {
-        var statistics = RolloutStatistics()
-        var sequences: [Sequence] = []
-        var groupGenerators = (0..<templates.count).map { RandomGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
-        let prompts = templates.map { codec.promptTokens($0.prompt) }
-        let budget = configuration.trajectoriesPerPrompt
-        let branching: BranchingConfiguration? = {
-            if case .branching(let settings) = configuration.strategy { return settings }
-            return nil
-        }()
-        let vocabularyLog = Foundation.log(Double(policy.vocabularySize))
-
-        func capacity(_ group: Int) -> Int { Swift.min(policy.maxPositions, prompts[group].count + configuration.maxResponseTokens) }
-        func startRoot(group: Int) {
-            precondition(prompts[group].count < policy.maxPositions, "prompt of \(prompts[group].count) tokens does not fit max_position_embeddings \(policy.maxPositions)")
-            let sequence = Sequence(
-                index: sequences.count, group: group, state: policy.newState(capacity: capacity(group)),
-                episode: templates[group].forkEpisode(trajectory: sequences.count),
-                generator: groupGenerators[group].split(), promptTokens: prompts[group], parent: nil, forkPosition: 0)
-            sequence.pendingInput = prompts[group]
-            statistics.tokensPrefilled += prompts[group].count
-            sequences.append(sequence)
+        let rollout = Rollout(engine: self, templates: templates, seed: seed)
+        rollout.startInitialSamples()
+        while true {
+            var live = rollout.sequences.filter { !$0.finished }
+            live += rollout.topUp(besides: live)
+            if live.isEmpty { break }
+            rollout.advance(live)
         }
-        var groupCounts = [Int](repeating: 0, count: templates.count)
-        var groupRoots = [Int](repeating: 0, count: templates.count)
+        return rollout.scoredBatch()
+    }
+}
+
+/// One rollout batch in progress: every sequence started so far, each group's count against
+/// its budget, and the statistics. Its steps are the rollout's: start a root, advance every
+/// live sequence by one token, act on the token (end, tool call, limit), decide a fork after a
+/// tool result, and top up groups that finished short of the budget.
+final class Rollout {
+    typealias Sequence = RolloutEngine.Sequence
+    let engine: RolloutEngine
+    let templates: [ToolEpisode]
+    let prompts: [[Int]]
+    /// M (or G without branching): trajectories per group.
+    let budget: Int
+    let branching: BranchingConfiguration?
+    let vocabularyLog: Double
+    var statistics = RolloutStatistics()
+    var sequences: [Sequence] = []
+    /// Per group: the generator its roots split from, its trajectories so far, and how many of
+    /// them are roots (the rest are forks).
+    var groupGenerators: [RandomGenerator]
+    var groupCounts: [Int]
+    var groupRoots: [Int]
+
+    var policy: RolloutPolicy { engine.policy }
+    var codec: ProtocolCodec { engine.codec }
+    var configuration: RolloutConfiguration { engine.configuration }
+
+    init(engine: RolloutEngine, templates: [ToolEpisode], seed: UInt64) {
+        self.engine = engine
+        self.templates = templates
+        groupGenerators = (0..<templates.count).map { RandomGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
+        prompts = templates.map { engine.codec.promptTokens($0.prompt) }
+        budget = engine.configuration.trajectoriesPerPrompt
+        if case .branching(let settings) = engine.configuration.strategy { branching = settings } else { branching = nil }
+        vocabularyLog = Foundation.log(Double(engine.policy.vocabularySize))
+        groupCounts = [Int](repeating: 0, count: templates.count)
+        groupRoots = [Int](repeating: 0, count: templates.count)
+    }
+
+    // MARK: Start a root
+
+    /// A fresh trajectory of `group` from its prompt.
+    func startRoot(group: Int) {
+        precondition(prompts[group].count < policy.maxPositions, "prompt of \(prompts[group].count) tokens does not fit max_position_embeddings \(policy.maxPositions)")
+        let capacity = Swift.min(policy.maxPositions, prompts[group].count + configuration.maxResponseTokens)
+        let sequence = Sequence(
+            index: sequences.count, group: group, state: policy.newState(capacity: capacity),
+            episode: templates[group].forkEpisode(trajectory: sequences.count),
+            generator: groupGenerators[group].split(), promptTokens: prompts[group], parent: nil, forkPosition: 0)
+        sequence.pendingInput = prompts[group]
+        statistics.tokensPrefilled += prompts[group].count
+        sequences.append(sequence)
+    }
+
+    /// N roots per group with branching (M forks may follow), G without.
+    func startInitialSamples() {
         for group in templates.indices {
             let initial = branching?.initialSamples ?? budget
             for _ in 0..<initial { startRoot(group: group) }
             groupCounts[group] = initial
             groupRoots[group] = initial
         }
+    }
 
-        /// The normalised step entropy of a window of token entropies.
-        func stepEntropy(_ window: [Double]) -> Double {
-            guard !window.isEmpty else { return 0 }
-            let total = window.reduce(0, +)
-            switch branching?.entropyNormalization ?? .meanOverLogVocabulary {
-            case .meanOverLogVocabulary: return total / Double(window.count) / vocabularyLog
-            case .sumOverLogVocabulary: return total / vocabularyLog
-            case .mean: return total / Double(window.count)
+    // MARK: Top up
+
+    /// Starts roots for every group short of the budget of which no sequence in `live` is left
+    /// (so no fork can still fill it), and returns them; the fresh samples may fork.
+    ///
+    /// Topping a group up as soon as it has no live sequence, rather than once every group has
+    /// finished, keeps the batch full: otherwise the last steps of each round decode a handful of
+    /// sequences at nearly the cost per step of a full batch. The top-up starts as many roots as
+    /// the group's yield so far (trajectories per root) says will fill the budget: all the
+    /// missing ones where nothing forked, half where every root forked once. Each round runs a
+    /// whole episode length with only these sequences, so a round that cannot fill the budget
+    /// costs almost a full batch's steps; a fixed half leaves groups that rarely fork three or
+    /// four rounds deep.
+    func topUp(besides live: [Sequence]) -> ArraySlice<Sequence> {
+        let liveGroups = Set(live.map(\.group))
+        let firstNew = sequences.count
+        for group in templates.indices where groupCounts[group] < budget && !liveGroups.contains(group) {
+            let missing = budget - groupCounts[group]
+            let count = branching == nil ? missing : (missing * groupRoots[group] + groupCounts[group] - 1) / groupCounts[group]
+            for _ in 0..<count { startRoot(group: group) }
+            groupCounts[group] += count
+            groupRoots[group] += count
+            statistics.topUpTrajectories += count
+        }
+        return sequences[firstNew...]
+    }
+
+    // MARK: Advance
+
+    /// One decoding step: a single batched policy call for every sequence with input (fresh
+    /// forks reuse their parent's logits), then a token sampled and acted on per sequence.
+    func advance(_ live: [Sequence]) {
+        let feeding = live.filter { $0.pendingLogits == nil }
+        var logitRows: [Int: [Double]] = [:]
+        if !feeding.isEmpty {
+            let logits = policy.extend(feeding.map(\.state), with: feeding.map(\.pendingInput))
+            statistics.policyCalls += 1
+            statistics.policyRows += feeding.count
+            let values = logits.doubles
+            let width = policy.vocabularySize
+            for (row, sequence) in feeding.enumerated() {
+                logitRows[sequence.index] = Array(values[(row * width)..<((row + 1) * width)])
             }
         }
-
-        /// Decides whether to fork at `sequence`'s pending fork point, and forks.
-        func decideFork(_ sequence: Sequence) {
-            guard let settings = branching, let point = sequence.forkPoint else { return }
-            sequence.forkPoint = nil
-            let after = stepEntropy(point.windowEntropies)
-            statistics.entropiesAfterToolResults.append(after)
-            let initial = sequence.initialEntropy ?? stepEntropy(sequence.initialWindow)
-            let delta = after - initial
-            let decision = settings.decide(entropyDelta: delta, vocabularySize: policy.vocabularySize, generator: &sequence.generator)
-            let room = budget - groupCounts[sequence.group]
-            let outcome: ForkOutcome = !decision.fork ? .declinedByRule : room > 0 ? .forked : .blockedByBudget
-            if settings.decisionLog {
-                statistics.forkDecisions.append(ForkDecision(
-                    group: sequence.group, trajectory: sequence.index, turn: point.turn, initialEntropy: initial, entropy: after,
-                    entropyDelta: delta, ruleEntropyDelta: delta * settings.ruleScale(vocabularySize: policy.vocabularySize),
-                    score: decision.score, draw: decision.draw, outcome: outcome))
+        for sequence in live {
+            let logits = sequence.pendingLogits ?? logitRows[sequence.index]!
+            sequence.pendingLogits = nil
+            if let pending = sequence.awaitingForkLogits {
+                sequence.forkPoint = RolloutEngine.ForkPoint(
+                    stateLength: pending.stateLength, responseCount: pending.responseCount, episode: pending.episode, turn: sequence.toolResults, logits: logits)
+                sequence.awaitingForkLogits = nil
             }
-            guard outcome == .forked else {
-                if outcome == .declinedByRule { statistics.forksDeclinedByRule += 1 } else { statistics.forksBlockedByBudget += 1 }
-                statistics.entropyDeltasElsewhere.append(delta)
-                return
-            }
-            statistics.entropyDeltasAtForks.append(delta)
-            statistics.forks += 1
-            let copies = Swift.min(settings.branchFactor - 1, room)
-            for _ in 0..<copies {
-                let child = Sequence(
-                    index: sequences.count, group: sequence.group, state: sequence.state.fork(length: point.stateLength),
-                    episode: point.episode.forkEpisode(trajectory: sequences.count), generator: sequence.generator.split(), promptTokens: sequence.promptTokens,
-                    parent: sequence.index, forkPosition: point.responseCount)
-                child.tokens = Array(sequence.tokens[0..<point.responseCount])
-                child.logProbabilities = Array(sequence.logProbabilities[0..<point.responseCount])
-                child.entropies = Array(sequence.entropies[0..<point.responseCount])
-                child.lossMask = Array(sequence.lossMask[0..<point.responseCount])
-                child.segmentStart = point.responseCount
-                child.initialEntropy = initial
-                child.initialWindow = sequence.initialWindow
-                child.pendingLogits = point.logits
-                child.toolResults = point.turn
-                sequences.append(child)
-            }
-            groupCounts[sequence.group] += copies
-            statistics.forkedTrajectories += copies
+            let sampled = engine.sampler.sample(row: logits[...], generator: &sequence.generator)
+            statistics.tokensGenerated += 1
+            sequence.tokens.append(sampled.token)
+            sequence.logProbabilities.append(sampled.logProbability)
+            sequence.entropies.append(sampled.entropy)
+            sequence.lossMask.append(true)
+            if let settings = branching { measureEntropy(sequence, sampled.entropy, window: settings.entropyWindow) }
+            act(on: sampled.token, of: sequence)
         }
+    }
 
-        func finish(_ sequence: Sequence, _ reason: EndReason) {
+    /// Adds a sampled token's entropy to the windows being measured: the initial one, and the
+    /// one after the latest tool result, which decides the fork once it holds k tokens.
+    func measureEntropy(_ sequence: Sequence, _ entropy: Double, window: Int) {
+        if sequence.initialEntropy == nil {
+            sequence.initialWindow.append(entropy)
+            if sequence.initialWindow.count >= window {
+                sequence.initialEntropy = stepEntropy(sequence.initialWindow)
+                statistics.initialEntropies.append(sequence.initialEntropy!)
+            }
+        }
+        if sequence.forkPoint != nil {
+            sequence.forkPoint!.windowEntropies.append(entropy)
+            if sequence.forkPoint!.windowEntropies.count >= window { decideFork(sequence) }
+        }
+    }
+
+    /// The normalised step entropy of a window of token entropies.
+    func stepEntropy(_ window: [Double]) -> Double {
+        guard !window.isEmpty else { return 0 }
+        let total = window.reduce(0, +)
+        switch branching?.entropyNormalization ?? .meanOverLogVocabulary {
+        case .meanOverLogVocabulary: return total / Double(window.count) / vocabularyLog
+        case .sumOverLogVocabulary: return total / vocabularyLog
+        case .mean: return total / Double(window.count)
+        }
+    }
+
+    /// Acts on a sampled token: end, tool call, limit, or continue.
+    func act(on token: Int, of sequence: Sequence) {
+        let used = sequence.promptTokens.count + sequence.tokens.count
+        let roomLeft = configuration.maxResponseTokens - sequence.tokens.count
+        let capacityLeft = Swift.min(policy.maxPositions, sequence.promptTokens.count + configuration.maxResponseTokens) - used
+        if token == codec.endID {
+            finish(sequence, .answered)
+            return
+        }
+        if token == codec.callCloseID {
+            callTool(sequence, closedBy: token, roomLeft: roomLeft, capacityLeft: capacityLeft)
+            return
+        }
+        if roomLeft <= 0 || capacityLeft <= 0 {
+            finish(sequence, .tokenLimit)
+            return
+        }
+        sequence.pendingInput = [token]
+    }
+
+    /// Sends the segment since the last observation to the environment and appends its
+    /// observation (loss mask 0), or ends the sequence when the environment or the limits say so.
+    func callTool(_ sequence: Sequence, closedBy token: Int, roomLeft: Int, capacityLeft: Int) {
+        if branching != nil {
+            // A first segment shorter than k tokens: the initial entropy is over what there is.
+            if sequence.initialEntropy == nil {
+                sequence.initialEntropy = stepEntropy(sequence.initialWindow)
+                statistics.initialEntropies.append(sequence.initialEntropy!)
+            }
+            // A new call closed inside the window after the previous result: decide on what
+            // was measured, before this call's result arrives.
             if sequence.forkPoint != nil { decideFork(sequence) }
-            sequence.finished = true
-            let scoreStart = DispatchTime.now().uptimeNanoseconds
-            sequence.score = sequence.episode.finish(policyText: codec.text(sequence.tokens[...]), endReason: reason)
-            statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - scoreStart) * 1e-9
         }
-
-        /// Acts on a sampled token: end, tool call, limit, or continue.
-        func step(_ sequence: Sequence, sampled token: Int) {
-            let used = sequence.promptTokens.count + sequence.tokens.count
-            let roomLeft = configuration.maxResponseTokens - sequence.tokens.count
-            let capacityLeft = Swift.min(policy.maxPositions, sequence.promptTokens.count + configuration.maxResponseTokens) - used
-            if token == codec.endID {
-                finish(sequence, .answered)
-                return
-            }
-            if token == codec.callCloseID {
-                if case .branching = configuration.strategy {
-                    // A first segment shorter than k tokens: the initial entropy is over what there is.
-                    if sequence.initialEntropy == nil {
-                        sequence.initialEntropy = stepEntropy(sequence.initialWindow)
-                        statistics.initialEntropies.append(sequence.initialEntropy!)
-                    }
-                    // A new call closed inside the window after the previous result: decide on what
-                    // was measured, before this call's result arrives.
-                    if sequence.forkPoint != nil { decideFork(sequence) }
-                }
-                let toolStart = DispatchTime.now().uptimeNanoseconds
-                let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
-                statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - toolStart) * 1e-9
-                if reply.wasExecuted { statistics.toolCallsExecuted += 1 }
-                if reply.mustEnd {
-                    finish(sequence, .callLimit)
-                    return
-                }
-                let observation = codec.observationTokens(reply.observation)
-                // The observation must fit with room for at least one more policy token.
-                guard observation.count < roomLeft, observation.count < capacityLeft else {
-                    finish(sequence, .tokenLimit)
-                    return
-                }
-                statistics.tokensPrefilled += observation.count
-                sequence.tokens += observation
-                sequence.logProbabilities += [Double](repeating: 0, count: observation.count)
-                sequence.entropies += [Double](repeating: 0, count: observation.count)
-                sequence.lossMask += [Bool](repeating: false, count: observation.count)
-                sequence.pendingInput = [token] + observation
-                sequence.segmentStart = sequence.tokens.count
-                sequence.toolResults += 1
-                if case .branching = configuration.strategy {
-                    // The state will hold prompt + everything up to the observation's end after the
-                    // next extend; the fork point is completed with the logits that call returns.
-                    sequence.awaitingForkLogits = (sequence.promptTokens.count + sequence.tokens.count, sequence.tokens.count, sequence.episode.forkEpisode())
-                }
-                return
-            }
-            if roomLeft <= 0 || capacityLeft <= 0 {
-                finish(sequence, .tokenLimit)
-                return
-            }
-            sequence.pendingInput = [token]
+        let toolStart = DispatchTime.now().uptimeNanoseconds
+        let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
+        statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - toolStart) * 1e-9
+        if reply.wasExecuted { statistics.toolCallsExecuted += 1 }
+        if reply.mustEnd {
+            finish(sequence, .callLimit)
+            return
         }
-
-        while true {
-            // Top up a group that finished short of the budget as soon as none of its sequences is
-            // live (so no fork can still fill it); the fresh samples may fork. Waiting for every
-            // group instead left the last steps of each round decoding a handful of sequences,
-            // at nearly the cost per step of a full batch.
-            //
-            // The top-up starts as many roots as the group's yield so far (trajectories per root)
-            // says will fill the budget: all the missing ones where nothing forked, half where
-            // every root forked once. Each round runs a whole episode length with only these
-            // sequences, so a round that cannot fill the budget costs almost a full batch's steps;
-            // a fixed half left groups that rarely fork three or four rounds deep.
-            var live = sequences.filter { !$0.finished }
-            let liveGroups = Set(live.map(\.group))
-            let firstNew = sequences.count
-            for group in templates.indices where groupCounts[group] < budget && !liveGroups.contains(group) {
-                let missing = budget - groupCounts[group]
-                let count = branching == nil ? missing : (missing * groupRoots[group] + groupCounts[group] - 1) / groupCounts[group]
-                for _ in 0..<count { startRoot(group: group) }
-                groupCounts[group] += count
-                groupRoots[group] += count
-                statistics.topUpTrajectories += count
-            }
-            live += sequences[firstNew...]
-            if live.isEmpty { break }
-            // One batched policy call for every sequence with input; fresh forks reuse logits.
-            let feeding = live.filter { $0.pendingLogits == nil }
-            var logitRows: [Int: [Double]] = [:]
-            if !feeding.isEmpty {
-                let logits = policy.extend(feeding.map(\.state), with: feeding.map(\.pendingInput))
-                statistics.policyCalls += 1
-                statistics.policyRows += feeding.count
-                let values = logits.doubles
-                let width = policy.vocabularySize
-                for (row, sequence) in feeding.enumerated() {
-                    logitRows[sequence.index] = Array(values[(row * width)..<((row + 1) * width)])
-                }
-            }
-            for sequence in live {
-                let logits = sequence.pendingLogits ?? logitRows[sequence.index]!
-                sequence.pendingLogits = nil
-                if let pending = sequence.awaitingForkLogits {
-                    sequence.forkPoint = ForkPoint(
-                        stateLength: pending.stateLength, responseCount: pending.responseCount, episode: pending.episode, turn: sequence.toolResults, logits: logits)
-                    sequence.awaitingForkLogits = nil
-                }
-                let sampled = sampler.sample(row: logits[...], generator: &sequence.generator)
-                statistics.tokensGenerated += 1
-                sequence.tokens.append(sampled.token)
-                sequence.logProbabilities.append(sampled.logProbability)
-                sequence.entropies.append(sampled.entropy)
-                sequence.lossMask.append(true)
-                if let settings = branching {
-                    if sequence.initialEntropy == nil {
-                        sequence.initialWindow.append(sampled.entropy)
-                        if sequence.initialWindow.count >= settings.entropyWindow {
-                            sequence.initialEntropy = stepEntropy(sequence.initialWindow)
-                            statistics.initialEntropies.append(sequence.initialEntropy!)
-                        }
-                    }
-                    if sequence.forkPoint != nil {
-                        sequence.forkPoint!.windowEntropies.append(sampled.entropy)
-                        if sequence.forkPoint!.windowEntropies.count >= settings.entropyWindow { decideFork(sequence) }
-                    }
-                }
-                step(sequence, sampled: sampled.token)
-            }
+        let observation = codec.observationTokens(reply.observation)
+        // The observation must fit with room for at least one more policy token.
+        guard observation.count < roomLeft, observation.count < capacityLeft else {
+            finish(sequence, .tokenLimit)
+            return
         }
+        statistics.tokensPrefilled += observation.count
+        sequence.tokens += observation
+        sequence.logProbabilities += [Double](repeating: 0, count: observation.count)
+        sequence.entropies += [Double](repeating: 0, count: observation.count)
+        sequence.lossMask += [Bool](repeating: false, count: observation.count)
+        sequence.pendingInput = [token] + observation
+        sequence.segmentStart = sequence.tokens.count
+        sequence.toolResults += 1
+        if branching != nil {
+            // The state will hold prompt + everything up to the observation's end after the
+            // next extend; the fork point is completed with the logits that call returns.
+            sequence.awaitingForkLogits = (sequence.promptTokens.count + sequence.tokens.count, sequence.tokens.count, sequence.episode.forkEpisode())
+        }
+    }
 
-        // Rewards that depend on the whole group (OTC-PO's tool efficiency against the group's
-        // fewest calls) are settled now that every trajectory of the group has finished, and
-        // before anything reads a reward.
+    /// Ends a sequence (deciding a pending fork first) and scores its episode.
+    func finish(_ sequence: Sequence, _ reason: EndReason) {
+        if sequence.forkPoint != nil { decideFork(sequence) }
+        sequence.finished = true
+        let scoreStart = DispatchTime.now().uptimeNanoseconds
+        sequence.score = sequence.episode.finish(policyText: codec.text(sequence.tokens[...]), endReason: reason)
+        statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - scoreStart) * 1e-9
+    }
+
+    // MARK: Decide a fork
+
+    /// Decides whether to fork at `sequence`'s pending fork point, and forks: Z − 1 copies (as
+    /// many as the budget has room for) continue from right after the tool result, sharing the
+    /// parent's KV cache prefix and a fork of its episode.
+    func decideFork(_ sequence: Sequence) {
+        guard let settings = branching, let point = sequence.forkPoint else { return }
+        sequence.forkPoint = nil
+        let after = stepEntropy(point.windowEntropies)
+        statistics.entropiesAfterToolResults.append(after)
+        let initial = sequence.initialEntropy ?? stepEntropy(sequence.initialWindow)
+        let delta = after - initial
+        let decision = settings.decide(entropyDelta: delta, vocabularySize: policy.vocabularySize, generator: &sequence.generator)
+        let room = budget - groupCounts[sequence.group]
+        let outcome: ForkOutcome = !decision.fork ? .declinedByRule : room > 0 ? .forked : .blockedByBudget
+        if settings.decisionLog {
+            statistics.forkDecisions.append(ForkDecision(
+                group: sequence.group, trajectory: sequence.index, turn: point.turn, initialEntropy: initial, entropy: after,
+                entropyDelta: delta, ruleEntropyDelta: delta * settings.ruleScale(vocabularySize: policy.vocabularySize),
+                score: decision.score, draw: decision.draw, outcome: outcome))
+        }
+        guard outcome == .forked else {
+            if outcome == .declinedByRule { statistics.forksDeclinedByRule += 1 } else { statistics.forksBlockedByBudget += 1 }
+            statistics.entropyDeltasElsewhere.append(delta)
+            return
+        }
+        statistics.entropyDeltasAtForks.append(delta)
+        statistics.forks += 1
+        let copies = Swift.min(settings.branchFactor - 1, room)
+        for _ in 0..<copies { sequences.append(fork(sequence, at: point, initialEntropy: initial)) }
+        groupCounts[sequence.group] += copies
+        statistics.forkedTrajectories += copies
+    }
+
+    /// A copy of `parent` up to `point`, which samples its first token from the point's logits.
+    func fork(_ parent: Sequence, at point: RolloutEngine.ForkPoint, initialEntropy: Double) -> Sequence {
+        let child = Sequence(
+            index: sequences.count, group: parent.group, state: parent.state.fork(length: point.stateLength),
+            episode: point.episode.forkEpisode(trajectory: sequences.count), generator: parent.generator.split(), promptTokens: parent.promptTokens,
+            parent: parent.index, forkPosition: point.responseCount)
+        child.tokens = Array(parent.tokens[0..<point.responseCount])
+        child.logProbabilities = Array(parent.logProbabilities[0..<point.responseCount])
+        child.entropies = Array(parent.entropies[0..<point.responseCount])
+        child.lossMask = Array(parent.lossMask[0..<point.responseCount])
+        child.segmentStart = point.responseCount
+        child.initialEntropy = initialEntropy
+        child.initialWindow = parent.initialWindow
+        child.pendingLogits = point.logits
+        child.toolResults = point.turn
+        return child
+    }
+
+    // MARK: Result
+
+    /// The finished batch. Rewards that depend on the whole group (OTC-PO's tool efficiency
+    /// against the group's fewest calls) are settled now that every trajectory of the group has
+    /// finished, and before anything reads a reward.
+    func scoredBatch() -> RolloutBatch {
         var members = [[Int]](repeating: [], count: templates.count)
         for sequence in sequences { members[sequence.group].append(sequence.index) }
         for (group, indices) in members.enumerated() {
@@ -372,7 +443,6 @@ public final class RolloutEngine {
             precondition(scores.count == indices.count, "scoreGroup must return one score per trajectory")
             for (index, score) in zip(indices, scores) { sequences[index].score = score }
         }
-
         let records = sequences.map { sequence in
             TrajectoryRecord(
                 promptTokens: sequence.promptTokens, responseTokens: sequence.tokens, oldLogProbabilities: sequence.logProbabilities,
