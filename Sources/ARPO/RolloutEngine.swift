@@ -40,6 +40,12 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
     /// Normalised step entropy just after tool results, and over the first window after the prompt.
     public var entropiesAfterToolResults: [Double] = []
     public var initialEntropies: [Double] = []
+    /// The same step entropies after tool results, by the result's place in its trajectory: index
+    /// k − 1 holds those measured after a k-th result. ARPO's case (its Figure 1) is that entropy
+    /// rises after tool feedback; this shows whether it does on our policy, result by result.
+    public var entropiesAfterToolResult: [[Double]] = []
+    /// Forks taken after a trajectory's k-th tool result, at index k − 1: where branching happens.
+    public var forksAfterToolResult: [Int] = []
     /// One record per fork opportunity, kept only with `rl.branching.decision_log`.
     public var forkDecisions: [ForkDecision] = []
     /// Trajectories in the batch.
@@ -388,6 +394,8 @@ final class Rollout {
         sequence.forkPoint = nil
         let after = stepEntropy(point.windowEntropies)
         statistics.entropiesAfterToolResults.append(after)
+        Rollout.grow(&statistics.entropiesAfterToolResult, toCount: point.turn, with: [])
+        statistics.entropiesAfterToolResult[point.turn - 1].append(after)
         let initial = sequence.initialEntropy ?? stepEntropy(sequence.initialWindow)
         let delta = after - initial
         let decision = settings.decide(entropyDelta: delta, vocabularySize: policy.vocabularySize, generator: &sequence.generator)
@@ -406,10 +414,17 @@ final class Rollout {
         }
         statistics.entropyDeltasAtForks.append(delta)
         statistics.forks += 1
+        Rollout.grow(&statistics.forksAfterToolResult, toCount: point.turn, with: 0)
+        statistics.forksAfterToolResult[point.turn - 1] += 1
         let copies = Swift.min(settings.branchFactor - 1, room)
         for _ in 0..<copies { sequences.append(fork(sequence, at: point, initialEntropy: initial)) }
         groupCounts[sequence.group] += copies
         statistics.forkedTrajectories += copies
+    }
+
+    /// Pads `array` with `value` to at least `count` elements.
+    static func grow<Element>(_ array: inout [Element], toCount count: Int, with value: Element) {
+        if array.count < count { array += [Element](repeating: value, count: count - array.count) }
     }
 
     /// A copy of `parent` up to `point`, which samples its first token from the point's logits.

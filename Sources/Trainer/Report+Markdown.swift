@@ -266,6 +266,25 @@ struct ResultsDocument {
 
 
             """
+        text += "### Entropy and forks by tool result\n\n"
+        text += "| Runs | Initial step entropy | After 1st result | After 2nd | After 3rd | Forks per RL step after 1st result | After 2nd | After 3rd |\n"
+        text += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        for (label, branching) in rows {
+            let entropies = branching.entropyAfterToolResult.map { number($0) }
+            let forks = branching.forksPerStepAfterToolResult.map { number($0, "%.2f") }
+            text += "| \(label) | \(number(branching.initialEntropy)) | \(entropies.joined(separator: " | ")) | \(forks.joined(separator: " | ")) |\n"
+        }
+        text += """
+
+            The step entropy over the k tokens after a trajectory's 1st, 2nd and 3rd tool result \
+            (`entropy_after_tool_result_1` … `_3`) against the one at its start, and the forks taken \
+            at each (`forks_after_tool_result_1` … `_3`). A fork inherits its parent's earlier \
+            results, so each measurement belongs to the trajectory that first reached that result. \
+            ARPO's premise (its Figure 1) is that entropy rises after tool feedback. A dash: no step \
+            measured it (no trajectory got that many results, or metrics.jsonl lacks these keys).
+
+
+            """
         return text
     }
 

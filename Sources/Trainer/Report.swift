@@ -195,6 +195,11 @@ public struct BranchingSummary: Equatable, Sendable {
     public var entropyDeltaAtForks: Double?
     /// `entropy_delta_elsewhere`: ΔH where a fork was considered but not taken.
     public var entropyDeltaElsewhere: Double?
+    /// `entropy_after_tool_result_1` … `_3`: the step entropy after a trajectory's 1st, 2nd and
+    /// 3rd tool result.
+    public var entropyAfterToolResult: [Double?]
+    /// `forks_after_tool_result_1` … `_3` per RL step: where the forks happen.
+    public var forksPerStepAfterToolResult: [Double?]
 
     /// Over every RL step of `runs`.
     public init(runs: [ReportRun]) {
@@ -207,5 +212,7 @@ public struct BranchingSummary: Equatable, Sendable {
         entropyAfterToolResults = mean(\.entropyAfterToolResults)
         entropyDeltaAtForks = mean(\.entropyDeltaAtForks)
         entropyDeltaElsewhere = mean(\.entropyDeltaElsewhere)
+        entropyAfterToolResult = (1...3).map { k in mean { $0.entropyAfterToolResult(k) } }
+        forksPerStepAfterToolResult = (1...3).map { k in mean { $0.forksAfterToolResult(k).map(Double.init) } }
     }
 }

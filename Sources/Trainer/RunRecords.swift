@@ -63,6 +63,15 @@ public struct StepMetrics: Codable, Equatable, Sendable {
     public var entropyAfterToolResults: Double?
     /// Mean entropy of the first tokens of a response (`entropy_initial`).
     public var initialEntropy: Double?
+    /// Mean entropy after a trajectory's 1st, 2nd and 3rd tool result
+    /// (`entropy_after_tool_result_1` …), null where no trajectory measured one.
+    public var entropyAfterToolResult1: Double?
+    public var entropyAfterToolResult2: Double?
+    public var entropyAfterToolResult3: Double?
+    /// Forks taken after a trajectory's 1st, 2nd and 3rd tool result.
+    public var forksAfterToolResult1: Int?
+    public var forksAfterToolResult2: Int?
+    public var forksAfterToolResult3: Int?
     /// Mean ΔH (entropy after a tool result minus the initial entropy) where ARPO forked.
     public var entropyDeltaAtForks: Double?
     /// Mean ΔH where a fork was considered but not taken.
@@ -112,6 +121,12 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         case responseLengthMean = "response_length_mean"
         case entropyAfterToolResults = "entropy_after_tool_results"
         case initialEntropy = "entropy_initial"
+        case entropyAfterToolResult1 = "entropy_after_tool_result_1"
+        case entropyAfterToolResult2 = "entropy_after_tool_result_2"
+        case entropyAfterToolResult3 = "entropy_after_tool_result_3"
+        case forksAfterToolResult1 = "forks_after_tool_result_1"
+        case forksAfterToolResult2 = "forks_after_tool_result_2"
+        case forksAfterToolResult3 = "forks_after_tool_result_3"
         case entropyDeltaAtForks = "entropy_delta_at_forks"
         case entropyDeltaElsewhere = "entropy_delta_elsewhere"
         case rolloutSeconds = "rollout_seconds"
@@ -136,6 +151,16 @@ public struct StepMetrics: Codable, Equatable, Sendable {
     public init(phase: String, step: Int) {
         self.phase = phase
         self.step = step
+    }
+
+    /// Mean step entropy after the k-th tool result, k = 1, 2, 3.
+    public func entropyAfterToolResult(_ k: Int) -> Double? {
+        [entropyAfterToolResult1, entropyAfterToolResult2, entropyAfterToolResult3][k - 1]
+    }
+
+    /// Forks after the k-th tool result, k = 1, 2, 3.
+    public func forksAfterToolResult(_ k: Int) -> Int? {
+        [forksAfterToolResult1, forksAfterToolResult2, forksAfterToolResult3][k - 1]
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -171,6 +196,12 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         try container.encode(responseLengthMean, forKey: .responseLengthMean)
         try container.encode(entropyAfterToolResults, forKey: .entropyAfterToolResults)
         try container.encode(initialEntropy, forKey: .initialEntropy)
+        try container.encode(entropyAfterToolResult1, forKey: .entropyAfterToolResult1)
+        try container.encode(entropyAfterToolResult2, forKey: .entropyAfterToolResult2)
+        try container.encode(entropyAfterToolResult3, forKey: .entropyAfterToolResult3)
+        try container.encode(forksAfterToolResult1, forKey: .forksAfterToolResult1)
+        try container.encode(forksAfterToolResult2, forKey: .forksAfterToolResult2)
+        try container.encode(forksAfterToolResult3, forKey: .forksAfterToolResult3)
         try container.encode(entropyDeltaAtForks, forKey: .entropyDeltaAtForks)
         try container.encode(entropyDeltaElsewhere, forKey: .entropyDeltaElsewhere)
         try container.encode(rolloutSeconds, forKey: .rolloutSeconds)

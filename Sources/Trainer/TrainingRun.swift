@@ -354,6 +354,14 @@ public final class TrainingRun {
         record.responseLengthMean = responseLengths.reduce(0, +) / Double(max(responseLengths.count, 1))
         record.entropyAfterToolResults = mean(statistics.entropiesAfterToolResults)
         record.initialEntropy = mean(statistics.initialEntropies)
+        func entropies(after k: Int) -> [Double] { k <= statistics.entropiesAfterToolResult.count ? statistics.entropiesAfterToolResult[k - 1] : [] }
+        func forks(after k: Int) -> Int { k <= statistics.forksAfterToolResult.count ? statistics.forksAfterToolResult[k - 1] : 0 }
+        record.entropyAfterToolResult1 = mean(entropies(after: 1))
+        record.entropyAfterToolResult2 = mean(entropies(after: 2))
+        record.entropyAfterToolResult3 = mean(entropies(after: 3))
+        record.forksAfterToolResult1 = forks(after: 1)
+        record.forksAfterToolResult2 = forks(after: 2)
+        record.forksAfterToolResult3 = forks(after: 3)
         record.entropyDeltaAtForks = mean(statistics.entropyDeltasAtForks)
         record.entropyDeltaElsewhere = mean(statistics.entropyDeltasElsewhere)
         record.rolloutSeconds = rolloutSeconds

@@ -56,6 +56,27 @@ final class RolloutEngineTests: XCTestCase {
         }
     }
 
+    /// Entropy low before the first call, high after the 1st result, low after the 2nd and
+    /// middling after the 3rd: with the threshold rule (fork iff ΔH > 0) the root forks after its
+    /// 1st and 3rd results, its child (which inherits the 1st) after its 3rd, and the forks
+    /// started after a 3rd result only answer. Budget 4 = root + 3 forks, so nothing is blocked
+    /// and there is no top-up.
+    func testEntropyAndForksAreRecordedByToolResult() {
+        let policy = ScriptedPolicy(calls: 3, peaks: [12, 2, 12, 6])
+        let engine = RolloutEngine(policy: policy, configuration: branching(budget: 4, initial: 1, window: 3))
+        let batch = engine.run(episodes: [ToyEpisode(ledger: ToolLedger())], seed: 2)
+        XCTAssertEqual(batch.records.count, 4)
+        XCTAssertEqual(batch.statistics.topUpTrajectories, 0)
+        XCTAssertEqual(batch.statistics.forksAfterToolResult, [1, 0, 2])
+        XCTAssertEqual(batch.statistics.forks, 3)
+        let entropies = batch.statistics.entropiesAfterToolResult
+        XCTAssertEqual(entropies.map(\.count), [1, 2, 2], "the root measures every result; its child only those after the one it inherits")
+        for (k, peak) in [(0, 2.0), (1, 12.0), (2, 6.0)] {
+            for entropy in entropies[k] { XCTAssertEqual(entropy, ScriptedPolicy.normalizedEntropy(peak: peak), accuracy: 1e-5, "after result \(k + 1)") }
+        }
+        XCTAssertEqual(batch.statistics.entropiesAfterToolResults.count, 5, "the by-result lists split the pooled one")
+    }
+
     func testNoForkWhenEntropyFallsAfterToolResults() {
         let ledger = ToolLedger()
         let policy = ScriptedPolicy(calls: 2, peaks: [2, 12, 12])

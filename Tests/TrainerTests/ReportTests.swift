@@ -159,6 +159,28 @@ final class ReportTests: XCTestCase {
     static let provenance = ReportProvenance(
         cpuModel: "Test CPU", cores: 2, commit: "0123abcd", hasUncommittedChanges: false, command: "scripts/compare.sh", date: "2025-01-31 12:00 UTC")
 
+    /// The entropy after the 1st, 2nd and 3rd tool result and the forks there, per ARPO run and
+    /// overall; a run whose metrics lack those keys shows dashes and leaves the overall means as
+    /// the other run's.
+    func testMarkdownHasEntropyAndForksByToolResult() throws {
+        let root = try temporaryDirectory(self)
+        var older = SyntheticRunDirectory(algorithm: "arpo", seed: 2, finalAccuracy: 0.5, toolCalls: [4, 6, 10], wallSeconds: 90)
+        older.byToolResult = false
+        let directories = [
+            try SyntheticRunDirectory(algorithm: "arpo", seed: 1, finalAccuracy: 0.5, toolCalls: [4, 6, 10], wallSeconds: 90).write(in: root, name: "arpo-1"),
+            try older.write(in: root, name: "arpo-2"),
+        ]
+        let markdown = TrainingReport.markdown(for: try TrainingReport.loadRuns(directories), provenance: Self.provenance)
+        XCTAssertTrue(markdown.contains("""
+            | Runs | Initial step entropy | After 1st result | After 2nd | After 3rd | Forks per RL step after 1st result | After 2nd | After 3rd |
+            | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+            | `arpo-1` | 0.400 | 0.700 | 0.500 | — | 1.00 | 1.00 | 0.00 |
+            | `arpo-2` | 0.400 | — | — | — | — | — | — |
+            | all 2 ARPO runs | 0.400 | 0.700 | 0.500 | — | 1.00 | 1.00 | 0.00 |
+
+            """), markdown)
+    }
+
     func testMarkdownHasTheSummaryTableBranchingSizesMachineCommitAndCommand() throws {
         let root = try temporaryDirectory(self)
         // The shared cold start: a run with 300 SFT steps and no RL, which took a minute.
@@ -424,6 +446,9 @@ struct SyntheticRunDirectory {
     var wallSeconds = 90.0
     /// The KL to the reference at every RL step (nil writes null).
     var referenceKL: Double? = 0.01
+    /// Whether an ARPO run's RL lines hold `entropy_after_tool_result_k` and
+    /// `forks_after_tool_result_k` (false: a metrics.jsonl without those keys).
+    var byToolResult = true
     /// RL steps written; fewer than 3 leaves the run unfinished (no final evaluation or summary).
     var completedSteps = 3
     /// `sft.init_from`: another run's `reference/` the run started from (its own SFT is 0 steps).
@@ -470,6 +495,15 @@ struct SyntheticRunDirectory {
                 "reference_kl": referenceKL.map { $0 * Double(index + 1) } ?? NSNull(), "entropy": 1.5 - 0.1 * Double(index),
                 "gradient_norm": 0.5, "value_loss": algorithm == "ppo" ? 0.2 : NSNull(), "explained_variance": NSNull(), "skipped_updates": 0,
             ])
+            if isARPO && byToolResult {
+                // After the 1st result 0.6, 0.7, 0.8; after the 2nd null, 0.5, 0.5; never a 3rd.
+                // Forks after the 1st result 1 per step, after the 2nd 0, 1, 2, after the 3rd 0.
+                metrics[metrics.count - 1].merge([
+                    "entropy_after_tool_result_1": 0.6 + 0.1 * Double(index), "entropy_after_tool_result_2": index == 0 ? NSNull() : 0.5,
+                    "entropy_after_tool_result_3": NSNull(),
+                    "forks_after_tool_result_1": 1, "forks_after_tool_result_2": index, "forks_after_tool_result_3": 0,
+                ]) { $1 }
+            }
         }
         try Self.writeLines(metrics, to: directory.appendingPathComponent("metrics.jsonl"))
 
