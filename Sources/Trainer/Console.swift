@@ -1,26 +1,37 @@
 import Foundation
 
 /// Progress output: one live, rewritten line per step on a terminal; plain lines otherwise (logs,
-/// CI, pipes).
+/// CI, pipes), at most one per `plainProgressInterval` seconds, as tqdm writes to a file, so that
+/// a long run's log stays readable.
 public final class Console {
     let isTerminal: Bool
     let quiet: Bool
     private var lineOpen = false
+    /// Off a terminal, the seconds between progress lines (0: every one).
+    public var plainProgressInterval = 10.0
+    /// When the last plain progress line was printed (monotonic clock).
+    private var lastPlainProgress: Double?
 
     public init(quiet: Bool = false) {
         isTerminal = isatty(STDOUT_FILENO) != 0
         self.quiet = quiet
     }
 
-    /// The live progress line.
-    public func progress(_ text: String) {
+    /// The live progress line. Off a terminal it is printed when `always` (an evaluation, a
+    /// phase's first or last step), for the first line, or once `plainProgressInterval` seconds
+    /// have passed since the last one printed.
+    public func progress(_ text: String, always: Bool = false) {
         guard !quiet else { return }
         if isTerminal {
             FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + text).utf8))
             lineOpen = true
-        } else {
-            print(text)
+            return
         }
+        let now = monotonicSeconds()
+        guard always || lastPlainProgress.map({ now - $0 >= plainProgressInterval }) ?? true else { return }
+        lastPlainProgress = now
+        print(text)
+        fflush(stdout)
     }
 
     /// A line that stays.

@@ -235,6 +235,9 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     public var maxConsecutiveNonfinite = 3
     /// Checkpoints kept (older ones are deleted); at least 1.
     public var keepCheckpoints = 2
+    /// Off a terminal (a log file, a pipe), the seconds between progress lines; 0 prints every
+    /// step. Evaluations and each phase's first and last step are always printed.
+    public var logEverySeconds = 10.0
 
     public init() {}
 
@@ -244,6 +247,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         case checkpointEvery = "checkpoint_every"
         case maxConsecutiveNonfinite = "max_consecutive_nonfinite"
         case keepCheckpoints = "keep_checkpoints"
+        case logEverySeconds = "log_every_seconds"
     }
 
     public init(from decoder: Decoder) throws {
@@ -256,6 +260,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
         maxConsecutiveNonfinite = try c.decodeIfPresent(Int.self, forKey: .maxConsecutiveNonfinite) ?? d.maxConsecutiveNonfinite
         keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? d.keepCheckpoints
+        logEverySeconds = try c.decodeIfPresent(Double.self, forKey: .logEverySeconds) ?? d.logEverySeconds
     }
 
     func validate(path: String) throws {
@@ -264,6 +269,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         try require(checkpointEvery >= 1, path, CodingKeys.checkpointEvery, "at least 1", checkpointEvery)
         try require(maxConsecutiveNonfinite >= 1, path, CodingKeys.maxConsecutiveNonfinite, "at least 1", maxConsecutiveNonfinite)
         try require(keepCheckpoints >= 1, path, CodingKeys.keepCheckpoints, "at least 1", keepCheckpoints)
+        try require(logEverySeconds >= 0 && logEverySeconds.isFinite, path, CodingKeys.logEverySeconds, "a number of seconds, at least 0", logEverySeconds)
     }
 }
 

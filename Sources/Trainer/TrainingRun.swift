@@ -102,6 +102,7 @@ public final class TrainingRun {
     public func run(resume: Bool, stop: StopSignal) throws -> RunOutcome {
         BLASRuntime.setThreadCount(configuration.run.threads)
         BLASRuntime.setMatmulPrecision(configuration.run.matmulPrecision)
+        console.plainProgressInterval = configuration.run.logEverySeconds
         let started = monotonicSeconds()
         let (model, optimizer, state) = try resume ? resumeFromCheckpoint() : start()
         let encoder = JSONEncoder()
@@ -234,7 +235,9 @@ public final class TrainingRun {
             record.skipped = result.skipped
             try session.metrics.append(record)
             let rate = (monotonicSeconds() - phaseStart) / Double(session.state.sftStep - firstStep)
-            console.progress(String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", session.state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - session.state.sftStep))))
+            console.progress(
+                String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", session.state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - session.state.sftStep))),
+                always: session.state.sftStep == firstStep + 1 || session.state.sftStep == sftSteps)
             if session.state.sftStep % c.run.checkpointEvery == 0 && session.state.sftStep < sftSteps { try checkpoint(session) }
         }
         return nil
@@ -321,7 +324,8 @@ public final class TrainingRun {
             }
             let rate = (monotonicSeconds() - phaseStart) / Double(session.state.rlStep - firstStep)
             console.progress(String(format: "[rl] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", session.state.rlStep, c.rl.steps, record.rewardMean ?? .nan, record.accuracy ?? .nan,
-                                    evaluated.map { String(format: "  held-out %.3f", $0) } ?? "", record.tokensPerSecond ?? .nan, formatDuration(rate * Double(c.rl.steps - session.state.rlStep))))
+                                    evaluated.map { String(format: "  held-out %.3f", $0) } ?? "", record.tokensPerSecond ?? .nan, formatDuration(rate * Double(c.rl.steps - session.state.rlStep))),
+                             always: evaluated != nil || session.state.rlStep == firstStep + 1 || session.state.rlStep == c.rl.steps)
             if session.state.rlStep % c.run.checkpointEvery == 0 && session.state.rlStep < c.rl.steps { try checkpoint(session) }
         }
         return nil

@@ -103,6 +103,29 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(usage.status, 2)
     }
 
+    /// Piped (as here), progress lines come at most every `run.log_every_seconds`, besides each
+    /// phase's first and last step and every evaluation; 0 prints every step.
+    func testPipedProgressIsPrintedAtAnIntervalPlusEvaluationsAndTheLastStep() throws {
+        let root = try temporaryDirectory(self)
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(tinyConfig(output: root.appendingPathComponent("unused")).utf8).write(to: configURL)
+        func progressLines(logEvery seconds: Int, output: String) throws -> [String] {
+            let result = try runArpoTrain([
+                "--config", configURL.path, "--output", root.appendingPathComponent(output).path,
+                "--set", "sft.steps=12", "--set", "run.log_every_seconds=\(seconds)",
+            ])
+            XCTAssertEqual(result.status, 0, result.error)
+            return result.output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("[sft]") || $0.hasPrefix("[rl]") }
+        }
+        // An hour between lines: the first and last SFT step; RL's first step, its evaluation
+        // after step 2 and its last step.
+        let sparse = try progressLines(logEvery: 3600, output: "sparse")
+        XCTAssertEqual(sparse.map { $0.components(separatedBy: "  ")[0] }, ["[sft] step 1/12", "[sft] step 12/12", "[rl] step 1/3", "[rl] step 2/3", "[rl] step 3/3"], sparse.joined(separator: "\n"))
+        XCTAssertTrue(sparse[3].contains("held-out"), sparse[3])
+        let every = try progressLines(logEvery: 0, output: "every")
+        XCTAssertEqual(every.count, 12 + 3, every.joined(separator: "\n"))
+    }
+
     func testDryRunPrintsTheResolvedConfigAndWritesNothing() throws {
         let root = try temporaryDirectory(self)
         let output = root.appendingPathComponent("out")
