@@ -75,7 +75,8 @@ let package = Package(
             swiftSettings: numericSettings
         ),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"]),
+        // The Hugging Face parity fixture is read from its path (#filePath), not bundled.
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ARPO", "Policy", "ToolEnv", "Tensor"]),
         .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor"]),

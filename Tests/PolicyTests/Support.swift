@@ -9,12 +9,8 @@ func llamaTinyFixture() throws -> URL {
     if let root = ProcessInfo.processInfo.environment["ARPO_FIXTURES"] {
         return URL(fileURLWithPath: root).appendingPathComponent("llama-tiny")
     }
-    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let fixture = repository.deletingLastPathComponent().appendingPathComponent("shared/fixtures/llama-tiny")
-    guard FileManager.default.fileExists(atPath: fixture.appendingPathComponent("model.safetensors").path) else {
-        throw XCTSkip("llama-tiny fixture not found at \(fixture.path); set ARPO_FIXTURES")
-    }
-    return fixture
+    // Committed beside this file; scripts/make_llama_tiny_fixture.py regenerates it.
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/llama-tiny")
 }
 
 /// A tiny configuration for fast tests.
