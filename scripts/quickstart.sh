@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 swift build -c release --product arpo-train
-exec .build/release/arpo-train --config configs/quickstart.json "$@"
+.build/release/arpo-train --config configs/quickstart.json "$@"
+echo "Multi-turn tool use (search, chained searches, compose, unanswerable): .build/release/arpo-train --config configs/multiturn.json (README, \"Multi-turn tool use\")"
