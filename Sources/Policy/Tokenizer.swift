@@ -171,22 +171,26 @@ public struct Tokenizer: Sendable, Equatable {
                 if let id = mergedID[Merge(symbols[index], symbols[index + 1])], id < (best?.id ?? .max) { best = (id, index) }
             }
             guard let (id, _) = best else { break }
-            let merge = merges[id - Tokenizer.baseVocabularySize]
-            var merged: [Int] = []
-            merged.reserveCapacity(symbols.count)
-            var index = 0
-            while index < symbols.count {
-                if index + 1 < symbols.count && symbols[index] == merge.left && symbols[index + 1] == merge.right {
-                    merged.append(id)
-                    index += 2
-                } else {
-                    merged.append(symbols[index])
-                    index += 1
-                }
-            }
-            symbols = merged
+            symbols = Tokenizer.applying(merges[id - Tokenizer.baseVocabularySize], as: id, to: symbols)
         }
         return symbols
+    }
+
+    /// `symbols` with every occurrence of `merge`'s pair, left to right, replaced by `id`.
+    static func applying(_ merge: Merge, as id: Int, to symbols: [Int]) -> [Int] {
+        var merged: [Int] = []
+        merged.reserveCapacity(symbols.count)
+        var index = 0
+        while index < symbols.count {
+            if index + 1 < symbols.count && symbols[index] == merge.left && symbols[index + 1] == merge.right {
+                merged.append(id)
+                index += 2
+            } else {
+                merged.append(symbols[index])
+                index += 1
+            }
+        }
+        return merged
     }
 
     /// Text for `ids`: byte runs decode as UTF-8 (invalid sequences become U+FFFD), special tokens
@@ -273,17 +277,7 @@ extension Tokenizer {
             merges.append(pair)
             for index in wordsWithPair[pair] ?? [] {
                 let word = words[index], count = counts[index]
-                var merged: [Int] = []
-                var position = 0
-                while position < word.count {
-                    if position + 1 < word.count && word[position] == pair.left && word[position + 1] == pair.right {
-                        merged.append(id)
-                        position += 2
-                    } else {
-                        merged.append(word[position])
-                        position += 1
-                    }
-                }
+                let merged = applying(pair, as: id, to: word)
                 guard merged.count != word.count else { continue }
                 for position in 0..<(word.count - 1) {
                     let old = Merge(word[position], word[position + 1])
