@@ -11,7 +11,8 @@ public final class SupervisedTrainer {
         public let tokens: [Int]
         /// lossMask[t]: whether token t is the policy's (trained).
         public let lossMask: [Bool]
-        /// Whether this is a knowledge-base document rather than a demonstration.
+        /// Whether this is a knowledge-base document or a copy drill rather than a demonstration
+        /// (`StepResult.policyLoss` leaves these out).
         public var isDocument = false
     }
 
