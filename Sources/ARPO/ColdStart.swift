@@ -98,11 +98,6 @@ public final class SupervisedTrainer {
         }
     }
 
-    /// Knowledge-base documents per batch: `document_fraction` of `batch_size`, rounded.
-    var documentsPerBatch: Int { Int((configuration.documentFraction * Double(configuration.batchSize)).rounded()) }
-    /// Copy drills per batch: `copy_drill_fraction` of `batch_size`, rounded.
-    var drillsPerBatch: Int { Int((configuration.copyDrillFraction * Double(configuration.batchSize)).rounded()) }
-
     /// The examples of step `step`: the demonstrations (the pool's slice, or with
     /// `fresh_demonstrations` a batch generated for this step alone), then
     /// `documentsPerBatch` knowledge-base documents and `drillsPerBatch` copy drills. Fresh
@@ -111,6 +106,7 @@ public final class SupervisedTrainer {
     /// many (over a million names) that nothing comes back: the policy cannot learn names by
     /// heart and has to learn to copy them.
     public func batch(step: Int) -> [Example] {
+        let documentsPerBatch = configuration.documentsPerBatch, drillsPerBatch = configuration.drillsPerBatch
         let demonstrationCount = configuration.batchSize - documentsPerBatch - drillsPerBatch
         var documentGenerator = RandomGenerator(seed: seed &+ 0xD0C5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
         var documents = (0..<documentsPerBatch).map { _ in
@@ -218,7 +214,7 @@ public final class SupervisedTrainer {
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
         let learningRate = schedule.rate(at: step)
         var policyLoss = loss.item
-        if contextWeight > 0 || documentsPerBatch > 0 || drillsPerBatch > 0 {
+        if contextWeight > 0 || configuration.documentsPerBatch > 0 || configuration.drillsPerBatch > 0 {
             let values = logProbabilities.doubles
             var total = 0.0, count = 0
             for (row, example) in chosen.enumerated() where !example.isDocument {
@@ -274,6 +270,11 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     /// and numbers, then the same list again, trained on the repetition. They teach the
     /// induction heads that copying needs far faster than demonstrations do. 0: none.
     public var copyDrillFraction = 0.0
+
+    /// Knowledge-base documents per batch: `document_fraction` of `batch_size`, rounded.
+    public var documentsPerBatch: Int { Int((documentFraction * Double(batchSize)).rounded()) }
+    /// Copy drills per batch: `copy_drill_fraction` of `batch_size`, rounded.
+    public var drillsPerBatch: Int { Int((copyDrillFraction * Double(batchSize)).rounded()) }
     public var weightDecay = 0.0
     public var maxGradientNorm = 1.0
     /// A Hugging Face model directory (such as an earlier run's `reference/`) whose weights the
@@ -342,7 +343,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try requireSetting(contextLossWeight >= 0 && contextLossWeight <= 1, path, CodingKeys.contextLossWeight, "in [0, 1]", contextLossWeight)
         try requireSetting(documentFraction >= 0 && documentFraction < 1, path, CodingKeys.documentFraction, "in [0, 1)", documentFraction)
         try requireSetting(copyDrillFraction >= 0 && copyDrillFraction < 1, path, CodingKeys.copyDrillFraction, "in [0, 1)", copyDrillFraction)
-        try requireSetting(Int((documentFraction * Double(batchSize)).rounded()) + Int((copyDrillFraction * Double(batchSize)).rounded()) < batchSize, path, CodingKeys.copyDrillFraction,
+        try requireSetting(documentsPerBatch + drillsPerBatch < batchSize, path, CodingKeys.copyDrillFraction,
                            "such that documents and drills leave at least one demonstration per batch (document_fraction + copy_drill_fraction < 1 after rounding to rows of batch_size)", copyDrillFraction)
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)

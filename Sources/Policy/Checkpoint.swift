@@ -24,9 +24,10 @@ public enum ModelCheckpoint {
     /// model's.
     public static func loadTokenizer(from directory: URL, vocabularySize: Int) throws -> Tokenizer {
         let url = directory.appendingPathComponent(Tokenizer.fileName)
-        let tokenizer = FileManager.default.fileExists(atPath: url.path) ? try Tokenizer.load(huggingFaceJSON: url) : Tokenizer()
+        let hasFile = FileManager.default.fileExists(atPath: url.path)
+        let tokenizer = hasFile ? try Tokenizer.load(huggingFaceJSON: url) : Tokenizer()
         guard tokenizer.vocabularySize == vocabularySize else {
-            let source = FileManager.default.fileExists(atPath: url.path) ? url.path : "\(directory.path) (no \(Tokenizer.fileName): the byte tokenizer)"
+            let source = hasFile ? url.path : "\(directory.path) (no \(Tokenizer.fileName): the byte tokenizer)"
             throw PolicyError("\(source) has a vocabulary of \(tokenizer.vocabularySize) tokens but the model's vocab_size is \(vocabularySize)")
         }
         return tokenizer

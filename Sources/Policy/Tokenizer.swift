@@ -147,8 +147,7 @@ public struct Tokenizer: Sendable, Equatable {
                 index += 1
                 continue
             }
-            var end = index + 1
-            while end < bytes.count && Tokenizer.isLetter(bytes[end]) { end += 1 }
+            let end = Tokenizer.letterRunEnd(bytes, from: index)
             ids += mergePiece(bytes[index..<end].map { Int($0) })
             index = end
         }
@@ -161,16 +160,23 @@ public struct Tokenizer: Sendable, Equatable {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
     }
 
+    /// The end of the letter run that starts at `start` (a letter).
+    static func letterRunEnd(_ bytes: [UInt8], from start: Int) -> Int {
+        var end = start + 1
+        while end < bytes.count && isLetter(bytes[end]) { end += 1 }
+        return end
+    }
+
     /// BPE on one piece: repeatedly merge the adjacent pair of lowest rank, as training did.
     func mergePiece(_ piece: [Int]) -> [Int] {
         var symbols = piece
         guard !merges.isEmpty else { return symbols }
         while symbols.count > 1 {
-            var best: (id: Int, index: Int)?
+            var best: Int?
             for index in 0..<(symbols.count - 1) {
-                if let id = mergedID[Merge(symbols[index], symbols[index + 1])], id < (best?.id ?? .max) { best = (id, index) }
+                if let id = mergedID[Merge(symbols[index], symbols[index + 1])], id < (best ?? .max) { best = id }
             }
-            guard let (id, _) = best else { break }
+            guard let id = best else { break }
             symbols = Tokenizer.applying(merges[id - Tokenizer.baseVocabularySize], as: id, to: symbols)
         }
         return symbols
@@ -238,8 +244,7 @@ extension Tokenizer {
             var index = 0
             while index < bytes.count {
                 guard isLetter(bytes[index]) else { index += 1; continue }
-                var end = index + 1
-                while end < bytes.count && isLetter(bytes[end]) { end += 1 }
+                let end = letterRunEnd(bytes, from: index)
                 if end - index > 1 { wordCounts[Array(bytes[index..<end]), default: 0] += 1 }
                 index = end
             }

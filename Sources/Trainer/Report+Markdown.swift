@@ -122,19 +122,14 @@ struct ResultsDocument {
         return String(format: "%.3f [%.3f, %.3f]", value.mean, low, high)
     }
 
-    /// The final evaluation of a finished run.
-    static func finalEvaluation(_ run: ReportRun) -> HeldOutEvaluation? {
-        run.evaluations.last { $0.isFinal == true } ?? (run.isFinished ? run.evaluations.last : nil)
-    }
-
     // MARK: Per family
 
     /// Final held-out accuracy per task family and overall, per algorithm: mean and 95% interval
-    /// over the finished runs (seeds).
+    /// over the finished runs (seeds), from each run's `summary.json`.
     func familySection(_ summaries: [AlgorithmSummary]) -> String {
-        let finals = runs.filter(\.isFinished).compactMap { run in ResultsDocument.finalEvaluation(run).map { (run.algorithm, $0) } }
+        let finals = runs.compactMap { run in run.summary.map { (run.algorithm, $0) } }
         let order = ["arithmetic", "single_hop", "multi_hop", "compose", "unanswerable"]
-        let families = Set(finals.flatMap { $0.1.accuracyByFamily?.keys.map { $0 } ?? [] })
+        let families = Set(finals.flatMap { $0.1.accuracyByFamilyAfterRL?.keys.map { $0 } ?? [] })
             .sorted { (order.firstIndex(of: $0) ?? order.count, $0) < (order.firstIndex(of: $1) ?? order.count, $1) }
         guard !families.isEmpty else { return "" }
         var text = "## Final held-out accuracy per family\n\n"
@@ -142,7 +137,7 @@ struct ResultsDocument {
         text += "| --- |" + String(repeating: " ---: |", count: summaries.count) + "\n"
         for family in families + ["all"] {
             let cells = summaries.map { summary -> String in
-                let values = finals.filter { $0.0 == summary.algorithm }.compactMap { family == "all" ? $0.1.accuracy : $0.1.accuracyByFamily?[family] }
+                let values = finals.filter { $0.0 == summary.algorithm }.compactMap { family == "all" ? $0.1.accuracyAfterRL : $0.1.accuracyByFamilyAfterRL?[family] }
                 return ResultsDocument.interval(ConfidenceInterval(values), within: 0...1)
             }
             text += "| \(family == "all" ? "**all families**" : "`\(family)`") | " + cells.joined(separator: " | ") + " |\n"
@@ -150,7 +145,7 @@ struct ResultsDocument {
         text += """
 
             Mean over seeds [95% confidence interval: mean ± t·s/√n, Student's t with n − 1 degrees of \
-            freedom, cut to [0, 1]] of each run's final evaluation (eval.jsonl's `accuracy_by_family`). A family's \
+            freedom, cut to [0, 1]] of each run's final accuracy (summary.json's `accuracy_by_family_after_rl`). A family's \
             accuracy rests on the episodes of that family among the evaluation's, so its interval is \
             wider than the overall one.
 

@@ -515,10 +515,11 @@ struct SyntheticRunDirectory {
             evaluations.append(["step": 4, "phase": "rl", "accuracy": (accuracyAfterSFT + finalAccuracy) / 2, "tool_calls_executed_total": toolCalls[0] + toolCalls[1], "episodes": 8, "samples": []])
         }
         if completedSteps == 3 {
+            let byFamily = ["arithmetic": finalAccuracy, "unanswerable": 1 - finalAccuracy]
             evaluations.append(["step": 5, "phase": "rl", "final": true, "accuracy": finalAccuracy, "tool_calls_executed_total": total, "episodes": 8, "samples": [],
-                                "accuracy_by_family": ["arithmetic": finalAccuracy, "unanswerable": 1 - finalAccuracy]])
+                                "accuracy_by_family": byFamily])
             let summary: [String: Any] = [
-                "accuracy_after_sft": accuracyAfterSFT, "accuracy_after_rl": finalAccuracy, "tool_calls_executed": total, "algorithm": algorithm,
+                "accuracy_after_sft": accuracyAfterSFT, "accuracy_after_rl": finalAccuracy, "accuracy_by_family_after_rl": byFamily, "tool_calls_executed": total, "algorithm": algorithm,
                 "wall_seconds": wallSeconds, "sft_steps": 2, "rl_steps": 3, "seed": seed, "parameters": algorithm == "ppo" ? 19_073 : 19_040,
             ]
             try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]).write(to: directory.appendingPathComponent("summary.json"))
