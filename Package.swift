@@ -1,6 +1,8 @@
 // swift-tools-version:5.10
 // Layers, lowest first: the BLAS/LAPACK system targets, Tensor, Policy, ToolEnv (no tensor code),
-// ARPO, Trainer, and the thin executables. Imports only point down.
+// ARPO, Trainer, and the thin executables. RunRecords (the metrics, evaluation and summary
+// records, Foundation only) sits beside them for Trainer, which writes them, and Report, which
+// reads them. Imports only point down.
 import PackageDescription
 
 /// Release builds drop exclusivity checks in the numeric targets: their hot loops work on raw
@@ -17,7 +19,9 @@ let package = Package(
         .library(name: "Policy", targets: ["Policy"]),
         .library(name: "ToolEnv", targets: ["ToolEnv"]),
         .library(name: "ARPO", targets: ["ARPO"]),
+        .library(name: "RunRecords", targets: ["RunRecords"]),
         .library(name: "Trainer", targets: ["Trainer"]),
+        .library(name: "Report", targets: ["Report"]),
         .executable(name: "arpo-train", targets: ["arpo-train"]),
         .executable(name: "arpo-bench", targets: ["arpo-bench"]),
     ],
@@ -56,10 +60,15 @@ let package = Package(
         .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
         .target(name: "ToolEnv"),
         .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], swiftSettings: numericSettings),
-        .target(name: "Trainer", dependencies: ["Tensor", "Policy", "ToolEnv", "ARPO"], swiftSettings: numericSettings),
+        // The records of metrics.jsonl, eval.jsonl and summary.json, shared by writer and reader.
+        .target(name: "RunRecords"),
+        .target(name: "Trainer", dependencies: ["Tensor", "Policy", "ToolEnv", "ARPO", "RunRecords"], swiftSettings: numericSettings),
+        // The HTML/SVG page and the Markdown results document over finished run directories.
+        // Tensor only for the CPU model that a results document records.
+        .target(name: "Report", dependencies: ["RunRecords", "Tensor"]),
         .executableTarget(
             name: "arpo-train",
-            dependencies: ["Trainer", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Trainer", "Report", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "arpo-bench",
@@ -78,7 +87,7 @@ let package = Package(
         // The Hugging Face parity fixture is read from its path (#filePath), not bundled.
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "ARPO", "Policy", "ToolEnv", "Tensor"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Report", "RunRecords", "ARPO", "Policy", "ToolEnv", "Tensor"]),
         .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor"]),
         .testTarget(name: "BenchmarkTests", dependencies: ["arpo-bench", "Tensor"]),
     ]

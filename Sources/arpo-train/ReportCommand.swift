@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Report
 import Trainer
 
 /// `arpo-train report RUN_DIR... [--output PATH] [--markdown PATH [--command TEXT]]`: one HTML

@@ -1,4 +1,6 @@
 import Foundation
+import Report
+import RunRecords
 import Trainer
 import XCTest
 

@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 @testable import Trainer
 import XCTest
 

@@ -1,8 +1,7 @@
-import ARPO
 import Foundation
 
-// The records a run writes and the report reads: one type per file, so that the keys are spelled
-// once. Every field the writer may leave out, and every field added after the first runs, is
+// The records a run writes (Trainer) and the report reads (Report): one type per output file, so
+// that the keys are spelled once, in a module both import. Every field the writer may leave out, and every field added after the first runs, is
 // optional, so the report still reads files written before it existed. Encoding writes every
 // key of a record's kind, a missing value as null (the documented format: a reader can tell
 // "not measured this step" from "not a key of this record").
@@ -238,6 +237,15 @@ public struct EvaluationSample: Codable, Equatable, Sendable {
         case family, question, transcript, reward, correct
         case goldAnswer = "gold_answer"
     }
+
+    public init(family: String, question: String, goldAnswer: String, transcript: String, reward: Double, correct: Bool) {
+        self.family = family
+        self.question = question
+        self.goldAnswer = goldAnswer
+        self.transcript = transcript
+        self.reward = reward
+        self.correct = correct
+    }
 }
 
 /// One line of `eval.jsonl`: where in the run the evaluation was, and what it measured.
@@ -275,20 +283,25 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
         case isFinal = "final"
     }
 
-    /// The record of `result`, taken after global step `step`.
-    public init(_ result: EvaluationResult, step: Int, phase: String? = nil, toolCallsExecutedTotal: Int? = nil, isFinal: Bool? = nil) {
+    /// An evaluation taken after global step `step`: where in the run it was, then what it
+    /// measured.
+    public init(
+        step: Int, phase: String? = nil, toolCallsExecutedTotal: Int? = nil, isFinal: Bool? = nil,
+        accuracy: Double, accuracyByFamily: [String: Double]?, episodesByFamily: [String: Int]?, formatErrorRate: Double?,
+        toolCallsPerEpisode: Double?, meanReward: Double?, episodes: Int?, samples: [EvaluationSample]?
+    ) {
         self.step = step
         self.phase = phase
         self.toolCallsExecutedTotal = toolCallsExecutedTotal
         self.isFinal = isFinal
-        accuracy = result.accuracy
-        accuracyByFamily = result.accuracyByFamily
-        episodesByFamily = result.episodesByFamily
-        formatErrorRate = result.formatErrorRate
-        toolCallsPerEpisode = result.toolCallsPerEpisode
-        meanReward = result.meanReward
-        episodes = result.episodes
-        samples = result.samples
+        self.accuracy = accuracy
+        self.accuracyByFamily = accuracyByFamily
+        self.episodesByFamily = episodesByFamily
+        self.formatErrorRate = formatErrorRate
+        self.toolCallsPerEpisode = toolCallsPerEpisode
+        self.meanReward = meanReward
+        self.episodes = episodes
+        self.samples = samples
     }
 
     public init(from decoder: Decoder) throws {
@@ -318,6 +331,11 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
 
     /// The fields the evaluation measured, without where in the run it was (`arpo-train eval
     /// --json` prints these alone).
+    public func encodeMeasurements(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try encodeMeasurements(into: &container)
+    }
+
     func encodeMeasurements(into container: inout KeyedEncodingContainer<CodingKeys>) throws {
         try container.encode(accuracy, forKey: .accuracy)
         try container.encode(accuracyByFamily, forKey: .accuracyByFamily)
@@ -333,14 +351,6 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
     /// record does not say so.
     public var cumulativeToolCalls: Int? {
         toolCallsExecutedTotal ?? (phase == "sft" ? 0 : nil)
-    }
-}
-
-extension EvaluationResult: Encodable {
-    /// The eval.jsonl fields of the evaluation itself, without `step` and `phase`.
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: HeldOutEvaluation.CodingKeys.self)
-        try HeldOutEvaluation(self, step: 0).encodeMeasurements(into: &container)
     }
 }
 
@@ -393,24 +403,5 @@ public struct RunSummary: Codable, Equatable, Sendable {
         try container.encode(wallSeconds, forKey: .wallSeconds)
         try container.encode(parameters, forKey: .parameters)
         try container.encode(seed, forKey: .seed)
-    }
-}
-
-/// The `step` of a JSON Lines record, all that resuming needs to know of it.
-struct RecordStep: Decodable {
-    var step: Int?
-}
-
-/// One line of `fork_decisions.jsonl`: the decision's fields and the global step of its rollout.
-struct ForkDecisionLine: Encodable {
-    var step: Int
-    var decision: ForkDecision
-
-    enum CodingKeys: String, CodingKey { case step }
-
-    func encode(to encoder: Encoder) throws {
-        try decision.encode(to: encoder)
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(step, forKey: .step)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 
 /// The report's HTML: a header with the experiment's sizes and the runs, the summary table per
 /// algorithm, then the charts. Plain CSS and system fonts; no script and no external resource.

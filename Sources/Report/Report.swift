@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 
 /// `arpo-train report`: one self-contained HTML page comparing runs, with inline SVG charts and
 /// no JavaScript, so it opens offline in any browser and can be mailed as one file.

@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 
 /// A run directory as the report reads it: its configuration, every step's metrics, every
 /// held-out evaluation and, once the run has finished, its summary.
