@@ -5,9 +5,10 @@ import ToolEnv
 
 /// A reference config: the policy architecture and the workload every benchmark runs on it.
 ///
-/// `small` and `base` are `LlamaConfiguration.small` / `.base` with batch 16. `tiny` is hidden
-/// from the help: a width-32 policy and a few tokens, so that the smoke test runs the whole
-/// harness in seconds in a debug build. Its figures mean nothing.
+/// `small` (width 128, 2 layers, 4 heads, MLP 384, context 128) and `base` (width 256, 4 layers,
+/// 4 heads, MLP 768, context 256) run batch 16. `tiny` is hidden from the help: a width-32 policy
+/// and a few tokens, so that the smoke test runs the whole harness in seconds in a debug build.
+/// Its figures mean nothing.
 enum ReferenceSize: String, CaseIterable, Codable, ExpressibleByArgument {
     case small, base, tiny
 
@@ -17,8 +18,8 @@ enum ReferenceSize: String, CaseIterable, Codable, ExpressibleByArgument {
     /// The policy architecture; its `maxPositions` is the context T of forward and train.
     var model: LlamaConfiguration {
         switch self {
-        case .small: return .small
-        case .base: return .base
+        case .small: return LlamaConfiguration(hiddenSize: 128, intermediateSize: 384, layerCount: 2, headCount: 4, maxPositions: 128)
+        case .base: return LlamaConfiguration(hiddenSize: 256, intermediateSize: 768, layerCount: 4, headCount: 4, maxPositions: 256)
         case .tiny: return LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 16)
         }
     }

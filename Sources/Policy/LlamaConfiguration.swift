@@ -55,13 +55,6 @@ public struct LlamaConfiguration: Codable, Equatable, Sendable {
     /// Head dimension D = C / H.
     public var headDimension: Int { hiddenSize / headCount }
 
-    /// The benchmark harness's small reference config: width 128, 2 layers, 4 heads, MLP 384,
-    /// context 128.
-    public static let small = LlamaConfiguration(hiddenSize: 128, intermediateSize: 384, layerCount: 2, headCount: 4, maxPositions: 128)
-    /// The benchmark harness's base reference config: width 256, 4 layers, 4 heads, MLP 768,
-    /// context 256.
-    public static let base = LlamaConfiguration(hiddenSize: 256, intermediateSize: 768, layerCount: 4, headCount: 4, maxPositions: 256)
-
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case vocabularySize = "vocab_size"
         case hiddenSize = "hidden_size"

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// One float32 GEMM as BLAS received it: what the benchmark harness replays to find how fast a
@@ -18,8 +19,9 @@ public struct GEMMCall: Hashable, Sendable {
 
 /// Records the float32 GEMMs made inside `recording(_:)`, from any thread.
 ///
-/// Instrumentation for the benchmark harness only: while nothing records, each GEMM pays one
-/// uncontended lock, far below the microseconds the smallest GEMM takes.
+/// Instrumentation for the benchmark harness only. While nothing records, a GEMM pays one relaxed
+/// load of a flag (`ck_gemm_recording_active`) and takes no lock; the lock guards the list only
+/// while a recording runs.
 public enum GEMMRecorder {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var calls: [GEMMCall]?
@@ -27,13 +29,18 @@ public enum GEMMRecorder {
     /// Runs `body` and returns its result with every float32 GEMM it made, in call order.
     public static func recording<R>(_ body: () throws -> R) rethrows -> (result: R, calls: [GEMMCall]) {
         lock.withLock { calls = [] }
-        defer { lock.withLock { calls = nil } }
+        ck_set_gemm_recording(1)
+        defer {
+            ck_set_gemm_recording(0)
+            lock.withLock { calls = nil }
+        }
         let result = try body()
         return (result, lock.withLock { calls ?? [] })
     }
 
     @inline(__always)
     static func record(_ call: @autoclosure () -> GEMMCall) {
+        guard ck_gemm_recording_active() != 0 else { return }
         lock.lock()
         defer { lock.unlock() }
         if calls != nil { calls!.append(call()) }

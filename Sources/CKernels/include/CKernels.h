@@ -217,6 +217,13 @@ int ck_in_parallel_job(void);
 int ck_enter_job(void);
 void ck_leave_job(int was);
 
+/// Whether `GEMMRecorder` is recording (the benchmark harness's replay of a train step's GEMMs).
+/// Every float32 GEMM reads it with one relaxed load, so a run that records nothing takes no lock.
+extern int ck_gemm_recording;
+
+static inline int ck_gemm_recording_active(void) { return __atomic_load_n(&ck_gemm_recording, __ATOMIC_RELAXED); }
+static inline void ck_set_gemm_recording(int active) { __atomic_store_n(&ck_gemm_recording, active, __ATOMIC_RELAXED); }
+
 #ifdef __cplusplus
 }
 #endif
