@@ -2,19 +2,88 @@ import Tensor
 
 /// A right-padded batch of token sequences: `tokens` is (B, T) row-major, `lengths[b]` the real
 /// length of row b (positions at or past it hold padding).
+///
+/// A packed batch holds several sequences per row, one after the other: `sequenceStarts[b]` lists
+/// where row b's sequences start. The model treats each as if it were alone: its positions count
+/// from 0 and its tokens attend only to its own earlier tokens.
 public struct TokenBatch: Sendable {
     public let tokens: [Int]
     public let batchSize: Int
     public let length: Int
     public let lengths: [Int]
+    /// Per row, the start of each of its sequences (0 first, increasing, each below the row's
+    /// length; empty for an empty row); sequence s runs to the next start or to `lengths[b]`.
+    /// Nil: one sequence per row.
+    public let sequenceStarts: [[Int]]?
 
-    public init(tokens: [Int], batchSize: Int, length: Int, lengths: [Int]) {
+    public init(tokens: [Int], batchSize: Int, length: Int, lengths: [Int], sequenceStarts: [[Int]]? = nil) {
         precondition(tokens.count == batchSize * length, "token batch holds \(tokens.count) ids, not \(batchSize) × \(length)")
         precondition(lengths.count == batchSize && lengths.allSatisfy { $0 >= 0 && $0 <= length }, "token batch lengths \(lengths) do not fit \(batchSize) rows of \(length)")
+        if let sequenceStarts {
+            precondition(sequenceStarts.count == batchSize, "token batch has sequence starts for \(sequenceStarts.count) rows, not \(batchSize)")
+            for (row, starts) in sequenceStarts.enumerated() {
+                let valid = lengths[row] == 0 ? starts.isEmpty
+                    : starts.first == 0 && starts.last! < lengths[row] && zip(starts, starts.dropFirst()).allSatisfy { $0 < $1 }
+                precondition(valid, "token batch row \(row): sequence starts \(starts) are not increasing from 0 below its length \(lengths[row])")
+            }
+        }
         self.tokens = tokens
         self.batchSize = batchSize
         self.length = length
         self.lengths = lengths
+        self.sequenceStarts = sequenceStarts
+    }
+
+    /// Packs `rows[b]`'s sequences one after the other into row b, right-padded with `padding` to
+    /// the longest row.
+    public init(packing rows: [[[Int]]], padding: Int) {
+        let lengths = rows.map { $0.reduce(0) { $0 + $1.count } }
+        let length = lengths.max() ?? 0
+        var tokens: [Int] = []
+        tokens.reserveCapacity(rows.count * length)
+        var starts: [[Int]] = []
+        for (row, sequences) in rows.enumerated() {
+            var rowStarts: [Int] = []
+            for sequence in sequences where !sequence.isEmpty {
+                rowStarts.append(tokens.count - row * length)
+                tokens += sequence
+            }
+            tokens += [Int](repeating: padding, count: length - lengths[row])
+            starts.append(rowStarts)
+        }
+        self.init(tokens: tokens, batchSize: rows.count, length: length, lengths: lengths, sequenceStarts: starts)
+    }
+
+    /// The position of every token, (B, T) row-major: its index within its own sequence. Padding
+    /// gets position 0 (its outputs are never read).
+    public var positions: [Int] {
+        guard let sequenceStarts else { return (0..<batchSize).flatMap { _ in 0..<length } }
+        var positions = [Int](repeating: 0, count: batchSize * length)
+        for (row, starts) in sequenceStarts.enumerated() {
+            for (index, start) in starts.enumerated() {
+                let end = index + 1 < starts.count ? starts[index + 1] : lengths[row]
+                for t in start..<end { positions[row * length + t] = t - start }
+            }
+        }
+        return positions
+    }
+
+    /// The longest sequence (a padded row counts whole): the highest position is one less.
+    public var longestSequence: Int {
+        guard let sequenceStarts else { return length }
+        return zip(sequenceStarts, lengths).map { starts, rowLength in
+            zip(starts, starts.dropFirst() + [rowLength]).map { $1 - $0 }.max() ?? 0
+        }.max() ?? 0
+    }
+
+    /// The attention mask of the batch: causal over each row, or for a packed batch causal
+    /// within each sequence and blind across them (a row's padding is a segment of its own).
+    public var attentionMask: AttentionMask {
+        guard let sequenceStarts else { return .causal }
+        return AttentionMask(segmentStarts: zip(sequenceStarts, lengths).map { starts, rowLength in
+            let segments = rowLength < length ? starts + [rowLength] : starts
+            return segments.isEmpty ? [0] : segments
+        })
     }
 
     /// Right-pads `sequences` with `padding` to the longest one.
@@ -221,14 +290,18 @@ public final class LlamaModel {
     ///
     /// Attention is causal, so with right padding no real position ever attends to a pad: the
     /// padding mask needs no extra work. Positions at or past a row's length produce values that
-    /// callers must mask out.
+    /// callers must mask out. In a packed batch each sequence is computed as if it were alone
+    /// (`TokenBatch.attentionMask`, `TokenBatch.positions`), so a row may be longer than
+    /// max_position_embeddings as long as every sequence in it fits.
     public func forward(_ batch: TokenBatch) -> PolicyOutput {
         let (b, t) = (batch.batchSize, batch.length)
-        precondition(t <= configuration.maxPositions, "sequence length \(t) exceeds max_position_embeddings \(configuration.maxPositions)")
+        precondition(batch.longestSequence <= configuration.maxPositions, "sequence length \(batch.longestSequence) exceeds max_position_embeddings \(configuration.maxPositions)")
         var hidden = embedding.embedding(batch.tokens, shape: [b, t])  // (B, T, C)
-        let positions = Array(0..<t)
+        // (T) shared by every row, or (B·T) for a packed batch.
+        let positions = batch.sequenceStarts == nil ? Array(0..<t) : batch.positions
+        let mask = batch.attentionMask
         for layer in layers {
-            hidden = block(layer, hidden, positions: positions, batch: b, time: t)
+            hidden = block(layer, hidden, positions: positions, mask: mask, batch: b, time: t)
         }
         let normed = hidden.rmsNormalized(weight: finalNorm, epsilon: configuration.rmsNormEpsilon)
         let logits = normed.linear(languageModelHead ?? embedding)  // (B, T, V)
@@ -237,13 +310,13 @@ public final class LlamaModel {
     }
 
     /// One decoder block on (B, T, C).
-    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int], batch b: Int, time t: Int) -> Tensor {
+    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int], mask: AttentionMask, batch b: Int, time t: Int) -> Tensor {
         let c = configuration
         let normed = x.rmsNormalized(weight: layer.inputNorm, epsilon: c.rmsNormEpsilon)
         let query = normed.linear(layer.queryProjection).reshaped([b, t, c.headCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
         let key = normed.linear(layer.keyProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
         let value = normed.linear(layer.valueProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension])
-        let attended = Tensor.scaledDotProductAttention(query: query, key: key, value: value)
+        let attended = Tensor.scaledDotProductAttention(query: query, key: key, value: value, mask: mask)
         // Both residual connections add inside their projection's GEMM.
         let afterAttention = attended.reshaped([b, t, c.hiddenSize]).linear(layer.outputProjection, adding: x)
         return mlp(layer, afterAttention.rmsNormalized(weight: layer.postAttentionNorm, epsilon: c.rmsNormEpsilon), adding: afterAttention)
@@ -259,8 +332,9 @@ public final class LlamaModel {
     /// distribution).
     ///
     /// - Returns: `logProbabilities` (B, T−1) where entry t is log p(token[t+1] | ≤ t), zero where
-    ///   t+1 ≥ length; `entropies` (B, T) over every position; `values` (B, T) when the model has
-    ///   a value head. All differentiable.
+    ///   t+1 ≥ length or, in a packed batch, where token t+1 starts another sequence; `entropies`
+    ///   (B, T) over every position; `values` (B, T) when the model has a value head. All
+    ///   differentiable.
     public func tokenStatistics(_ batch: TokenBatch, temperature: Double = 1) -> (logProbabilities: Tensor, entropies: Tensor, values: Tensor?) {
         let output = forward(batch)
         let (b, t) = (batch.batchSize, batch.length)
@@ -273,7 +347,8 @@ public final class LlamaModel {
         var targets = [Int](repeating: 0, count: b * (t - 1))
         var mask = [Double](repeating: 0, count: b * (t - 1))
         for row in 0..<b {
-            for position in 0..<(t - 1) where position + 1 < batch.lengths[row] {
+            let starts = Set(batch.sequenceStarts?[row] ?? [])
+            for position in 0..<(t - 1) where position + 1 < batch.lengths[row] && !starts.contains(position + 1) {
                 targets[row * (t - 1) + position] = batch.tokens[row * t + position + 1]
                 mask[row * (t - 1) + position] = 1
             }

@@ -199,13 +199,27 @@ extension Tensor {
 /// `j ≤ queryOffsets[b] + i` with `j < keyLengths[b]`. The default (`nil`) is plain causal
 /// attention aligned at the end: offset `Tk − Tq`, every key valid. A KV-cache step sets the
 /// offset to the cached length and the key length to cached + appended.
+///
+/// `segmentStarts` packs several sequences into each row (self-attention, Tq = Tk): row b's
+/// segment s spans `segmentStarts[b][s] ..< segmentStarts[b][s + 1]` (the last one to the row's
+/// end), and a query sees the keys of its own segment up to itself and nothing else, so each
+/// segment is the causal attention of a sequence of its own.
 public struct AttentionMask: Sendable {
     public var queryOffsets: [Int]?
     public var keyLengths: [Int]?
+    /// Per batch row, where its segments start: 0 first, increasing, each below the row's length
+    /// (a row of length 0 has the one segment [0]). Nil: the row is one sequence.
+    public var segmentStarts: [[Int]]?
 
     public init(queryOffsets: [Int]? = nil, keyLengths: [Int]? = nil) {
         self.queryOffsets = queryOffsets
         self.keyLengths = keyLengths
+    }
+
+    /// Block-diagonal causal attention over packed rows: a query sees the keys of its own
+    /// segment up to itself (see `segmentStarts`).
+    public init(segmentStarts: [[Int]]) {
+        self.segmentStarts = segmentStarts
     }
 
     /// Causal attention over the whole key sequence.
@@ -242,7 +256,7 @@ extension Tensor {
         let q = query.materialized(), k = key.materialized(), v = value.materialized()
         let result = Tensor(shape: query.shape, dtype: query.dtype, zeroed: false)
         let keep = Tensor.shouldRecord(query, key, value)
-        let probabilities = keep ? Tensor(shape: [geometry.batch, geometry.heads, geometry.queryLength, geometry.keyLength], dtype: query.dtype, zeroed: false) : nil
+        let probabilities = keep ? Tensor(shape: [geometry.batch, geometry.probabilitiesPerRow], dtype: query.dtype, zeroed: false) : nil
         Kernels.attention(q, k, v, geometry, into: result, probabilities: probabilities)
         guard let probabilities else { return result }
         return result.recording(.attention(query, key, value, probabilities: probabilities, geometry: geometry), inputs: query, key, value)
@@ -252,7 +266,11 @@ extension Tensor {
 struct AttentionGeometry {
     let batch: Int, queryLength: Int, keyLength: Int, heads: Int, keyHeads: Int, headDimension: Int
     let scale: Double
-    let queryOffsets: [Int], keyLengths: [Int]
+    /// Per batch row, its causal problems: one for a plain row, one per segment for a packed row.
+    let segments: [[AttentionSegment]]
+    /// Elements of the saved probabilities per batch row: H · Σ over the row's segments of
+    /// (queries × keys), the most of any row.
+    let probabilitiesPerRow: Int
 
     init(query: [Int], key: [Int], mask: AttentionMask, scale: Double?) {
         batch = query[0]
@@ -262,12 +280,55 @@ struct AttentionGeometry {
         keyLength = key[1]
         keyHeads = key[2]
         self.scale = scale ?? 1 / Double(headDimension).squareRoot()
-        (queryOffsets, keyLengths) = mask.resolved(batch: batch, queryLength: queryLength, keyLength: keyLength)
+        if let starts = mask.segmentStarts {
+            precondition(mask.queryOffsets == nil && mask.keyLengths == nil, "attention: segmentStarts do not combine with queryOffsets or keyLengths")
+            precondition(queryLength == keyLength, "attention: segmented rows are self-attention, but \(queryLength) queries meet \(keyLength) keys")
+            precondition(starts.count == batch, "attention mask has segment starts for \(starts.count) rows, batch is \(batch)")
+            let (t, h) = (queryLength, heads)
+            let lengths = starts.enumerated().map { b, rowStarts in
+                precondition(rowStarts.first == 0, "attention: row \(b)'s segments must start at 0, got \(rowStarts)")
+                precondition(zip(rowStarts, rowStarts.dropFirst()).allSatisfy { $0 < $1 } && rowStarts.last! < Swift.max(t, 1), "attention: row \(b)'s segment starts \(rowStarts) are not increasing within 0..<\(t)")
+                return zip(rowStarts, rowStarts.dropFirst() + [t]).map { $1 - $0 }
+            }
+            // Each segment's probabilities follow the previous one's in its row's block: head 0's
+            // (length × length), then head 1's, …, so a segment's are laid out as a plain row's.
+            let perRow = lengths.map { $0.reduce(0) { $0 + h * $1 * $1 } }.max() ?? 0
+            probabilitiesPerRow = perRow
+            segments = zip(starts, lengths).enumerated().map { b, row in
+                var offset = b * perRow
+                return zip(row.0, row.1).map { start, length in
+                    defer { offset += h * length * length }
+                    return AttentionSegment(queryStart: start, keyStart: start, queryLength: length, keyLength: length, maskOffset: 0, maskLength: length, probabilities: offset)
+                }
+            }
+        } else {
+            let (offsets, lengths) = mask.resolved(batch: batch, queryLength: queryLength, keyLength: keyLength)
+            let (tq, tk, h) = (queryLength, keyLength, heads)
+            segments = (0..<batch).map { b in
+                [AttentionSegment(queryStart: 0, keyStart: 0, queryLength: tq, keyLength: tk, maskOffset: offsets[b], maskLength: lengths[b], probabilities: b * h * tq * tk)]
+            }
+            probabilitiesPerRow = h * tq * tk
+        }
+    }
+}
+
+/// One causal attention problem of a batch row: its queries `queryStart ..< queryStart +
+/// queryLength` against its keys `keyStart ..< keyStart + keyLength` (row indices of the
+/// (B, T, H, D) layout), where local query i sits at position `maskOffset + i` and sees local
+/// keys `0 ..< visibleKeys(query: i)`. A plain row is one problem; a packed row one per segment.
+struct AttentionSegment {
+    let queryStart: Int, keyStart: Int, queryLength: Int, keyLength: Int
+    let maskOffset: Int, maskLength: Int
+    /// Where head 0's probabilities start in the saved (B, probabilitiesPerRow) tensor:
+    /// (queryLength × keyLength, row stride keyLength), head h's `h · queryLength · keyLength` on.
+    let probabilities: Int
+
+    /// Keys visible to local query `i`: local keys `0..<visibleKeys`.
+    @inline(__always)
+    func visibleKeys(query i: Int) -> Int {
+        Swift.max(0, Swift.min(maskLength, maskOffset + i + 1))
     }
 
-    /// Keys visible to query `i` of batch row `b`: `0..<visibleKeys`.
-    @inline(__always)
-    func visibleKeys(batch b: Int, query i: Int) -> Int {
-        Swift.max(0, Swift.min(keyLengths[b], queryOffsets[b] + i + 1))
-    }
+    /// Query-by-key products of the causal problem, for sizing the work.
+    var scores: Int { queryLength * keyLength }
 }

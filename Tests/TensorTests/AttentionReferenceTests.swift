@@ -12,6 +12,14 @@ final class AttentionReferenceTests: XCTestCase {
     private func composedAttention(
         query: Tensor, key: Tensor, value: Tensor, offsets: [Int], lengths: [Int], scale: Double
     ) -> Tensor {
+        composedAttention(query: query, key: key, value: value, scale: scale) { b, i, j in j <= offsets[b] + i && j < lengths[b] }
+    }
+
+    /// Attention composed from primitive ops where query i of batch row b sees key j when
+    /// `sees(b, i, j)`.
+    private func composedAttention(
+        query: Tensor, key: Tensor, value: Tensor, scale: Double, sees: (Int, Int, Int) -> Bool
+    ) -> Tensor {
         // query (B, Tq, H, D), key and value (B, Tk, Hkv, D).
         let (batch, queryLength, heads, headDimension) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
         let (keyLength, keyHeads) = (key.shape[1], key.shape[2])
@@ -30,7 +38,7 @@ final class AttentionReferenceTests: XCTestCase {
         for b in 0..<batch {
             for i in 0..<queryLength {
                 for j in 0..<keyLength {
-                    maskValues.append(j <= offsets[b] + i && j < lengths[b] ? 0 : 1)
+                    maskValues.append(sees(b, i, j) ? 0 : 1)
                 }
             }
         }
@@ -44,6 +52,16 @@ final class AttentionReferenceTests: XCTestCase {
         mask: AttentionMask, offsets: [Int], lengths: [Int], scale: Double?, seed: UInt64,
         file: StaticString = #filePath, line: UInt = #line
     ) {
+        assertFusedMatchesComposed(
+            batch: batch, queryLength: queryLength, keyLength: keyLength, heads: heads, keyHeads: keyHeads, headDimension: headDimension,
+            mask: mask, scale: scale, seed: seed, file: file, line: line) { b, i, j in j <= offsets[b] + i && j < lengths[b] }
+    }
+
+    private func assertFusedMatchesComposed(
+        batch: Int, queryLength: Int, keyLength: Int, heads: Int, keyHeads: Int, headDimension: Int,
+        mask: AttentionMask, scale: Double?, seed: UInt64,
+        file: StaticString = #filePath, line: UInt = #line, sees: (Int, Int, Int) -> Bool
+    ) {
         let query = randomTensor([batch, queryLength, heads, headDimension], seed: seed, in: -2...2)
         let key = randomTensor([batch, keyLength, keyHeads, headDimension], seed: seed + 1, in: -2...2)
         let value = randomTensor([batch, keyLength, keyHeads, headDimension], seed: seed + 2)
@@ -52,8 +70,7 @@ final class AttentionReferenceTests: XCTestCase {
 
         let fused = Tensor.scaledDotProductAttention(query: query, key: key, value: value, mask: mask, scale: scale)
         let composed = composedAttention(
-            query: query, key: key, value: value, offsets: offsets, lengths: lengths,
-            scale: scale ?? 1 / Double(headDimension).squareRoot())
+            query: query, key: key, value: value, scale: scale ?? 1 / Double(headDimension).squareRoot(), sees: sees)
         XCTAssertEqual(fused.shape, [batch, queryLength, heads, headDimension], file: file, line: line)
         // Both are exact float64 computations of the same function: agreement to 1e-12.
         assertClose(fused.doubles, composed.doubles, absoluteTolerance: 1e-12, "forward", file: file, line: line)
@@ -113,6 +130,50 @@ final class AttentionReferenceTests: XCTestCase {
             mask: mask, offsets: [0, 10], lengths: [90, 140], scale: nil, seed: 671)
     }
 
+    func testPackedSegmentsMatchComposedBlockDiagonalMask() {
+        // Segments of 70, 70 and 10 positions in row 0 (the first two span two 64-row query
+        // blocks each) and of 149 and 1 in row 1: each query sees the keys of its own segment up
+        // to itself.
+        let starts = [[0, 70, 140], [0, 149]]
+        func segment(_ b: Int, _ position: Int) -> Int { starts[b].lastIndex { $0 <= position }! }
+        assertFusedMatchesComposed(
+            batch: 2, queryLength: 150, keyLength: 150, heads: 4, keyHeads: 2, headDimension: 4,
+            mask: AttentionMask(segmentStarts: starts), scale: nil, seed: 681) { b, i, j in
+            j <= i && segment(b, i) == segment(b, j)
+        }
+    }
+
+    func testPackedSegmentsEqualSeparateAttention() {
+        // Each segment of a packed row gives what attention over that sequence alone gives, and
+        // so do the gradients (float64 and float32).
+        for dtype in [DType.float64, .float32] {
+            let starts = [0, 5, 75, 76]
+            let (length, heads, keyHeads, d) = (90, 4, 2, 8)
+            let query = randomTensor([1, length, heads, d], seed: 691, in: -2...2).converted(to: dtype)
+            let key = randomTensor([1, length, keyHeads, d], seed: 692, in: -2...2).converted(to: dtype)
+            let value = randomTensor([1, length, keyHeads, d], seed: 693).converted(to: dtype)
+            let cotangent = randomTensor([1, length, heads, d], seed: 694).converted(to: dtype)
+            for tensor in [query, key, value] { tensor.requiresGradient = true }
+            let packed = Tensor.scaledDotProductAttention(query: query, key: key, value: value, mask: AttentionMask(segmentStarts: [starts]))
+            let packedGradients = gradients(of: (packed * cotangent).sum(), withRespectTo: [query, key, value])
+            let tolerance = dtype == .float64 ? 1e-12 : 1e-5
+            for (index, start) in starts.enumerated() {
+                let end = index + 1 < starts.count ? starts[index + 1] : length
+                func piece(_ tensor: Tensor) -> Tensor { tensor.detached().sliced(axis: 1, start..<end).contiguous() }
+                let (q, k, v) = (piece(query), piece(key), piece(value))
+                for tensor in [q, k, v] { tensor.requiresGradient = true }
+                let alone = Tensor.scaledDotProductAttention(query: q, key: k, value: v)
+                assertClose(packed.detached().sliced(axis: 1, start..<end).contiguous().doubles, alone.doubles, absoluteTolerance: tolerance, "\(dtype) output of segment \(index)")
+                let aloneGradients = gradients(of: (alone * piece(cotangent)).sum(), withRespectTo: [q, k, v])
+                for (which, name) in ["query", "key", "value"].enumerated() {
+                    assertClose(
+                        packedGradients[which].sliced(axis: 1, start..<end).contiguous().doubles, aloneGradients[which].doubles,
+                        absoluteTolerance: tolerance, "\(dtype) gradient of \(name), segment \(index)")
+                }
+            }
+        }
+    }
+
     func testQueryThatSeesNoKeyGetsZeros() {
         // Offset −1 puts query 0 before every key: its output and its gradients are zero.
         let query = randomTensor([1, 2, 2, 2], seed: 641), key = randomTensor([1, 3, 1, 2], seed: 642)
@@ -146,5 +207,13 @@ final class AttentionReferenceTests: XCTestCase {
         assertAttentionFloat32MatchesFloat64(
             batch: 2, queryLength: 130, keyLength: 130, heads: 4, keyHeads: 2, headDimension: 16,
             mask: AttentionMask(queryOffsets: [0, 0], keyLengths: [130, 97]), seed: 661)
+    }
+
+    func testFloat32PackedSegmentsMatchFloat64() {
+        // Packed rows in float32 (the BLAS path here, the kernels on AVX-512): a 100-position
+        // segment over two query blocks, a single position, and a row that is one segment.
+        assertAttentionFloat32MatchesFloat64(
+            batch: 2, queryLength: 130, keyLength: 130, heads: 4, keyHeads: 2, headDimension: 16,
+            mask: AttentionMask(segmentStarts: [[0, 100, 101], [0]]), seed: 701)
     }
 }

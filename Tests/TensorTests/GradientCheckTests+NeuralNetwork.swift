@@ -149,6 +149,18 @@ final class NeuralNetworkGradientCheckTests: XCTestCase {
         }
     }
 
+    func testScaledDotProductAttentionOverPackedSegments() {
+        // Row 0 packs segments of 3, 2 and 2 positions; row 1 one of 6 and one of a single
+        // position (it sees only itself). Grouped-query heads: 4 query heads on 2 key heads.
+        let query = randomTensor([2, 7, 4, 4], seed: 431)
+        let key = randomTensor([2, 7, 2, 4], seed: 432)
+        let value = randomTensor([2, 7, 2, 4], seed: 433)
+        let mask = AttentionMask(segmentStarts: [[0, 3, 5], [0, 6]])
+        assertGradientCheckPasses([query, key, value], "attention over packed segments") {
+            Tensor.scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], mask: mask, scale: 0.8)
+        }
+    }
+
     func testScaledDotProductAttentionOfProjectedViews() {
         // q, k, v as slices of one fused projection (B=1, T=4, H=2, 3·D=9): non-contiguous views.
         let fused = randomTensor([1, 4, 2, 9], seed: 417)

@@ -43,7 +43,7 @@ func assertAttentionFloat32MatchesFloat64(
 /// against the float64 path (BLAS products over 64-row blocks, itself checked against composed
 /// attention and by gradient checks): outputs and the gradients of q, k and v, over head sizes
 /// around the 16- and 32-column vectors, lengths around the 8-row tiles, grouped heads, offsets,
-/// ragged key lengths and queries that see no key.
+/// ragged key lengths, queries that see no key, and packed rows (one kernel call per segment).
 final class TrainingAttentionKernelTests: XCTestCase {
     private func assertKernelsMatchFloat64(
         batch: Int, queryLength: Int, keyLength: Int, heads: Int, keyHeads: Int, headDimension: Int,
@@ -90,5 +90,13 @@ final class TrainingAttentionKernelTests: XCTestCase {
         try assertKernelsMatchFloat64(batch: 1, queryLength: 14, keyLength: 8, heads: 2, keyHeads: 2, headDimension: 16, seed: 1_161)
         let mask = AttentionMask(queryOffsets: [0, 0], keyLengths: [0, 9])
         try assertKernelsMatchFloat64(batch: 2, queryLength: 9, keyLength: 9, heads: 1, keyHeads: 1, headDimension: 16, mask: mask, seed: 1_171)
+    }
+
+    func testPackedSegments() throws {
+        // Segments of 37, 1 and 33 positions in row 0 (tails of the 8-row tiles and the 32-key
+        // panels at every segment's own origin) and one of 71 in row 1; grouped heads, so each
+        // segment's dK and dV rows sum over two query heads.
+        let mask = AttentionMask(segmentStarts: [[0, 37, 38], [0]])
+        try assertKernelsMatchFloat64(batch: 2, queryLength: 71, keyLength: 71, heads: 4, keyHeads: 2, headDimension: 20, mask: mask, seed: 1_181)
     }
 }
