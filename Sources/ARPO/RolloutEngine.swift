@@ -16,6 +16,12 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
     /// Tool calls the environment executed. A forked branch shares its prefix's calls, which ran
     /// once, so this counts executions, not calls written in text.
     public var toolCallsExecuted = 0
+    /// Executed tool calls in each trajectory's transcript, summed over the trajectories: a call
+    /// a fork inherited counts once in every trajectory that holds it, as if each trajectory had
+    /// been sampled on its own. Calls the environment refused (malformed, over the call limit)
+    /// are in neither count. Without forks it equals ``toolCallsExecuted``; the difference is
+    /// what prefix sharing saved.
+    public var toolCallsWritten = 0
     /// Tokens sampled from the policy (observation tokens and shared prefixes not counted).
     public var tokensGenerated = 0
     /// Tokens prefilled: prompts and observations.
@@ -125,6 +131,8 @@ public final class RolloutEngine {
         var awaitingForkLogits: (stateLength: Int, responseCount: Int, episode: ToolEpisode)?
         /// Tool results received so far, the inherited ones included.
         var toolResults = 0
+        /// Tool calls of this transcript the environment executed, the inherited ones included.
+        var executedToolCalls = 0
         let parent: Int?
         let forkPosition: Int
         var finished = false
@@ -349,7 +357,10 @@ final class Rollout {
         let toolStart = DispatchTime.now().uptimeNanoseconds
         let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
         statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - toolStart) * 1e-9
-        if reply.wasExecuted { statistics.toolCallsExecuted += 1 }
+        if reply.wasExecuted {
+            statistics.toolCallsExecuted += 1
+            sequence.executedToolCalls += 1
+        }
         if reply.mustEnd {
             finish(sequence, .callLimit)
             return
@@ -442,6 +453,10 @@ final class Rollout {
         child.initialWindow = parent.initialWindow
         child.pendingLogits = point.logits
         child.toolResults = point.turn
+        // The parent's executed calls all lie before the point: a fork is decided once the window
+        // after the point is full, or earlier when the next call closes (before it runs) or the
+        // parent ends.
+        child.executedToolCalls = parent.executedToolCalls
         return child
     }
 
@@ -465,6 +480,7 @@ final class Rollout {
                 parent: sequence.parent, forkPosition: sequence.forkPosition)
         }
         statistics.trajectories = records.count
+        statistics.toolCallsWritten = sequences.reduce(0) { $0 + $1.executedToolCalls }
         return RolloutBatch(records: records, scores: sequences.map { $0.score! }, statistics: statistics)
     }
 }

@@ -48,13 +48,19 @@ public struct StepMetrics: Codable, Equatable, Sendable {
     public var toolCallsExecutedTotal: Int?
     /// Tool calls executed this step divided by its trajectories.
     public var toolCallsPerTrajectory: Double?
+    /// Executed tool calls in each of the step's transcripts, summed over its trajectories: a
+    /// call a fork inherited counts in every trajectory that holds it (`RolloutStatistics`).
+    /// Equal to `toolCallsExecuted` without forks; the gap is what prefix sharing saved.
+    public var toolCallsWritten: Int?
     /// Tokens the policy generated in this step's rollouts.
     public var tokensGenerated: Int?
     /// ARPO branch points this step, and the opportunities the rule declined or the budget blocked.
     public var forks: Int?
     public var forksDeclinedByRule: Int?
     public var forksBlockedByBudget: Int?
-    /// Tool calls the policy wrote per episode that ended with an answer.
+    /// Executed tool calls in the transcript of each trajectory that ended with an answer, a
+    /// fork's inherited calls included, mean over those trajectories: the policy's own habit,
+    /// whatever the rollout shared.
     public var toolCallsPerAnsweredEpisode: Double?
     /// Mean response length in tokens (observations included).
     public var responseLengthMean: Double?
@@ -113,6 +119,7 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         case toolCallsExecuted = "tool_calls_executed"
         case toolCallsExecutedTotal = "tool_calls_executed_total"
         case toolCallsPerTrajectory = "tool_calls_per_trajectory"
+        case toolCallsWritten = "tool_calls_written"
         case tokensGenerated = "tokens_generated"
         case forksDeclinedByRule = "forks_declined_by_rule"
         case forksBlockedByBudget = "forks_blocked_by_budget"
@@ -187,6 +194,7 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         try container.encode(toolCallsExecuted, forKey: .toolCallsExecuted)
         try container.encode(toolCallsExecutedTotal, forKey: .toolCallsExecutedTotal)
         try container.encode(toolCallsPerTrajectory, forKey: .toolCallsPerTrajectory)
+        try container.encode(toolCallsWritten, forKey: .toolCallsWritten)
         try container.encode(tokensGenerated, forKey: .tokensGenerated)
         try container.encode(forks, forKey: .forks)
         try container.encode(forksDeclinedByRule, forKey: .forksDeclinedByRule)

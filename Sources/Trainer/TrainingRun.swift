@@ -351,6 +351,7 @@ public final class TrainingRun {
         record.toolCallsExecuted = statistics.toolCallsExecuted
         record.toolCallsExecutedTotal = state.toolCallsExecuted
         record.toolCallsPerTrajectory = Double(statistics.toolCallsExecuted) / Double(max(batch.records.count, 1))
+        record.toolCallsWritten = statistics.toolCallsWritten
         record.tokensGenerated = statistics.tokensGenerated
         record.forks = statistics.forks
         record.forksDeclinedByRule = statistics.forksDeclinedByRule

@@ -44,6 +44,8 @@ final class RolloutEngineTests: XCTestCase {
         // No call on a shared prefix runs twice: roots run 2 calls, forks only their second.
         XCTAssertEqual(ledger.executions.count, 2 * (3 * 2 + 3 * 1))
         XCTAssertEqual(batch.statistics.toolCallsExecuted, ledger.executions.count)
+        // Each of the 12 transcripts holds 2 executed calls, a fork's inherited first call included.
+        XCTAssertEqual(batch.statistics.toolCallsWritten, 12 * 2)
         // Every trajectory solved the task, and forks hold their parent's prefix exactly.
         XCTAssertTrue(batch.scores.allSatisfy(\.isCorrect))
         for record in batch.records {
@@ -163,6 +165,8 @@ final class RolloutEngineTests: XCTestCase {
         ).run(episodes: [ToyEpisode(ledger: ledger, maxCalls: 2)], seed: 1)
         XCTAssertFalse(callLimited.scores[0].isCorrect)
         XCTAssertEqual(callLimited.statistics.toolCallsExecuted, 2)
+        // Without forks every executed call is in one transcript; the refused third is in neither.
+        XCTAssertEqual(callLimited.statistics.toolCallsWritten, 2)
     }
 
     /// The log-probs recorded while sampling equal what the training forward pass recomputes

@@ -26,6 +26,10 @@ final class CommandLineTests: XCTestCase {
         for key in ["reward_mean", "reward_std", "accuracy", "policy_loss", "clip_fraction_low", "clip_fraction_high", "approx_kl", "reference_kl", "entropy", "gradient_norm", "tool_calls_executed", "tokens_generated", "forks", "rollout_seconds", "update_seconds", "tokens_per_second", "learning_rate", "phase"] {
             XCTAssertNotNil(rlRecord[key], "RL metrics lack \(key)")
         }
+        // A fork's inherited calls are in its transcript but ran once, in its parent.
+        for record in metrics where record["phase"] as? String == "rl" {
+            XCTAssertGreaterThanOrEqual(record["tool_calls_written"] as! Int, record["tool_calls_executed"] as! Int)
+        }
         // The checkpoint directory is a Hugging Face model directory.
         let latest = try String(contentsOf: straight.appendingPathComponent("checkpoints/latest"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertNoThrow(try ModelCheckpoint.load(from: straight.appendingPathComponent("checkpoints/\(latest)/model")))
