@@ -91,6 +91,9 @@ public final class ReinforcementLearner {
     public let algorithm: UpdateAlgorithm
     let loss: PolicyLoss
     let padding = Tokenizer().padID
+    /// What runs between each step's backward pass and its clipping: nothing in a run; faults a
+    /// test injects.
+    public var hooks = UpdateHooks()
 
     public init(model: LlamaModel, reference: LlamaModel, optimizer: AdamW, configuration: UpdateConfiguration, algorithm: UpdateAlgorithm) {
         precondition(algorithm != .proximal || model.configuration.valueHead, "PPO needs a model with a value head")
@@ -161,8 +164,8 @@ public final class ReinforcementLearner {
     }
 
     /// Runs the updates for one rollout batch at `learningRate`. `seed` fixes the mini-batch
-    /// shuffles; `poisonGradients` (tests) makes every gradient NaN to exercise the skip path.
-    public func update(_ batch: RolloutBatch, learningRate: Double, seed: UInt64, poisonGradients: Bool = false) -> UpdateMetrics {
+    /// shuffles.
+    public func update(_ batch: RolloutBatch, learningRate: Double, seed: UInt64) -> UpdateMetrics {
         let records = batch.records
         var metrics = UpdateMetrics()
         guard !records.isEmpty else { return metrics }
@@ -231,7 +234,7 @@ public final class ReinforcementLearner {
                     if stepMetrics == nil { stepMetrics = result.metrics } else { stepMetrics!.accumulate(result.metrics) }
                 }
                 isFirstStep = false
-                if poisonGradients { model.embedding.gradient?.fill(.nan) }
+                hooks.afterBackward?(model)
                 let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
                 guard let stepMetrics, stepMetrics.loss.isFinite, norm.isFinite else {
                     optimizer.zeroGradients()

@@ -26,16 +26,14 @@ public final class TrainingRun {
     let console: Console
     /// The codec of the run's tokenizer, set when the run starts or resumes.
     var codec = ProtocolCodec()
-    /// Test hook: return true to poison the gradients of (phase, phase step) with NaN, which must
-    /// make the update be skipped and logged.
-    public var injectNonfiniteGradient: ((RunState.Phase, Int) -> Bool)?
-    /// Test hook: behave as if SIGINT arrived once this many global steps are done.
-    public var stopAfterGlobalStep: Int?
+    /// Faults and an early stop injected from outside the configuration (tests, partial runs).
+    let hooks: RunHooks
 
-    public init(configuration: TrainingConfiguration, output: URL, console: Console) {
+    public init(configuration: TrainingConfiguration, output: URL, console: Console, hooks: RunHooks = RunHooks()) {
         self.configuration = configuration
         directory = RunDirectory(output)
         self.console = console
+        self.hooks = hooks
     }
 
     /// The weights of `sft.init_from`. The architecture must match the configured one except for
@@ -184,7 +182,7 @@ public final class TrainingRun {
 
     /// On SIGINT or SIGTERM, a checkpoint and the outcome that ends the run; otherwise nil.
     func stopIfRequested(_ session: Session) throws -> RunOutcome? {
-        if let limit = stopAfterGlobalStep, globalStep(session.state) >= limit { session.stop.request() }
+        if let limit = hooks.stopAfterGlobalStep, globalStep(session.state) >= limit { session.stop.request() }
         guard let signal = session.stop.signal else { return nil }
         try checkpoint(session)
         console.line("Received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): saved checkpoint \(RunDirectory.checkpointName(globalStep(session.state))); continue with --resume")
@@ -219,7 +217,7 @@ public final class TrainingRun {
         while session.state.sftStep < sftSteps {
             if let outcome = try stopIfRequested(session) { return outcome }
             let stepStart = monotonicSeconds()
-            let poison = injectNonfiniteGradient?(.sft, session.state.sftStep + 1) ?? false
+            let poison = hooks.nonfiniteGradient?(.sft, session.state.sftStep + 1) ?? false
             let result = trainer.step(session.state.sftStep, poisonGradients: poison)
             session.state.sftStep += 1
             if result.skipped { try noteNonfinite(session, .sft, session.state.sftStep) } else { session.state.consecutiveNonfinite = 0 }
@@ -307,8 +305,8 @@ public final class TrainingRun {
             let rolloutSeconds = monotonicSeconds() - rolloutStart
             let updateStart = monotonicSeconds()
             let learningRate = schedule.rate(at: step)
-            let poison = injectNonfiniteGradient?(.rl, step + 1) ?? false
-            let update = learner.update(batch, learningRate: learningRate, seed: c.run.seed &+ UInt64(step), poisonGradients: poison)
+            learner.hooks = hooks.updateHooks(reinforcementStep: step + 1)
+            let update = learner.update(batch, learningRate: learningRate, seed: c.run.seed &+ UInt64(step))
             let updateSeconds = monotonicSeconds() - updateStart
             session.state.rlStep += 1
             session.state.toolCallsExecuted += batch.statistics.toolCallsExecuted

@@ -46,9 +46,13 @@ struct TrainCommand: ParsableCommand {
         let console = Console(quiet: quiet)
         let stop = StopSignal()
         stop.install()
-        let run = TrainingRun(configuration: configuration, output: URL(fileURLWithPath: configuration.run.output), console: console)
-        // Test hook: stop (as on SIGINT) after this many steps, to test resume deterministically.
-        if let text = ProcessInfo.processInfo.environment["ARPO_STOP_AFTER_STEPS"], let steps = Int(text) { run.stopAfterGlobalStep = steps }
+        // ARPO_STOP_AFTER_STEPS=N stops the run as SIGINT would once N global steps are done: for
+        // partial runs, and for the end-to-end tests of kill and resume, which run this binary.
+        // Read here alone (docs/configuration.md).
+        let stopAfter = ProcessInfo.processInfo.environment["ARPO_STOP_AFTER_STEPS"].flatMap { Int($0) }
+        let run = TrainingRun(
+            configuration: configuration, output: URL(fileURLWithPath: configuration.run.output), console: console,
+            hooks: RunHooks(stopAfterGlobalStep: stopAfter))
         switch try run.run(resume: resume, stop: stop) {
         case .completed: return
         case .interrupted(let signal): throw ExitCode(128 + signal)

@@ -1,0 +1,23 @@
+import ARPO
+
+/// What a run takes from outside its configuration: the seam through which tests inject faults,
+/// and through which the command line stops a run early for a partial run. ``TrainingRun`` uses
+/// none unless given them.
+public struct RunHooks {
+    /// Which optimizer steps get non-finite gradients: given (phase, phase step counted from 1),
+    /// true makes that step's gradients NaN, which must make the update be skipped and logged.
+    public var nonfiniteGradient: ((RunState.Phase, Int) -> Bool)?
+    /// Behave as if SIGINT arrived once this many global steps are done: a checkpoint, then exit
+    /// status 130. `arpo-train` sets it from `ARPO_STOP_AFTER_STEPS` (docs/configuration.md).
+    public var stopAfterGlobalStep: Int?
+
+    public init(nonfiniteGradient: ((RunState.Phase, Int) -> Bool)? = nil, stopAfterGlobalStep: Int? = nil) {
+        self.nonfiniteGradient = nonfiniteGradient
+        self.stopAfterGlobalStep = stopAfterGlobalStep
+    }
+
+    /// The learner's hooks for RL step `step` (counted from 1).
+    func updateHooks(reinforcementStep step: Int) -> UpdateHooks {
+        nonfiniteGradient?(.rl, step) == true ? .nonfiniteGradients : UpdateHooks()
+    }
+}
