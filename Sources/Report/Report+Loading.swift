@@ -12,6 +12,9 @@ public struct ReportRun: Sendable {
     public var directory: URL
     /// "arpo", "grpo" or "ppo": `rl.algorithm` in `config.json`.
     public var algorithm: String
+    /// The algorithm with `rl.advantage.mode` where that changes its numbers: what the report
+    /// groups runs by.
+    public var method: TrainingMethod
     /// `run.seed` in `config.json`, if present.
     public var seed: UInt64?
     /// The experiment's sizes from `config.json`.
@@ -37,6 +40,33 @@ public struct ReportRun: Sendable {
 
     /// The RL lines of `metrics.jsonl`.
     public var reinforcementMetrics: [StepMetrics] { metrics.filter { $0.phase == "rl" } }
+
+    /// `tool_calls_executed` over `trajectories`, each summed over `steps`: every execution once,
+    /// a fork's inherited calls in its parent only. Nil without trajectories.
+    static func toolCallsExecutedPerTrajectory(over steps: [StepMetrics]) -> Double? {
+        let trajectories = steps.compactMap(\.trajectories).reduce(0, +)
+        return trajectories > 0 ? Double(steps.compactMap(\.toolCallsExecuted).reduce(0, +)) / Double(trajectories) : nil
+    }
+
+    /// `tool_calls_written` over `trajectories`, over the steps that record it: every trajectory's
+    /// calls, inherited ones included, as if each had been sampled on its own.
+    static func toolCallsWrittenPerTrajectory(over steps: [StepMetrics]) -> Double? {
+        let recorded = steps.filter { $0.toolCallsWritten != nil }
+        let trajectories = recorded.compactMap(\.trajectories).reduce(0, +)
+        return trajectories > 0 ? Double(recorded.compactMap(\.toolCallsWritten).reduce(0, +)) / Double(trajectories) : nil
+    }
+
+    /// `tool_calls_per_answered_episode`, mean over the steps that record it (a step where no
+    /// trajectory answered has none), each step weighing the same.
+    static func toolCallsWrittenPerAnsweredEpisode(over steps: [StepMetrics]) -> Double? {
+        MeanAndStandardDeviation(steps.compactMap(\.toolCallsPerAnsweredEpisode).filter(\.isFinite))?.mean
+    }
+
+    /// Updates per rollout batch, `rl.epochs` × `rl.mini_batches` (1 × 1 when `config.json`
+    /// predates the keys).
+    var updatesPerRolloutBatch: Int {
+        (configuration.rl?.epochs ?? 1) * (configuration.rl?.miniBatches ?? 1)
+    }
 
     /// Reads a run directory written by `arpo-train train`.
     ///
@@ -80,7 +110,8 @@ public struct ReportRun: Sendable {
                     try? decodeObject(RunSummary.self, from: run.appendingPathComponent("summary.json")))
         }
         return ReportRun(
-            directory: directory, algorithm: algorithm, seed: configuration.run?.seed, sizes: sizes,
+            directory: directory, algorithm: algorithm, method: TrainingMethod(algorithm: algorithm, advantageMode: configuration.rl?.advantage?.mode),
+            seed: configuration.run?.seed, sizes: sizes,
             metrics: metrics, evaluations: evaluations, summary: summary,
             configuration: configuration, coldStart: coldStart)
     }
@@ -232,16 +263,23 @@ struct ReportConfigurationFile: Decodable {
                 case branchFactor = "branch_factor"
             }
         }
+        struct Advantage: Decodable {
+            var mode: String?
+        }
         var algorithm: String?
         var steps: Int?
         var promptsPerStep: Int?
         var groupSize: Int?
         var branching: Branching?
+        var advantage: Advantage?
+        var epochs: Int?
+        var miniBatches: Int?
         var maxResponseTokens: Int?
         var learningRate: Double?
 
         enum CodingKeys: String, CodingKey {
-            case algorithm, steps, branching
+            case algorithm, steps, branching, advantage, epochs
+            case miniBatches = "mini_batches"
             case promptsPerStep = "prompts_per_step"
             case groupSize = "group_size"
             case maxResponseTokens = "max_response_tokens"

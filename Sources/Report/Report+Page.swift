@@ -2,17 +2,19 @@ import Foundation
 import RunRecords
 
 /// The report's HTML: a header with the experiment's sizes and the runs, the summary table per
-/// algorithm, then the charts. Plain CSS and system fonts; no script and no external resource.
+/// method, the results document's comparison tables, then the charts. Plain CSS and system fonts;
+/// no script and no external resource.
 struct ReportPage {
     var runs: [ReportRun]
     /// Each run's legend label and line style, in run order.
     var appearances: [(label: String, style: SeriesStyle)]
 
-    /// Colour-blind-safe colours (Okabe and Ito) by algorithm.
-    static let algorithmColors = ["arpo": "#D55E00", "grpo": "#0072B2", "ppo": "#009E73"]
-    static let otherColors = ["#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+    /// Colour-blind-safe colours (Okabe and Ito) by method, keyed by its display name.
+    static let methodColors = ["ARPO": "#D55E00", "ARPO (hard)": "#CC79A7", "GRPO": "#0072B2", "PPO": "#009E73"]
+    /// The colours of other methods, in order of first appearance.
+    static let otherColors = ["#E69F00", "#56B4E9", "#000000"]
     /// Dash patterns by seed: the report's lowest seed solid, the next dashed, and so on, so one
-    /// seed looks the same in every algorithm.
+    /// seed looks the same in every method.
     static let dashes: [String?] = [nil, "8 4", "2 3", "10 3 2 3", "5 5", "1 4"]
     /// The grey of "initial entropy" bars.
     static let initialEntropyColor = "#A0A0A0"
@@ -20,32 +22,25 @@ struct ReportPage {
     init(runs: [ReportRun]) {
         self.runs = runs
         let seeds = Set(runs.compactMap(\.seed)).sorted()
-        var otherAlgorithms: [String] = []
-        var dashesTaken: [String: Set<Int>] = [:]
+        let otherMethods = TrainingReport.methods(of: runs).filter { Self.methodColors[$0.displayName] == nil }
+        var dashesTaken: [TrainingMethod: Set<Int>] = [:]
         let baseLabels = runs.map { run in
-            Self.displayName(run.algorithm) + (run.seed.map { " seed \($0)" } ?? "")
+            run.method.displayName + (run.seed.map { " seed \($0)" } ?? "")
         }
         appearances = runs.enumerated().map { index, run in
-            let color: String
-            if let known = Self.algorithmColors[run.algorithm] {
-                color = known
-            } else {
-                if !otherAlgorithms.contains(run.algorithm) { otherAlgorithms.append(run.algorithm) }
-                color = Self.otherColors[otherAlgorithms.firstIndex(of: run.algorithm)! % Self.otherColors.count]
-            }
-            // Two runs of one algorithm and seed (say, a learning-rate sweep) take the next free
+            let color = Self.methodColors[run.method.displayName]
+                ?? Self.otherColors[otherMethods.firstIndex(of: run.method)! % Self.otherColors.count]
+            // Two runs of one method and seed (say, a learning-rate sweep) take the next free
             // dash, and their labels add the directory's name.
             var dash = run.seed.flatMap { seeds.firstIndex(of: $0) } ?? seeds.count
-            while dashesTaken[run.algorithm, default: []].contains(dash) { dash += 1 }
-            dashesTaken[run.algorithm, default: []].insert(dash)
+            while dashesTaken[run.method, default: []].contains(dash) { dash += 1 }
+            dashesTaken[run.method, default: []].insert(dash)
             var label = baseLabels[index]
             if baseLabels.filter({ $0 == label }).count > 1 { label += " (\(run.name))" }
             if !run.isFinished { label += " · unfinished" }
             return (label, SeriesStyle(color: color, dash: Self.dashes[dash % Self.dashes.count]))
         }
     }
-
-    static func displayName(_ algorithm: String) -> String { algorithm.uppercased() }
 
     func html() -> String {
         let title = "Training report: " + runs.map(\.name).joined(separator: ", ")
@@ -65,8 +60,9 @@ struct ReportPage {
             \(header())
             <h2>Runs</h2>
             \(runsTable())
-            <h2>Summary by algorithm</h2>
+            <h2>Summary by method</h2>
             \(summaryTable())
+            \(comparisonTables())
             <h2>Held-out accuracy</h2>
             <div class="charts">
             \(accuracyCharts().joined(separator: "\n"))
@@ -159,7 +155,7 @@ struct ReportPage {
     func summaryTable() -> String {
         var html = """
             <table>
-            <tr><th class="text">Algorithm</th><th>Finished runs</th><th>Held-out accuracy<br>after SFT</th><th>Final held-out accuracy<br>(mean ± std over seeds)</th><th>Tool calls per trajectory<br>(RL tool calls ÷ RL trajectories)</th><th>Tool calls executed per run<br>(RL)</th><th>Tokens generated per run<br>(sum over RL steps)</th><th>Wall time per run</th></tr>
+            <tr><th class="text">Method</th><th>Finished runs</th><th>Held-out accuracy<br>after SFT</th><th>Final held-out accuracy<br>(mean ± std over seeds)</th><th>Tool calls executed per trajectory<br>(RL executions ÷ RL trajectories)</th><th>Tool calls written per answered episode<br>(RL, inherited calls included)</th><th>Tool calls executed per run<br>(RL)</th><th>Tokens generated per run<br>(sum over RL steps)</th><th>Wall time per run</th></tr>
 
             """
         for summary in TrainingReport.summaries(of: runs) {
@@ -169,16 +165,23 @@ struct ReportPage {
                 finished,
                 Self.format(summary.accuracyAfterSFT),
                 Self.format(summary.finalAccuracy),
-                summary.toolCallsPerTrajectory.map { String(format: "%.2f", $0) } ?? "—",
+                MethodComparison.formatted(summary.toolCallsExecutedPerTrajectory, "%.2f"),
+                MethodComparison.formatted(summary.toolCallsWrittenPerAnsweredEpisode, "%.2f"),
                 summary.toolCallsExecutedPerRun.map { Self.groupedInteger($0) } ?? "—",
                 summary.tokensGeneratedPerRun.map { Self.groupedInteger($0) } ?? "—",
                 summary.wallSecondsPerRun.map(Self.duration) ?? "—",
             ]
-            html += "<tr><td class=\"text\">\(Self.displayName(summary.algorithm).escapedForHTML)</td>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
+            html += "<tr><td class=\"text\">\(summary.method.displayName.escapedForHTML)</td>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>\n"
         }
         html += "</table>\n"
-        html += "<p class=\"note\">Over finished runs (those with summary.json); unfinished runs appear only in the charts. ± is the sample standard deviation (n − 1), shown with two or more runs. Per-run figures are means over runs.</p>"
+        html += "<p class=\"note\">Over finished runs (those with summary.json); unfinished runs appear only in the charts. ± is the sample standard deviation (n − 1), shown with two or more runs. Per-run figures are means over runs. The tool-call columns are defined under Tool calls below.</p>"
         return html
+    }
+
+    /// The results document's tables per method (per family, ARPO against GRPO, tool calls, time
+    /// per step, branching), over finished runs.
+    func comparisonTables() -> String {
+        MethodComparison(runs: runs).blocks().map(\.html).joined()
     }
 
     /// "0.625 ± 0.177", or "0.375" for a single run, or "—".
@@ -266,7 +269,7 @@ struct ReportPage {
     /// result minus the trajectory's initial step entropy (docs/algorithms.md §3), so the page sets the two
     /// side by side, draws their difference per step, then shows how many forks happened.
     func arpoSection() -> String {
-        let isARPO: (ReportRun) -> Bool = { $0.algorithm == "arpo" }
+        let isARPO: (ReportRun) -> Bool = { $0.method.isARPO }
         let arpoRuns = zip(runs, appearances).filter { isARPO($0.0) }
         guard !arpoRuns.isEmpty else {
             return "<p class=\"note\">No ARPO run in this report, so there are no entropy-after-tool-results or fork charts.</p>"
@@ -277,7 +280,7 @@ struct ReportPage {
             yTitle: "Step entropy",
             categories: [
                 LegendEntry(label: "initial (first response tokens)", style: SeriesStyle(color: Self.initialEntropyColor)),
-                LegendEntry(label: "just after tool results", style: SeriesStyle(color: Self.algorithmColors["arpo"]!)),
+                LegendEntry(label: "just after tool results", style: SeriesStyle(color: Self.methodColors["ARPO"]!)),
             ],
             groups: arpoRuns.map { run, appearance in
                 let branching = BranchingSummary(runs: [run])

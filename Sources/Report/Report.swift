@@ -4,13 +4,17 @@ import RunRecords
 /// `arpo-train report`: one self-contained HTML page comparing runs, with inline SVG charts and
 /// no JavaScript, so it opens offline in any browser and can be mailed as one file.
 ///
-/// The page shows held-out accuracy against step and against cumulative tool calls; reward,
-/// entropy, KL to the reference policy and tool calls per trajectory against step; for ARPO runs
-/// the entropy just after tool results against the initial entropy, and forks per step; and a
-/// table per algorithm. One line per run: colour by algorithm, dash by seed.
+/// Runs are grouped by method (``TrainingMethod``): the algorithm, and the advantage mode where it
+/// changes the algorithm's numbers, so ARPO with soft and with hard attribution are compared as
+/// two methods. The page shows a table per method and the results document's tables (per family,
+/// ARPO against GRPO seed by seed, tool calls, time per step, branching); held-out accuracy
+/// against step and against cumulative tool calls; reward, entropy, KL to the reference policy and
+/// tool calls per trajectory against step; for ARPO runs the entropy just after tool results
+/// against the initial entropy, and forks per step. One line per run: colour by method, dash by
+/// seed.
 ///
 /// Runs without `summary.json` (still running, or stopped) are drawn in the charts and marked
-/// unfinished, but left out of the summary table, whose numbers are over finished runs only.
+/// unfinished, but left out of the tables, whose numbers are over finished runs only.
 public enum TrainingReport {
     /// The page's default file name, in the current directory.
     public static let defaultOutputName = "report.html"
@@ -52,15 +56,55 @@ public enum TrainingReport {
         return ReportPage(runs: runs).html()
     }
 
-    /// One row per algorithm, in the order each algorithm first appears among `runs`, over that
-    /// algorithm's finished runs.
-    public static func summaries(of runs: [ReportRun]) -> [AlgorithmSummary] {
-        var algorithms: [String] = []
-        for run in runs where !algorithms.contains(run.algorithm) { algorithms.append(run.algorithm) }
-        return algorithms.map { algorithm in
-            AlgorithmSummary(algorithm: algorithm, runs: runs.filter { $0.algorithm == algorithm })
-        }
+    /// One row per method, in the order each method first appears among `runs`, over that
+    /// method's finished runs.
+    public static func summaries(of runs: [ReportRun]) -> [MethodSummary] {
+        methods(of: runs).map { method in MethodSummary(method: method, runs: runs.filter { $0.method == method }) }
     }
+
+    /// The methods of `runs`, in order of first appearance.
+    public static func methods(of runs: [ReportRun]) -> [TrainingMethod] {
+        var methods: [TrainingMethod] = []
+        for run in runs where !methods.contains(run.method) { methods.append(run.method) }
+        return methods
+    }
+}
+
+/// What the report groups runs by: `rl.algorithm`, and `rl.advantage.mode` where the mode makes
+/// the algorithm compute different advantages from its default (docs/algorithms.md §4.2).
+///
+/// The mode is dropped where it changes nothing: PPO takes GAE advantages and ignores it; `grpo`
+/// and `arpo-soft` (the default) compute the same numbers; and without forks (GRPO) `arpo-hard`
+/// and `arpo-hard-once` have no shared prefix to attribute, so only `dr-grpo` differs there.
+public struct TrainingMethod: Hashable, Sendable {
+    /// "arpo", "grpo" or "ppo", as in `config.json`.
+    public var algorithm: String
+    /// `rl.advantage.mode` when it changes the algorithm's numbers, nil otherwise.
+    public var advantageMode: String?
+
+    /// The method of a run with this algorithm and advantage mode (nil: the default mode).
+    public init(algorithm: String, advantageMode: String?) {
+        self.algorithm = algorithm
+        let changesNothing: Set<String?> = switch algorithm {
+        case "ppo": [advantageMode]
+        case "grpo": [nil, "grpo", "arpo-soft", "arpo-hard", "arpo-hard-once"]
+        default: [nil, "grpo", "arpo-soft"]
+        }
+        self.advantageMode = changesNothing.contains(advantageMode) ? nil : advantageMode
+    }
+
+    /// "ARPO", "ARPO (hard)", "ARPO (hard-once)", "GRPO (dr-grpo)".
+    public var displayName: String {
+        guard let advantageMode else { return algorithm.uppercased() }
+        let mode = advantageMode.hasPrefix("arpo-") ? String(advantageMode.dropFirst("arpo-".count)) : advantageMode
+        return "\(algorithm.uppercased()) (\(mode))"
+    }
+
+    /// Whether the method branches (ARPO, whatever its attribution).
+    public var isARPO: Bool { algorithm == "arpo" }
+
+    /// GRPO with its default advantages, the baseline ARPO is paired against.
+    public static let grpo = TrainingMethod(algorithm: "grpo", advantageMode: nil)
 }
 
 /// A report input that cannot be read: the file (or directory), the line for JSON Lines files,
@@ -137,10 +181,9 @@ public struct ConfidenceInterval: Equatable, Sendable {
     }
 }
 
-/// The summary table's row for one algorithm, over its finished runs.
-public struct AlgorithmSummary: Equatable, Sendable {
-    /// "arpo", "grpo" or "ppo", as in `config.json`.
-    public var algorithm: String
+/// The summary table's row for one method, over its finished runs.
+public struct MethodSummary: Equatable, Sendable {
+    public var method: TrainingMethod
     /// Runs with `summary.json`.
     public var finishedRuns: Int
     /// Runs without `summary.json`, which only the charts show.
@@ -152,8 +195,12 @@ public struct AlgorithmSummary: Equatable, Sendable {
     /// `accuracy_after_rl`, the final held-out accuracy, over finished runs (the seeds).
     public var finalAccuracy: MeanAndStandardDeviation?
     /// Tool calls executed in RL divided by trajectories rolled out in RL, both summed over every
-    /// RL step of every finished run (so long and short steps weigh by their trajectories).
-    public var toolCallsPerTrajectory: Double?
+    /// RL step of every finished run (so long and short steps weigh by their trajectories). A
+    /// fork's inherited calls ran once, in its parent, and count once.
+    public var toolCallsExecutedPerTrajectory: Double?
+    /// `tool_calls_per_answered_episode` (the executed calls in an answered trajectory's
+    /// transcript, inherited ones included), mean over the RL steps of every finished run.
+    public var toolCallsWrittenPerAnsweredEpisode: Double?
     /// `tool_calls_executed` of `summary.json` (every RL tool call), mean over finished runs.
     public var toolCallsExecutedPerRun: Double?
     /// Tokens generated in RL rollouts, summed over a run's RL steps, mean over finished runs.
@@ -161,18 +208,17 @@ public struct AlgorithmSummary: Equatable, Sendable {
     /// `wall_seconds`, mean over finished runs.
     public var wallSecondsPerRun: Double?
 
-    /// The row for `runs`, which all have this algorithm.
-    public init(algorithm: String, runs: [ReportRun]) {
+    /// The row for `runs`, which all have this method.
+    public init(method: TrainingMethod, runs: [ReportRun]) {
         let finished = runs.filter(\.isFinished)
-        self.algorithm = algorithm
+        self.method = method
         finishedRuns = finished.count
         unfinishedRuns = runs.count - finished.count
         seeds = finished.compactMap(\.seed)
         accuracyAfterSFT = MeanAndStandardDeviation(finished.compactMap { $0.summary?.accuracyAfterSFT })
         finalAccuracy = MeanAndStandardDeviation(finished.compactMap { $0.summary?.accuracyAfterRL })
-        let steps = finished.flatMap(\.reinforcementMetrics)
-        let trajectories = steps.compactMap(\.trajectories).reduce(0, +)
-        toolCallsPerTrajectory = trajectories > 0 ? Double(steps.compactMap(\.toolCallsExecuted).reduce(0, +)) / Double(trajectories) : nil
+        toolCallsExecutedPerTrajectory = ReportRun.toolCallsExecutedPerTrajectory(over: finished.flatMap(\.reinforcementMetrics))
+        toolCallsWrittenPerAnsweredEpisode = ReportRun.toolCallsWrittenPerAnsweredEpisode(over: finished.flatMap(\.reinforcementMetrics))
         toolCallsExecutedPerRun = MeanAndStandardDeviation(finished.compactMap { $0.summary?.toolCallsExecuted.map(Double.init) })?.mean
         tokensGeneratedPerRun = MeanAndStandardDeviation(finished.map { run in
             Double(run.reinforcementMetrics.compactMap(\.tokensGenerated).reduce(0, +))
@@ -201,6 +247,11 @@ public struct BranchingSummary: Equatable, Sendable {
     public var entropyAfterToolResult: [Double?]
     /// `forks_after_tool_result_1` … `_3` per RL step: where the forks happen.
     public var forksPerStepAfterToolResult: [Double?]
+    /// Forks taken over fork opportunities (`forks` + `forks_declined_by_rule` +
+    /// `forks_blocked_by_budget`), each summed over the RL steps that record all three.
+    public var forkRate: Double?
+    /// `forks_blocked_by_budget` per RL step: the rule said fork but the group was full.
+    public var forksBlockedByBudgetPerStep: Double?
 
     /// Over every RL step of `runs`.
     public init(runs: [ReportRun]) {
@@ -215,5 +266,12 @@ public struct BranchingSummary: Equatable, Sendable {
         entropyDeltaElsewhere = mean(\.entropyDeltaElsewhere)
         entropyAfterToolResult = (1...3).map { k in mean { $0.entropyAfterToolResult(k) } }
         forksPerStepAfterToolResult = (1...3).map { k in mean { $0.forksAfterToolResult(k).map(Double.init) } }
+        let opportunities = steps.compactMap { step -> (forks: Int, all: Int)? in
+            guard let forks = step.forks, let declined = step.forksDeclinedByRule, let blocked = step.forksBlockedByBudget else { return nil }
+            return (forks, forks + declined + blocked)
+        }
+        let all = opportunities.map(\.all).reduce(0, +)
+        forkRate = all > 0 ? Double(opportunities.map(\.forks).reduce(0, +)) / Double(all) : nil
+        forksBlockedByBudgetPerStep = mean { $0.forksBlockedByBudget.map(Double.init) }
     }
 }

@@ -10,16 +10,19 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Write one self-contained HTML page (inline SVG charts, no JavaScript) comparing runs.",
         discussion: """
-            Charts held-out accuracy against step and against tool calls executed; reward, entropy, \
-            KL and tool calls per trajectory against step; for ARPO, the entropy after tool results \
-            against the initial entropy, and forks per step. A table gives each algorithm's final \
-            accuracy (mean ± std over seeds), tool calls per trajectory, tool calls executed, tokens \
-            generated and wall time. A run without summary.json is drawn but marked unfinished and \
-            left out of the table.
+            Runs are grouped by method: rl.algorithm, with rl.advantage.mode where it changes the \
+            advantages (ARPO and ARPO (hard) are two methods). Charts held-out accuracy against step \
+            and against tool calls executed; reward, entropy, KL and tool calls per trajectory \
+            against step; for ARPO, the entropy after tool results against the initial entropy, and \
+            forks per step. Tables give each method's final accuracy (mean ± std over seeds), tool \
+            calls, tokens generated and wall time; per family, final accuracy with 95% intervals; \
+            each ARPO method against GRPO seed by seed; tool calls executed and written; time per RL \
+            step; ARPO's fork rate and entropy by tool result. A run without summary.json is drawn \
+            but marked unfinished and left out of the tables.
 
-            --markdown also writes a results document: the same table, ARPO's branching statistics, \
-            the experiment's sizes from the runs' config.json, the machine (CPU model, cores), the \
-            git commit of the current directory and the --command that reproduces it.
+            --markdown also writes a results document: the same tables, the experiment's sizes from \
+            the runs' config.json, the machine (CPU model, cores), the git commit of the current \
+            directory and the --command that reproduces it.
             """)
 
     @Argument(help: ArgumentHelp("Run directories written by `arpo-train train`.", valueName: "run-directory"))

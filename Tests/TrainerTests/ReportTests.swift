@@ -55,8 +55,8 @@ final class ReportTests: XCTestCase {
         // Self-contained: no script, no external resource.
         for forbidden in ["<script", "src=", "href=", "@import"] { XCTAssertFalse(html.contains(forbidden), "the page contains \(forbidden)") }
 
-        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>1</td><td>0.250</td><td>0.500</td><td>0.83</td><td>20</td><td>600</td><td>1 min 30 s</td>")
-        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>24</td><td>600</td><td>1 min 30 s</td>")
+        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>1</td><td>0.250</td><td>0.500</td><td>0.83</td><td>1.50</td><td>20</td><td>600</td><td>1 min 30 s</td>")
+        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>1.50</td><td>24</td><td>600</td><td>1 min 30 s</td>")
     }
 
     func testSummaryTableGivesMeanAndStandardDeviationOverSeeds() throws {
@@ -71,7 +71,7 @@ final class ReportTests: XCTestCase {
         ]
         let runs = try TrainingReport.loadRuns(directories)
         let summaries = TrainingReport.summaries(of: runs)
-        XCTAssertEqual(summaries.map(\.algorithm), ["arpo", "grpo"], "rows in order of first appearance")
+        XCTAssertEqual(summaries.map(\.method.displayName), ["ARPO", "GRPO"], "rows in order of first appearance")
 
         let arpo = summaries[0]
         XCTAssertEqual(arpo.finishedRuns, 2)
@@ -79,7 +79,7 @@ final class ReportTests: XCTestCase {
         // Sample standard deviation of {0.5, 0.75}: sqrt((0.125² + 0.125²) / 1) = 0.1767767.
         XCTAssertEqual(arpo.finalAccuracy?.standardDeviation ?? .nan, 0.17677669529663689, accuracy: 1e-12)
         // (4 + 6 + 10 + 2 + 2 + 2) tool calls over 6 steps × 8 trajectories.
-        XCTAssertEqual(arpo.toolCallsPerTrajectory ?? .nan, 26.0 / 48.0, accuracy: 1e-12)
+        XCTAssertEqual(arpo.toolCallsExecutedPerTrajectory ?? .nan, 26.0 / 48.0, accuracy: 1e-12)
         XCTAssertEqual(arpo.toolCallsExecutedPerRun ?? .nan, (20 + 6) / 2, accuracy: 1e-12)
         XCTAssertEqual(arpo.tokensGeneratedPerRun ?? .nan, (600 + 300) / 2, accuracy: 1e-12)
         XCTAssertEqual(arpo.seeds, [1, 2])
@@ -87,8 +87,8 @@ final class ReportTests: XCTestCase {
         XCTAssertNil(summaries[1].finalAccuracy?.standardDeviation, "one seed has no standard deviation")
 
         let html = TrainingReport.html(for: runs)
-        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>2</td><td>0.300 ± 0.071</td><td>0.625 ± 0.177</td><td>0.54</td><td>13</td><td>450</td><td>2 min 00 s</td>")
-        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>24</td><td>1,200</td><td>30.0 s</td>")
+        XCTAssertEqual(Self.summaryRow("ARPO", in: html), "<td>2</td><td>0.300 ± 0.071</td><td>0.625 ± 0.177</td><td>0.54</td><td>1.50</td><td>13</td><td>450</td><td>2 min 00 s</td>")
+        XCTAssertEqual(Self.summaryRow("GRPO", in: html), "<td>1</td><td>0.250</td><td>0.375</td><td>1.00</td><td>1.50</td><td>24</td><td>1,200</td><td>30.0 s</td>")
         // Colour per algorithm, dash per seed: the second ARPO run is dashed, the first solid.
         XCTAssertTrue(html.contains("stroke=\"#D55E00\"><title>ARPO seed 1</title>"))
         XCTAssertTrue(html.contains("stroke=\"#D55E00\" stroke-dasharray=\"8 4\"><title>ARPO seed 2</title>"))
@@ -105,7 +105,7 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains("unfinished (no summary.json): 2 of 3 RL steps"))
         XCTAssertTrue(html.contains("<title>ARPO seed 2 · unfinished</title>"), "the unfinished run is drawn and marked")
         XCTAssertEqual(Self.summaryRow("ARPO", in: html),
-                       "<td>1&nbsp;<span class=\"unfinished\">(+1 unfinished)</span></td><td>0.250</td><td>0.500</td><td>0.83</td><td>20</td><td>600</td><td>1 min 30 s</td>")
+                       "<td>1&nbsp;<span class=\"unfinished\">(+1 unfinished)</span></td><td>0.250</td><td>0.500</td><td>0.83</td><td>1.50</td><td>20</td><td>600</td><td>1 min 30 s</td>")
     }
 
     func testOneSeedHasOneDashAcrossAlgorithmsAndASweepOfOneSeedStaysDistinct() throws {
@@ -206,19 +206,20 @@ final class ReportTests: XCTestCase {
         // The HTML page's rows (AlgorithmSummary), with seeds and tool calls executed per run:
         // ARPO's (4 + 6 + 10 + 2 + 2 + 2) calls over 48 trajectories, (20 + 6) / 2 per run.
         XCTAssertTrue(markdown.contains("""
-            | Algorithm | Runs (seeds) | Final held-out accuracy | Held-out accuracy after SFT | Tool calls per trajectory | Tool calls executed per run | Tokens generated per run | Wall time per run |
-            | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |
-            | GRPO | 1 (1) | 0.375 | 0.250 | 1.00 | 24 | 600 | 30.0 s |
-            | ARPO | 2 (1, 2) | 0.625 ± 0.177 | 0.250 ± 0.000 | 0.54 | 13 | 450 | 2 min 00 s |
+            | Method | Runs (seeds) | Final held-out accuracy | Held-out accuracy after SFT | Tool calls executed per trajectory | Tool calls written per answered episode | Tool calls executed per run | Tokens generated per run | Wall time per run |
+            | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+            | GRPO | 1 (1) | 0.375 | 0.250 | 1.00 | 1.50 | 24 | 600 | 30.0 s |
+            | ARPO | 2 (1, 2) | 0.625 ± 0.177 | 0.250 ± 0.000 | 0.54 | 1.50 | 13 | 450 | 2 min 00 s |
 
             """), markdown)
         // 30 + 90 + 150 s of runs and the cold start's 60 s, counted once.
         XCTAssertTrue(markdown.contains("Wall time summed over the runs and the cold start: 5 min 30 s (runs 4 min 30 s, cold start 1 min 00 s).\n"), markdown)
-        // Forks 1, 2, 3 per step; entropy after tool results 0.6, null, 0.5; ΔH at forks 0.2, 0.3, 0.4.
+        // Forks 1, 2, 3 per step of 3, 5, 7 opportunities (declined 2 each, blocked 0, 1, 2): rate
+        // 6 / 15; entropy after tool results 0.6, null, 0.5; ΔH at forks 0.2, 0.3, 0.4.
         XCTAssertTrue(markdown.contains("""
-            | `arpo-1` | 2.00 | 0.400 | 0.550 | 0.300 | -0.100 |
-            | `arpo-2` | 2.00 | 0.400 | 0.550 | 0.300 | -0.100 |
-            | all 2 ARPO runs | 2.00 | 0.400 | 0.550 | 0.300 | -0.100 |
+            | `arpo-1` | 2.00 | 0.40 | 1.00 | 0.400 | 0.550 | 0.300 | -0.100 |
+            | `arpo-2` | 2.00 | 0.40 | 1.00 | 0.400 | 0.550 | 0.300 | -0.100 |
+            | all 2 ARPO runs | 2.00 | 0.40 | 1.00 | 0.400 | 0.550 | 0.300 | -0.100 |
 
             """), markdown)
         XCTAssertTrue(markdown.contains("""
@@ -227,6 +228,8 @@ final class ReportTests: XCTestCase {
             | Cold start (SFT) | shared: `\(reference)`, trained with 300 steps × 16 demonstrations per step (2000 distinct) |
             | RL | 3 steps × 2 prompts per step, at most 100 response tokens, learning rate 0.0001 |
             | Trajectories per prompt | group size G = 4 (GRPO); budget M = 4 (2 initial samples, branch factor 2, threshold 0.5) (ARPO) |
+            | Advantages | group-normalised (GRPO); `arpo-soft` (ARPO) |
+            | Updates per rollout batch | 1 epoch × 1 mini-batch |
             | Held-out evaluation | 8 eval-split episodes, greedy, after SFT, every 2 RL steps and at the end |
             | Tasks | difficulty 1; mix arithmetic 1, unanswerable 0.5 |
             | BLAS threads per run | 1 |
@@ -269,8 +272,136 @@ final class ReportTests: XCTestCase {
             | 3 | 0.500 | 0.625 | +0.125 | 24 | 20 | 0.83 |
             """), markdown)
         XCTAssertTrue(markdown.contains("Mean difference in final accuracy (ARPO − GRPO): 0.167 [-0.013, 0.346] over 3 seeds (paired; 95% interval by Student's t); ARPO at or above GRPO on 3 of 3."), markdown)
-        XCTAssertTrue(markdown.contains("ARPO's RL tool calls executed as a fraction of GRPO's: 0.833 [0.833, 0.833]."), markdown)
-        XCTAssertTrue(markdown.contains("| GRPO | 1.00 s | 0.50 s | 1.50 s |\n| ARPO | 1.00 s | 0.50 s | 1.50 s |"), markdown)
+        XCTAssertTrue(markdown.contains("ARPO's RL tool calls executed as a fraction of GRPO's: 0.833 [0.833, 0.833] (mean of the seeds' ratios [95% interval])."), markdown)
+        XCTAssertTrue(markdown.contains("Goal, at or above GRPO's final accuracy with at most 60% of its executed tool calls: met on 0 of 3 seeds; on the means (difference +0.167, ratio 0.83) not met."), markdown)
+        // Wall time: 90 s over 3 RL steps.
+        XCTAssertTrue(markdown.contains("| GRPO | 30.00 s | 1.00 s | 0.50 s | 1.50 s |\n| ARPO | 30.00 s | 1.00 s | 0.50 s | 1.50 s |"), markdown)
+    }
+
+    func testMethodIsTheAlgorithmWithTheAdvantageModeWhereTheModeChangesTheNumbers() {
+        let cases: [(String, String?, String)] = [
+            ("arpo", nil, "ARPO"), ("arpo", "arpo-soft", "ARPO"), ("arpo", "grpo", "ARPO"), ("arpo", "arpo-hard", "ARPO (hard)"),
+            ("arpo", "arpo-hard-once", "ARPO (hard-once)"), ("arpo", "dr-grpo", "ARPO (dr-grpo)"),
+            // Without forks the hard modes have nothing to attribute; PPO ignores the mode.
+            ("grpo", "arpo-soft", "GRPO"), ("grpo", "arpo-hard", "GRPO"), ("grpo", "dr-grpo", "GRPO (dr-grpo)"), ("ppo", "arpo-hard", "PPO"),
+        ]
+        for (algorithm, mode, name) in cases {
+            XCTAssertEqual(TrainingMethod(algorithm: algorithm, advantageMode: mode).displayName, name, "\(algorithm), \(mode ?? "no mode")")
+        }
+        XCTAssertEqual(TrainingMethod(algorithm: "grpo", advantageMode: "arpo-soft"), .grpo)
+    }
+
+    /// Three seeds each of GRPO, ARPO (soft) and ARPO (hard): the two ARPO attributions are two
+    /// methods in the summary, the family table, one paired table each against GRPO, the tool
+    /// calls, the time per step, the branching tables and the charts' colours, worked out by hand.
+    func testARPOSoftAndHardAreSeparateMethodsInEveryTableAndChart() throws {
+        let root = try temporaryDirectory(self)
+        var directories: [URL] = []
+        // Final accuracies per seed; ARPO (hard) executes 4, 6, 8 calls per step (12, 18, 24 in
+        // all) against GRPO's 8 (24), and its transcripts hold 12 per step.
+        for (seed, grpo, soft, hard, hardCalls) in [(1, 0.5, 0.625, 0.5, 4), (2, 0.5, 0.5, 0.375, 6), (3, 0.5, 0.75, 0.625, 8)] {
+            directories.append(try SyntheticRunDirectory(
+                algorithm: "grpo", seed: seed, finalAccuracy: grpo, toolCalls: [8, 8, 8], toolCallsPerAnsweredEpisode: [2, 2, 2]
+            ).write(in: root, name: "grpo-\(seed)"))
+            directories.append(try SyntheticRunDirectory(
+                algorithm: "arpo", seed: seed, finalAccuracy: soft, toolCalls: [4, 4, 4], toolCallsWritten: [8, 8, 8], toolCallsPerAnsweredEpisode: [2, 2, 2]
+            ).write(in: root, name: "arpo-soft-\(seed)"))
+            directories.append(try SyntheticRunDirectory(
+                algorithm: "arpo", seed: seed, finalAccuracy: hard, toolCalls: [hardCalls, hardCalls, hardCalls], advantageMode: "arpo-hard", miniBatches: 2,
+                toolCallsWritten: [12, 12, 12], toolCallsPerAnsweredEpisode: [3, 3, 3]
+            ).write(in: root, name: "arpo-hard-\(seed)"))
+        }
+        let runs = try TrainingReport.loadRuns(directories)
+        XCTAssertEqual(TrainingReport.summaries(of: runs).map(\.method.displayName), ["GRPO", "ARPO", "ARPO (hard)"])
+        let markdown = TrainingReport.markdown(for: runs, provenance: Self.provenance)
+        XCTAssertTrue(markdown.hasPrefix("# Results: GRPO, ARPO, ARPO (hard)\n"), markdown)
+        // Hard {0.5, 0.375, 0.625}: mean 0.5, s 0.125; (12 + 18 + 24) calls over 72 trajectories.
+        XCTAssertTrue(markdown.contains("| ARPO (hard) | 3 (1, 2, 3) | 0.500 ± 0.125 | 0.250 ± 0.000 | 0.75 | 3.00 | 18 | 600 | 1 min 30 s |\n"), markdown)
+        XCTAssertTrue(markdown.contains("ARPO (hard) uses `arpo-hard`, ARPO uses the default soft attribution (`arpo-soft`)."), markdown)
+        XCTAssertFalse(markdown.contains("**Note:**"), "two mini-batches: no warning that hard equals soft")
+        XCTAssertTrue(markdown.contains("| Family | GRPO | ARPO | ARPO (hard) |\n| --- | ---: | ---: | ---: |\n| `arithmetic` | 0.500 [0.500, 0.500] | 0.625 [0.314, 0.936] | 0.500 [0.189, 0.811] |"), markdown)
+
+        // Soft: differences 0.125, 0, 0.25 (mean 0.125, s 0.125, half-width 4.303 · 0.125 / √3 =
+        // 0.311), half of GRPO's calls at every seed.
+        XCTAssertTrue(markdown.contains("""
+            ## ARPO against GRPO, seed by seed
+
+            | Seed | GRPO accuracy | ARPO accuracy | ARPO − GRPO | GRPO tool calls executed | ARPO tool calls executed | ARPO ÷ GRPO tool calls executed |
+            | --- | ---: | ---: | ---: | ---: | ---: | ---: |
+            | 1 | 0.500 | 0.625 | +0.125 | 24 | 12 | 0.50 |
+            | 2 | 0.500 | 0.500 | +0.000 | 24 | 12 | 0.50 |
+            | 3 | 0.500 | 0.750 | +0.250 | 24 | 12 | 0.50 |
+
+            Mean difference in final accuracy (ARPO − GRPO): 0.125 [-0.186, 0.436] over 3 seeds (paired; 95% interval by Student's t); ARPO at or above GRPO on 3 of 3.
+
+            ARPO's RL tool calls executed as a fraction of GRPO's: 0.500 [0.500, 0.500] (mean of the seeds' ratios [95% interval]).
+
+            Goal, at or above GRPO's final accuracy with at most 60% of its executed tool calls: met on 3 of 3 seeds; on the means (difference +0.125, ratio 0.50) met.
+
+            """), markdown)
+        // Hard: differences 0, −0.125, 0.125; ratios 0.5, 0.75, 1 (mean 0.75, s 0.25, half-width
+        // 0.621). Only seed 1 meets both halves of the goal.
+        XCTAssertTrue(markdown.contains("""
+            | 1 | 0.500 | 0.500 | +0.000 | 24 | 12 | 0.50 |
+            | 2 | 0.500 | 0.375 | -0.125 | 24 | 18 | 0.75 |
+            | 3 | 0.500 | 0.625 | +0.125 | 24 | 24 | 1.00 |
+
+            Mean difference in final accuracy (ARPO (hard) − GRPO): 0.000 [-0.311, 0.311] over 3 seeds (paired; 95% interval by Student's t); ARPO (hard) at or above GRPO on 2 of 3.
+
+            ARPO (hard)'s RL tool calls executed as a fraction of GRPO's: 0.750 [0.129, 1.371] (mean of the seeds' ratios [95% interval]).
+
+            Goal, at or above GRPO's final accuracy with at most 60% of its executed tool calls: met on 1 of 3 seeds; on the means (difference +0.000, ratio 0.75) not met.
+            """), markdown)
+        XCTAssertTrue(markdown.contains("## ARPO (hard) against GRPO, seed by seed\n\n| Seed | GRPO accuracy | ARPO (hard) accuracy | ARPO (hard) − GRPO |"), markdown)
+
+        // Executed per trajectory: GRPO 24 / 24 at every seed; ARPO 12 / 24; ARPO (hard) 0.5,
+        // 0.75, 1. Written per trajectory: 1, 1 (8 per step) and 1.5 (12 per step), so ARPO's
+        // transcripts hold as many calls as GRPO's and prefix sharing ran half of them, while
+        // ARPO (hard)'s hold 1.5 times as many.
+        XCTAssertTrue(markdown.contains("""
+            ## Tool calls
+
+            | Method | Executed per trajectory | ÷ GRPO | Written per trajectory | ÷ GRPO | Executed ÷ written | Written per answered episode | ÷ GRPO |
+            | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+            | GRPO | 1.000 [1.000, 1.000] | 1.00 | 1.000 [1.000, 1.000] | 1.00 | 1.00 | 2.000 [2.000, 2.000] | 1.00 |
+            | ARPO | 0.500 [0.500, 0.500] | 0.50 | 1.000 [1.000, 1.000] | 1.00 | 0.50 | 2.000 [2.000, 2.000] | 1.00 |
+            | ARPO (hard) | 0.750 [0.129, 1.371] | 0.75 | 1.500 [1.500, 1.500] | 1.50 | 0.50 | 3.000 [3.000, 3.000] | 1.50 |
+
+            """), markdown)
+        XCTAssertTrue(markdown.contains("| GRPO | 30.00 s | 1.00 s | 0.50 s | 1.50 s |\n| ARPO | 30.00 s | 1.00 s | 0.50 s | 1.50 s |\n| ARPO (hard) | 30.00 s | 1.00 s | 0.50 s | 1.50 s |"), markdown)
+        for row in ["| `arpo-hard-3` | 2.00 | 0.40 | 1.00 |", "| all 3 ARPO runs | 2.00 | 0.40 | 1.00 |", "| all 3 ARPO (hard) runs | 2.00 | 0.40 | 1.00 |",
+                    "| all 3 ARPO (hard) runs | 0.400 | 0.700 | 0.500 | — | 1.00 | 1.00 | 0.00 |"] {
+            XCTAssertTrue(markdown.contains(row), "no row \(row)")
+        }
+        XCTAssertTrue(markdown.contains("""
+            | Advantages | group-normalised (GRPO); `arpo-soft` (ARPO); `arpo-hard` (ARPO (hard)) |
+            | Updates per rollout batch | 1 epoch × 1 mini-batch (GRPO, ARPO); 1 epoch × 2 mini-batches (ARPO (hard)) |
+            """), markdown)
+
+        // The page: its own summary row, the same comparison tables, a colour per method and the
+        // ARPO charts drawing both ARPO methods.
+        let html = TrainingReport.html(for: runs)
+        XCTAssertEqual(Self.summaryRow("ARPO (hard)", in: html), "<td>3</td><td>0.250 ± 0.000</td><td>0.500 ± 0.125</td><td>0.75</td><td>3.00</td><td>18</td><td>600</td><td>1 min 30 s</td>")
+        for heading in ["<h2>ARPO against GRPO, seed by seed</h2>", "<h2>ARPO (hard) against GRPO, seed by seed</h2>", "<h2>Tool calls</h2>", "<h2>Time per RL step</h2>", "<h3>Entropy and forks by tool result</h3>"] {
+            XCTAssertTrue(html.contains(heading), "the page lacks \(heading)")
+        }
+        XCTAssertTrue(html.contains("<tr><td class=\"text\">ARPO (hard)</td><td>0.750 [0.129, 1.371]</td><td>0.75</td><td>1.500 [1.500, 1.500]</td>"), "the page's tool-call table")
+        XCTAssertTrue(html.contains("<td class=\"text\"><code>arithmetic</code></td>"), "Markdown code spans become <code>")
+        XCTAssertTrue(html.contains("stroke=\"#D55E00\"><title>ARPO seed 1</title>"))
+        XCTAssertTrue(html.contains("stroke=\"#CC79A7\"><title>ARPO (hard) seed 1</title>"))
+        XCTAssertTrue(html.contains("stroke=\"#CC79A7\" stroke-dasharray=\"8 4\"><title>ARPO (hard) seed 2</title>"))
+        let forks = try XCTUnwrap(Self.charts(in: html).last)
+        XCTAssertTrue(forks.contains(">ARPO seed 1</text>") && forks.contains(">ARPO (hard) seed 3</text>") && !forks.contains("GRPO"), "the forks chart")
+    }
+
+    func testARPOHardAtOneUpdatePerBatchIsFlaggedAsEqualToSoft() throws {
+        let root = try temporaryDirectory(self)
+        let directories = [
+            try SyntheticRunDirectory(algorithm: "arpo", seed: 1).write(in: root, name: "soft"),
+            try SyntheticRunDirectory(algorithm: "arpo", seed: 1, advantageMode: "arpo-hard").write(in: root, name: "hard"),
+        ]
+        let markdown = TrainingReport.markdown(for: try TrainingReport.loadRuns(directories), provenance: Self.provenance)
+        XCTAssertTrue(markdown.contains("**Note:** 1 ARPO (hard) run took one update per rollout batch (`rl.epochs` × `rl.mini_batches` = 1), where `arpo-hard` gives exactly `arpo-soft`'s gradient"), markdown)
     }
 
     func testConfidenceIntervalsUseStudentsT() {
@@ -321,7 +452,7 @@ final class ReportTests: XCTestCase {
         let text = try String(contentsOf: markdown, encoding: .utf8)
         // Run directories as given on the command line, relative to where it ran.
         XCTAssertTrue(text.contains("from 2 run directories: `arpo`, `grpo`."), text)
-        XCTAssertTrue(text.contains("| ARPO | 1 (1) | 0.500 | 0.250 | 0.83 | 20 | 600 | 1 min 30 s |"), text)
+        XCTAssertTrue(text.contains("| ARPO | 1 (1) | 0.500 | 0.250 | 0.83 | 1.50 | 20 | 600 | 1 min 30 s |"), text)
         XCTAssertTrue(text.contains("- Reproduce: `SEEDS=\"0\" scripts/compare.sh`"), text)
         // The temporary directory is no git work tree.
         XCTAssertTrue(text.contains("- Commit: unknown (not written in a git work tree)"), text)
@@ -455,6 +586,14 @@ struct SyntheticRunDirectory {
     var completedSteps = 3
     /// `sft.init_from`: another run's `reference/` the run started from (its own SFT is 0 steps).
     var initFrom: String?
+    /// `rl.advantage.mode`.
+    var advantageMode = "arpo-soft"
+    /// `rl.mini_batches`.
+    var miniBatches = 1
+    /// `tool_calls_written` at each RL step; nil writes `toolCalls` (no fork shared a call).
+    var toolCallsWritten: [Int]?
+    /// `tool_calls_per_answered_episode` at each RL step.
+    var toolCallsPerAnsweredEpisode = [1.0, 1.5, 2.0]
 
     static let trajectories = 8
 
@@ -468,7 +607,8 @@ struct SyntheticRunDirectory {
             "env": ["task_mix": ["arithmetic": 1, "unanswerable": 0.5], "difficulty": 1],
             "sft": ["steps": initFrom == nil ? 2 : 0, "batch_size": 4, "demonstrations": 16, "init_from": initFrom.map { $0 as Any } ?? NSNull()],
             "rl": ["algorithm": algorithm, "steps": 3, "prompts_per_step": 2, "group_size": 4, "max_response_tokens": 100, "learning_rate": 0.0001,
-                   "branching": ["budget": 4, "initial_samples": 2, "branch_factor": 2, "threshold": 0.5]],
+                   "branching": ["budget": 4, "initial_samples": 2, "branch_factor": 2, "threshold": 0.5], "advantage": ["mode": advantageMode],
+                   "epochs": 1, "mini_batches": miniBatches],
             "eval": ["every": 2, "episodes": 8],
             "run": ["seed": seed, "output": directory.path, "threads": 1],
         ]
@@ -489,7 +629,10 @@ struct SyntheticRunDirectory {
                 "reward_mean": 0.2 + 0.1 * Double(index), "reward_std": 0.3, "accuracy": 0.25, "learning_rate": 0.0001,
                 "trajectories": Self.trajectories, "tool_calls_executed": toolCalls[index], "tool_calls_executed_total": total,
                 "tool_calls_per_trajectory": Double(toolCalls[index]) / Double(Self.trajectories),
+                "tool_calls_written": (toolCallsWritten ?? toolCalls)[index], "tool_calls_per_answered_episode": toolCallsPerAnsweredEpisode[index],
+                // Forks 1, 2, 3; declined by the rule 2 each step; blocked by the budget 0, 1, 2.
                 "tokens_generated": tokens[index], "forks": isARPO ? index + 1 : 0, "response_length_mean": 30.0,
+                "forks_declined_by_rule": isARPO ? 2 : 0, "forks_blocked_by_budget": isARPO ? index : 0,
                 "entropy_after_tool_results": entropyAfterToolResults, "entropy_initial": 0.4,
                 "entropy_delta_at_forks": isARPO ? 0.2 + 0.1 * Double(index) : NSNull(), "entropy_delta_elsewhere": isARPO ? -0.1 : NSNull(),
                 "rollout_seconds": 1.0, "update_seconds": 0.5, "rollout_tokens_per_second": 100.0, "tokens_per_second": 66.0,
