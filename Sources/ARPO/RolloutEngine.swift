@@ -197,7 +197,7 @@ final class Rollout {
     init(engine: RolloutEngine, templates: [ToolEpisode], seed: UInt64) {
         self.engine = engine
         self.templates = templates
-        groupGenerators = (0..<templates.count).map { RandomGenerator(seed: seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
+        groupGenerators = (0..<templates.count).map { RandomGenerator(seed: Seed.derive(seed, .rolloutGroup, $0)) }
         prompts = templates.map { engine.codec.promptTokens($0.prompt) }
         budget = engine.configuration.trajectoriesPerPrompt
         if case .branching(let settings) = engine.configuration.strategy { branching = settings } else { branching = nil }

@@ -53,8 +53,7 @@ public struct TokenizerConfiguration: Codable, Equatable, Sendable {
         var texts: [String] = []
         texts.reserveCapacity(trainingEpisodes * 4)
         for index in 0..<trainingEpisodes {
-            // Bit 39: apart from the cold start's seeds (bits 40 and 41) and RL's (small).
-            let episode = Episode.sample(split: .train, seed: 1 << 39 &+ seed &* 1_000_003 &+ UInt64(index), config: environment)
+            let episode = Episode.sample(split: .train, seed: Seed.derive(seed, .tokenizerEpisodes, index), config: environment)
             texts.append(episode.prompt)
             for segment in solver.demonstrate(episode).segments { texts.append(segment.text) }
         }

@@ -299,14 +299,14 @@ public final class TrainingRun {
             let step = session.state.rlStep
             let rolloutStart = monotonicSeconds()
             let prompts = (0..<c.rl.promptsPerStep).map { index -> ToolEpisode in
-                Episode.sample(split: .train, seed: UInt64(step * c.rl.promptsPerStep + index) &+ c.run.seed &* 7_919, config: c.env)
+                Episode.sample(split: .train, seed: Seed.derive(c.run.seed, .prompts, step * c.rl.promptsPerStep + index), config: c.env)
             }
-            let batch = engine.run(episodes: prompts, seed: c.run.seed &* 31 &+ UInt64(step))
+            let batch = engine.run(episodes: prompts, seed: Seed.derive(c.run.seed, .rollout, step))
             let rolloutSeconds = monotonicSeconds() - rolloutStart
             let updateStart = monotonicSeconds()
             let learningRate = schedule.rate(at: step)
             learner.hooks = hooks.updateHooks(reinforcementStep: step + 1)
-            let update = learner.update(batch, learningRate: learningRate, seed: c.run.seed &+ UInt64(step))
+            let update = learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
             let updateSeconds = monotonicSeconds() - updateStart
             session.state.rlStep += 1
             session.state.toolCallsExecuted += batch.statistics.toolCallsExecuted
