@@ -48,9 +48,7 @@ struct CaseOutput: Codable {
 extension BenchmarkCase {
     /// Measures this case in the current process.
     func run() throws -> CaseOutput {
-        BLASRuntime.setThreadCount(threads)
-        BLASRuntime.setMatmulPrecision(matmulPrecision ?? .highest)
-        BLASRuntime.setBlockedSGEMM(float32GEMM != .openblas)
+        ComputeSettings(threads: threads, matmulPrecision: matmulPrecision ?? .highest, float32GEMM: float32GEMM == .openblas ? .openblas : .blocked).apply()
         var output = try measure()
         if matmulPrecision != nil {
             for index in output.results.indices { output.results[index].matmulPrecision = BLASRuntime.effectiveMatmulPrecision }

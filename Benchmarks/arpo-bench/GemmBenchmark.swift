@@ -97,7 +97,7 @@ struct GemmCommand: ParsableCommand {
     /// Raw `cblas_sgemm` GFLOPS of a `size`³ product at `threads` threads: the peak that model
     /// FLOP rates are reported as a fraction of.
     static func peak(size: Int, threads: Int, repetitions: Int) -> Measurement {
-        BLASRuntime.setThreadCount(threads)
+        ComputeSettings.current.with(threads: threads).apply()
         var generator = RandomGenerator(seed: 3)
         let a = Tensor.normal([size, size], generator: &generator)
         let b = Tensor.normal([size, size], generator: &generator)

@@ -61,7 +61,7 @@ static atomic_int ck_job_chunks;
 
 static _Thread_local int ck_inside_job;
 
-/// The configured thread count (`BLASRuntime.setThreadCount`); 0 until set.
+/// The configured thread count (`ComputeSettings.threads`); 0 until set.
 static atomic_int ck_configured_threads;
 
 void ck_set_thread_count(int count) { atomic_store_explicit(&ck_configured_threads, count, memory_order_relaxed); }

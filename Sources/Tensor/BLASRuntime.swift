@@ -12,8 +12,8 @@ import Foundation
 /// kernels' workers needed between GEMMs (two threads of attention ran at 1.7× one thread instead
 /// of 1.96×), and its fixed split waited for whichever core the host had descheduled.
 public enum BLASRuntime {
-    /// Sets the number of threads that kernels and GEMMs split over (from configuration; never a
-    /// global default).
+    /// Sets the number of threads that kernels and GEMMs split over. Callers set it through
+    /// ``ComputeSettings``, with the other compute settings.
     public static func setThreadCount(_ count: Int) {
         precondition(count >= 1, "thread count must be at least 1, got \(count)")
         _ = singleThreadedLibrary

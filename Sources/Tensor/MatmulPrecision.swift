@@ -32,9 +32,9 @@ public enum MatmulPrecision: String, Sendable, Codable, CaseIterable {
 }
 
 extension BLASRuntime {
-    /// Sets how float32 products round their operands (from configuration; never a global
-    /// default). On a CPU without AMX (or with `ARPO_NO_AMX=1`) the reduced precisions compute as
-    /// `.highest`.
+    /// Sets how float32 products round their operands (callers set it through
+    /// ``ComputeSettings``). On a CPU without AMX (or with `ARPO_NO_AMX=1`) the reduced precisions
+    /// compute as `.highest`.
     public static func setMatmulPrecision(_ precision: MatmulPrecision) {
         ck_set_amx_parts(precision.amxParts)
     }

@@ -221,6 +221,12 @@ public struct EvaluationConfiguration: Codable, Equatable, Sendable {
 
 /// Seeds, threads, the output directory and checkpointing.
 public struct RunConfiguration: Codable, Equatable, Sendable {
+    /// `threads` and `matmul_precision` as the process's compute settings (float32 products at
+    /// `highest` on the blocked kernel where it runs).
+    public var computeSettings: ComputeSettings {
+        ComputeSettings(threads: threads, matmulPrecision: matmulPrecision)
+    }
+
     public var seed: UInt64 = 0
     /// BLAS threads (and the figure reproducibility is promised for).
     public var threads = 2

@@ -99,8 +99,7 @@ public final class TrainingRun {
     /// Runs (or resumes) the job: resume or start, the supervised phase, the reinforcement phase,
     /// the summary. Checks `stop` between steps.
     public func run(resume: Bool, stop: StopSignal) throws -> RunOutcome {
-        BLASRuntime.setThreadCount(configuration.run.threads)
-        BLASRuntime.setMatmulPrecision(configuration.run.matmulPrecision)
+        configuration.run.computeSettings.apply()
         console.plainProgressInterval = configuration.run.logEverySeconds
         let started = monotonicSeconds()
         let (model, optimizer, state) = try resume ? resumeFromCheckpoint() : start()

@@ -31,12 +31,10 @@ final class Float32ModelTests: XCTestCase {
         at precision: MatmulPrecision, lossTolerance: Double, gradientTolerance: Double,
         file: StaticString = #filePath, line: UInt = #line
     ) -> Double {
-        let configured = BLASRuntime.threadCount
-        defer {
-            BLASRuntime.setThreadCount(configured)
-            BLASRuntime.setMatmulPrecision(.highest)
-        }
-        BLASRuntime.setThreadCount(2)
+        let configured = ComputeSettings.current
+        defer { configured.with(matmulPrecision: .highest).apply() }
+        let settings = configured.with(threads: 2)
+        settings.apply()
         let configuration = LlamaConfiguration(hiddenSize: 256, intermediateSize: 512, layerCount: 2, headCount: 8, maxPositions: 192)
         var generator = RandomGenerator(seed: 21)
         let reference = LlamaModel(configuration: configuration, dtype: .float64, generator: &generator)
@@ -55,7 +53,7 @@ final class Float32ModelTests: XCTestCase {
             return (loss.item, model.parameters.map { $0.gradient!.doubles })
         }
         let (expectedLoss, expected) = lossAndGradients(reference)
-        BLASRuntime.setMatmulPrecision(precision)
+        settings.with(matmulPrecision: precision).apply()
         let (loss, actual) = lossAndGradients(single)
         XCTAssertEqual(loss, expectedLoss, accuracy: lossTolerance * abs(expectedLoss), "\(precision) loss", file: file, line: line)
         var worstRelative = 0.0

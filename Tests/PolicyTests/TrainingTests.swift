@@ -60,11 +60,8 @@ final class TrainingTests: XCTestCase {
             }
             return model.parameters.map(\.floats)
         }
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
         for threads in [1, 2] {
-            BLASRuntime.setThreadCount(threads)
-            let first = train(), second = train()
+            let (first, second) = ComputeSettings.current.with(threads: threads).withApplied { (train(), train()) }
             for (index, (actual, expected)) in zip(second, first).enumerated() {
                 XCTAssertTrue(
                     actual.elementsEqual(expected) { $0.bitPattern == $1.bitPattern },

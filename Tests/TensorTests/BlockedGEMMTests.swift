@@ -12,18 +12,18 @@ import XCTest
 /// a split product gives the same bits on every thread count. Skips where the kernel does not
 /// run (no AVX-512, or `ARPO_BLAS_SGEMM=1`).
 final class BlockedGEMMTests: XCTestCase {
-    private var configuredThreads = 1
+    /// The settings a test found, restored after it.
+    private var configured = ComputeSettings(threads: 1)
     /// The kernel's k block (`K_BLOCK` in BlockedGemm.c).
     static let kBlock = 128
 
     override func setUpWithError() throws {
         try XCTSkipUnless(BLASRuntime.usesBlockedSGEMM, "the blocked float32 kernel does not run here")
-        configuredThreads = BLASRuntime.threadCount
+        configured = ComputeSettings.current
     }
 
     override func tearDown() {
-        BLASRuntime.setThreadCount(configuredThreads)
-        BLASRuntime.setBlockedSGEMM(true)
+        configured.with(float32GEMM: .blocked).apply()
         ck_blocked_sgemm_fail_packing(0)
         super.tearDown()
     }
@@ -123,7 +123,7 @@ final class BlockedGEMMTests: XCTestCase {
     /// long or cut mid-way, and whose steps of k are not a multiple of 16 (the transposed packing's
     /// edge); all on two threads, split by rows or columns.
     func testEveryElementIsItsFusedChainInEveryLayout() {
-        BLASRuntime.setThreadCount(2)
+        configured.with(threads: 2).apply()
         let shapes: [(m: Int, n: Int, k: Int)] = [(70, 90, 100), (33, 257, 65), (13, 200, 300), (41, 40, 160), (62, 112, 45)]
         var seed: UInt64 = 500
         for shape in shapes {
@@ -141,7 +141,7 @@ final class BlockedGEMMTests: XCTestCase {
     /// k blocks (the chains run in a scratch block until C is added); its elements are the same
     /// chains.
     func testRowsOuterOrderGivesTheSameChains() {
-        BLASRuntime.setThreadCount(1)
+        configured.with(threads: 1).apply()
         assertChains(Product(transposeA: false, transposeB: true, m: 530, n: 500, k: 3, accumulate: false, seed: 71))
         assertChains(Product(transposeA: true, transposeB: false, m: 515, n: 520, k: 131, accumulate: true, seed: 72))
         assertChains(Product(transposeA: false, transposeB: false, m: 100, n: 130, k: 400, accumulate: true, seed: 73))
@@ -172,7 +172,7 @@ final class BlockedGEMMTests: XCTestCase {
                     // Every element checked against its chain once per shape, through
                     // `Float.gemm` (the bits above tie the other layouts to the single-threaded
                     // kernel).
-                    BLASRuntime.setThreadCount(2)
+                    configured.with(threads: 2).apply()
                     assertChains(product)
                 }
             }
@@ -252,7 +252,7 @@ final class BlockedGEMMTests: XCTestCase {
                 XCTAssertTrue(addend.map(\.bitPattern) == addendBefore.map(\.bitPattern), "\(label): the addend was written")
                 // Through `Float.gemm(adding:)`.
                 for threads in [1, 2] {
-                    BLASRuntime.setThreadCount(threads)
+                    configured.with(threads: threads).apply()
                     var c = [Float](repeating: .nan, count: product.m * product.ldc)
                     let ran = Float.gemm(
                         transposeA: transposeA, transposeB: transposeB, m: product.m, n: product.n, k: product.k, a: product.a, lda: product.lda,
@@ -264,7 +264,7 @@ final class BlockedGEMMTests: XCTestCase {
         }
         // A product cut along k (its second half is added last, so the addend cannot be) and one
         // below the kernel's size are left to the caller.
-        BLASRuntime.setThreadCount(2)
+        configured.with(threads: 2).apply()
         for (m, n, k) in [(16, 32, 20_000), (8, 8, 8)] {
             let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n), addend = [Float](repeating: 1, count: m * n)
             var c = [Float](repeating: .nan, count: m * n)
@@ -340,7 +340,7 @@ final class BlockedGEMMTests: XCTestCase {
             // dX starts as NaN when stored: a row block left out stays NaN.
             let initial = accumulate ? sum : [Float](repeating: .nan, count: rows * inFeatures)
             func products(threads: Int, refused: Bool = false) -> (dx: [Float], dw: [Float]) {
-                BLASRuntime.setThreadCount(threads)
+                configured.with(threads: threads).apply()
                 ck_blocked_sgemm_fail_packing(refused ? 1 : 0)
                 defer { ck_blocked_sgemm_fail_packing(0) }
                 var dx = initial, dw = [Float](repeating: .nan, count: outFeatures * inFeatures)
@@ -362,7 +362,7 @@ final class BlockedGEMMTests: XCTestCase {
             assertClose(refused.dw.map(Double.init), reference.dw.map(Double.init), absoluteTolerance: 1e-3, relativeTolerance: 1e-5, "dW on BLAS")
             if !accumulate {
                 // The gradient rule of `linear` reaches the same products.
-                BLASRuntime.setThreadCount(2)
+                configured.with(threads: 2).apply()
                 let x = Tensor(shape: [rows, inFeatures], scalars: input), w = Tensor(shape: [outFeatures, inFeatures], scalars: weight)
                 x.requiresGradient = true
                 w.requiresGradient = true
@@ -423,7 +423,7 @@ final class BlockedGEMMTests: XCTestCase {
             let product = Product(transposeA: index == 2, transposeB: index != 1, m: shape.m, n: shape.n, k: shape.k, accumulate: index == 1, seed: 90)
             var results: [[UInt32]] = []
             for threads in 1...3 {
-                BLASRuntime.setThreadCount(threads)
+                configured.with(threads: threads).apply()
                 results.append(product.computed().map(\.bitPattern))
             }
             XCTAssertTrue(results[0] == results[1], "\(shape): 1 and 2 threads")
@@ -434,7 +434,7 @@ final class BlockedGEMMTests: XCTestCase {
     /// Non-finite operands propagate as float32 arithmetic says: an infinity makes its row ±∞ or
     /// NaN (∞ · 0 would, but the operands here are nonzero), a NaN makes its row NaN.
     func testNonFiniteOperandsPropagate() {
-        BLASRuntime.setThreadCount(1)
+        configured.with(threads: 1).apply()
         let (m, n, k) = (64, 80, 64)
         var a = [Float](repeating: 0.5, count: m * k)
         let b = [Float](repeating: 0.25, count: k * n)
@@ -451,7 +451,7 @@ final class BlockedGEMMTests: XCTestCase {
     /// hundred deep, not 128, so at k = 1000 its elements are not the blocked kernel's sums: the
     /// rows checked here tell the two apart.
     func testBLASRemainsSelectable() {
-        BLASRuntime.setThreadCount(1)
+        configured.with(threads: 1).apply()
         let product = Product(transposeA: false, transposeB: true, m: 40, n: 300, k: 1000, accumulate: false, seed: 5)
         let blocked = product.computed()
         BLASRuntime.setBlockedSGEMM(false)

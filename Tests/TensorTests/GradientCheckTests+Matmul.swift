@@ -120,10 +120,10 @@ final class MatmulGradientCheckTests: XCTestCase {
     /// last, and where the blocked float32 kernel reads the residual in place (3000 × 100 × 80, in
     /// its parallel form on two threads).
     func testLinearAddingResidualMatchesTheComposedSum() {
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
+        let configured = ComputeSettings.current
+        defer { configured.apply() }
         for threads in [1, 2] {
-            BLASRuntime.setThreadCount(threads)
+            configured.with(threads: threads).apply()
             for (rows, outFeatures, inFeatures) in [(256, 96, 64), (16, 32, 2048), (3000, 100, 80)] {
                 let x = float32Leaf([rows, inFeatures], seed: 37), weight = float32Leaf([outFeatures, inFeatures], seed: 38)
                 let residual = float32Leaf([rows, outFeatures], seed: 39)

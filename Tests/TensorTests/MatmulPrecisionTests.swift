@@ -5,8 +5,16 @@ import XCTest
 /// transpose combination, beta 0 and 1, odd sizes (tiles cut by m, n and k), the depth cut, and
 /// the same bits on every thread count. Tests of the reduced precisions skip on CPUs without AMX.
 final class MatmulPrecisionTests: XCTestCase {
+    /// The settings a test found, restored (at `highest` precision) after it.
+    private var configured = ComputeSettings(threads: 1)
+
+    override func setUp() {
+        super.setUp()
+        configured = ComputeSettings.current
+    }
+
     override func tearDown() {
-        BLASRuntime.setMatmulPrecision(.highest)
+        configured.with(matmulPrecision: .highest).apply()
         super.tearDown()
     }
 
@@ -92,7 +100,7 @@ final class MatmulPrecisionTests: XCTestCase {
 
     func testHighPrecisionWithinItsRoundingInEveryLayout() throws {
         try XCTSkipUnless(BLASRuntime.hasAMX, "no AMX on this CPU")
-        BLASRuntime.setMatmulPrecision(.high)
+        configured.with(matmulPrecision: .high).apply()
         XCTAssertEqual(BLASRuntime.effectiveMatmulPrecision, .high)
         // hi + lo carries x to within 2⁻¹⁸|x|, and the dropped lo·lo is below 2⁻¹⁸|a·b|: about
         // 1.1e-5 of Σ|a·b| at worst, plus float32 accumulation (measured: 1e-6 to 1.1e-5).
@@ -101,7 +109,7 @@ final class MatmulPrecisionTests: XCTestCase {
 
     func testMediumPrecisionWithinBfloat16Rounding() throws {
         try XCTSkipUnless(BLASRuntime.hasAMX, "no AMX on this CPU")
-        BLASRuntime.setMatmulPrecision(.medium)
+        configured.with(matmulPrecision: .medium).apply()
         // Each operand within 2⁻⁹ of itself: the product within about 2⁻⁸ of Σ|a·b|. That the
         // error is of bfloat16's size shows the operands really were rounded.
         let worst = worstRelativeError()
@@ -110,7 +118,7 @@ final class MatmulPrecisionTests: XCTestCase {
     }
 
     func testHighestIsFloat32() {
-        BLASRuntime.setMatmulPrecision(.highest)
+        configured.with(matmulPrecision: .highest).apply()
         XCTAssertEqual(BLASRuntime.effectiveMatmulPrecision, .highest)
         XCTAssertLessThan(worstRelativeError(), 2e-6)
     }
@@ -125,7 +133,7 @@ final class MatmulPrecisionTests: XCTestCase {
         for row in 0..<size { left[row * size] = a }
         for column in 0..<size { right[column] = 1 }
         func result(_ precision: MatmulPrecision) -> Float {
-            BLASRuntime.setMatmulPrecision(precision)
+            configured.with(matmulPrecision: precision).apply()
             var c = [Float](repeating: 0, count: size * size)
             Float.gemm(transposeA: false, transposeB: false, m: size, n: size, k: size, alpha: 1, a: left, lda: size, b: right, ldb: size, beta: 0, c: &c, ldc: size)
             XCTAssertEqual(Set(c).count, 1, "\(precision): every element is the same product")
@@ -141,14 +149,12 @@ final class MatmulPrecisionTests: XCTestCase {
     /// three threads: each element's arithmetic does not depend on where its block sits.
     func testSameBitsOnEveryThreadCount() throws {
         try XCTSkipUnless(BLASRuntime.hasAMX, "no AMX on this CPU")
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
         for precision in [MatmulPrecision.high, .medium] {
-            BLASRuntime.setMatmulPrecision(precision)
+            configured.with(matmulPrecision: precision).apply()
             for (index, shape) in [(m: 200, n: 96, k: 80), (m: 48, n: 300, k: 70), (m: 96, n: 64, k: 2000)].enumerated() {
                 var results: [[Float]] = []
                 for threads in 1...3 {
-                    BLASRuntime.setThreadCount(threads)
+                    configured.with(matmulPrecision: precision).with(threads: threads).apply()
                     results.append(product(transposeA: index == 2, transposeB: index == 1, m: shape.m, n: shape.n, k: shape.k, accumulate: index == 1, seed: 77).actual)
                 }
                 XCTAssertEqual(results[0], results[1], "\(precision) \(shape): 1 and 2 threads")
@@ -172,7 +178,7 @@ final class MatmulPrecisionTests: XCTestCase {
             return [output.doubles] + grads.map(\.doubles)
         }
         let expected = run(.float64)
-        BLASRuntime.setMatmulPrecision(.high)
+        configured.with(matmulPrecision: .high).apply()
         let actual = run(.float32)
         for (name, (a, e)) in zip(["output", "input gradient", "weight gradient"], zip(actual, expected)) {
             let scale = e.map(abs).max()!

@@ -17,8 +17,8 @@ final class OptimizerKernelTests: XCTestCase {
     }
 
     func testAdamWMatchesTheReferenceOnEveryThreadCount() {
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
+        let configured = ComputeSettings.current
+        defer { configured.apply() }
         let shape = [300, 347]  // 104,100 elements: split over the threads, with a ragged end
         let step = AdamWStep(learningRate: 3e-3, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, correction1: 1 - 0.9 * 0.9 * 0.9, correction2: 1 - 0.95 * 0.95 * 0.95)
         let parameter = randomTensor(shape, seed: 1401), gradient = randomTensor(shape, seed: 1402)
@@ -29,7 +29,7 @@ final class OptimizerKernelTests: XCTestCase {
         for dtype in [DType.float64, .float32] {
             var results: [[[Double]]] = []
             for threads in 1...3 {
-                BLASRuntime.setThreadCount(threads)
+                configured.with(threads: threads).apply()
                 let (pt, mt, vt) = (parameter.converted(to: dtype), first.converted(to: dtype), second.converted(to: dtype))
                 let version = pt.storageVersion
                 pt.applyAdamW(gradient: gradient.converted(to: dtype), firstMoment: mt, secondMoment: vt, step)
@@ -47,9 +47,9 @@ final class OptimizerKernelTests: XCTestCase {
     }
 
     func testScaleInPlaceScalesEveryElement() {
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
-        BLASRuntime.setThreadCount(2)
+        let configured = ComputeSettings.current
+        defer { configured.apply() }
+        configured.with(threads: 2).apply()
         for dtype in [DType.float64, .float32] {
             let tensor = randomTensor([70_001], seed: 1411).converted(to: dtype)
             let expected = tensor.doubles.map { $0 * 0.25 }

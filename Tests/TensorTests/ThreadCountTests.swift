@@ -1,7 +1,7 @@
 import Tensor
 import XCTest
 
-/// Kernels split their rows over the configured threads (`BLASRuntime.setThreadCount`), each
+/// Kernels split their rows over the configured threads (`ComputeSettings.threads`), each
 /// output element computed by one thread in the same order as on one thread: results must be
 /// bit-identical whatever the thread count. The shapes here are above the size where kernels
 /// start splitting work.
@@ -10,12 +10,9 @@ final class ThreadCountTests: XCTestCase {
     private func assertIdenticalAcrossThreadCounts(
         _ name: String, file: StaticString = #filePath, line: UInt = #line, _ body: () -> [Tensor]
     ) {
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
         var reference: [[Float]]?
         for threads in [1, 2, 3] {
-            BLASRuntime.setThreadCount(threads)
-            let values = body().map(\.floats)
+            let values = ComputeSettings.current.with(threads: threads).withApplied { body().map(\.floats) }
             if let reference {
                 XCTAssertEqual(values.count, reference.count, file: file, line: line)
                 for (index, (actual, expected)) in zip(values, reference).enumerated() {
@@ -76,8 +73,8 @@ final class SplitGEMMTests: XCTestCase {
     /// also split each half by rows, which OpenBLAS may round differently (its small-matrix
     /// kernels sum in another order), so there the check is the float64 one.
     func testDeepProductsMatchFloat64AndEveryThreadCount() {
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
+        let configured = ComputeSettings.current
+        defer { configured.apply() }
         let (m, n, k) = (48, 40, 2500)
         var generator = RandomGenerator(seed: 1290)
         let a = (0..<(m * k)).map { _ in Float(generator.uniform(-1, 1)) }
@@ -98,7 +95,7 @@ final class SplitGEMMTests: XCTestCase {
             }
             var results: [[Float]] = []
             for threads in 1...4 {
-                BLASRuntime.setThreadCount(threads)
+                configured.with(threads: threads).apply()
                 var c = c0
                 a.withUnsafeBufferPointer { a in
                     b.withUnsafeBufferPointer { b in
@@ -123,8 +120,8 @@ final class SplitGEMMTests: XCTestCase {
     }
 
     func testSplitProductsMatchOneThread() {
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
+        let configured = ComputeSettings.current
+        defer { configured.apply() }
         // (m, k, n): rows split (m ≥ n), columns split (m < n), and a partial last tile.
         for (index, (m, k, n)) in [(301, 96, 200), (20, 300, 517), (1030, 64, 272)].enumerated() {
             let seed = 1200 + UInt64(index) * 10
@@ -134,10 +131,10 @@ final class SplitGEMMTests: XCTestCase {
                 return [Tensor.matmul(a, b), Tensor.matmul(aT.transposed(), b), Tensor.matmul(a, bT.transposed()),
                         Tensor.matmul(aT.transposed(), bT.transposed()), a.linear(bT)].map(\.doubles)
             }
-            BLASRuntime.setThreadCount(1)
+            configured.with(threads: 1).apply()
             let reference = products(.float64), reference32 = products(.float32)
             for threads in [2, 3] {
-                BLASRuntime.setThreadCount(threads)
+                configured.with(threads: threads).apply()
                 for (position, (actual, expected)) in zip(products(.float64), reference).enumerated() {
                     assertClose(actual, expected, absoluteTolerance: 1e-12, relativeTolerance: 1e-12, "float64 \(m)×\(k)×\(n) product \(position), \(threads) threads")
                 }

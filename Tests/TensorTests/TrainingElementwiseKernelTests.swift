@@ -7,17 +7,18 @@ import XCTest
 /// ways of writing dx), at sizes around the 16-lane vectors and the 8-lane sums, on one and two
 /// threads. Nothing past the data is written.
 final class TrainingElementwiseKernelTests: XCTestCase {
-    private var configuredThreads = 1
+    /// The settings a test found, restored after it.
+    private var configured = ComputeSettings(threads: 1)
     /// Row widths around the kernels' vectors (16 lanes) and the Swift sums' chunks (16 floats).
     private let widths = [1, 7, 15, 16, 17, 31, 40, 64, 100, 256]
 
     override func setUpWithError() throws {
         try XCTSkipUnless(Kernels.useAVX512, "needs AVX-512")
-        configuredThreads = BLASRuntime.threadCount
+        configured = ComputeSettings.current
     }
 
     override func tearDown() {
-        BLASRuntime.setThreadCount(configuredThreads)
+        configured.apply()
         super.tearDown()
     }
 
@@ -38,7 +39,7 @@ final class TrainingElementwiseKernelTests: XCTestCase {
             AdamWStep(learningRate: 1e-2, weightDecay: 0, beta1: 0.8, beta2: 0.95, epsilon: 1e-6, correction1: 0.488, correction2: 0.142625),
         ]
         for threads in [1, 2] {
-            BLASRuntime.setThreadCount(threads)
+            configured.with(threads: threads).apply()
             for (index, count) in [1, 15, 16, 17, 1000, 70_001].enumerated() {
                 for (s, step) in steps.enumerated() {
                     let seed = UInt64(100 * index + 10 * s)
@@ -77,7 +78,7 @@ final class TrainingElementwiseKernelTests: XCTestCase {
 
     func testRMSNormGivesTheBitsOfTheSwiftLoops() {
         for threads in [1, 2] {
-            BLASRuntime.setThreadCount(threads)
+            configured.with(threads: threads).apply()
             for (index, n) in widths.enumerated() {
                 let rows = n > 64 ? 150 : 300  // more than two of the backward's 64-row blocks
                 let seed = UInt64(1000 + 20 * index)

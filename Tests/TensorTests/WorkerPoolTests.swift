@@ -136,9 +136,9 @@ final class WorkerPoolTests: XCTestCase {
     /// dropped to one thread once ran every unit in one range on the calling thread, which
     /// bit-identity tests cannot see.
     func testAttentionSplitsItsUnitsOverTheConfiguredThreads() {
-        let configured = BLASRuntime.threadCount
-        defer { BLASRuntime.setThreadCount(configured) }
-        BLASRuntime.setThreadCount(2)
+        let configured = ComputeSettings.current
+        defer { configured.apply() }
+        configured.with(threads: 2).apply()
         // 16 batch rows × 2 key heads, T = 64, D = 16: far above the parallel threshold.
         let geometry = AttentionGeometry(query: [16, 64, 4, 16], key: [16, 64, 2, 16], mask: .causal, scale: nil)
         let lock = NSLock()

@@ -203,7 +203,7 @@ typedef void (*ck_chunk_fn)(void *context, int chunk);
 /// order on the calling thread, still marked as inside a job. Any CPU.
 void ck_parallel_run(int chunks, int threads, ck_chunk_fn fn, void *context);
 
-/// The thread count kernels and GEMMs split over (`BLASRuntime.setThreadCount`); 0 until set.
+/// The thread count kernels and GEMMs split over (`ComputeSettings.threads`); 0 until set.
 void ck_set_thread_count(int count);
 int ck_thread_count(void);
 

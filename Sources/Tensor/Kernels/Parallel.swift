@@ -4,7 +4,7 @@ import Foundation
 
 // Splitting a kernel's work over the configured threads.
 //
-// Every kernel splits its rows over the configured threads (`BLASRuntime.setThreadCount`), and
+// Every kernel splits its rows over the configured threads (`ComputeSettings.threads`), and
 // so does every large GEMM (`splitGEMM`: one single-threaded GEMM call per block of rows or
 // columns, to the blocked float32 kernel, AMX or BLAS), all on one set of persistent workers.
 // With only the GEMMs split, by OpenBLAS's own threads, the second core idled through every
