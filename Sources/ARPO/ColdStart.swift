@@ -182,62 +182,115 @@ public final class SupervisedTrainer {
         /// context weight and document fraction.
         public var policyLoss: Double
         public var gradientNorm: Double
-        /// Tokens in the batch (what tokens/s counts).
+        /// The examples' tokens, padding not counted (what tokens/s counts).
         public var tokens: Int
         public var learningRate: Double
         /// Whether a non-finite loss or gradient skipped the update.
         public var skipped: Bool
     }
 
+    /// Where each example of a step sits in its `TokenBatch`: the row, and its first token's
+    /// index in the row.
+    public struct Placement: Equatable, Sendable {
+        public var row: Int
+        public var start: Int
+    }
+
+    /// The step's examples as one `TokenBatch`: with `packing`, several to a row
+    /// (`packedRows`), else one per row, right-padded to the longest.
+    public func tokenBatch(_ examples: [Example]) -> (batch: TokenBatch, placements: [Placement]) {
+        let padding = codec.tokenizer.padID
+        guard configuration.packing else {
+            return (TokenBatch(sequences: examples.map(\.tokens), padding: padding), examples.indices.map { Placement(row: $0, start: 0) })
+        }
+        let rows = SupervisedTrainer.packedRows(lengths: examples.map(\.tokens.count), rowLength: configuration.packingLength ?? model.configuration.maxPositions)
+        var placements = [Placement](repeating: Placement(row: 0, start: 0), count: examples.count)
+        for (row, members) in rows.enumerated() {
+            var start = 0
+            for index in members {
+                placements[index] = Placement(row: row, start: start)
+                start += examples[index].tokens.count
+            }
+        }
+        return (TokenBatch(packing: rows.map { $0.map { examples[$0].tokens } }, padding: padding), placements)
+    }
+
+    /// First-fit decreasing: the indices of `lengths` grouped into rows of at most `rowLength`
+    /// tokens, longest first, each into the first row with room (a sequence longer than
+    /// `rowLength` gets a row of its own). Rows come in the order they were opened, and each
+    /// row's members in the order they were placed.
+    public static func packedRows(lengths: [Int], rowLength: Int) -> [[Int]] {
+        let order = lengths.indices.sorted { lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1 }
+        var rows: [[Int]] = [], used: [Int] = []
+        for index in order {
+            if let row = used.firstIndex(where: { $0 + lengths[index] <= rowLength }) {
+                rows[row].append(index)
+                used[row] += lengths[index]
+            } else {
+                rows.append([index])
+                used.append(lengths[index])
+            }
+        }
+        return rows
+    }
+
     /// One optimizer step; a non-finite loss or gradient skips the update.
     /// `poisonGradients` (tests) makes the gradient NaN to exercise that path.
     public func step(_ step: Int, poisonGradients: Bool = false) -> StepResult {
-        let chosen = batch(step: step)
-        let batch = TokenBatch(sequences: chosen.map(\.tokens), padding: codec.tokenizer.padID)
+        optimizer.zeroGradients()
+        let (loss, policyLoss, tokens) = lossAndGradients(of: batch(step: step))
+        let learningRate = schedule.rate(at: step)
+        guard loss.isFinite else {
+            optimizer.zeroGradients()
+            return StepResult(loss: loss, policyLoss: policyLoss, gradientNorm: .nan, tokens: tokens, learningRate: learningRate, skipped: true)
+        }
+        if poisonGradients { model.embedding.gradient?.fill(.nan) }
+        let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
+        guard norm.isFinite else {
+            optimizer.zeroGradients()
+            return StepResult(loss: loss, policyLoss: policyLoss, gradientNorm: norm, tokens: tokens, learningRate: learningRate, skipped: true)
+        }
+        optimizer.update(learningRate: learningRate)
+        return StepResult(loss: loss, policyLoss: policyLoss, gradientNorm: norm, tokens: tokens, learningRate: learningRate, skipped: false)
+    }
+
+    /// The weighted objective of `examples` and its gradient, added into the model's parameters'
+    /// gradients (none when the loss is not finite); also the policy loss and the examples'
+    /// tokens. The objective is the same packed or not: each example's positions keep their
+    /// weights, and the sum is over the same positions.
+    public func lossAndGradients(of examples: [Example]) -> (loss: Double, policyLoss: Double, tokens: Int) {
+        let (batch, placements) = tokenBatch(examples)
         // Weight of position t: 1 when token t + 1 is the policy's, `context_loss_weight` when it
-        // is the prompt's or an observation's.
+        // is the prompt's or an observation's; 0 on padding and where one packed example ends.
         let width = batch.length - 1
         let contextWeight = configuration.contextLossWeight
         var weights = [Double](repeating: 0, count: batch.batchSize * width)
-        var trainedTokens = 0
         var totalWeight = 0.0
-        for (row, example) in chosen.enumerated() {
+        for (example, placement) in zip(examples, placements) {
+            let first = placement.row * width + placement.start
             for position in 0..<(example.tokens.count - 1) {
                 let weight = example.lossMask[position + 1] ? 1 : contextWeight
-                weights[row * width + position] = weight
+                weights[first + position] = weight
                 totalWeight += weight
-                if example.lossMask[position + 1] { trainedTokens += 1 }
             }
         }
-        optimizer.zeroGradients()
         let logProbabilities = model.tokenStatistics(batch).logProbabilities
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
-        let learningRate = schedule.rate(at: step)
         var policyLoss = loss.item
         if contextWeight > 0 || configuration.documentsPerBatch > 0 || configuration.drillsPerBatch > 0 {
             let values = logProbabilities.doubles
             var total = 0.0, count = 0
-            for (row, example) in chosen.enumerated() where !example.isDocument {
+            for (example, placement) in zip(examples, placements) where !example.isDocument {
+                let first = placement.row * width + placement.start
                 for position in 0..<(example.tokens.count - 1) where example.lossMask[position + 1] {
-                    total -= values[row * width + position]
+                    total -= values[first + position]
                     count += 1
                 }
             }
             policyLoss = total / Double(max(count, 1))
         }
-        guard loss.item.isFinite else {
-            optimizer.zeroGradients()
-            return StepResult(loss: loss.item, policyLoss: policyLoss, gradientNorm: .nan, tokens: trainedTokens, learningRate: learningRate, skipped: true)
-        }
-        loss.backward()
-        if poisonGradients { model.embedding.gradient?.fill(.nan) }
-        let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
-        guard norm.isFinite else {
-            optimizer.zeroGradients()
-            return StepResult(loss: loss.item, policyLoss: policyLoss, gradientNorm: norm, tokens: trainedTokens, learningRate: learningRate, skipped: true)
-        }
-        optimizer.update(learningRate: learningRate)
-        return StepResult(loss: loss.item, policyLoss: policyLoss, gradientNorm: norm, tokens: batch.lengths.reduce(0, +), learningRate: learningRate, skipped: false)
+        if loss.item.isFinite { loss.backward() }
+        return (loss.item, policyLoss, batch.lengths.reduce(0, +))
     }
 }
 
@@ -275,6 +328,13 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     public var documentsPerBatch: Int { Int((documentFraction * Double(batchSize)).rounded()) }
     /// Copy drills per batch: `copy_drill_fraction` of `batch_size`, rounded.
     public var drillsPerBatch: Int { Int((copyDrillFraction * Double(batchSize)).rounded()) }
+    /// Pack each step's examples several to a row (first-fit, longest first, rows of at most
+    /// `packingLength` tokens) instead of one per row padded to the longest. Each example is
+    /// computed as if it were alone (its own positions, attention within itself), so the
+    /// objective is the same and less of every product is padding.
+    public var packing = true
+    /// Tokens per packed row; nil: the model's max_position_embeddings.
+    public var packingLength: Int?
     public var weightDecay = 0.0
     public var maxGradientNorm = 1.0
     /// A Hugging Face model directory (such as an earlier run's `reference/`) whose weights the
@@ -290,6 +350,8 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         case contextLossWeight = "context_loss_weight"
         case documentFraction = "document_fraction"
         case copyDrillFraction = "copy_drill_fraction"
+        case packing
+        case packingLength = "packing_length"
         case initFrom = "init_from"
         case batchSize = "batch_size"
         case learningRate = "learning_rate"
@@ -311,12 +373,15 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         contextLossWeight = try c.decodeIfPresent(Double.self, forKey: .contextLossWeight) ?? d.contextLossWeight
         documentFraction = try c.decodeIfPresent(Double.self, forKey: .documentFraction) ?? d.documentFraction
         copyDrillFraction = try c.decodeIfPresent(Double.self, forKey: .copyDrillFraction) ?? d.copyDrillFraction
+        packing = try c.decodeIfPresent(Bool.self, forKey: .packing) ?? d.packing
+        packingLength = try c.decodeIfPresent(Int.self, forKey: .packingLength)
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
         maxGradientNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradientNorm) ?? d.maxGradientNorm
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
     }
 
-    /// Writes every key, `init_from` as null when unset, so the resolved config shows it.
+    /// Writes every key, `packing_length` and `init_from` as null when unset, so the resolved
+    /// config shows them.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(steps, forKey: .steps)
@@ -329,6 +394,8 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try c.encode(contextLossWeight, forKey: .contextLossWeight)
         try c.encode(documentFraction, forKey: .documentFraction)
         try c.encode(copyDrillFraction, forKey: .copyDrillFraction)
+        try c.encode(packing, forKey: .packing)
+        try c.encode(packingLength, forKey: .packingLength)
         try c.encode(weightDecay, forKey: .weightDecay)
         try c.encode(maxGradientNorm, forKey: .maxGradientNorm)
         try c.encode(initFrom, forKey: .initFrom)
@@ -345,6 +412,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try requireSetting(copyDrillFraction >= 0 && copyDrillFraction < 1, path, CodingKeys.copyDrillFraction, "in [0, 1)", copyDrillFraction)
         try requireSetting(documentsPerBatch + drillsPerBatch < batchSize, path, CodingKeys.copyDrillFraction,
                            "such that documents and drills leave at least one demonstration per batch (document_fraction + copy_drill_fraction < 1 after rounding to rows of batch_size)", copyDrillFraction)
+        try requireSetting(packingLength.map { $0 >= 1 && $0 <= 1_000_000 } ?? true, path, CodingKeys.packingLength, "in 1...1000000 or null", packingLength.map(String.init) ?? "null")
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)
         try requireSetting(initFrom.map { !$0.isEmpty } ?? true, path, CodingKeys.initFrom, "a model directory path or null", "an empty string")

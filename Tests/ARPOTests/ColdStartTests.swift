@@ -7,9 +7,9 @@ import XCTest
 
 /// The supervised cold start: which demonstrations it teaches, on which tokens, in which order.
 final class ColdStartTests: XCTestCase {
-    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3, fresh: Bool = false, contextLossWeight: Double = 0, documentFraction: Double = 0, copyDrillFraction: Double = 0) -> SupervisedTrainer {
+    func makeTrainer(demonstrations: Int = 60, maxResponseTokens: Int? = nil, taskMix: [TaskFamily: Double] = EnvironmentConfig.defaultTaskMix, steps: Int = 10, learningRate: Double = 3e-3, fresh: Bool = false, contextLossWeight: Double = 0, documentFraction: Double = 0, copyDrillFraction: Double = 0, packing: Bool = true, packingLength: Int? = nil, dtype: DType = .float32) -> SupervisedTrainer {
         var generator = RandomGenerator(seed: 3)
-        let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
+        let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), dtype: dtype, generator: &generator)
         var configuration = SupervisedConfiguration()
         configuration.demonstrations = demonstrations
         configuration.batchSize = 8
@@ -19,6 +19,8 @@ final class ColdStartTests: XCTestCase {
         configuration.contextLossWeight = contextLossWeight
         configuration.documentFraction = documentFraction
         configuration.copyDrillFraction = copyDrillFraction
+        configuration.packing = packing
+        configuration.packingLength = packingLength
         let environment = EnvironmentConfig(taskMix: taskMix, difficulty: 1, faults: FaultConfig(failureProbability: 0, degradedProbability: 0))
         return SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5, maxResponseTokens: maxResponseTokens)
     }
@@ -160,5 +162,80 @@ final class ColdStartTests: XCTestCase {
         }
         XCTAssertNotEqual(drills[0].tokens, drills[1].tokens)
         XCTAssertEqual(makeTrainer(demonstrations: 16, fresh: true, copyDrillFraction: 0.25).batch(step: 2).map(\.tokens), batch.map(\.tokens))
+    }
+
+    // MARK: Packing
+
+    func testPackedRowsAreFirstFitLongestFirst() {
+        // Longest first: 9 opens row 0, 7 row 1, 5 row 2; 3 fits beside 7, 2 beside 5.
+        XCTAssertEqual(SupervisedTrainer.packedRows(lengths: [5, 9, 3, 7, 2], rowLength: 10), [[1], [3, 2], [0, 4]])
+        // A sequence longer than a row gets a row of its own.
+        XCTAssertEqual(SupervisedTrainer.packedRows(lengths: [4, 12, 6], rowLength: 10), [[1], [2, 0]])
+        XCTAssertEqual(SupervisedTrainer.packedRows(lengths: [], rowLength: 10), [])
+    }
+
+    /// A step's examples packed into rows of at most `packing_length` tokens (one longer example
+    /// alone in its row): each example's tokens where its placement says, nothing lost, fewer
+    /// rows than examples.
+    func testPackedBatchHoldsEveryExampleWithinTheRowLength() {
+        for packingLength in [nil, 300] {
+            let trainer = makeTrainer(demonstrations: 16, fresh: true, documentFraction: 0.25, packingLength: packingLength)
+            let examples = trainer.batch(step: 1)
+            let (batch, placements) = trainer.tokenBatch(examples)
+            XCTAssertLessThan(batch.batchSize, examples.count)
+            // A row holds one example longer than the row length, or examples that fit it.
+            XCTAssertLessThanOrEqual(batch.length, max(packingLength ?? 512, examples.map(\.tokens.count).max()!))
+            for row in 0..<batch.batchSize where placements.filter({ $0.row == row }).count > 1 {
+                XCTAssertLessThanOrEqual(batch.lengths[row], packingLength ?? 512)
+            }
+            XCTAssertEqual(batch.lengths.reduce(0, +), examples.reduce(0) { $0 + $1.tokens.count })
+            for (example, placement) in zip(examples, placements) {
+                let first = placement.row * batch.length + placement.start
+                XCTAssertEqual(Array(batch.tokens[first..<(first + example.tokens.count)]), example.tokens)
+                XCTAssertTrue(batch.sequenceStarts![placement.row].contains(placement.start))
+            }
+        }
+    }
+
+    /// Packing leaves the objective as it is: the same loss, policy loss, token count and
+    /// gradient of every parameter as one example per row, for a batch of demonstrations,
+    /// documents and drills with a context weight; to float64 rounding in float64, to float32
+    /// rounding in float32.
+    func testPackedLossAndGradientsEqualUnpacked() {
+        for (dtype, tolerance) in [(DType.float64, 1e-12), (.float32, 1e-5)] {
+            func run(packing: Bool) -> (loss: Double, policyLoss: Double, tokens: Int, gradients: [[Double]]) {
+                let trainer = makeTrainer(demonstrations: 16, fresh: true, contextLossWeight: 0.1, documentFraction: 0.125, copyDrillFraction: 0.125, packing: packing, dtype: dtype)
+                trainer.optimizer.zeroGradients()
+                let result = trainer.lossAndGradients(of: trainer.batch(step: 2))
+                return (result.loss, result.policyLoss, result.tokens, trainer.model.parameters.map { $0.gradient!.doubles })
+            }
+            let packed = run(packing: true), unpacked = run(packing: false)
+            XCTAssertEqual(packed.loss, unpacked.loss, accuracy: tolerance * unpacked.loss, "\(dtype) loss")
+            XCTAssertEqual(packed.policyLoss, unpacked.policyLoss, accuracy: tolerance * unpacked.policyLoss, "\(dtype) policy loss")
+            XCTAssertEqual(packed.tokens, unpacked.tokens)
+            for (index, (actual, expected)) in zip(packed.gradients, unpacked.gradients).enumerated() {
+                let scale = expected.map(Swift.abs).max() ?? 0
+                XCTAssertGreaterThan(scale, 0, "\(dtype) parameter \(index) has no gradient")
+                let difference = zip(actual, expected).map { Swift.abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(difference, tolerance * scale, "\(dtype) gradient of parameter \(index)")
+            }
+        }
+    }
+
+    func testPackingSettingsDecodeEncodeAndValidate() throws {
+        func decode(_ json: String) throws -> SupervisedConfiguration { try JSONDecoder().decode(SupervisedConfiguration.self, from: Data(json.utf8)) }
+        XCTAssertTrue(try decode("{}").packing)
+        XCTAssertNil(try decode("{}").packingLength)
+        let custom = try decode(#"{"packing": false, "packing_length": 1024}"#)
+        XCTAssertFalse(custom.packing)
+        XCTAssertEqual(custom.packingLength, 1024)
+        let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(SupervisedConfiguration())) as! [String: Any]
+        XCTAssertEqual(encoded["packing"] as? Bool, true)
+        XCTAssertTrue(encoded["packing_length"] is NSNull, "an unset packing_length is written as null")
+        var invalid = SupervisedConfiguration()
+        invalid.packingLength = 0
+        XCTAssertThrowsError(try invalid.validate(path: "sft")) { error in
+            XCTAssertEqual((error as? ConfigurationError)?.description, "sft.packing_length must be in 1...1000000 or null, got 0")
+        }
     }
 }
