@@ -193,6 +193,10 @@ public struct PolicyLoss {
 
     /// The micro-batch's share of the mini-batch loss, and its metrics.
     ///
+    /// Longer than 80 lines on purpose: the objective's terms (the clipped surrogate with its
+    /// dual clip, the reference KL, the entropy bonus, the clipped value loss) and the metrics
+    /// read top to bottom as docs/algorithms.md writes them, sharing one mask and normaliser.
+    ///
     /// - Parameters:
     ///   - batch: the micro-batch's (B, L) tensors.
     ///   - normalizer: computed once from the whole mini-batch (``PolicyLossConfiguration/normalizer(trainMask:)``);

@@ -44,8 +44,9 @@ public enum UpdateAlgorithm: Sendable {
     case proximal
 }
 
-/// What one rollout batch's updates did.
-public struct UpdateMetrics: Sendable {
+/// What one rollout batch's updates did. Encodes as the update's `metrics.jsonl` fields, a
+/// non-finite or missing value as null.
+public struct UpdateMetrics: Encodable, Sendable {
     /// Averaged over the optimizer steps taken.
     public var loss = PolicyLossMetrics(loss: 0, policyLoss: 0, tokenCount: 0, clipFractionLow: 0, clipFractionHigh: 0, approximateKL: 0)
     public var gradientNorm = 0.0
@@ -63,19 +64,44 @@ public struct UpdateMetrics: Sendable {
     public var rolloutLogProbabilityDriftMean: Double?
     public var rolloutLogProbabilityDriftMax: Double?
 
-    /// The metrics.jsonl fields.
-    public var record: [String: Any] {
-        func value(_ number: Double?) -> Any { number.map { $0.isFinite ? $0 as Any : NSNull() } ?? NSNull() }
-        return [
-            "loss": value(loss.loss), "policy_loss": value(loss.policyLoss), "value_loss": value(loss.valueLoss),
-            "clip_fraction_low": value(loss.clipFractionLow), "clip_fraction_high": value(loss.clipFractionHigh),
-            "approx_kl": value(loss.approximateKL), "reference_kl": value(loss.referenceKL), "entropy": value(loss.entropy),
-            "gradient_norm": value(gradientNorm), "explained_variance": value(explainedVariance),
-            "applied_updates": appliedUpdates, "skipped_updates": skippedUpdates, "trained_tokens": loss.tokenCount,
-            "mean_abs_advantage": value(meanAbsoluteAdvantage),
-            "rollout_logprob_drift_mean": value(rolloutLogProbabilityDriftMean),
-            "rollout_logprob_drift_max": value(rolloutLogProbabilityDriftMax),
-        ]
+    enum CodingKeys: String, CodingKey {
+        case loss, entropy
+        case policyLoss = "policy_loss"
+        case valueLoss = "value_loss"
+        case clipFractionLow = "clip_fraction_low"
+        case clipFractionHigh = "clip_fraction_high"
+        case approximateKL = "approx_kl"
+        case referenceKL = "reference_kl"
+        case gradientNorm = "gradient_norm"
+        case explainedVariance = "explained_variance"
+        case appliedUpdates = "applied_updates"
+        case skippedUpdates = "skipped_updates"
+        case trainedTokens = "trained_tokens"
+        case meanAbsoluteAdvantage = "mean_abs_advantage"
+        case rolloutLogProbabilityDriftMean = "rollout_logprob_drift_mean"
+        case rolloutLogProbabilityDriftMax = "rollout_logprob_drift_max"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        // `encode` of an optional writes null for nil; JSON has no NaN or infinity.
+        func finite(_ number: Double?) -> Double? { number.flatMap { $0.isFinite ? $0 : nil } }
+        try container.encode(finite(loss.loss), forKey: .loss)
+        try container.encode(finite(loss.policyLoss), forKey: .policyLoss)
+        try container.encode(finite(loss.valueLoss), forKey: .valueLoss)
+        try container.encode(finite(loss.clipFractionLow), forKey: .clipFractionLow)
+        try container.encode(finite(loss.clipFractionHigh), forKey: .clipFractionHigh)
+        try container.encode(finite(loss.approximateKL), forKey: .approximateKL)
+        try container.encode(finite(loss.referenceKL), forKey: .referenceKL)
+        try container.encode(finite(loss.entropy), forKey: .entropy)
+        try container.encode(finite(gradientNorm), forKey: .gradientNorm)
+        try container.encode(finite(explainedVariance), forKey: .explainedVariance)
+        try container.encode(appliedUpdates, forKey: .appliedUpdates)
+        try container.encode(skippedUpdates, forKey: .skippedUpdates)
+        try container.encode(loss.tokenCount, forKey: .trainedTokens)
+        try container.encode(finite(meanAbsoluteAdvantage), forKey: .meanAbsoluteAdvantage)
+        try container.encode(finite(rolloutLogProbabilityDriftMean), forKey: .rolloutLogProbabilityDriftMean)
+        try container.encode(finite(rolloutLogProbabilityDriftMax), forKey: .rolloutLogProbabilityDriftMax)
     }
 }
 
@@ -123,9 +149,13 @@ public final class ReinforcementLearner {
         TokenBatch(sequences: records.map { $0.promptTokens + $0.responseTokens }, padding: padding)
     }
 
+    /// Per record and response token, the reference policy's log-probs and (PPO) the values
+    /// before the update.
+    typealias FrozenStatistics = (reference: [[Double]], values: [[Double]]?)
+
     /// Rows of `records` in micro-batches, no gradients: the reference policy's log-probs and
     /// (PPO) the current values, per response token.
-    func frozenStatistics(_ records: [TrajectoryRecord]) -> (reference: [[Double]], values: [[Double]]?) {
+    func frozenStatistics(_ records: [TrajectoryRecord]) -> FrozenStatistics {
         var referenceRows = [[Double]](repeating: [], count: records.count)
         var valueRows = [[Double]](repeating: [], count: records.count)
         let order = lengthOrdered(Array(records.indices), records)
@@ -170,24 +200,11 @@ public final class ReinforcementLearner {
         var metrics = UpdateMetrics()
         guard !records.isEmpty else { return metrics }
         let frozen = frozenStatistics(records)
-        let advantages: TokenAdvantages
-        switch algorithm {
-        case .groupRelative: advantages = configuration.advantage.groupAdvantages(for: records)
-        case .proximal:
-            advantages = configuration.advantage.generalizedAdvantageEstimates(for: records, values: frozen.values!)
-            metrics.explainedVariance = PolicyLoss.explainedVariance(returns: advantages.returns!, values: frozen.values!, mask: advantages.trainMask)
-        }
-        var absoluteSum = 0.0
-        for (row, mask) in zip(advantages.advantages, advantages.trainMask) {
-            for (value, trained) in zip(row, mask) where trained { absoluteSum += Swift.abs(value) }
-        }
-        metrics.meanAbsoluteAdvantage = absoluteSum / Double(max(advantages.trainTokenCount, 1))
-
+        let advantages = estimateAdvantages(records, frozen: frozen, metrics: &metrics)
         var generator = RandomGenerator(seed: seed)
         var lossTotals: PolicyLossMetrics?
         var gradientNorms: [Double] = []
-        let dtype = model.dtype
-        var driftSum = 0.0, driftMax = 0.0, driftCount = 0
+        var drift = DriftAccumulator()
         var isFirstStep = true
         for _ in 0..<configuration.epochs {
             var order = Array(records.indices)
@@ -195,44 +212,9 @@ public final class ReinforcementLearner {
             let miniBatchSize = (records.count + configuration.miniBatches - 1) / configuration.miniBatches
             for miniStart in stride(from: 0, to: order.count, by: miniBatchSize) {
                 let miniBatch = lengthOrdered(Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)]), records)
-                let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] }, responseLimit: configuration.maxResponseTokens)
-                optimizer.zeroGradients()
-                var stepMetrics: PolicyLossMetrics?
-                for microStart in stride(from: 0, to: miniBatch.count, by: configuration.microBatchSize) {
-                    let rows = Array(miniBatch[microStart..<min(microStart + configuration.microBatchSize, miniBatch.count)])
-                    let chunk = rows.map { records[$0] }
-                    let length = chunk.map(\.responseTokens.count).max() ?? 0
-                    let statistics = model.tokenStatistics(tokenBatch(chunk), temperature: configuration.temperature)
-                    func padded(_ values: [[Double]]) -> Tensor { Tensor.paddedRows(values, length: length, dtype: dtype) }
-                    let needsEntropy = configuration.loss.entropyCoefficient != 0
-                    let lossBatch = PolicyLossBatch(
-                        logProbabilities: responseAligned(statistics.logProbabilities, records: chunk, length: length),
-                        oldLogProbabilities: padded(chunk.map(\.oldLogProbabilities)),
-                        advantages: padded(rows.map { advantages.advantages[$0] }),
-                        trainMask: Tensor.paddedMask(rows.map { advantages.trainMask[$0] }, length: length, dtype: dtype),
-                        referenceLogProbabilities: padded(rows.map { frozen.reference[$0] }),
-                        // The entropy is logged either way; it joins the graph only with a bonus.
-                        entropies: needsEntropy
-                            ? responseAligned(statistics.entropies, records: chunk, length: length)
-                            : responseAligned(statistics.entropies.detached(), records: chunk, length: length),
-                        values: algorithm == .proximal ? responseAligned(statistics.values!, records: chunk, length: length) : nil,
-                        oldValues: algorithm == .proximal ? padded(rows.map { frozen.values![$0] }) : nil,
-                        returns: algorithm == .proximal ? padded(rows.map { advantages.returns![$0] }) : nil)
-                    if isFirstStep {
-                        let recomputed = lossBatch.logProbabilities.doubles
-                        for (row, record) in chunk.enumerated() {
-                            for (position, isPolicyToken) in record.lossMask.enumerated() where isPolicyToken {
-                                let drift = Swift.abs(record.oldLogProbabilities[position] - recomputed[row * length + position])
-                                driftSum += drift
-                                driftMax = Swift.max(driftMax, drift)
-                                driftCount += 1
-                            }
-                        }
-                    }
-                    let result = loss(lossBatch, normalizer: normalizer)
-                    if result.loss.item.isFinite { result.loss.backward() }
-                    if stepMetrics == nil { stepMetrics = result.metrics } else { stepMetrics!.accumulate(result.metrics) }
-                }
+                let (stepMetrics, stepDrift) = accumulateGradients(
+                    miniBatch, records: records, advantages: advantages, frozen: frozen, measuringDrift: isFirstStep)
+                if isFirstStep { drift = stepDrift }
                 isFirstStep = false
                 hooks.afterBackward?(model)
                 let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
@@ -257,10 +239,94 @@ public final class ReinforcementLearner {
             metrics.loss = totals
         }
         metrics.gradientNorm = gradientNorms.isEmpty ? .nan : gradientNorms.reduce(0, +) / Double(gradientNorms.count)
-        if driftCount > 0 {
-            metrics.rolloutLogProbabilityDriftMean = driftSum / Double(driftCount)
-            metrics.rolloutLogProbabilityDriftMax = driftMax
+        if drift.count > 0 {
+            metrics.rolloutLogProbabilityDriftMean = drift.sum / Double(drift.count)
+            metrics.rolloutLogProbabilityDriftMax = drift.maximum
         }
         return metrics
+    }
+
+    /// The batch's advantages (GRPO/ARPO attribution, or PPO's GAE on the frozen values), with
+    /// their mean |A| and (PPO) the value head's explained variance written into `metrics`.
+    func estimateAdvantages(_ records: [TrajectoryRecord], frozen: FrozenStatistics, metrics: inout UpdateMetrics) -> TokenAdvantages {
+        let advantages: TokenAdvantages
+        switch algorithm {
+        case .groupRelative: advantages = configuration.advantage.groupAdvantages(for: records)
+        case .proximal:
+            advantages = configuration.advantage.generalizedAdvantageEstimates(for: records, values: frozen.values!)
+            metrics.explainedVariance = PolicyLoss.explainedVariance(returns: advantages.returns!, values: frozen.values!, mask: advantages.trainMask)
+        }
+        var absoluteSum = 0.0
+        for (row, mask) in zip(advantages.advantages, advantages.trainMask) {
+            for (value, trained) in zip(row, mask) where trained { absoluteSum += Swift.abs(value) }
+        }
+        metrics.meanAbsoluteAdvantage = absoluteSum / Double(max(advantages.trainTokenCount, 1))
+        return advantages
+    }
+
+    /// |log π_old − log π_θ| over the policy tokens of the first optimizer step's rows.
+    struct DriftAccumulator {
+        var sum = 0.0, maximum = 0.0, count = 0
+
+        /// Adds the drift of `chunk`'s policy tokens; `recomputed` is log π_θ, (B, length).
+        mutating func add(_ chunk: [TrajectoryRecord], recomputed: [Double], length: Int) {
+            for (row, record) in chunk.enumerated() {
+                for (position, isPolicyToken) in record.lossMask.enumerated() where isPolicyToken {
+                    let drift = Swift.abs(record.oldLogProbabilities[position] - recomputed[row * length + position])
+                    sum += drift
+                    maximum = Swift.max(maximum, drift)
+                    count += 1
+                }
+            }
+        }
+    }
+
+    /// Zeroes the gradients, then adds the mini-batch's loss gradient micro-batch by micro-batch
+    /// (a non-finite micro-batch loss adds none). Returns the mini-batch's summed loss metrics,
+    /// and when `measuringDrift` the rollout's log-prob drift on its rows (else an empty one).
+    func accumulateGradients(
+        _ miniBatch: [Int], records: [TrajectoryRecord], advantages: TokenAdvantages,
+        frozen: FrozenStatistics, measuringDrift: Bool
+    ) -> (PolicyLossMetrics?, DriftAccumulator) {
+        let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] }, responseLimit: configuration.maxResponseTokens)
+        optimizer.zeroGradients()
+        var stepMetrics: PolicyLossMetrics?
+        var drift = DriftAccumulator()
+        for microStart in stride(from: 0, to: miniBatch.count, by: configuration.microBatchSize) {
+            let rows = Array(miniBatch[microStart..<min(microStart + configuration.microBatchSize, miniBatch.count)])
+            let lossBatch = policyLossBatch(rows, records: records, advantages: advantages, frozen: frozen)
+            if measuringDrift {
+                drift.add(rows.map { records[$0] }, recomputed: lossBatch.logProbabilities.doubles, length: lossBatch.logProbabilities.shape[1])
+            }
+            let result = loss(lossBatch, normalizer: normalizer)
+            if result.loss.item.isFinite { result.loss.backward() }
+            if stepMetrics == nil { stepMetrics = result.metrics } else { stepMetrics!.accumulate(result.metrics) }
+        }
+        return (stepMetrics, drift)
+    }
+
+    /// The (B, L) tensors of the loss for the records `rows`: log π_θ recomputed at the sampling
+    /// temperature (with values for PPO), aligned with the response tokens, beside what the
+    /// rollout and the frozen policies recorded.
+    func policyLossBatch(_ rows: [Int], records: [TrajectoryRecord], advantages: TokenAdvantages, frozen: FrozenStatistics) -> PolicyLossBatch {
+        let dtype = model.dtype
+        let chunk = rows.map { records[$0] }
+        let length = chunk.map(\.responseTokens.count).max() ?? 0
+        let statistics = model.tokenStatistics(tokenBatch(chunk), temperature: configuration.temperature)
+        func padded(_ values: [[Double]]) -> Tensor { Tensor.paddedRows(values, length: length, dtype: dtype) }
+        let needsEntropy = configuration.loss.entropyCoefficient != 0
+        return PolicyLossBatch(
+            logProbabilities: responseAligned(statistics.logProbabilities, records: chunk, length: length),
+            oldLogProbabilities: padded(chunk.map(\.oldLogProbabilities)),
+            advantages: padded(rows.map { advantages.advantages[$0] }),
+            trainMask: Tensor.paddedMask(rows.map { advantages.trainMask[$0] }, length: length, dtype: dtype),
+            referenceLogProbabilities: padded(rows.map { frozen.reference[$0] }),
+            // The entropy is logged either way; it joins the graph only with a bonus.
+            entropies: needsEntropy
+                ? responseAligned(statistics.entropies, records: chunk, length: length)
+                : responseAligned(statistics.entropies.detached(), records: chunk, length: length),
+            values: algorithm == .proximal ? responseAligned(statistics.values!, records: chunk, length: length) : nil,
+            oldValues: algorithm == .proximal ? padded(rows.map { frozen.values![$0] }) : nil,
+            returns: algorithm == .proximal ? padded(rows.map { advantages.returns![$0] }) : nil)
     }
 }

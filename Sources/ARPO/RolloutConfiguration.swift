@@ -76,8 +76,7 @@ public struct ForkDecision: Codable, Equatable, Sendable {
         case ruleEntropyDelta = "rule_entropy_delta"
     }
 
-    /// Every key, a missing draw as null (as in `record`), so each fork_decisions.jsonl line has
-    /// the same keys.
+    /// Every key, a missing draw as null, so each fork_decisions.jsonl line has the same keys.
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(group, forKey: .group)
@@ -90,15 +89,6 @@ public struct ForkDecision: Codable, Equatable, Sendable {
         try container.encode(score, forKey: .score)
         try container.encode(draw, forKey: .draw)
         try container.encode(outcome, forKey: .outcome)
-    }
-
-    /// The fork_decisions.jsonl fields, under the coding keys (a missing draw as null).
-    public var record: [String: Any] {
-        [
-            "group": group, "trajectory": trajectory, "turn": turn, "entropy_initial": initialEntropy, "entropy": entropy,
-            "entropy_delta": entropyDelta, "rule_entropy_delta": ruleEntropyDelta, "score": score,
-            "draw": draw.map { $0 as Any } ?? NSNull(), "outcome": outcome.rawValue,
-        ]
     }
 }
 

@@ -15,6 +15,10 @@ extension Operation {
     /// that nothing else holds: the backward pass's sum so far of that input's gradient), a rule
     /// that accepts one (`acceptsFirstInputAccumulator`) adds the first input's gradient into it
     /// and returns it in first place.
+    ///
+    /// Longer than 80 lines on purpose: it is the one exhaustive switch that holds every
+    /// primitive's gradient rule, a few lines each, so that the rules read as one table and a new
+    /// operation does not compile until it has its rule.
     func gradients(output: Tensor, gradient g: Tensor, accumulatingFirstInputInto accumulator: Tensor? = nil) -> [Tensor?] {
         switch self {
         case .binary(let function, let a, let b):

@@ -127,9 +127,9 @@ final class ForkRuleTests: XCTestCase {
             XCTAssertEqual(decision.score, 0.5 + 0.2 * decision.ruleEntropyDelta, accuracy: 1e-12)
             XCTAssertNil(decision.draw)
         }
-        XCTAssertEqual(decisions[0].record["outcome"] as? String, "forked")
-        XCTAssertTrue(decisions[1].record["draw"] is NSNull)
-        XCTAssertEqual(decisions[1].record["outcome"] as? String, "blocked_by_budget")
+        XCTAssertEqual(try encodedFields(decisions[0])["outcome"] as? String, "forked")
+        XCTAssertTrue(try encodedFields(decisions[1])["draw"] is NSNull)
+        XCTAssertEqual(try encodedFields(decisions[1])["outcome"] as? String, "blocked_by_budget")
     }
 
     /// Entropy down after each result: the rule declines every opportunity (two per trajectory,

@@ -45,6 +45,6 @@ final class LogProbabilityDriftTests: XCTestCase {
         let metrics = learner.update(batch, learningRate: 0, seed: 1)
         XCTAssertEqual(metrics.rolloutLogProbabilityDriftMax!, 1, accuracy: 2e-4)
         XCTAssertEqual(metrics.rolloutLogProbabilityDriftMean!, (0.25 * Double(count - 1) + 1) / Double(count), accuracy: 2e-4)
-        XCTAssertEqual(metrics.record["rollout_logprob_drift_max"] as? Double, metrics.rolloutLogProbabilityDriftMax)
+        XCTAssertEqual(try encodedFields(metrics)["rollout_logprob_drift_max"] as? Double, metrics.rolloutLogProbabilityDriftMax)
     }
 }

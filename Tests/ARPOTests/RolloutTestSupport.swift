@@ -108,3 +108,8 @@ final class ScriptedPolicy: RolloutPolicy {
         return entropy / Foundation.log(Double(vocabulary))
     }
 }
+
+/// A record's JSON encoding as an object, key by key: what a metrics or decision line holds.
+func encodedFields<Record: Encodable>(_ record: Record) throws -> [String: Any] {
+    (try JSONSerialization.jsonObject(with: JSONEncoder().encode(record)) as? [String: Any]) ?? [:]
+}
