@@ -107,7 +107,8 @@ public final class SupervisedTrainer {
     /// heart and has to learn to copy them.
     public func batch(step: Int) -> [Example] {
         let documentsPerBatch = configuration.documentsPerBatch, drillsPerBatch = configuration.drillsPerBatch
-        let demonstrationCount = configuration.batchSize - documentsPerBatch - drillsPerBatch
+        let membershipDrillsPerBatch = configuration.membershipDrillsPerBatch
+        let demonstrationCount = configuration.batchSize - documentsPerBatch - drillsPerBatch - membershipDrillsPerBatch
         var documentGenerator = RandomGenerator(seed: seed &+ 0xD0C5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
         var documents = (0..<documentsPerBatch).map { _ in
             // Bit 42 keeps these seeds apart from the demonstrations' and the RL prompts'.
@@ -116,6 +117,14 @@ public final class SupervisedTrainer {
         for _ in 0..<drillsPerBatch {
             // Bit 43: apart from every other stream of episodes.
             documents.append(SupervisedTrainer.copyDrill(episodeSeed: (1 << 43) | (documentGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions))
+        }
+        if membershipDrillsPerBatch > 0 {
+            // A generator of its own, so that runs without membership drills draw as before.
+            var membershipGenerator = RandomGenerator(seed: seed &+ 0x3E3B &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+            for _ in 0..<membershipDrillsPerBatch {
+                // Bit 44: apart from every other stream of episodes.
+                documents.append(SupervisedTrainer.membershipDrill(episodeSeed: (1 << 44) | (membershipGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions))
+            }
         }
         guard configuration.freshDemonstrations else { return batchIndices(step: step).prefix(demonstrationCount).map { examples[$0] } + documents }
         var generator = RandomGenerator(seed: seed &+ 0xF2E5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
@@ -277,7 +286,7 @@ public final class SupervisedTrainer {
         let logProbabilities = model.tokenStatistics(batch).logProbabilities
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
         var policyLoss = loss.item
-        if contextWeight > 0 || configuration.documentsPerBatch > 0 || configuration.drillsPerBatch > 0 {
+        if contextWeight > 0 || configuration.documentsPerBatch > 0 || configuration.drillsPerBatch > 0 || configuration.membershipDrillsPerBatch > 0 {
             let values = logProbabilities.doubles
             var total = 0.0, count = 0
             for (example, placement) in zip(examples, placements) where !example.isDocument {
@@ -328,6 +337,13 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     public var documentsPerBatch: Int { Int((documentFraction * Double(batchSize)).rounded()) }
     /// Copy drills per batch: `copy_drill_fraction` of `batch_size`, rounded.
     public var drillsPerBatch: Int { Int((copyDrillFraction * Double(batchSize)).rounded()) }
+    /// Fraction of each batch given to membership drills (`SupervisedTrainer.membershipDrill`):
+    /// a list of names and numbers, then questions `ITEM? yes|no` on whether each stands in it,
+    /// which teach the policy to notice a name that is absent from its context (unanswerable
+    /// questions).
+    public var membershipDrillFraction = 0.0
+    /// Membership drills per batch: `membership_drill_fraction` of `batch_size`, rounded.
+    public var membershipDrillsPerBatch: Int { Int((membershipDrillFraction * Double(batchSize)).rounded()) }
     /// Pack each step's examples several to a row (first-fit, longest first, rows of at most
     /// `packingLength` tokens) instead of one per row padded to the longest. Each example is
     /// computed as if it were alone (its own positions, attention within itself), so the
@@ -350,6 +366,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         case contextLossWeight = "context_loss_weight"
         case documentFraction = "document_fraction"
         case copyDrillFraction = "copy_drill_fraction"
+        case membershipDrillFraction = "membership_drill_fraction"
         case packing
         case packingLength = "packing_length"
         case initFrom = "init_from"
@@ -373,6 +390,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         contextLossWeight = try c.decodeIfPresent(Double.self, forKey: .contextLossWeight) ?? d.contextLossWeight
         documentFraction = try c.decodeIfPresent(Double.self, forKey: .documentFraction) ?? d.documentFraction
         copyDrillFraction = try c.decodeIfPresent(Double.self, forKey: .copyDrillFraction) ?? d.copyDrillFraction
+        membershipDrillFraction = try c.decodeIfPresent(Double.self, forKey: .membershipDrillFraction) ?? d.membershipDrillFraction
         packing = try c.decodeIfPresent(Bool.self, forKey: .packing) ?? d.packing
         packingLength = try c.decodeIfPresent(Int.self, forKey: .packingLength)
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
@@ -394,6 +412,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try c.encode(contextLossWeight, forKey: .contextLossWeight)
         try c.encode(documentFraction, forKey: .documentFraction)
         try c.encode(copyDrillFraction, forKey: .copyDrillFraction)
+        try c.encode(membershipDrillFraction, forKey: .membershipDrillFraction)
         try c.encode(packing, forKey: .packing)
         try c.encode(packingLength, forKey: .packingLength)
         try c.encode(weightDecay, forKey: .weightDecay)
@@ -410,8 +429,9 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try requireSetting(contextLossWeight >= 0 && contextLossWeight <= 1, path, CodingKeys.contextLossWeight, "in [0, 1]", contextLossWeight)
         try requireSetting(documentFraction >= 0 && documentFraction < 1, path, CodingKeys.documentFraction, "in [0, 1)", documentFraction)
         try requireSetting(copyDrillFraction >= 0 && copyDrillFraction < 1, path, CodingKeys.copyDrillFraction, "in [0, 1)", copyDrillFraction)
-        try requireSetting(documentsPerBatch + drillsPerBatch < batchSize, path, CodingKeys.copyDrillFraction,
-                           "such that documents and drills leave at least one demonstration per batch (document_fraction + copy_drill_fraction < 1 after rounding to rows of batch_size)", copyDrillFraction)
+        try requireSetting(membershipDrillFraction >= 0 && membershipDrillFraction < 1, path, CodingKeys.membershipDrillFraction, "in [0, 1)", membershipDrillFraction)
+        try requireSetting(documentsPerBatch + drillsPerBatch + membershipDrillsPerBatch < batchSize, path, CodingKeys.copyDrillFraction,
+                           "such that documents and drills leave at least one demonstration per batch (document_fraction + copy_drill_fraction + membership_drill_fraction < 1 after rounding to rows of batch_size)", copyDrillFraction)
         try requireSetting(packingLength.map { $0 >= 1 && $0 <= 1_000_000 } ?? true, path, CodingKeys.packingLength, "in 1...1000000 or null", packingLength.map(String.init) ?? "null")
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)
