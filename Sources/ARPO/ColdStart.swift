@@ -31,6 +31,9 @@ public final class SupervisedTrainer {
     let environment: EnvironmentConfig
     let codec: ProtocolCodec
     let maxResponseTokens: Int?
+    /// What runs between each step's backward pass and its clipping: nothing in a run; faults a
+    /// test injects.
+    public var hooks = UpdateHooks()
 
     /// - Parameter maxResponseTokens: the RL response limit; longer demonstrations are dropped
     ///   (counted in `tooLong`), as are those whose prompt and response exceed the context.
@@ -244,8 +247,7 @@ public final class SupervisedTrainer {
     }
 
     /// One optimizer step; a non-finite loss or gradient skips the update.
-    /// `poisonGradients` (tests) makes the gradient NaN to exercise that path.
-    public func step(_ step: Int, poisonGradients: Bool = false) -> StepResult {
+    public func step(_ step: Int) -> StepResult {
         optimizer.zeroGradients()
         let (loss, policyLoss, tokens) = lossAndGradients(of: batch(step: step))
         let learningRate = schedule.rate(at: step)
@@ -253,7 +255,7 @@ public final class SupervisedTrainer {
             optimizer.zeroGradients()
             return StepResult(loss: loss, policyLoss: policyLoss, gradientNorm: .nan, tokens: tokens, learningRate: learningRate, skipped: true)
         }
-        if poisonGradients { model.embedding.gradient?.fill(.nan) }
+        hooks.afterBackward?(model)
         let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
         guard norm.isFinite else {
             optimizer.zeroGradients()

@@ -1,7 +1,7 @@
 import Policy
 
-/// A seam into each optimizer step of ``ReinforcementLearner``: what runs between the backward
-/// pass and the gradient clipping. A run uses none. Tests inject faults through it that a healthy
+/// A seam into each optimizer step of ``ReinforcementLearner`` and ``SupervisedTrainer``: what
+/// runs between the backward pass and the gradient clipping. A run uses none. Tests inject faults through it that a healthy
 /// run never meets, to exercise the paths that handle them (a non-finite gradient must skip the
 /// update), without a test parameter in the update's signature.
 public struct UpdateHooks {

@@ -16,8 +16,8 @@ public struct RunHooks {
         self.stopAfterGlobalStep = stopAfterGlobalStep
     }
 
-    /// The learner's hooks for RL step `step` (counted from 1).
-    func updateHooks(reinforcementStep step: Int) -> UpdateHooks {
-        nonfiniteGradient?(.rl, step) == true ? .nonfiniteGradients : UpdateHooks()
+    /// The cold start's or the learner's hooks for step `step` (counted from 1) of `phase`.
+    func updateHooks(_ phase: RunState.Phase, step: Int) -> UpdateHooks {
+        nonfiniteGradient?(phase, step) == true ? .nonfiniteGradients : UpdateHooks()
     }
 }

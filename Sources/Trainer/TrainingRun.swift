@@ -216,8 +216,8 @@ public final class TrainingRun {
         while session.state.sftStep < sftSteps {
             if let outcome = try stopIfRequested(session) { return outcome }
             let stepStart = monotonicSeconds()
-            let poison = hooks.nonfiniteGradient?(.sft, session.state.sftStep + 1) ?? false
-            let result = trainer.step(session.state.sftStep, poisonGradients: poison)
+            trainer.hooks = hooks.updateHooks(.sft, step: session.state.sftStep + 1)
+            let result = trainer.step(session.state.sftStep)
             session.state.sftStep += 1
             if result.skipped { try noteNonfinite(session, .sft, session.state.sftStep) } else { session.state.consecutiveNonfinite = 0 }
             let seconds = monotonicSeconds() - stepStart
@@ -304,7 +304,7 @@ public final class TrainingRun {
             let rolloutSeconds = monotonicSeconds() - rolloutStart
             let updateStart = monotonicSeconds()
             let learningRate = schedule.rate(at: step)
-            learner.hooks = hooks.updateHooks(reinforcementStep: step + 1)
+            learner.hooks = hooks.updateHooks(.rl, step: step + 1)
             let update = learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
             let updateSeconds = monotonicSeconds() - updateStart
             session.state.rlStep += 1

@@ -31,4 +31,24 @@ final class UpdateHooksTests: XCTestCase {
         XCTAssertEqual(healthy.skippedUpdates, 0, "without the fault the same batch's updates are applied")
         XCTAssertEqual(healthy.appliedUpdates, metrics.skippedUpdates)
     }
+
+    /// The cold start's steps take the same seam: non-finite gradients skip a step and leave the
+    /// weights; without them the same step is applied.
+    func testNonfiniteGradientsSkipAColdStartStep() {
+        var generator = RandomGenerator(seed: 3)
+        let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
+        var configuration = SupervisedConfiguration()
+        configuration.demonstrations = 8
+        configuration.batchSize = 4
+        configuration.steps = 2
+        let trainer = SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: EnvironmentConfig(), seed: 5)
+        let before = model.namedParameters.map(\.tensor.doubles)
+
+        trainer.hooks = .nonfiniteGradients
+        XCTAssertTrue(trainer.step(0).skipped)
+        XCTAssertTrue(model.namedParameters.map(\.tensor.doubles) == before, "a skipped step leaves the weights")
+
+        trainer.hooks = UpdateHooks()
+        XCTAssertFalse(trainer.step(0).skipped)
+    }
 }
