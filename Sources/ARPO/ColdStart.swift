@@ -48,10 +48,8 @@ public final class SupervisedTrainer {
         schedule = LearningRateSchedule(peak: configuration.learningRate, warmupSteps: configuration.warmupSteps, totalSteps: configuration.steps, decay: configuration.schedule)
         var tooLong: [TaskFamily: Int] = [:]
         var examples: [Example] = []
-        // Demonstrations come from the train split; their seeds are offset so they never coincide
-        // with the RL prompts' seeds (which count from 0).
         for index in 0..<configuration.demonstrations {
-            switch SupervisedTrainer.example(episodeSeed: 1 << 40 &+ seed &* 1_000_003 &+ UInt64(index), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions, maxResponseTokens: maxResponseTokens) {
+            switch SupervisedTrainer.example(episodeSeed: Seed.derive(seed, .demonstrations, index), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions, maxResponseTokens: maxResponseTokens) {
             case let .success(example): examples.append(example)
             case let .failure(rejection): if let family = rejection.tooLongFamily { tooLong[family, default: 0] += 1 }
             }
@@ -94,7 +92,7 @@ public final class SupervisedTrainer {
         return (0..<size).map { offset in
             let position = step * size + offset
             let epoch = position / count
-            var generator = RandomGenerator(seed: seed &+ 0x5F7 &+ UInt64(epoch) &* 0x9E37_79B9)
+            var generator = RandomGenerator(seed: Seed.derive(seed, .demonstrationShuffle, epoch))
             var order = Array(0..<count)
             order.shuffle(using: &generator)
             return order[position % count]
@@ -112,7 +110,7 @@ public final class SupervisedTrainer {
         let documentsPerBatch = configuration.documentsPerBatch, drillsPerBatch = configuration.drillsPerBatch
         let membershipDrillsPerBatch = configuration.membershipDrillsPerBatch
         let demonstrationCount = configuration.batchSize - documentsPerBatch - drillsPerBatch - membershipDrillsPerBatch
-        var documentGenerator = RandomGenerator(seed: seed &+ 0xD0C5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        var documentGenerator = RandomGenerator(seed: Seed.derive(seed, .documents, step))
         var documents = (0..<documentsPerBatch).map { _ in
             // Bit 42 keeps these seeds apart from the demonstrations' and the RL prompts'.
             SupervisedTrainer.document(episodeSeed: (1 << 42) | (documentGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions)
@@ -123,14 +121,14 @@ public final class SupervisedTrainer {
         }
         if membershipDrillsPerBatch > 0 {
             // A generator of its own, so that runs without membership drills draw as before.
-            var membershipGenerator = RandomGenerator(seed: seed &+ 0x3E3B &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+            var membershipGenerator = RandomGenerator(seed: Seed.derive(seed, .membershipDrills, step))
             for _ in 0..<membershipDrillsPerBatch {
                 // Bit 44: apart from every other stream of episodes.
                 documents.append(SupervisedTrainer.membershipDrill(episodeSeed: (1 << 44) | (membershipGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions))
             }
         }
         guard configuration.freshDemonstrations else { return batchIndices(step: step).prefix(demonstrationCount).map { examples[$0] } + documents }
-        var generator = RandomGenerator(seed: seed &+ 0xF2E5 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        var generator = RandomGenerator(seed: Seed.derive(seed, .freshDemonstrations, step))
         var chosen: [Example] = []
         var draws = 0
         while chosen.count < demonstrationCount {

@@ -6,6 +6,20 @@ public enum SeedStream: CaseIterable, Sendable {
     /// The offset 2³⁹ keeps these episode seeds apart from the cold start's (2⁴⁰ and up) and
     /// the RL prompts' (small).
     case tokenizerEpisodes
+    /// The cold start's pool of demonstrations, train-split episode seeds; index: the
+    /// demonstration. The offset 2⁴⁰ keeps them apart from the RL prompts' seeds (small).
+    case demonstrations
+    /// The shuffle of the demonstration pool in each epoch; index: the epoch.
+    case demonstrationShuffle
+    /// The generator of an SFT step's knowledge-base documents and copy drills; index: the step.
+    /// Their episode seeds are its draws tagged with bit 42 (documents) or 43 (drills).
+    case documents
+    /// The generator of an SFT step's membership drills; index: the step. Their episode seeds
+    /// are its draws tagged with bit 44.
+    case membershipDrills
+    /// The generator of an SFT step's fresh demonstrations (`sft.fresh_demonstrations`); index:
+    /// the step. Their episode seeds are its draws tagged with bit 41.
+    case freshDemonstrations
     /// The RL prompts, train-split episode seeds counted from 0; index: RL step × prompts per
     /// step + prompt.
     case prompts
@@ -24,6 +38,11 @@ public enum SeedStream: CaseIterable, Sendable {
     var constants: (offset: UInt64, baseMultiplier: UInt64, indexMultiplier: UInt64) {
         switch self {
         case .tokenizerEpisodes: return (1 << 39, 1_000_003, 1)
+        case .demonstrations: return (1 << 40, 1_000_003, 1)
+        case .demonstrationShuffle: return (0x5F7, 1, 0x9E37_79B9)
+        case .documents: return (0xD0C5, 1, 0x9E37_79B9_7F4A_7C15)
+        case .membershipDrills: return (0x3E3B, 1, 0x9E37_79B9_7F4A_7C15)
+        case .freshDemonstrations: return (0xF2E5, 1, 0x9E37_79B9_7F4A_7C15)
         case .prompts: return (0, 7_919, 1)
         case .rollout: return (0, 31, 1)
         case .updateShuffle: return (0, 1, 1)
