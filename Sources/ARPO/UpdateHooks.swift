@@ -1,9 +1,9 @@
 import Policy
 
 /// A seam into each optimizer step of ``ReinforcementLearner`` and ``SupervisedTrainer``: what
-/// runs between the backward pass and the gradient clipping. A run uses none. Tests inject faults through it that a healthy
-/// run never meets, to exercise the paths that handle them (a non-finite gradient must skip the
-/// update), without a test parameter in the update's signature.
+/// runs between the backward pass and the gradient clipping. A run uses none. Tests inject faults
+/// through it that a healthy run never meets, to exercise the paths that handle them (a
+/// non-finite gradient must skip the update), without a test parameter in the step's signature.
 public struct UpdateHooks {
     /// Called after the backward pass of each optimizer step, with the model whose accumulated
     /// gradients it may change, before they are clipped and applied.
