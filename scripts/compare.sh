@@ -10,6 +10,11 @@
 #              head; sft.init_from adds a fresh one)
 #   arpo-soft  --set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft
 #   arpo-hard  --set rl.algorithm=arpo --set rl.advantage.mode=arpo-hard
+#   arpo-otc   arpo-soft's overrides and --set env.reward.tool_efficiency=true
+#              --set env.reward.tool_efficiency_form=group: ARPO trained on OTC-PO's group-form
+#              tool-efficiency reward (docs/algorithms.md §6). Not among the default METHODS; with
+#              arpo-soft beside it (METHODS="arpo-soft arpo-otc") the report's tool calls written
+#              per answered episode compare the factor on and off.
 #
 # Before training anything the script checks each method's resolved config (base config, the
 # method's overrides, EXTRA) and stops if one does not load, or if:
@@ -54,6 +59,7 @@ method_overrides() {
         ppo) echo "--set rl.algorithm=ppo --set model.value_head=true" ;;
         arpo-soft) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft" ;;
         arpo-hard) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-hard" ;;
+        arpo-otc) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set env.reward.tool_efficiency=true --set env.reward.tool_efficiency_form=group" ;;
         *) return 1 ;;
     esac
 }
@@ -66,7 +72,7 @@ if [ ${#methods[@]} -eq 0 ]; then
 fi
 for method in "${methods[@]}"; do
     if ! method_overrides "$method" >/dev/null; then
-        echo "error: unknown method '$method' in METHODS; known: grpo ppo arpo-soft arpo-hard" >&2
+        echo "error: unknown method '$method' in METHODS; known: grpo ppo arpo-soft arpo-hard arpo-otc" >&2
         exit 2
     fi
 done

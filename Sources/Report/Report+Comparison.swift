@@ -188,7 +188,26 @@ struct MethodComparison {
                 policy's own habit, whatever the rollout shared. Calls the environment refused \
                 (malformed, over the call limit) are in no column. A dash: no run records the metric.
                 """),
-        ]
+        ] + methods.filter(\.usesToolEfficiency).map { method in
+            toolEfficiencyParagraph(method, answered: rows[method]!.answered, without: rows[method.withoutToolEfficiency]?.answered)
+        }
+    }
+
+    /// What an OTC method's tool-call row is compared with: the same method without the factor.
+    func toolEfficiencyParagraph(_ method: TrainingMethod, answered: ConfidenceInterval?, without: ConfidenceInterval?) -> ResultsBlock {
+        let name = method.displayName, baseline = method.withoutToolEfficiency.displayName
+        let form = method.toolEfficiencyForm == "group"
+            ? "group form, sin(f·π / (2n)), which peaks at the fewest calls n among the prompt group's correct trajectories"
+            : "group-free form, cos(m·π / (2m + c))"
+        var text = "\(name) trains on the answer score times OTC-PO's tool-efficiency factor in its \(form) "
+            + "(`env.reward.tool_efficiency_form: \(method.toolEfficiencyForm!)`, docs/algorithms.md §6); \(baseline) is the same method "
+            + "without it. Compare their written per answered episode: the factor on against off."
+        if let answered, let without, without.mean > 0 {
+            text += String(format: " Here %@ ÷ %@: %.2f (%.2f against %.2f calls).", name, baseline, answered.mean / without.mean, answered.mean, without.mean)
+        } else {
+            text += " No finished \(baseline) run in this report records it, so there is nothing to compare it with here."
+        }
+        return .paragraph(text)
     }
 
     // MARK: Time per step

@@ -12,8 +12,8 @@ public struct ReportRun: Sendable {
     public var directory: URL
     /// "arpo", "grpo" or "ppo": `rl.algorithm` in `config.json`.
     public var algorithm: String
-    /// The algorithm with `rl.advantage.mode` where that changes its numbers: what the report
-    /// groups runs by.
+    /// The algorithm with `rl.advantage.mode` where that changes its numbers, and the
+    /// tool-efficiency form when `env.reward.tool_efficiency` is on: what the report groups runs by.
     public var method: TrainingMethod
     /// `run.seed` in `config.json`, if present.
     public var seed: UInt64?
@@ -110,7 +110,9 @@ public struct ReportRun: Sendable {
                     try? decodeObject(RunSummary.self, from: run.appendingPathComponent("summary.json")))
         }
         return ReportRun(
-            directory: directory, algorithm: algorithm, method: TrainingMethod(algorithm: algorithm, advantageMode: configuration.rl?.advantage?.mode),
+            directory: directory, algorithm: algorithm, method: TrainingMethod(
+                algorithm: algorithm, advantageMode: configuration.rl?.advantage?.mode,
+                toolEfficiencyForm: configuration.env?.reward?.trainingToolEfficiencyForm),
             seed: configuration.run?.seed, sizes: sizes,
             metrics: metrics, evaluations: evaluations, summary: summary,
             configuration: configuration, coldStart: coldStart)
@@ -230,11 +232,27 @@ struct ReportConfigurationFile: Decodable {
         }
     }
     struct Environment: Decodable {
+        struct Reward: Decodable {
+            var toolEfficiency: Bool?
+            var toolEfficiencyForm: String?
+
+            enum CodingKeys: String, CodingKey {
+                case toolEfficiency = "tool_efficiency"
+                case toolEfficiencyForm = "tool_efficiency_form"
+            }
+
+            /// The factor's form when it is on (`group-free` when the key is missing, the
+            /// trainer's default), nil when it is off.
+            var trainingToolEfficiencyForm: String? {
+                toolEfficiency == true ? toolEfficiencyForm ?? "group-free" : nil
+            }
+        }
         var taskMix: [String: Double]?
         var difficulty: Int?
+        var reward: Reward?
 
         enum CodingKeys: String, CodingKey {
-            case difficulty
+            case difficulty, reward
             case taskMix = "task_mix"
         }
     }

@@ -116,12 +116,22 @@ struct ResultsDocument {
 
     /// What the names in parentheses mean, when a method has one.
     func methodNote(_ methods: [TrainingMethod]) -> String? {
+        var sentences: [String] = []
         let variants = methods.filter { $0.advantageMode != nil }
-        guard !variants.isEmpty else { return nil }
-        let text = "A method is the runs' `rl.algorithm`, with `rl.advantage.mode` in parentheses where the mode changes the advantages (docs/algorithms.md §4.2): "
-        var parts = variants.map { "\($0.displayName) uses `\($0.advantageMode!)`" }
-        if methods.contains(TrainingMethod(algorithm: "arpo", advantageMode: nil)) { parts.append("ARPO uses the default soft attribution (`arpo-soft`)") }
-        return text + parts.joined(separator: ", ") + "."
+        if !variants.isEmpty {
+            let text = "A method is the runs' `rl.algorithm`, with `rl.advantage.mode` in parentheses where the mode changes the advantages (docs/algorithms.md §4.2): "
+            var parts = variants.map { "\($0.displayName) uses `\($0.advantageMode!)`" }
+            if methods.contains(TrainingMethod(algorithm: "arpo", advantageMode: nil)) { parts.append("ARPO uses the default soft attribution (`arpo-soft`)") }
+            sentences.append(text + parts.joined(separator: ", ") + ".")
+        }
+        let efficient = methods.filter(\.usesToolEfficiency)
+        if !efficient.isEmpty {
+            sentences.append("OTC in parentheses: the training reward multiplies the answer score by OTC-PO's tool-efficiency factor "
+                + "(`env.reward.tool_efficiency: true`; OTC group: `tool_efficiency_form: group`, OTC: `group-free`; docs/algorithms.md §6): "
+                + efficient.map(\.displayName).joined(separator: ", ") + ". Held-out accuracy is greedy and counts correct answers, so it "
+                + "does not depend on the training reward and compares across methods; the training `reward_mean` does depend on it.")
+        }
+        return sentences.isEmpty ? nil : sentences.joined(separator: " ")
     }
 
     /// `arpo-hard` at one update per rollout batch gives exactly `arpo-soft`'s gradient, so such
@@ -212,6 +222,11 @@ struct ResultsDocument {
             default: run.configuration.rl.map { "`\($0.advantage?.mode ?? "arpo-soft")`" }
             }
         }))
+        if runs.contains(where: \.method.usesToolEfficiency) {
+            rows.append(("Training reward", agreed { run in
+                run.method.toolEfficiencyForm.map { "answer score × OTC-PO tool efficiency, `\($0)` form" } ?? "answer score, no tool-efficiency factor"
+            }))
+        }
         rows.append(("Updates per rollout batch", agreed { run in
             guard let rl = run.configuration.rl else { return nil }
             let miniBatches = rl.miniBatches ?? 1

@@ -71,6 +71,7 @@ struct ReportPage {
             <div class="charts">
             \(trainingCharts().joined(separator: "\n"))
             </div>
+            \(rewardNote())
             <h2>ARPO: entropy after tool results and forks</h2>
             \(arpoSection())
             </body>
@@ -263,6 +264,17 @@ struct ReportPage {
                 xTitle: Self.stepTitle, yTitle: "Tool calls per trajectory", series: stepSeries { $0.toolCallsPerTrajectory },
                 yIncludesZero: true).svg(),
         ]
+    }
+
+    /// With a method trained on OTC-PO's tool-efficiency factor, its reward_mean is on another
+    /// scale than the others'; held-out accuracy is not.
+    func rewardNote() -> String {
+        let efficient = TrainingReport.methods(of: runs).filter(\.usesToolEfficiency)
+        guard !efficient.isEmpty else { return "" }
+        let names = efficient.map { $0.displayName.escapedForHTML }.joined(separator: ", ")
+        return "<p class=\"note\">\(names): the training reward multiplies the answer score by OTC-PO's tool-efficiency factor "
+            + "(docs/algorithms.md §6), so its reward_mean includes a factor of at most 1 set by the tool calls and is not comparable with the other methods'. "
+            + "Held-out accuracy is greedy and counts correct answers, so it does not depend on the training reward.</p>"
     }
 
     /// ARPO's fork probability grows with dH = H_t − H_init, the step entropy just after a tool

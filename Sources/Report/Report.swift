@@ -4,14 +4,15 @@ import RunRecords
 /// `arpo-train report`: one self-contained HTML page comparing runs, with inline SVG charts and
 /// no JavaScript, so it opens offline in any browser and can be mailed as one file.
 ///
-/// Runs are grouped by method (``TrainingMethod``): the algorithm, and the advantage mode where it
-/// changes the algorithm's numbers, so ARPO with soft and with hard attribution are compared as
-/// two methods. The page shows a table per method and the results document's tables (per family,
-/// ARPO against GRPO seed by seed, tool calls, time per step, branching); held-out accuracy
-/// against step and against cumulative tool calls; reward, entropy, KL to the reference policy and
-/// tool calls per trajectory against step; for ARPO runs the entropy just after tool results
-/// against the initial entropy, and forks per step. One line per run: colour by method, dash by
-/// seed.
+/// Runs are grouped by method (``TrainingMethod``): the algorithm, the advantage mode where it
+/// changes the algorithm's numbers, and the tool-efficiency factor when the training reward has
+/// it, so ARPO with soft and with hard attribution, and ARPO with OTC-PO's reward, are compared
+/// as separate methods. The page shows a table per method and the results document's tables
+/// (per family, ARPO against GRPO seed by seed, tool calls, time per step, branching); held-out
+/// accuracy against step and against cumulative tool calls; reward, entropy, KL to the reference
+/// policy and tool calls per trajectory against step; for ARPO runs the entropy just after tool
+/// results against the initial entropy, and forks per step. One line per run: colour by method,
+/// dash by seed.
 ///
 /// Runs without `summary.json` (still running, or stopped) are drawn in the charts and marked
 /// unfinished, but left out of the tables, whose numbers are over finished runs only.
@@ -70,8 +71,9 @@ public enum TrainingReport {
     }
 }
 
-/// What the report groups runs by: `rl.algorithm`, and `rl.advantage.mode` where the mode makes
-/// the algorithm compute different advantages from its default (docs/algorithms.md §4.2).
+/// What the report groups runs by: `rl.algorithm`, `rl.advantage.mode` where the mode makes the
+/// algorithm compute different advantages from its default (docs/algorithms.md §4.2), and the
+/// form of OTC-PO's tool-efficiency factor when the training reward uses it (§6).
 ///
 /// The mode is dropped where it changes nothing: PPO takes GAE advantages and ignores it; `grpo`
 /// and `arpo-soft` (the default) compute the same numbers; and without forks (GRPO) `arpo-hard`
@@ -81,9 +83,14 @@ public struct TrainingMethod: Hashable, Sendable {
     public var algorithm: String
     /// `rl.advantage.mode` when it changes the algorithm's numbers, nil otherwise.
     public var advantageMode: String?
+    /// `env.reward.tool_efficiency_form` ("group" or "group-free") when
+    /// `env.reward.tool_efficiency` is on, nil when it is off: the factor changes the rewards
+    /// the policy is trained on, so runs with and without it are different methods.
+    public var toolEfficiencyForm: String?
 
-    /// The method of a run with this algorithm and advantage mode (nil: the default mode).
-    public init(algorithm: String, advantageMode: String?) {
+    /// The method of a run with this algorithm and advantage mode (nil: the default mode) and,
+    /// when the training reward has the tool-efficiency factor, its form.
+    public init(algorithm: String, advantageMode: String?, toolEfficiencyForm: String? = nil) {
         self.algorithm = algorithm
         let changesNothing: Set<String?> = switch algorithm {
         case "ppo": [advantageMode]
@@ -91,17 +98,35 @@ public struct TrainingMethod: Hashable, Sendable {
         default: [nil, "grpo", "arpo-soft"]
         }
         self.advantageMode = changesNothing.contains(advantageMode) ? nil : advantageMode
+        self.toolEfficiencyForm = toolEfficiencyForm
     }
 
-    /// "ARPO", "ARPO (hard)", "ARPO (hard-once)", "GRPO (dr-grpo)".
+    /// "ARPO", "ARPO (hard)", "ARPO (hard-once)", "GRPO (dr-grpo)"; with the tool-efficiency
+    /// factor "ARPO (OTC group)" for the group form, "ARPO (OTC)" for the group-free one,
+    /// "ARPO (hard, OTC group)" with a mode.
     public var displayName: String {
-        guard let advantageMode else { return algorithm.uppercased() }
-        let mode = advantageMode.hasPrefix("arpo-") ? String(advantageMode.dropFirst("arpo-".count)) : advantageMode
-        return "\(algorithm.uppercased()) (\(mode))"
+        var qualifiers: [String] = []
+        if let advantageMode {
+            qualifiers.append(advantageMode.hasPrefix("arpo-") ? String(advantageMode.dropFirst("arpo-".count)) : advantageMode)
+        }
+        if let toolEfficiencyForm { qualifiers.append(toolEfficiencyForm == "group" ? "OTC group" : "OTC") }
+        guard !qualifiers.isEmpty else { return algorithm.uppercased() }
+        return "\(algorithm.uppercased()) (\(qualifiers.joined(separator: ", ")))"
     }
 
     /// Whether the method branches (ARPO, whatever its attribution).
     public var isARPO: Bool { algorithm == "arpo" }
+
+    /// Whether the training reward multiplies the answer score by OTC-PO's tool-efficiency factor.
+    public var usesToolEfficiency: Bool { toolEfficiencyForm != nil }
+
+    /// The same method without the tool-efficiency factor: what an OTC method is compared
+    /// against to see the factor's effect.
+    public var withoutToolEfficiency: TrainingMethod {
+        var method = self
+        method.toolEfficiencyForm = nil
+        return method
+    }
 
     /// GRPO with its default advantages, the baseline ARPO is paired against.
     public static let grpo = TrainingMethod(algorithm: "grpo", advantageMode: nil)

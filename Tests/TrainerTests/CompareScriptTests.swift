@@ -113,6 +113,27 @@ final class CompareScriptTests: XCTestCase {
         XCTAssertEqual(oneUpdate.status, 2)
         XCTAssertTrue(oneUpdate.error.contains("method arpo-hard: one update per rollout batch"), oneUpdate.error)
         XCTAssertEqual(try compare(environment.merging(["EXTRA": "", "METHODS": "grpo arpo-soft"]) { $1 }).status, 0, "without arpo-hard one update is fine")
+        // arpo-otc, not a default method, is ARPO (soft) with OTC-PO's group-form reward, from the
+        // same cold start into its own run directories beside arpo-soft's.
+        let otc = try compare(environment.merging(["METHODS": "arpo-soft arpo-otc"]) { $1 })
+        XCTAssertEqual(otc.status, 0, otc.output + otc.error)
+        let otcLines = otc.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(otcLines.first, "cold-start: \(binary) --config \(config.path) --set rl.mini_batches=2 --set rl.steps=0 --output \(out.path)/cold-start --quiet")
+        for (method, overrides) in [
+            ("arpo-soft", "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft"),
+            ("arpo-otc", "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set env.reward.tool_efficiency=true --set env.reward.tool_efficiency_form=group"),
+        ] {
+            for seed in [3, 4] {
+                let line = "\(method)-seed\(seed): \(binary) --config \(config.path) \(overrides) --set rl.mini_batches=2 \(initFrom) --set run.seed=\(seed) --output \(out.path)/\(method)-seed\(seed) --quiet"
+                XCTAssertTrue(otcLines.contains(line), "no line \(line) in \(otc.output)")
+            }
+        }
+        XCTAssertEqual(otcLines.count, 1 + 2 * 2 + 1, otc.output)
+        XCTAssertTrue(otcLines.last!.hasPrefix("report: \(binary) report \(out.path)/arpo-soft-seed3 \(out.path)/arpo-soft-seed4 \(out.path)/arpo-otc-seed3 \(out.path)/arpo-otc-seed4 "), otcLines.last!)
+        XCTAssertTrue(otcLines.last!.contains("METHODS=\\\"arpo-soft\\ arpo-otc\\\""), otcLines.last!)
+        let unequalOTC = try compare(environment.merging(["METHODS": "arpo-otc", "EXTRA": "--set rl.branching.budget=8"]) { $1 })
+        XCTAssertEqual(unequalOTC.status, 2)
+        XCTAssertTrue(unequalOTC.error.contains("method arpo-otc: rl.group_size (4) differs from rl.branching.budget (8)"), unequalOTC.error)
         let unknown = try compare(environment.merging(["METHODS": "grpo dqn"]) { $1 })
         XCTAssertEqual(unknown.status, 2)
         XCTAssertTrue(unknown.error.contains("unknown method 'dqn'"), unknown.error)

@@ -289,6 +289,79 @@ final class ReportTests: XCTestCase {
             XCTAssertEqual(TrainingMethod(algorithm: algorithm, advantageMode: mode).displayName, name, "\(algorithm), \(mode ?? "no mode")")
         }
         XCTAssertEqual(TrainingMethod(algorithm: "grpo", advantageMode: "arpo-soft"), .grpo)
+        // The tool-efficiency factor in the training reward is a method of its own.
+        XCTAssertEqual(TrainingMethod(algorithm: "arpo", advantageMode: "arpo-soft", toolEfficiencyForm: "group").displayName, "ARPO (OTC group)")
+        XCTAssertEqual(TrainingMethod(algorithm: "arpo", advantageMode: nil, toolEfficiencyForm: "group-free").displayName, "ARPO (OTC)")
+        XCTAssertEqual(TrainingMethod(algorithm: "arpo", advantageMode: "arpo-hard", toolEfficiencyForm: "group").displayName, "ARPO (hard, OTC group)")
+        XCTAssertEqual(TrainingMethod(algorithm: "grpo", advantageMode: nil, toolEfficiencyForm: "group").withoutToolEfficiency, .grpo)
+        XCTAssertNotEqual(TrainingMethod(algorithm: "arpo", advantageMode: nil, toolEfficiencyForm: "group"), TrainingMethod(algorithm: "arpo", advantageMode: nil))
+    }
+
+    /// `env.reward.tool_efficiency` and `tool_efficiency_form` from config.json: off (or the key
+    /// missing) names no factor; on without a form is the trainer's default, group-free.
+    func testTheToolEfficiencyFactorIsReadFromConfig() throws {
+        let root = try temporaryDirectory(self)
+        let cases: [(Bool?, String?, String)] = [(nil, nil, "ARPO"), (false, "group", "ARPO"), (true, nil, "ARPO (OTC)"), (true, "group-free", "ARPO (OTC)"), (true, "group", "ARPO (OTC group)")]
+        for (index, (on, form, name)) in cases.enumerated() {
+            let directory = try SyntheticRunDirectory(algorithm: "arpo", seed: 1, toolEfficiency: on, toolEfficiencyForm: form).write(in: root, name: "run-\(index)")
+            XCTAssertEqual(try ReportRun.load(from: directory).method.displayName, name, "tool_efficiency \(on.map(String.init) ?? "missing"), form \(form ?? "missing")")
+        }
+    }
+
+    /// Two seeds each of GRPO, ARPO and ARPO trained with OTC-PO's group-form reward: the OTC
+    /// runs are a method of their own in the summary, the paired and tool-call tables and the
+    /// experiment table, and the tool-call section compares its written calls per answered
+    /// episode with ARPO's, worked out by hand.
+    func testARPOWithTheGroupToolEfficiencyRewardIsItsOwnMethodComparedWithARPO() throws {
+        let root = try temporaryDirectory(self)
+        var directories: [URL] = []
+        // Per RL step: GRPO executes 8 calls; ARPO 4 (8 in its transcripts); ARPO (OTC group) 2
+        // (4 in its transcripts), and its answered episodes hold 1 call against ARPO's 2.
+        for seed in [1, 2] {
+            directories.append(try SyntheticRunDirectory(
+                algorithm: "grpo", seed: seed, toolCalls: [8, 8, 8], toolCallsPerAnsweredEpisode: [2, 2, 2]
+            ).write(in: root, name: "grpo-\(seed)"))
+            directories.append(try SyntheticRunDirectory(
+                algorithm: "arpo", seed: seed, toolCalls: [4, 4, 4], toolCallsWritten: [8, 8, 8], toolCallsPerAnsweredEpisode: [2, 2, 2]
+            ).write(in: root, name: "arpo-soft-\(seed)"))
+            directories.append(try SyntheticRunDirectory(
+                algorithm: "arpo", seed: seed, toolCalls: [2, 2, 2], toolCallsWritten: [4, 4, 4], toolCallsPerAnsweredEpisode: [1, 1, 1],
+                toolEfficiency: true, toolEfficiencyForm: "group"
+            ).write(in: root, name: "arpo-otc-\(seed)"))
+        }
+        let runs = try TrainingReport.loadRuns(directories)
+        XCTAssertEqual(TrainingReport.summaries(of: runs).map(\.method.displayName), ["GRPO", "ARPO", "ARPO (OTC group)"])
+        let markdown = TrainingReport.markdown(for: runs, provenance: Self.provenance)
+        XCTAssertTrue(markdown.hasPrefix("# Results: GRPO, ARPO, ARPO (OTC group)\n"), markdown)
+        // 6 calls over 24 trajectories; 1 written call per answered episode.
+        XCTAssertTrue(markdown.contains("| ARPO (OTC group) | 2 (1, 2) | 0.500 ± 0.000 | 0.250 ± 0.000 | 0.25 | 1.00 | 6 | 600 | 1 min 30 s |\n"), markdown)
+        XCTAssertTrue(markdown.contains("| ARPO | 2 (1, 2) | 0.500 ± 0.000 | 0.250 ± 0.000 | 0.50 | 2.00 | 12 | 600 | 1 min 30 s |\n"), markdown)
+        XCTAssertTrue(markdown.contains("OTC in parentheses: the training reward multiplies the answer score by OTC-PO's tool-efficiency factor"), markdown)
+        XCTAssertTrue(markdown.contains("does not depend on the training reward and compares across methods; the training `reward_mean` does depend on it."), markdown)
+        XCTAssertTrue(markdown.contains("## ARPO (OTC group) against GRPO, seed by seed\n"), markdown)
+        XCTAssertTrue(markdown.contains("""
+            | GRPO | 1.000 [1.000, 1.000] | 1.00 | 1.000 [1.000, 1.000] | 1.00 | 1.00 | 2.000 [2.000, 2.000] | 1.00 |
+            | ARPO | 0.500 [0.500, 0.500] | 0.50 | 1.000 [1.000, 1.000] | 1.00 | 0.50 | 2.000 [2.000, 2.000] | 1.00 |
+            | ARPO (OTC group) | 0.250 [0.250, 0.250] | 0.25 | 0.500 [0.500, 0.500] | 0.50 | 0.50 | 1.000 [1.000, 1.000] | 0.50 |
+            """), markdown)
+        XCTAssertTrue(markdown.contains("ARPO (OTC group) trains on the answer score times OTC-PO's tool-efficiency factor in its group form"), markdown)
+        XCTAssertTrue(markdown.contains("ARPO is the same method without it. Compare their written per answered episode: the factor on against off. Here ARPO (OTC group) ÷ ARPO: 0.50 (1.00 against 2.00 calls).\n"), markdown)
+        XCTAssertTrue(markdown.contains("| Training reward | answer score, no tool-efficiency factor (GRPO, ARPO); answer score × OTC-PO tool efficiency, `group` form (ARPO (OTC group)) |"), markdown)
+        XCTAssertTrue(markdown.contains("| Advantages | group-normalised (GRPO); `arpo-soft` (ARPO, ARPO (OTC group)) |"), markdown)
+
+        let html = TrainingReport.html(for: runs)
+        XCTAssertEqual(Self.summaryRow("ARPO (OTC group)", in: html), "<td>2</td><td>0.250 ± 0.000</td><td>0.500 ± 0.000</td><td>0.25</td><td>1.00</td><td>6</td><td>600</td><td>1 min 30 s</td>")
+        XCTAssertTrue(html.contains("<tr><td class=\"text\">ARPO (OTC group)</td><td>0.250 [0.250, 0.250]</td><td>0.25</td><td>0.500 [0.500, 0.500]</td>"), "the page's tool-call table")
+        XCTAssertTrue(html.contains("<p class=\"note\">ARPO (OTC group): the training reward multiplies the answer score by OTC-PO's tool-efficiency factor"), "the note under the reward chart")
+
+        // Without ARPO beside it, the paragraph says there is nothing to compare with; without
+        // an OTC method there is no paragraph, no reward note and no training-reward row.
+        let alone = TrainingReport.markdown(for: runs.filter { $0.name.hasPrefix("arpo-otc") }, provenance: Self.provenance)
+        XCTAssertTrue(alone.contains("No finished ARPO run in this report records it, so there is nothing to compare it with here."), alone)
+        let without = runs.filter { !$0.name.hasPrefix("arpo-otc") }
+        let plain = TrainingReport.markdown(for: without, provenance: Self.provenance)
+        XCTAssertFalse(plain.contains("OTC") || plain.contains("Training reward"), plain)
+        XCTAssertFalse(TrainingReport.html(for: without).contains("tool-efficiency factor"))
     }
 
     /// Three seeds each of GRPO, ARPO (soft) and ARPO (hard): the two ARPO attributions are two
@@ -594,6 +667,10 @@ struct SyntheticRunDirectory {
     var toolCallsWritten: [Int]?
     /// `tool_calls_per_answered_episode` at each RL step.
     var toolCallsPerAnsweredEpisode = [1.0, 1.5, 2.0]
+    /// `env.reward.tool_efficiency`; nil leaves the key out.
+    var toolEfficiency: Bool?
+    /// `env.reward.tool_efficiency_form`; nil leaves the key out.
+    var toolEfficiencyForm: String?
 
     static let trajectories = 8
 
@@ -601,10 +678,13 @@ struct SyntheticRunDirectory {
     func write(in root: URL, name: String) throws -> URL {
         let directory = root.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var reward: [String: Any] = [:]
+        if let toolEfficiency { reward["tool_efficiency"] = toolEfficiency }
+        if let toolEfficiencyForm { reward["tool_efficiency_form"] = toolEfficiencyForm }
         let config: [String: Any] = [
             "model": ["hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
                       "max_position_embeddings": 240, "value_head": algorithm == "ppo"],
-            "env": ["task_mix": ["arithmetic": 1, "unanswerable": 0.5], "difficulty": 1],
+            "env": ["task_mix": ["arithmetic": 1, "unanswerable": 0.5], "difficulty": 1, "reward": reward],
             "sft": ["steps": initFrom == nil ? 2 : 0, "batch_size": 4, "demonstrations": 16, "init_from": initFrom.map { $0 as Any } ?? NSNull()],
             "rl": ["algorithm": algorithm, "steps": 3, "prompts_per_step": 2, "group_size": 4, "max_response_tokens": 100, "learning_rate": 0.0001,
                    "branching": ["budget": 4, "initial_samples": 2, "branch_factor": 2, "threshold": 0.5], "advantage": ["mode": advantageMode],
