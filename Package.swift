@@ -28,6 +28,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        // SHA-256 of checkpoint files (the checkpoint manifest).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries: Debian's libopenblas-dev and liblapacke-dev.
@@ -62,7 +64,11 @@ let package = Package(
         .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], swiftSettings: numericSettings),
         // The records of metrics.jsonl, eval.jsonl and summary.json, shared by writer and reader.
         .target(name: "RunRecords"),
-        .target(name: "Trainer", dependencies: ["Tensor", "Policy", "ToolEnv", "ARPO", "RunRecords"], swiftSettings: numericSettings),
+        .target(
+            name: "Trainer",
+            dependencies: ["Tensor", "Policy", "ToolEnv", "ARPO", "RunRecords", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: numericSettings
+        ),
         // The HTML/SVG page and the Markdown results document over finished run directories.
         // Tensor only for the CPU model that a results document records.
         .target(name: "Report", dependencies: ["RunRecords", "Tensor"]),

@@ -8,15 +8,26 @@ public enum ModelCheckpoint {
     public static let weightsFile = "model.safetensors"
     public static let configFile = "config.json"
 
+    /// The files of `model`'s directory, by name: the weights, the config and the tokenizer.
+    /// A caller that needs more than `save`'s atomic renames (a run's durable, checksummed
+    /// checkpoints) writes these bytes itself.
+    public static func files(_ model: LlamaModel, tokenizer: Tokenizer = Tokenizer()) throws -> [(name: String, data: Data)] {
+        let parameters = model.namedParameters.map { ($0.name, $0.tensor.dtype == .float32 ? $0.tensor : $0.tensor.converted(to: .float32)) }
+        let config = try JSONSerialization.data(withJSONObject: model.configuration.huggingFaceConfig(tokenizer: tokenizer), options: [.prettyPrinted, .sortedKeys])
+        return [
+            (weightsFile, Safetensors.encode(parameters, metadata: ["format": "pt"])),
+            (configFile, config),
+            (Tokenizer.fileName, try tokenizer.huggingFaceJSON()),
+        ]
+    }
+
     /// Writes `model` into `directory` (created if needed). Each file is written to a temporary
     /// name and renamed, so an interrupted save never leaves a half-written file.
     public static func save(_ model: LlamaModel, to directory: URL, tokenizer: Tokenizer = Tokenizer()) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let parameters = model.namedParameters.map { ($0.name, $0.tensor.dtype == .float32 ? $0.tensor : $0.tensor.converted(to: .float32)) }
-        try Safetensors.write(parameters, metadata: ["format": "pt"], to: directory.appendingPathComponent(weightsFile))
-        let config = try JSONSerialization.data(withJSONObject: model.configuration.huggingFaceConfig(tokenizer: tokenizer), options: [.prettyPrinted, .sortedKeys])
-        try config.write(to: directory.appendingPathComponent(configFile), options: .atomic)
-        try tokenizer.huggingFaceJSON().write(to: directory.appendingPathComponent(Tokenizer.fileName), options: .atomic)
+        for (name, data) in try files(model, tokenizer: tokenizer) {
+            try data.write(to: directory.appendingPathComponent(name), options: .atomic)
+        }
     }
 
     /// The tokenizer of a model directory: its `tokenizer.json`, or the byte tokenizer when it
@@ -33,7 +44,9 @@ public enum ModelCheckpoint {
         return tokenizer
     }
 
-    /// Loads a model directory, validating the config, every tensor's presence, dtype and shape.
+    /// Loads a model directory, validating the config, every tensor's presence, dtype and shape,
+    /// and that no weight is NaN or infinite (a corrupt file or a diverged run, whose outputs
+    /// would be garbage).
     ///
     /// - Parameter expected: when given, the checkpoint's architecture must equal it (the run's
     ///   configured model), and the error lists the fields that differ.
@@ -48,7 +61,10 @@ public enum ModelCheckpoint {
         }
         let weightsURL = directory.appendingPathComponent(weightsFile)
         let contents: Safetensors.Contents
-        do { contents = try Safetensors.read(weightsURL) } catch let error as SafetensorsError {
+        do {
+            contents = try Safetensors.read(weightsURL)
+            try contents.requireFinite(path: weightsURL.path)
+        } catch let error as SafetensorsError {
             throw PolicyError(error.description)
         }
         var parameters: [String: Tensor] = [:]

@@ -21,6 +21,23 @@ public enum Safetensors {
         public var tensors: [String: Tensor]
         /// The `__metadata__` strings.
         public var metadata: [String: String]
+
+        /// Each tensor holding NaN or infinite values, by name, with how many, sorted by name.
+        public var nonFiniteTensors: [(name: String, count: Int, of: Int)] {
+            tensors.compactMap { name, tensor in
+                let count = tensor.nonFiniteCount
+                return count == 0 ? nil : (name, count, tensor.count)
+            }.sorted { $0.name < $1.name }
+        }
+
+        /// Throws naming every tensor with NaN or infinite values and how many it holds: weights
+        /// or moments like that are corrupt, and training or sampling from them gives garbage.
+        public func requireFinite(path: String) throws {
+            let bad = nonFiniteTensors
+            guard !bad.isEmpty else { return }
+            let listed = bad.map { "\($0.name) has \($0.count) of \($0.of)" }.joined(separator: ", ")
+            throw SafetensorsError(path, "non-finite values (NaN or infinity): \(listed)")
+        }
     }
 
     /// Header length above which a file is rejected (the reference implementation's limit).

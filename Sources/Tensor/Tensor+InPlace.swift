@@ -61,4 +61,12 @@ extension Tensor {
         case .float64: return withUnsafeBufferPointer(as: Double.self) { $0.allSatisfy { $0.isFinite } }
         }
     }
+
+    /// How many elements are NaN or infinite.
+    public var nonFiniteCount: Int {
+        switch dtype {
+        case .float32: return withUnsafeBufferPointer(as: Float.self) { $0.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
+        case .float64: return withUnsafeBufferPointer(as: Double.self) { $0.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
+        }
+    }
 }

@@ -27,8 +27,10 @@ public struct LoadedPolicy {
     public let model: LlamaModel
     public let codec: ProtocolCodec
 
-    /// Loads `directory` (a model directory, see `resolveModelDirectory`).
+    /// Loads `directory` (a model directory, see `resolveModelDirectory`), verified against its
+    /// checkpoint's manifest when it has one.
     public init(directory: URL) throws {
+        try CheckpointManifest.verifyIfPresent(modelDirectory: directory)
         model = try ModelCheckpoint.load(from: directory)
         codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: directory, vocabularySize: model.configuration.vocabularySize))
     }

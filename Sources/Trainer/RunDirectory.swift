@@ -43,14 +43,24 @@ public struct RunState: Codable, Equatable, Sendable {
 ///     eval.jsonl             one object per evaluation, with sample trajectories
 ///     summary.json           final accuracies and totals
 ///     reference/             the frozen reference policy (a Hugging Face model directory)
-///     checkpoints/step-NNNNNN/{model/, optimizer.safetensors, state.json}
+///     checkpoints/step-NNNNNN/{model/, optimizer.safetensors, state.json, manifest.json}
 ///     checkpoints/latest     the name of the newest complete checkpoint
 ///
-/// A checkpoint is written into a temporary directory and renamed into place, then `latest` is
-/// replaced atomically, so a kill at any moment leaves the latest complete checkpoint loadable.
+/// Writes are durable, not only atomic ([architecture.md](docs/architecture.md), "Durable
+/// checkpoints"): a checkpoint is written into a temporary directory, every file fsynced, its
+/// manifest (each file's size and SHA-256) written last, the directory renamed into place and
+/// `checkpoints/` fsynced; only then is `latest` replaced, durably too. So neither a kill nor a
+/// power loss leaves `latest` naming an incomplete checkpoint, and a checkpoint damaged later is
+/// found by its manifest when it is loaded.
 public struct RunDirectory {
     public let url: URL
-    public init(_ url: URL) { self.url = url }
+    /// Writes every file of the run; a test injects write failures through it.
+    public var writer: DurableWriter
+
+    public init(_ url: URL, writer: DurableWriter = DurableWriter()) {
+        self.url = url
+        self.writer = writer
+    }
 
     public var configURL: URL { url.appendingPathComponent("config.json") }
     public var metricsURL: URL { url.appendingPathComponent("metrics.jsonl") }
@@ -63,26 +73,80 @@ public struct RunDirectory {
     /// Checkpoint directory name for a global step.
     static func checkpointName(_ step: Int) -> String { String(format: "step-%06d", step) }
 
-    /// Writes a complete checkpoint atomically and prunes old ones beyond `keep`.
+    /// The files every checkpoint's manifest lists.
+    static let checkpointFiles = ["model/\(ModelCheckpoint.weightsFile)", "model/\(ModelCheckpoint.configFile)", "model/\(Tokenizer.fileName)", "optimizer.safetensors", "state.json"]
+    /// The files the reference policy's manifest lists.
+    static let referenceFiles = [ModelCheckpoint.weightsFile, ModelCheckpoint.configFile, Tokenizer.fileName]
+
+    /// Replaces a file of the run (config.json, summary.json) atomically and durably.
+    public func writeFile(_ data: Data, to url: URL) throws {
+        try writer.replace(url, with: data)
+    }
+
+    /// Writes a complete checkpoint durably and atomically, points `latest` at it, and prunes
+    /// old ones beyond `keep`. On a failure (a full disk, a permission) nothing of the new
+    /// checkpoint is left, and the previous checkpoints and `latest` are as they were.
     public func saveCheckpoint(model: LlamaModel, tokenizer: Tokenizer = Tokenizer(), optimizer: AdamW, state: RunState, globalStep: Int, keep: Int) throws {
-        let fileManager = FileManager.default
-        try fileManager.createDirectory(at: checkpointsURL, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: checkpointsURL.path) {
+            try writer.makeDirectory(checkpointsURL)
+            try writer.synchronizeDirectory(url)
+        }
         let name = RunDirectory.checkpointName(globalStep)
-        let final = checkpointsURL.appendingPathComponent(name)
-        let temporary = checkpointsURL.appendingPathComponent(".\(name).partial-\(ProcessInfo.processInfo.processIdentifier)")
-        try? fileManager.removeItem(at: temporary)
-        try fileManager.createDirectory(at: temporary, withIntermediateDirectories: true)
-        try ModelCheckpoint.save(model, to: temporary.appendingPathComponent("model"), tokenizer: tokenizer)
-        try optimizer.save(to: temporary.appendingPathComponent("optimizer.safetensors"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(state).write(to: temporary.appendingPathComponent("state.json"), options: .atomic)
-        if fileManager.fileExists(atPath: final.path) { try fileManager.removeItem(at: final) }
-        try fileManager.moveItem(at: temporary, to: final)
-        try Data((name + "\n").utf8).write(to: latestURL, options: .atomic)
-        // Prune, newest first, never the one just written.
-        let names = try fileManager.contentsOfDirectory(atPath: checkpointsURL.path).filter { $0.hasPrefix("step-") }.sorted(by: >)
-        for old in names.dropFirst(max(keep, 1)) { try? fileManager.removeItem(at: checkpointsURL.appendingPathComponent(old)) }
+        var files = try ModelCheckpoint.files(model, tokenizer: tokenizer).map { (path: "model/\($0.name)", data: $0.data) }
+        files.append(("optimizer.safetensors", optimizer.encoded()))
+        files.append(("state.json", try encoder.encode(state)))
+        // writeDirectory fsyncs checkpoints/ after the rename, before latest is replaced.
+        let final = checkpointsURL.appendingPathComponent(name)
+        try writer.writeDirectory(CheckpointManifest.withManifest(files), to: final)
+        do { try writer.replace(latestURL, with: Data((name + "\n").utf8)) } catch {
+            // Not left behind as a checkpoint newer than latest's, unless latest names it already.
+            if (try? latestCheckpoint())?.lastPathComponent != name { try? FileManager.default.removeItem(at: final) }
+            throw error
+        }
+        prune(keeping: max(keep, 1), written: name)
+    }
+
+    /// Removes the checkpoints beyond the `keep` newest at or before `written`, any newer than
+    /// `written`, and what killed processes left half-written or a resume set aside.
+    func prune(keeping keep: Int, written: String) {
+        let fileManager = FileManager.default
+        guard let entries = try? fileManager.contentsOfDirectory(atPath: checkpointsURL.path) else { return }
+        let names = entries.filter { $0.hasPrefix("step-") }.sorted(by: >)
+        let abandoned = names.filter { $0 > written }
+        let older = names.filter { $0 <= written }
+        let leftovers = entries.filter { $0.hasPrefix(".") && ($0.contains(".partial-") || $0.contains(".replaced-") || $0.contains(".unverified-")) }
+        for old in abandoned + older.dropFirst(keep) + leftovers { try? fileManager.removeItem(at: checkpointsURL.appendingPathComponent(old)) }
+    }
+
+    /// Renames the checkpoints newer than `name`, the one a run resumes from, to hidden names
+    /// (`.step-N.unverified-PID`): the run redoes their steps, and they must not be mistaken for
+    /// its newer checkpoints (by a later fallback, or by pruning, which would keep them over
+    /// good ones). They stay for inspection until the next checkpoint is saved.
+    func setAsideCheckpoints(after name: String) {
+        for newer in checkpointDirectories() where newer.lastPathComponent > name {
+            let aside = checkpointsURL.appendingPathComponent(".\(newer.lastPathComponent).unverified-\(getpid())")
+            try? writer.rename(newer, to: aside)
+        }
+        try? writer.synchronizeDirectory(checkpointsURL)
+    }
+
+    /// Writes the frozen reference policy to `reference/`, durably and atomically, with its
+    /// manifest.
+    public func saveReference(model: LlamaModel, tokenizer: Tokenizer) throws {
+        let files = try ModelCheckpoint.files(model, tokenizer: tokenizer).map { (path: $0.name, data: $0.data) }
+        try writer.writeDirectory(CheckpointManifest.withManifest(files), to: referenceURL)
+    }
+
+    /// Loads the reference policy `name` (a directory of the run), verified against its manifest.
+    public func loadReference(_ name: String, configuration: LlamaConfiguration) throws -> LlamaModel {
+        guard !name.isEmpty, !name.contains("/"), name != "..", name != "." else {
+            throw CheckpointVerificationError("the run state names the reference policy \"\(name)\", which is not a directory of the run")
+        }
+        let directory = url.appendingPathComponent(name)
+        try CheckpointManifest.verify(directory, required: RunDirectory.referenceFiles)
+        return try ModelCheckpoint.load(from: directory, expected: configuration)
     }
 
     /// The newest complete checkpoint, or nil when the run has none.
@@ -95,16 +159,41 @@ public struct RunDirectory {
         return url
     }
 
-    /// Loads a checkpoint written by `saveCheckpoint`, checking it against the configured model.
-    public static func loadCheckpoint(_ url: URL, configuration: LlamaConfiguration, optimizer makeOptimizer: (LlamaModel) -> AdamW) throws -> (LlamaModel, AdamW, RunState) {
-        let model = try ModelCheckpoint.load(from: url.appendingPathComponent("model"), expected: configuration)
-        let optimizer = makeOptimizer(model)
-        try optimizer.load(from: url.appendingPathComponent("optimizer.safetensors"))
+    /// The `step-N` checkpoint directories, newest first.
+    public func checkpointDirectories() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointsURL.path)) ?? []
+        return names.filter { $0.hasPrefix("step-") }.sorted(by: >).map { checkpointsURL.appendingPathComponent($0) }
+    }
+
+    /// What `--resume` tries, in order: the checkpoint `latest` names, then every other one,
+    /// newest first. `problem` says what is wrong with `latest` itself, when something is.
+    public func resumeCandidates() -> (checkpoints: [URL], problem: String?) {
+        var latest: URL?, problem: String?
+        do { latest = try latestCheckpoint() } catch { problem = "\(error)" }
+        if latest == nil && problem == nil && FileManager.default.fileExists(atPath: checkpointsURL.path) {
+            problem = "\(latestURL.path) is missing"
+        }
+        let others = checkpointDirectories().filter { $0.lastPathComponent != latest?.lastPathComponent }
+        return ((latest.map { [$0] } ?? []) + others, problem)
+    }
+
+    /// Loads a checkpoint written by `saveCheckpoint`: verifies its manifest, reads the run
+    /// state, then the model (checked against the configured one) and the optimizer that
+    /// `makeOptimizer` makes for the state's phase. Weights or moments with NaN or infinite
+    /// values are refused, naming the tensor.
+    public static func loadCheckpoint(_ url: URL, configuration: LlamaConfiguration, optimizer makeOptimizer: (RunState.Phase, LlamaModel) -> AdamW) throws -> (LlamaModel, AdamW, RunState) {
+        try CheckpointManifest.verify(url, required: checkpointFiles)
         let stateURL = url.appendingPathComponent("state.json")
         let state: RunState
         do { state = try JSONDecoder().decode(RunState.self, from: Data(contentsOf: stateURL)) } catch {
             throw PolicyError("\(stateURL.path) is not a valid run state: \(error)")
         }
+        guard state.sftStep >= 0, state.rlStep >= 0, state.toolCallsExecuted >= 0, state.consecutiveNonfinite >= 0, state.elapsedSeconds.isFinite else {
+            throw PolicyError("\(stateURL.path) holds a negative step or count, or a non-finite time")
+        }
+        let model = try ModelCheckpoint.load(from: url.appendingPathComponent("model"), expected: configuration)
+        let optimizer = makeOptimizer(state.phase, model)
+        try optimizer.load(from: url.appendingPathComponent("optimizer.safetensors"))
         return (model, optimizer, state)
     }
 }
@@ -133,7 +222,9 @@ final class JSONLinesLog {
     func append<Record: Encodable>(_ record: Record) throws {
         var data = try encoder.encode(record)
         data.append(UInt8(ascii: "\n"))
-        try handle.write(contentsOf: data)
+        do { try handle.write(contentsOf: data) } catch {
+            throw TrainingError("cannot append to \(url.path): \(error.localizedDescription)")
+        }
     }
 
     /// Keeps only the records of global steps up to `step`: on resume, the records written after

@@ -1,4 +1,5 @@
 import ARPO
+import Foundation
 
 /// What a run takes from outside its configuration: the seam through which tests inject faults,
 /// and through which the command line stops a run early for a partial run. ``TrainingRun`` uses
@@ -10,10 +11,14 @@ public struct RunHooks {
     /// Behave as if SIGINT arrived once this many global steps are done: a checkpoint, then exit
     /// status 130. `arpo-train` sets it from `ARPO_STOP_AFTER_STEPS` (docs/configuration.md).
     public var stopAfterGlobalStep: Int?
+    /// Which file writes fail: given a file of the run about to be written, an `errno` to fail
+    /// with (`ENOSPC`, `EACCES`), as `DurableWriter.fault`.
+    public var writeFault: ((URL) -> Int32?)?
 
-    public init(nonfiniteGradient: ((RunState.Phase, Int) -> Bool)? = nil, stopAfterGlobalStep: Int? = nil) {
+    public init(nonfiniteGradient: ((RunState.Phase, Int) -> Bool)? = nil, stopAfterGlobalStep: Int? = nil, writeFault: ((URL) -> Int32?)? = nil) {
         self.nonfiniteGradient = nonfiniteGradient
         self.stopAfterGlobalStep = stopAfterGlobalStep
+        self.writeFault = writeFault
     }
 
     /// The cold start's or the learner's hooks for step `step` (counted from 1) of `phase`.

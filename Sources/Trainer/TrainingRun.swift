@@ -31,7 +31,7 @@ public final class TrainingRun {
 
     public init(configuration: TrainingConfiguration, output: URL, console: Console, hooks: RunHooks = RunHooks()) {
         self.configuration = configuration
-        directory = RunDirectory(output)
+        directory = RunDirectory(output, writer: DurableWriter(fault: hooks.writeFault))
         self.console = console
         self.hooks = hooks
     }
@@ -41,6 +41,7 @@ public final class TrainingRun {
     /// wants one keeps `fresh`'s newly initialised head, and one that does not drops it.
     func initialModel(from directory: URL, fresh: LlamaModel) throws -> LlamaModel {
         do {
+            try CheckpointManifest.verifyIfPresent(modelDirectory: directory)
             let loaded = try ModelCheckpoint.load(from: directory)
             var found = loaded.configuration
             found.valueHead = configuration.model.valueHead
@@ -105,7 +106,7 @@ public final class TrainingRun {
         let (model, optimizer, state) = try resume ? resumeFromCheckpoint() : start()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(configuration).write(to: directory.configURL, options: .atomic)
+        try directory.writeFile(try encoder.encode(configuration), to: directory.configURL)
         let session = Session(
             model: model, optimizer: optimizer, state: state, metrics: try JSONLinesLog(url: directory.metricsURL),
             evaluations: try JSONLinesLog(url: directory.evaluationURL), stop: stop, started: started)
@@ -123,20 +124,38 @@ public final class TrainingRun {
 
     // MARK: Resume or start
 
-    /// Loads the latest checkpoint and drops the log records written after it, which are redone.
+    /// Loads the latest checkpoint that verifies and drops the log records written after it,
+    /// which are redone. When `latest`'s checkpoint fails verification (a corrupt or truncated
+    /// file, non-finite weights, a missing manifest), says so and falls back to the newest older
+    /// one that verifies; when none does, throws naming each and why.
     func resumeFromCheckpoint() throws -> (LlamaModel, AdamW, RunState) {
         let c = configuration
-        guard let checkpoint = try directory.latestCheckpoint() else {
+        let (candidates, latestProblem) = directory.resumeCandidates()
+        guard !candidates.isEmpty else {
             throw TrainingError("--resume: \(directory.checkpointsURL.path) holds no checkpoint to resume from")
         }
-        let phase = try JSONDecoder().decode(RunState.self, from: Data(contentsOf: checkpoint.appendingPathComponent("state.json"))).phase
-        let (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model, optimizer: phase == .sft ? makeSupervisedOptimizer : makeReinforcementOptimizer)
-        codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize))
-        let resumedStep = globalStep(state)
-        try JSONLinesLog.truncate(directory.metricsURL, throughStep: resumedStep)
-        try JSONLinesLog.truncate(directory.evaluationURL, throughStep: resumedStep)
-        console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
-        return (model, optimizer, state)
+        var failures: [String] = latestProblem.map { [$0] } ?? []
+        for checkpoint in candidates {
+            do {
+                let (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model) { phase, model in
+                    phase == .sft ? self.makeSupervisedOptimizer(model) : self.makeReinforcementOptimizer(model)
+                }
+                let tokenizer = try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize)
+                if !failures.isEmpty {
+                    console.warning("the latest checkpoint does not verify, so the run resumes from \(checkpoint.lastPathComponent), the newest that does:\n  " + failures.joined(separator: "\n  "))
+                }
+                directory.setAsideCheckpoints(after: checkpoint.lastPathComponent)
+                codec = ProtocolCodec(tokenizer: tokenizer)
+                let resumedStep = globalStep(state)
+                try JSONLinesLog.truncate(directory.metricsURL, throughStep: resumedStep)
+                try JSONLinesLog.truncate(directory.evaluationURL, throughStep: resumedStep)
+                console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
+                return (model, optimizer, state)
+            } catch {
+                failures.append("\(checkpoint.lastPathComponent): \(error)")
+            }
+        }
+        throw TrainingError("--resume: no checkpoint in \(directory.checkpointsURL.path) verifies:\n  " + failures.joined(separator: "\n  "))
     }
 
     /// A new run: random weights (or `sft.init_from`'s) and the tokenizer, in a directory that
@@ -144,7 +163,7 @@ public final class TrainingRun {
     func start() throws -> (LlamaModel, AdamW, RunState) {
         let c = configuration
         let fileManager = FileManager.default
-        if let existing = try? directory.latestCheckpoint() {
+        if let existing = (try? directory.latestCheckpoint()) ?? directory.checkpointDirectories().first {
             throw TrainingError("\(directory.url.path) already holds a run (\(existing.lastPathComponent)); pass --resume to continue it or --output to start elsewhere")
         }
         var generator = RandomGenerator(seed: c.run.seed)
@@ -172,11 +191,19 @@ public final class TrainingRun {
 
     // MARK: Between steps
 
+    /// Saves a checkpoint. A failed write (a full disk, a permission) stops the run, naming the
+    /// path and the error; the previous checkpoint and `latest` are left as they were.
     func checkpoint(_ session: Session) throws {
         session.state.elapsedSeconds = session.elapsed()
-        try directory.saveCheckpoint(
-            model: session.model, tokenizer: codec.tokenizer, optimizer: session.optimizer, state: session.state,
-            globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)
+        let name = RunDirectory.checkpointName(globalStep(session.state))
+        do {
+            try directory.saveCheckpoint(
+                model: session.model, tokenizer: codec.tokenizer, optimizer: session.optimizer, state: session.state,
+                globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)
+        } catch {
+            let previous = (try? directory.latestCheckpoint())?.lastPathComponent
+            throw TrainingError("checkpoint \(name) not saved: \(error). " + (previous.map { "checkpoints/latest still names \($0), which is intact; free space or fix the permission, then continue with --resume" } ?? "the run has no earlier checkpoint"))
+        }
     }
 
     /// On SIGINT or SIGTERM, a checkpoint and the outcome that ends the run; otherwise nil.
@@ -268,7 +295,9 @@ public final class TrainingRun {
         session.state.accuracyAfterSFT = evaluation.accuracy
         try session.evaluations.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "sft", toolCallsExecutedTotal: 0))
         console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
-        try ModelCheckpoint.save(session.model, to: directory.referenceURL, tokenizer: codec.tokenizer)
+        do { try directory.saveReference(model: session.model, tokenizer: codec.tokenizer) } catch {
+            throw TrainingError("the reference policy not saved: \(error)")
+        }
         session.state.referencePolicy = directory.referenceURL.lastPathComponent
         session.state.phase = .rl
         session.optimizer = makeReinforcementOptimizer(session.model)
@@ -282,7 +311,7 @@ public final class TrainingRun {
     func reinforcementPhase(_ session: Session) throws -> RunOutcome? {
         let c = configuration
         guard let referenceName = session.state.referencePolicy else { throw TrainingError("checkpoint is in the RL phase but names no reference policy") }
-        let reference = try ModelCheckpoint.load(from: directory.url.appendingPathComponent(referenceName), expected: c.model)
+        let reference = try directory.loadReference(referenceName, configuration: c.model)
         let learner = ReinforcementLearner(
             model: session.model, reference: reference, optimizer: session.optimizer, configuration: c.rl.update, algorithm: c.rl.algorithm.update)
         let engine = RolloutEngine(policy: session.model, codec: codec, configuration: c.rl.rollout)
@@ -416,7 +445,9 @@ public final class TrainingRun {
         summary.seed = c.run.seed
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(summary).write(to: directory.summaryURL, options: .atomic)
+        do { try directory.writeFile(try encoder.encode(summary), to: directory.summaryURL) } catch {
+            throw TrainingError("summary.json not saved: \(error)")
+        }
         console.summary(String(format: "Held-out accuracy: %.3f after SFT → %.3f after RL (%d tool calls executed in RL, %@)", state.accuracyAfterSFT ?? .nan, final.accuracy, state.toolCallsExecuted, formatDuration(session.elapsed())))
         console.line("Outputs in \(directory.url.path): config.json, metrics.jsonl, eval.jsonl, summary.json, checkpoints/")
     }

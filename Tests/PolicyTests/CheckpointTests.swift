@@ -108,6 +108,44 @@ final class CheckpointTests: XCTestCase {
         assertThrows("is not a directory") { _ = try ModelCheckpoint.load(from: directory.appendingPathComponent("nowhere")) }
     }
 
+    /// Issue 33: weights or optimizer moments holding NaN or infinity are refused at load, with
+    /// the file, each tensor and its count, whatever wrote them (a model directory from
+    /// elsewhere has no manifest to catch it).
+    func testNonFiniteWeightsAndMomentsAreRefusedNamingTheTensorAndCount() throws {
+        let model = makeModel()
+        let directory = try temporaryDirectory(self)
+        try ModelCheckpoint.save(model, to: directory)
+        let weights = directory.appendingPathComponent("model.safetensors")
+        var parameters = model.namedParameters.map { ($0.name, $0.tensor) }
+        let index = parameters.firstIndex { $0.0 == "model.layers.1.mlp.up_proj.weight" }!
+        var values = parameters[index].1.floats
+        values[0] = .nan
+        values[5] = .infinity
+        values[9] = -.infinity
+        parameters[index].1 = Tensor(shape: parameters[index].1.shape, scalars: values)
+        let normIndex = parameters.firstIndex { $0.0 == "model.norm.weight" }!
+        parameters[normIndex].1 = Tensor(shape: [16], scalars: [Float](repeating: .nan, count: 16))
+        try Safetensors.write(parameters, to: weights)
+        assertThrows("\(weights.path): non-finite values (NaN or infinity): model.layers.1.mlp.up_proj.weight has 3 of \(values.count), model.norm.weight has 16 of 16") {
+            _ = try ModelCheckpoint.load(from: directory)
+        }
+
+        let optimizer = AdamW(named: model.namedParameters)
+        let moments = directory.appendingPathComponent("optimizer.safetensors")
+        try optimizer.save(to: moments)
+        XCTAssertNoThrow(try AdamW(named: model.namedParameters).load(from: moments))
+        let saved = try Safetensors.read(moments)
+        var tensors = saved.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let momentIndex = tensors.firstIndex { $0.0 == "exp_avg_sq.lm_head.weight" }!
+        var momentValues = tensors[momentIndex].1.floats
+        momentValues[1] = .nan
+        tensors[momentIndex].1 = Tensor(shape: tensors[momentIndex].1.shape, scalars: momentValues)
+        try Safetensors.write(tensors, metadata: saved.metadata, to: moments)
+        assertThrows("\(moments.path): non-finite values (NaN or infinity): exp_avg_sq.lm_head.weight has 1 of \(momentValues.count)") {
+            try AdamW(named: model.namedParameters).load(from: moments)
+        }
+    }
+
     func testSafetensorsRejectsOverlapsAndHoles() throws {
         func file(_ header: String, dataBytes: Int) -> Data {
             var headerData = Data(header.utf8)

@@ -327,6 +327,11 @@ final class CommandLineTests: XCTestCase {
         let broken = root.appendingPathComponent("broken")
         try FileManager.default.copyItem(at: reference, to: broken)
         try Tokenizer().huggingFaceJSON().write(to: broken.appendingPathComponent(Tokenizer.fileName))
+        // The copied manifest catches the replaced file first; without it, the tokenizer check does.
+        let changed = try runArpoTrain(["eval", "--checkpoint", broken.path, "--episodes", "1"])
+        XCTAssertEqual(changed.status, 2)
+        XCTAssertTrue(changed.error.contains("broken/tokenizer.json has"), changed.error)
+        try FileManager.default.removeItem(at: broken.appendingPathComponent("manifest.json"))
         let refused = try runArpoTrain(["eval", "--checkpoint", broken.path, "--episodes", "1"])
         XCTAssertEqual(refused.status, 2)
         XCTAssertTrue(refused.error.contains("tokenizer.json has a vocabulary of 272 tokens but the model's vocab_size is 472"), refused.error)

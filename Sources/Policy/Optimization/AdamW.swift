@@ -94,22 +94,30 @@ public final class AdamW {
 
     // MARK: State
 
-    /// Writes the moments (`exp_avg.NAME`, `exp_avg_sq.NAME`, the keys torch uses) and the step
-    /// count to a safetensors file, atomically.
-    public func save(to url: URL) throws {
+    /// The moments (`exp_avg.NAME`, `exp_avg_sq.NAME`, the keys torch uses) and the step count
+    /// as a safetensors file's bytes.
+    public func encoded() -> Data {
         var tensors: [(String, Tensor)] = []
         for (index, name) in names.enumerated() {
             tensors.append(("exp_avg.\(name)", firstMoments[index]))
             tensors.append(("exp_avg_sq.\(name)", secondMoments[index]))
         }
-        try Safetensors.write(tensors, metadata: ["step": String(step), "format": "arpo-adamw"], to: url)
+        return Safetensors.encode(tensors, metadata: ["step": String(step), "format": "arpo-adamw"])
+    }
+
+    /// Writes `encoded()` to a safetensors file, atomically.
+    public func save(to url: URL) throws {
+        try encoded().write(to: url, options: .atomic)
     }
 
     /// Restores moments and step from `save(to:)`'s file; throws naming the file and tensor when
-    /// it does not match these parameters.
+    /// it does not match these parameters, or when a moment holds NaN or infinite values.
     public func load(from url: URL) throws {
         let contents: Safetensors.Contents
-        do { contents = try Safetensors.read(url) } catch let error as SafetensorsError { throw PolicyError(error.description) }
+        do {
+            contents = try Safetensors.read(url)
+            try contents.requireFinite(path: url.path)
+        } catch let error as SafetensorsError { throw PolicyError(error.description) }
         guard let stepText = contents.metadata["step"], let savedStep = Int(stepText), savedStep >= 0 else {
             throw PolicyError("\(url.path): optimizer state has no valid step count")
         }
