@@ -13,7 +13,7 @@ import Foundation
 ///       "family_difficulty": {"compose": 3},
 ///       "faults": {"failure_probability": 0.05, "degraded_probability": 0.05, "draws": "shared"},
 ///       "limits": {"max_tool_calls": 8, "max_observation_characters": 200},
-///       "search": {"top_k": 2},
+///       "search": {"top_k": 2, "order": "relevance"},
 ///       "reward": {"bad_format_reward": -1, "multi_tool_bonus": 0.1, "answer_scoring": "exact",
 ///                  "numeric_tolerance": 1e-9, "tool_efficiency": false, "tool_efficiency_c": 10,
 ///                  "tool_efficiency_form": "group-free", "error_penalties": {}}
@@ -252,25 +252,41 @@ public struct LimitConfig: Codable, Equatable, Sendable {
     }
 }
 
+/// The order in which `search` returns its facts.
+public enum SearchOrder: String, Codable, CaseIterable, Sendable {
+    /// Best match first, as BM25 ranks them (the default).
+    case relevance
+    /// The same `top_k` facts in a random order drawn per call from the episode's seed, so the
+    /// matching fact is not always first. A policy must then find the fact about the entity it
+    /// asked for, which is also what tells it that an unanswerable question's entity is absent.
+    case shuffled
+}
+
 /// The `search` tool.
 public struct SearchConfig: Codable, Equatable, Sendable {
-    /// How many facts a search returns at most, best first. Key `top_k`, default 2.
+    /// How many facts a search returns at most. Key `top_k`, default 2.
     public var topK: Int
+    /// Whether they come best first or shuffled. Key `order`, default `relevance`.
+    public var order: SearchOrder
 
     /// Search settings.
-    public init(topK: Int = 2) {
+    public init(topK: Int = 2, order: SearchOrder = .relevance) {
         self.topK = topK
+        self.order = order
     }
 
     /// The JSON keys.
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case topK = "top_k"
+        case order
     }
 
     /// Decodes, using the default for every missing key.
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        topK = try container.decodeIfPresent(Int.self, forKey: .topK) ?? SearchConfig().topK
+        let defaults = SearchConfig()
+        topK = try container.decodeIfPresent(Int.self, forKey: .topK) ?? defaults.topK
+        order = try container.decodeIfPresent(SearchOrder.self, forKey: .order) ?? defaults.order
     }
 
     /// Checks every value.

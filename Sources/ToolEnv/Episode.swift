@@ -210,7 +210,7 @@ public final class Episode {
         var streamRoot = StableHash.combine(streamSeed, Stream.faults.rawValue)
         if faultStream != 0 { streamRoot = StableHash.combine(streamRoot, faultStream) }
         var faultGenerator = SeededGenerator(seed: StableHash.combine(streamRoot, StableHash.combine(UInt64(attempt), StableHash.of(text))))
-        let executor = ToolExecutor(world: world, topK: config.search.topK)
+        let executor = ToolExecutor(world: world, topK: config.search.topK, order: config.search.order)
         let draw = faultGenerator.unitInterval()
         let fault: ToolFault?
         let observation: String
@@ -222,7 +222,7 @@ public final class Episode {
             observation = executor.degradedResult(for: call, generator: &faultGenerator)
         } else {
             fault = nil
-            observation = executor.execute(call)
+            observation = executor.execute(call, generator: &faultGenerator)
         }
         return ToolResponse(
             observation: observation, wasExecuted: true, call: call, tool: call.tool, error: nil, fault: fault,

@@ -3,9 +3,11 @@
 struct ToolExecutor {
     let world: World
     let topK: Int
+    let order: SearchOrder
 
-    /// The observation for a call that passed the action evaluator.
-    func execute(_ call: ToolCall) -> String {
+    /// The observation for a call that passed the action evaluator. `generator` orders the
+    /// facts of a search under `SearchOrder.shuffled`; nothing else draws from it.
+    func execute(_ call: ToolCall, generator: inout SeededGenerator) -> String {
         switch call {
         case let .calc(expression):
             do {
@@ -15,8 +17,9 @@ struct ToolExecutor {
                 preconditionFailure("calc arguments were validated: \(error)")
             }
         case let .search(query):
-            let hits = world.searchIndex.search(query, limit: topK)
+            var hits = world.searchIndex.search(query, limit: topK)
             if hits.isEmpty { return ToolExecutor.noResults }
+            if order == .shuffled { hits = generator.shuffled(hits) }
             return hits.map { world.searchIndex.documents[$0] }.joined(separator: " ")
         case let .lookup(entity, attributePhrase):
             guard let attribute = Attribute(phrase: attributePhrase),

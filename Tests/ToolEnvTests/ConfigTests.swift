@@ -25,6 +25,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.faults, FaultConfig(failureProbability: 0.05, degradedProbability: 0.05))
         XCTAssertEqual(config.limits, LimitConfig(maxToolCalls: 8, maxObservationCharacters: 200))
         XCTAssertEqual(config.search.topK, 2)
+        XCTAssertEqual(config.search.order, .relevance)
         XCTAssertEqual(config.reward.badFormatReward, -1)
         XCTAssertEqual(config.reward.multiToolBonus, 0.1)
         XCTAssertEqual(config.reward.answerScoring, .exact)
@@ -54,7 +55,7 @@ final class ConfigTests: XCTestCase {
         let config = EnvironmentConfig(
             taskMix: [.arithmetic: 2], difficulty: 3, familyDifficulty: [.compose: 1],
             faults: FaultConfig(failureProbability: 0.1, degradedProbability: 0.2),
-            limits: LimitConfig(maxToolCalls: 5, maxObservationCharacters: 120), search: SearchConfig(topK: 3),
+            limits: LimitConfig(maxToolCalls: 5, maxObservationCharacters: 120), search: SearchConfig(topK: 3, order: .shuffled),
             reward: RewardConfig(badFormatReward: -2, multiToolBonus: 0.2, answerScoring: .f1, numericTolerance: 1e-3,
                                  toolEfficiency: true, toolEfficiencyC: 4, errorPenalties: [.wrongAnswer: 0.5])
         )
@@ -69,7 +70,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(EnvironmentConfig.CodingKeys.allCases.map(\.rawValue), ["task_mix", "difficulty", "family_difficulty", "faults", "limits", "search", "reward"])
         XCTAssertEqual(FaultConfig.CodingKeys.allCases.map(\.rawValue), ["failure_probability", "degraded_probability", "draws"])
         XCTAssertEqual(LimitConfig.CodingKeys.allCases.map(\.rawValue), ["max_tool_calls", "max_observation_characters"])
-        XCTAssertEqual(SearchConfig.CodingKeys.allCases.map(\.rawValue), ["top_k"])
+        XCTAssertEqual(SearchConfig.CodingKeys.allCases.map(\.rawValue), ["top_k", "order"])
         XCTAssertEqual(RewardConfig.CodingKeys.allCases.map(\.rawValue), [
             "bad_format_reward", "multi_tool_bonus", "answer_scoring", "numeric_tolerance",
             "tool_efficiency", "tool_efficiency_c", "tool_efficiency_form", "error_penalties",

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import ToolEnv
 
@@ -38,6 +39,29 @@ final class SearchAndLookupTests: XCTestCase {
         let wideEpisode = Episode(family: .singleHop, split: .train, seed: 11, config: wide)
         let wideResponse = observe("search(\(fact.attribute.phrase) of \(fact.subject))", in: wideEpisode)
         XCTAssertEqual(wideResponse.observation.filter { $0 == "." }.count, 4)
+    }
+
+    func testShuffledOrderReturnsTheSameFactsInAnOrderThatDoesNotRevealTheMatch() throws {
+        let shuffled = EnvironmentConfig(faults: .none, search: SearchConfig(topK: 2, order: .shuffled))
+        XCTAssertEqual(try JSONDecoder().decode(SearchConfig.self, from: Data(#"{"order": "shuffled"}"#.utf8)).order, .shuffled)
+        var matchFirst = 0
+        let episodes = 400
+        for seed in UInt64(0)..<UInt64(episodes) {
+            let ranked = Episode(family: .singleHop, split: .train, seed: seed, config: noFaults)
+            let fact = ranked.world.facts[Int(seed) % ranked.world.facts.count]
+            let call = "search(\(fact.attribute.phrase) of \(fact.subject))"
+            let best = observe(call, in: ranked).observation
+            let episode = Episode(family: .singleHop, split: .train, seed: seed, config: shuffled)
+            let observation = observe(call, in: episode).observation
+            let sentences = { (text: String) in text.split(separator: ".").map { $0.trimmingCharacters(in: .whitespaces) }.sorted() }
+            XCTAssertEqual(sentences(observation), sentences(best), "seed \(seed): the same top_k facts")
+            if observation.hasPrefix(fact.text) { matchFirst += 1 }
+            // The order is drawn from the episode's seed: the same episode, the same order.
+            let again = Episode(family: .singleHop, split: .train, seed: seed, config: shuffled)
+            XCTAssertEqual(observe(call, in: again).observation, observation)
+        }
+        // With two facts the match comes first with probability 1/2: 200 of 400, sd 10.
+        XCTAssertEqual(Double(matchFirst), Double(episodes) / 2, accuracy: 40)
     }
 
     func testSearchIsCaseInsensitiveAndIgnoresStopWords() {
