@@ -17,6 +17,9 @@ public enum SeedStream: CaseIterable, Sendable {
     /// The generator of an SFT step's membership drills; index: the step. Their episode seeds
     /// are its draws tagged with bit 44.
     case membershipDrills
+    /// The generator of an SFT step's fact-recall drills; index: the step. Their episode seeds
+    /// are its draws tagged with bit 45.
+    case recallDrills
     /// The generator of an SFT step's fresh demonstrations (`sft.fresh_demonstrations`); index:
     /// the step. Their episode seeds are its draws tagged with bit 41.
     case freshDemonstrations
@@ -42,6 +45,7 @@ public enum SeedStream: CaseIterable, Sendable {
         case .demonstrationShuffle: return (0x5F7, 1, 0x9E37_79B9)
         case .documents: return (0xD0C5, 1, 0x9E37_79B9_7F4A_7C15)
         case .membershipDrills: return (0x3E3B, 1, 0x9E37_79B9_7F4A_7C15)
+        case .recallDrills: return (0x2EC4, 1, 0x9E37_79B9_7F4A_7C15)
         case .freshDemonstrations: return (0xF2E5, 1, 0x9E37_79B9_7F4A_7C15)
         case .prompts: return (0, 7_919, 1)
         case .rollout: return (0, 31, 1)

@@ -68,8 +68,17 @@ public struct Demonstration: Equatable, Sendable {
 /// It answers with the gold answer (`unknown` for unanswerable tasks) followed by `<|end|>`.
 /// Thinking phrases are picked from several templates by the episode's seed.
 ///
+/// After each search it writes down the fact it asked for, as the knowledge base words it:
+/// "The leader of Zikstu is Fekfanres.", or "The leader of Zikstu is unknown." when the search
+/// found no fact about that entity (the last search of an unanswerable task). Its answer then
+/// copies the value from that sentence. The sentence puts the whole lookup at one point: after
+/// "…of Zikstu is", the next token is the one that follows "Zikstu is" in the observation,
+/// which an induction head copies, and when no such sentence is there the policy must write
+/// `unknown`. Without it, a policy can answer single_hop by copying the first fact's value,
+/// and has nothing that tells an answerable question from an unanswerable one.
+///
 /// Everything it writes is short: a byte-level policy pays one token per character. Fault-free
-/// demonstrations stay under 300 policy tokens.
+/// demonstrations stay under 400 policy tokens.
 public struct ExpertSolver: Sendable {
     /// A solver.
     public init() {}
@@ -80,7 +89,6 @@ public struct ExpertSolver: Sendable {
     static let composePhrases = ["Now compute.", "Now calculate it.", "Compute it.", ""]
     static let retryPhrases = ["That failed, retry.", "No result, try again.", "Retrying.", "The tool failed. Again."]
     static let answerPhrases = ["", "So:", "Done."]
-    static let unknownPhrases = ["It is not in the knowledge base.", "No fact gives this.", "Not found."]
 
     /// Solves `episode`, which must be fresh, and finishes it.
     ///
@@ -115,17 +123,27 @@ public struct ExpertSolver: Sendable {
                 if ExpertSolver.succeeded(response, step) { break }
                 pending += phrase(ExpertSolver.retryPhrases)
             }
+            if step.tool != .calc {
+                pending += ExpertSolver.foundFact(step) + " "
+            }
         }
 
-        if episode.task.answerKind == .unanswerable {
-            pending += phrase(ExpertSolver.unknownPhrases)
-        } else {
+        if episode.task.plan.last?.tool == .calc || episode.task.plan.isEmpty {
             pending += phrase(ExpertSolver.answerPhrases)
+        } else {
+            // The answer follows the sentence that states it.
+            pending.removeLast()
         }
         pending += ProtocolTag.answerOpen.rawValue + episode.task.goldAnswer + ProtocolTag.answerClose.rawValue + ProtocolTag.end.rawValue
         segments.append(Segment(role: .policy, text: pending))
         let reward = episode.finish(policyText: Demonstration.transcript(of: segments), endReason: .answered)
         return Demonstration(segments: segments, endReason: .answered, reward: reward)
+    }
+
+    /// The sentence written after a search or lookup: the fact it found, in the knowledge
+    /// base's words, or the same sentence ending in `unknown` when nothing was expected.
+    static func foundFact(_ step: PlanStep) -> String {
+        "The \(step.topic) is \(step.expected ?? TaskGenerator.unknownAnswer)."
     }
 
     /// A step succeeded when nothing failed and the observation holds the expected value

@@ -24,3 +24,39 @@ extension Episode {
         world.allNames + world.facts.filter { $0.attribute.value == .number }.map(\.value)
     }
 }
+
+/// One question of a fact-recall drill: the start of a fact's sentence, and how it ends.
+public struct RecallQuestion: Equatable, Sendable {
+    /// "The leader of Zikstu is".
+    public let prompt: String
+    /// " Fekfanres." when the listed facts hold it, " unknown." when they do not.
+    public let answer: String
+}
+
+extension Episode {
+    /// A fact-recall drill from the episode's knowledge base: `listed` of its facts in a random
+    /// order, and `questions` sentences to complete from them, in the words the expert uses
+    /// after a search (`ExpertSolver.foundFact`). Two in three ask about a listed fact and end
+    /// with its value; the rest ask about an unlisted fact, preferably one whose attribute a
+    /// listed fact shares (as an unanswerable question's search results do), and end with
+    /// `unknown`. `drawSeed` picks the facts and their order.
+    ///
+    /// Completing "The leader of Zikstu is" means finding "Zikstu is" in the list and copying
+    /// what follows, or noticing that it is not there: the lookup an answer and an unanswerable
+    /// question both need, many times per drill instead of once per demonstration.
+    public func factRecallDrill(listed: Int, questions: Int, drawSeed: UInt64) -> (facts: String, questions: [RecallQuestion]) {
+        var generator = SeededGenerator(seed: drawSeed)
+        let facts = generator.shuffled(world.facts)
+        let shown = Array(facts.prefix(min(listed, facts.count - 1)))
+        let hidden = facts.dropFirst(shown.count)
+        let shownAttributes = Set(shown.map(\.attribute))
+        let absentPool = hidden.filter { shownAttributes.contains($0.attribute) }
+        var asked: [RecallQuestion] = []
+        for index in 0..<questions {
+            let isListed = index % 3 != 2
+            let fact = isListed ? generator.element(of: shown) : generator.element(of: absentPool.isEmpty ? Array(hidden) : absentPool)
+            asked.append(RecallQuestion(prompt: "The \(fact.attribute.phrase) of \(fact.subject) is", answer: " \(isListed ? fact.value : TaskGenerator.unknownAnswer)."))
+        }
+        return (shown.map(\.text).joined(separator: " "), generator.shuffled(asked))
+    }
+}

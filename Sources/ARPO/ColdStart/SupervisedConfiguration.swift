@@ -42,6 +42,14 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     public var membershipDrillFraction = 0.0
     /// Membership drills per batch: `membership_drill_fraction` of `batch_size`, rounded.
     public var membershipDrillsPerBatch: Int { Int((membershipDrillFraction * Double(batchSize)).rounded()) }
+    /// Fraction of each batch given to fact-recall drills (`SupervisedTrainer.recallDrill`): a
+    /// world's facts, then sentences "The ATTRIBUTE of ENTITY is" to complete with the listed
+    /// value or `unknown`, the lookup behind every search answer and every unanswerable one.
+    public var recallDrillFraction = 0.0
+    /// Fact-recall drills per batch: `recall_drill_fraction` of `batch_size`, rounded.
+    public var recallDrillsPerBatch: Int { Int((recallDrillFraction * Double(batchSize)).rounded()) }
+    /// Rows per batch that are documents or drills rather than demonstrations.
+    public var nonDemonstrationsPerBatch: Int { documentsPerBatch + drillsPerBatch + membershipDrillsPerBatch + recallDrillsPerBatch }
     /// Pack each step's examples several to a row (first-fit, longest first, rows of at most
     /// `packingLength` tokens) instead of one per row padded to the longest. Each example is
     /// computed as if it were alone (its own positions, attention within itself), so the
@@ -65,6 +73,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         case documentFraction = "document_fraction"
         case copyDrillFraction = "copy_drill_fraction"
         case membershipDrillFraction = "membership_drill_fraction"
+        case recallDrillFraction = "recall_drill_fraction"
         case packing
         case packingLength = "packing_length"
         case initFrom = "init_from"
@@ -89,6 +98,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         documentFraction = try c.decodeIfPresent(Double.self, forKey: .documentFraction) ?? d.documentFraction
         copyDrillFraction = try c.decodeIfPresent(Double.self, forKey: .copyDrillFraction) ?? d.copyDrillFraction
         membershipDrillFraction = try c.decodeIfPresent(Double.self, forKey: .membershipDrillFraction) ?? d.membershipDrillFraction
+        recallDrillFraction = try c.decodeIfPresent(Double.self, forKey: .recallDrillFraction) ?? d.recallDrillFraction
         packing = try c.decodeIfPresent(Bool.self, forKey: .packing) ?? d.packing
         packingLength = try c.decodeIfPresent(Int.self, forKey: .packingLength)
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
@@ -111,6 +121,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try c.encode(documentFraction, forKey: .documentFraction)
         try c.encode(copyDrillFraction, forKey: .copyDrillFraction)
         try c.encode(membershipDrillFraction, forKey: .membershipDrillFraction)
+        try c.encode(recallDrillFraction, forKey: .recallDrillFraction)
         try c.encode(packing, forKey: .packing)
         try c.encode(packingLength, forKey: .packingLength)
         try c.encode(weightDecay, forKey: .weightDecay)
@@ -128,8 +139,9 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try requireSetting(documentFraction >= 0 && documentFraction < 1, path, CodingKeys.documentFraction, "in [0, 1)", documentFraction)
         try requireSetting(copyDrillFraction >= 0 && copyDrillFraction < 1, path, CodingKeys.copyDrillFraction, "in [0, 1)", copyDrillFraction)
         try requireSetting(membershipDrillFraction >= 0 && membershipDrillFraction < 1, path, CodingKeys.membershipDrillFraction, "in [0, 1)", membershipDrillFraction)
-        try requireSetting(documentsPerBatch + drillsPerBatch + membershipDrillsPerBatch < batchSize, path, CodingKeys.copyDrillFraction,
-                           "such that documents and drills leave at least one demonstration per batch (document_fraction + copy_drill_fraction + membership_drill_fraction < 1 after rounding to rows of batch_size)", copyDrillFraction)
+        try requireSetting(recallDrillFraction >= 0 && recallDrillFraction < 1, path, CodingKeys.recallDrillFraction, "in [0, 1)", recallDrillFraction)
+        try requireSetting(nonDemonstrationsPerBatch < batchSize, path, CodingKeys.copyDrillFraction,
+                           "such that documents and drills leave at least one demonstration per batch (document_fraction + copy_drill_fraction + membership_drill_fraction + recall_drill_fraction < 1 after rounding to rows of batch_size)", copyDrillFraction)
         try requireSetting(packingLength.map { $0 >= 1 && $0 <= 1_000_000 } ?? true, path, CodingKeys.packingLength, "in 1...1000000 or null", packingLength.map(String.init) ?? "null")
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)

@@ -109,7 +109,7 @@ public final class SupervisedTrainer {
     public func batch(step: Int) -> [Example] {
         let documentsPerBatch = configuration.documentsPerBatch, drillsPerBatch = configuration.drillsPerBatch
         let membershipDrillsPerBatch = configuration.membershipDrillsPerBatch
-        let demonstrationCount = configuration.batchSize - documentsPerBatch - drillsPerBatch - membershipDrillsPerBatch
+        let demonstrationCount = configuration.batchSize - configuration.nonDemonstrationsPerBatch
         var documentGenerator = RandomGenerator(seed: Seed.derive(seed, .documents, step))
         var documents = (0..<documentsPerBatch).map { _ in
             // Bit 42 keeps these seeds apart from the demonstrations' and the RL prompts'.
@@ -125,6 +125,13 @@ public final class SupervisedTrainer {
             for _ in 0..<membershipDrillsPerBatch {
                 // Bit 44: apart from every other stream of episodes.
                 documents.append(SupervisedTrainer.membershipDrill(episodeSeed: (1 << 44) | (membershipGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions))
+            }
+        }
+        if configuration.recallDrillsPerBatch > 0 {
+            var recallGenerator = RandomGenerator(seed: Seed.derive(seed, .recallDrills, step))
+            for _ in 0..<configuration.recallDrillsPerBatch {
+                // Bit 45: apart from every other stream of episodes.
+                documents.append(SupervisedTrainer.recallDrill(episodeSeed: (1 << 45) | (recallGenerator.next() >> 24), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions))
             }
         }
         guard configuration.freshDemonstrations else { return batchIndices(step: step).prefix(demonstrationCount).map { examples[$0] } + documents }
@@ -286,7 +293,7 @@ public final class SupervisedTrainer {
         let logProbabilities = model.tokenStatistics(batch).logProbabilities
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
         var policyLoss = loss.item
-        if contextWeight > 0 || configuration.documentsPerBatch > 0 || configuration.drillsPerBatch > 0 || configuration.membershipDrillsPerBatch > 0 {
+        if contextWeight > 0 || configuration.documentsPerBatch > 0 || configuration.drillsPerBatch > 0 || configuration.membershipDrillsPerBatch > 0 || configuration.recallDrillsPerBatch > 0 {
             let values = logProbabilities.doubles
             var total = 0.0, count = 0
             for (example, placement) in zip(examples, placements) where !example.isDocument {
