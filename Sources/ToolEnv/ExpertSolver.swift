@@ -74,8 +74,9 @@ public struct Demonstration: Equatable, Sendable {
 /// copies the value from that sentence. The sentence puts the whole lookup at one point: after
 /// "…of Zikstu is", the next token is the one that follows "Zikstu is" in the observation,
 /// which an induction head copies, and when no such sentence is there the policy must write
-/// `unknown`. Without it, a policy can answer single_hop by copying the first fact's value,
-/// and has nothing that tells an answerable question from an unanswerable one.
+/// `unknown`. (With `search.order: relevance` the asked fact is always first when it exists,
+/// so a policy can also get answerable questions right by taking the first fact's value, and
+/// then answers unanswerable ones with it too.)
 ///
 /// Everything it writes is short: a byte-level policy pays one token per character. Fault-free
 /// demonstrations stay under 400 policy tokens.
