@@ -85,6 +85,12 @@ public struct DurableWriter {
         guard close(descriptor) == 0 else { throw FileWriteError("close", path, code: errno) }
     }
 
+    /// Fsyncs an open file (an append-only log), so what was written to it so far is durable.
+    public func synchronize(_ handle: FileHandle, path: URL) throws {
+        guard fsync(handle.fileDescriptor) == 0 else { throw FileWriteError("fsync", path.path, code: errno) }
+        observer?(.fileSynchronized(path.path))
+    }
+
     /// Fsyncs a directory, so the entries created, renamed or removed in it so far are durable.
     public func synchronizeDirectory(_ url: URL) throws {
         let descriptor = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -227,6 +227,11 @@ final class JSONLinesLog {
         }
     }
 
+    /// Fsyncs what was appended so far.
+    func synchronize(with writer: DurableWriter) throws {
+        try writer.synchronize(handle, path: url)
+    }
+
     /// Keeps only the records of global steps up to `step`: on resume, the records written after
     /// the checkpoint the run resumes from are dropped (so are lines without a step, or not JSON).
     static func truncate(_ url: URL, throughStep step: Int) throws {

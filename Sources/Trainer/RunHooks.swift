@@ -11,14 +11,14 @@ public struct RunHooks {
     /// Behave as if SIGINT arrived once this many global steps are done: a checkpoint, then exit
     /// status 130. `arpo-train` sets it from `ARPO_STOP_AFTER_STEPS` (docs/configuration.md).
     public var stopAfterGlobalStep: Int?
-    /// Which file writes fail: given a file of the run about to be written, an `errno` to fail
-    /// with (`ENOSPC`, `EACCES`), as `DurableWriter.fault`.
-    public var writeFault: ((URL) -> Int32?)?
+    /// The writer of every file of the run: tests make writes fail through its `fault` (a full
+    /// disk, a permission) and watch the order of fsyncs and renames through its `observer`.
+    public var writer: DurableWriter
 
-    public init(nonfiniteGradient: ((RunState.Phase, Int) -> Bool)? = nil, stopAfterGlobalStep: Int? = nil, writeFault: ((URL) -> Int32?)? = nil) {
+    public init(nonfiniteGradient: ((RunState.Phase, Int) -> Bool)? = nil, stopAfterGlobalStep: Int? = nil, writer: DurableWriter = DurableWriter()) {
         self.nonfiniteGradient = nonfiniteGradient
         self.stopAfterGlobalStep = stopAfterGlobalStep
-        self.writeFault = writeFault
+        self.writer = writer
     }
 
     /// The cold start's or the learner's hooks for step `step` (counted from 1) of `phase`.

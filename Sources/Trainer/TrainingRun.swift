@@ -31,7 +31,7 @@ public final class TrainingRun {
 
     public init(configuration: TrainingConfiguration, output: URL, console: Console, hooks: RunHooks = RunHooks()) {
         self.configuration = configuration
-        directory = RunDirectory(output, writer: DurableWriter(fault: hooks.writeFault))
+        directory = RunDirectory(output, writer: hooks.writer)
         self.console = console
         self.hooks = hooks
     }
@@ -191,12 +191,15 @@ public final class TrainingRun {
 
     // MARK: Between steps
 
-    /// Saves a checkpoint. A failed write (a full disk, a permission) stops the run, naming the
-    /// path and the error; the previous checkpoint and `latest` are left as they were.
+    /// Saves a checkpoint, after fsyncing the logs so that their records up to it are on disk
+    /// with it. A failed write (a full disk, a permission) stops the run, naming the path and the
+    /// error; the previous checkpoint and `latest` are left as they were.
     func checkpoint(_ session: Session) throws {
         session.state.elapsedSeconds = session.elapsed()
         let name = RunDirectory.checkpointName(globalStep(session.state))
         do {
+            try session.metrics.synchronize(with: directory.writer)
+            try session.evaluations.synchronize(with: directory.writer)
             try directory.saveCheckpoint(
                 model: session.model, tokenizer: codec.tokenizer, optimizer: session.optimizer, state: session.state,
                 globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)

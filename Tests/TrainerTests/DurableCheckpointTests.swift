@@ -184,16 +184,29 @@ final class DurableCheckpointTests: XCTestCase {
     func testAFailedCheckpointWriteLeavesThePreviousCheckpointAndLatestIntact() throws {
         let root = try temporaryDirectory(self)
         let straight = root.appendingPathComponent("straight")
-        XCTAssertEqual(try TrainingRun(configuration: tinyRun(straight), output: straight, console: Console(quiet: true)).run(resume: false, stop: StopSignal()), .completed)
+        let journal = Journal()
+        let observed = RunHooks(writer: DurableWriter(observer: { journal.events.append($0) }))
+        XCTAssertEqual(try TrainingRun(configuration: tinyRun(straight), output: straight, console: Console(quiet: true), hooks: observed).run(resume: false, stop: StopSignal()), .completed)
         let expected = withoutTimings(try jsonLines(straight.appendingPathComponent("metrics.jsonl")))
+        // The logs are fsynced before each checkpoint, so their records up to it are on disk with it.
+        let checkpointRenames = journal.events.indices.filter {
+            if case .renamed(_, let to) = journal.events[$0] { return to.contains("/checkpoints/step-") }
+            return false
+        }
+        XCTAssertEqual(checkpointRenames.count, 4, "checkpoints at global steps 2, 4, 6 and 7")
+        for (previous, rename) in zip([-1] + checkpointRenames, checkpointRenames) {
+            for log in ["metrics.jsonl", "eval.jsonl"] {
+                XCTAssertTrue(journal.events[(previous + 1)..<rename].contains(.fileSynchronized(straight.appendingPathComponent(log).path)), "\(log) before \(journal.events[rename])")
+            }
+        }
 
         // Checkpoints land at global steps 2 (SFT), 4 (after SFT) and 6 (RL step 2).
         for (failing, code, reason) in [("optimizer.safetensors", ENOSPC, "No space left on device"), (".latest.partial-", EACCES, "Permission denied")] {
             let output = root.appendingPathComponent("failing-\(code)")
-            let hooks = RunHooks(writeFault: { url in
+            let hooks = RunHooks(writer: DurableWriter(fault: { url in
                 let inStep6 = url.path.contains(".step-000006.partial-") || (failing.hasPrefix(".latest") && FileManager.default.fileExists(atPath: output.path + "/checkpoints/step-000006"))
                 return inStep6 && url.lastPathComponent.hasPrefix(failing) ? code : nil
-            })
+            }))
             let run = TrainingRun(configuration: try tinyRun(output), output: output, console: Console(quiet: true), hooks: hooks)
             XCTAssertThrowsError(try run.run(resume: false, stop: StopSignal())) { error in
                 let message = "\(error)"
@@ -213,6 +226,56 @@ final class DurableCheckpointTests: XCTestCase {
             XCTAssertEqual(withoutTimings(try jsonLines(output.appendingPathComponent("metrics.jsonl"))), expected, "resumed after a failed write (\(reason))")
             XCTAssertEqual(try directory.latestCheckpoint()?.lastPathComponent, "step-000007")
         }
+    }
+
+    /// A real full disk, through the binary: a small tmpfs, mounted when the tests run as root
+    /// with the right to mount (skipped elsewhere), filled until a checkpoint no longer fits.
+    /// The run exits 2 naming the path and "No space left on device"; `latest` and its
+    /// checkpoint are intact; once space is freed, `--resume` gives the uninterrupted metrics.
+    func testAFullDiskStopsTheRunWithExit2AndResumeContinues() throws {
+        let root = try temporaryDirectory(self)
+        let disk = root.appendingPathComponent("disk")
+        try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
+        let env = URL(fileURLWithPath: "/usr/bin/env")
+        let mount = try runProcess(env, ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk.path])
+        guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.error)") }
+        addTeardownBlock { _ = try? runProcess(env, ["umount", disk.path]) }
+
+        let straight = root.appendingPathComponent("straight"), output = disk.appendingPathComponent("run")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(tinyConfig(output: straight).utf8).write(to: configURL)
+        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"]).status, 0)
+        let expected = withoutTimings(try jsonLines(straight.appendingPathComponent("metrics.jsonl")))
+        try Data(tinyConfig(output: output).utf8).write(to: configURL)
+        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"], environment: ["ARPO_STOP_AFTER_STEPS": "5"]).status, 130)
+
+        // Fill the disk, then free a third of a checkpoint: room for the logs, not a checkpoint.
+        let checkpoint = output.appendingPathComponent("checkpoints/step-000005")
+        let checkpointBytes = try CheckpointManifest.regularFiles(in: checkpoint).reduce(0) {
+            $0 + ((try FileManager.default.attributesOfItem(atPath: checkpoint.appendingPathComponent($1).path)[.size] as? NSNumber)?.intValue ?? 0)
+        }
+        let filler = disk.appendingPathComponent("filler")
+        FileManager.default.createFile(atPath: filler.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: filler)
+        let chunk = Data(count: 16_384)
+        var filled = 0
+        while (try? handle.write(contentsOf: chunk)) != nil { filled += chunk.count }
+        try handle.truncate(atOffset: UInt64(max(filled - checkpointBytes / 3, 0)))
+        try handle.close()
+
+        let full = try runArpoTrain(["--config", configURL.path, "--resume", "--quiet"])
+        XCTAssertEqual(full.status, 2, full.error)
+        XCTAssertTrue(full.error.contains("checkpoint step-000006 not saved: cannot write \(output.path)/checkpoints/.step-000006.partial-"), full.error)
+        XCTAssertTrue(full.error.contains("No space left on device"), full.error)
+        XCTAssertTrue(full.error.contains("checkpoints/latest still names step-000005, which is intact"), full.error)
+        XCTAssertEqual(try RunDirectory(output).latestCheckpoint()?.lastPathComponent, "step-000005")
+        XCTAssertNoThrow(try CheckpointManifest.verify(checkpoint))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: output.appendingPathComponent("checkpoints").path).filter { $0.contains("partial") }, [])
+
+        try FileManager.default.removeItem(at: filler)
+        let resumed = try runArpoTrain(["--config", configURL.path, "--resume", "--quiet"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertEqual(withoutTimings(try jsonLines(output.appendingPathComponent("metrics.jsonl"))), expected)
     }
 
     /// `--resume` past a latest checkpoint that fails verification: it says which and why, and
