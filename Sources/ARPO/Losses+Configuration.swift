@@ -33,6 +33,7 @@ public enum KLEstimator: String, Codable, CaseIterable, Sendable {
 /// | `dual_clip` | `null` | c of dual-clip (for A < 0 the loss is capped at −c·A); `true` means c = 3 |
 /// | `kl_coefficient` | `0` | weight of the KL-to-reference term |
 /// | `kl_estimator` | `"k3"` | `"k1"` or `"k3"` (``KLEstimator``) |
+/// | `reference_kl_metric` | `false` | log `reference_kl` even when `kl_coefficient` is 0 (a reference forward pass per trajectory) |
 /// | `entropy_coefficient` | `0` | weight of the entropy bonus (subtracted from the loss) |
 /// | `aggregation` | `"token-mean"` | ``LossAggregation`` |
 /// | `sum_norm_length` | `null` | L of `seq-mean-token-sum-norm`; null: the response-token limit (`rl.max_response_tokens`) |
@@ -51,6 +52,9 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
     /// β of the KL-to-reference term (ARPO ran with 0).
     public var klCoefficient = 0.0
     public var klEstimator: KLEstimator = .k3
+    /// Whether to measure KL(π_θ ‖ π_ref) as a metric when `klCoefficient` is 0. The reference
+    /// policy's forward pass runs only when something needs it: the KL term, or this metric.
+    public var referenceKLMetric = false
     /// Weight of the entropy bonus −coef · H (usually 0: large values make entropy explode).
     public var entropyCoefficient = 0.0
     public var aggregation: LossAggregation = .tokenMean
@@ -72,6 +76,7 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         case dualClip = "dual_clip"
         case klCoefficient = "kl_coefficient"
         case klEstimator = "kl_estimator"
+        case referenceKLMetric = "reference_kl_metric"
         case entropyCoefficient = "entropy_coefficient"
         case sumNormLength = "sum_norm_length"
         case valueClip = "value_clip"
@@ -91,6 +96,7 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         }
         klCoefficient = try container.decodeIfPresent(Double.self, forKey: .klCoefficient) ?? defaults.klCoefficient
         klEstimator = try container.decodeChoiceIfPresent(KLEstimator.self, forKey: .klEstimator) ?? defaults.klEstimator
+        referenceKLMetric = try container.decodeIfPresent(Bool.self, forKey: .referenceKLMetric) ?? defaults.referenceKLMetric
         entropyCoefficient = try container.decodeIfPresent(Double.self, forKey: .entropyCoefficient) ?? defaults.entropyCoefficient
         aggregation = try container.decodeChoiceIfPresent(LossAggregation.self, forKey: .aggregation) ?? defaults.aggregation
         sumNormLength = try container.decodeIfPresent(Int.self, forKey: .sumNormLength) ?? defaults.sumNormLength
@@ -107,12 +113,16 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         if let dualClip { try container.encode(dualClip, forKey: .dualClip) } else { try container.encodeNil(forKey: .dualClip) }
         try container.encode(klCoefficient, forKey: .klCoefficient)
         try container.encode(klEstimator, forKey: .klEstimator)
+        try container.encode(referenceKLMetric, forKey: .referenceKLMetric)
         try container.encode(entropyCoefficient, forKey: .entropyCoefficient)
         try container.encode(aggregation, forKey: .aggregation)
         if let sumNormLength { try container.encode(sumNormLength, forKey: .sumNormLength) } else { try container.encodeNil(forKey: .sumNormLength) }
         try container.encode(valueClip, forKey: .valueClip)
         try container.encode(valueCoefficient, forKey: .valueCoefficient)
     }
+
+    /// Whether the loss or its metrics need the reference policy's log-probabilities.
+    public var needsReference: Bool { klCoefficient != 0 || referenceKLMetric }
 
     /// Checks every value's range; the error names the key and what is allowed, e.g.
     /// `clip_epsilon_low must be in (0, 1), got 1.5`.

@@ -63,6 +63,9 @@ public struct UpdateMetrics: Encodable, Sendable {
     /// hide. With one mini-batch that is every row of the batch. Nil without policy tokens.
     public var rolloutLogProbabilityDriftMean: Double?
     public var rolloutLogProbabilityDriftMax: Double?
+    /// Where the update's time went, and the tokens its trained passes covered (not written to
+    /// metrics.jsonl; `arpo-bench rl-step` reports it).
+    public var cost = UpdateCost()
 
     enum CodingKeys: String, CodingKey {
         case loss, entropy
@@ -105,12 +108,40 @@ public struct UpdateMetrics: Encodable, Sendable {
     }
 }
 
+/// Wall-clock seconds of one rollout batch's update by part, and the tokens of its trained
+/// forward passes.
+public struct UpdateCost: Equatable, Sendable {
+    /// The no-gradient passes before the optimizer steps: the reference policy's log-probs and,
+    /// for PPO, the values.
+    public var frozenSeconds = 0.0
+    /// The advantages (GAE or group attribution).
+    public var advantageSeconds = 0.0
+    /// The loss's forward and backward passes, over every optimizer step.
+    public var forwardBackwardSeconds = 0.0
+    /// Gradient clipping and the AdamW updates.
+    public var optimizerSeconds = 0.0
+    /// Tokens of the sequences the trained passes ran on (prompt and response, padding not
+    /// counted), over every epoch.
+    public var tokens = 0
+    /// Positions those passes computed, padding included (rows × the micro-batch's longest row).
+    public var paddedTokens = 0
+
+    public init() {}
+
+    /// The whole update.
+    public var seconds: Double { frozenSeconds + advantageSeconds + forwardBackwardSeconds + optimizerSeconds }
+}
+
+/// Seconds on a monotonic clock, from an arbitrary origin.
+func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
 /// Turns rollout batches into AdamW updates: advantages (GRPO/ARPO attribution or PPO's GAE),
 /// then `epochs` × `miniBatches` optimizer steps of the clipped surrogate with its KL, entropy
 /// and value terms, gradients accumulated over micro-batches with mini-batch-wide normalisers.
 public final class ReinforcementLearner {
     public let model: LlamaModel
-    /// The frozen reference policy for the KL term and metric.
+    /// The frozen reference policy for the KL term and metric; its forward pass runs only when
+    /// `loss.needsReference`.
     public let reference: LlamaModel
     public let optimizer: AdamW
     public let configuration: UpdateConfiguration
@@ -149,15 +180,18 @@ public final class ReinforcementLearner {
         TokenBatch(sequences: records.map { $0.promptTokens + $0.responseTokens }, padding: padding)
     }
 
-    /// Per record and response token, the reference policy's log-probs and (PPO) the values
-    /// before the update.
-    typealias FrozenStatistics = (reference: [[Double]], values: [[Double]]?)
+    /// Per record and response token, the reference policy's log-probs (nil when nothing needs
+    /// them) and (PPO) the values before the update.
+    typealias FrozenStatistics = (reference: [[Double]]?, values: [[Double]]?)
 
-    /// Rows of `records` in micro-batches, no gradients: the reference policy's log-probs and
-    /// (PPO) the current values, per response token.
+    /// Rows of `records` in micro-batches, no gradients: the reference policy's log-probs when
+    /// the KL term or the `reference_kl` metric needs them, and (PPO) the current values, per
+    /// response token. Neither needed, no forward pass runs.
     func frozenStatistics(_ records: [TrajectoryRecord]) -> FrozenStatistics {
+        let needsReference = configuration.loss.needsReference
         var referenceRows = [[Double]](repeating: [], count: records.count)
         var valueRows = [[Double]](repeating: [], count: records.count)
+        guard needsReference || algorithm == .proximal else { return (nil, nil) }
         let order = lengthOrdered(Array(records.indices), records)
         withoutGradients {
             for start in stride(from: 0, to: order.count, by: configuration.microBatchSize) {
@@ -165,10 +199,12 @@ public final class ReinforcementLearner {
                 let chunk = indices.map { records[$0] }
                 let length = chunk.map(\.responseTokens.count).max() ?? 0
                 let batch = tokenBatch(chunk)
-                let referenceStatistics = reference.tokenStatistics(batch, temperature: configuration.temperature)
-                let aligned = responseAligned(referenceStatistics.logProbabilities, records: chunk, length: length).doubles
-                for (row, (index, record)) in zip(indices, chunk).enumerated() {
-                    referenceRows[index] = Array(aligned[(row * length)..<(row * length + record.responseTokens.count)])
+                if needsReference {
+                    let referenceStatistics = reference.tokenStatistics(batch, temperature: configuration.temperature)
+                    let aligned = responseAligned(referenceStatistics.logProbabilities, records: chunk, length: length).doubles
+                    for (row, (index, record)) in zip(indices, chunk).enumerated() {
+                        referenceRows[index] = Array(aligned[(row * length)..<(row * length + record.responseTokens.count)])
+                    }
                 }
                 if algorithm == .proximal {
                     let values = model.forward(batch).values!
@@ -179,7 +215,7 @@ public final class ReinforcementLearner {
                 }
             }
         }
-        return (referenceRows, algorithm == .proximal ? valueRows : nil)
+        return (needsReference ? referenceRows : nil, algorithm == .proximal ? valueRows : nil)
     }
 
     /// `indices` longest sequence first (ties in index order), so that each micro-batch holds
@@ -199,8 +235,17 @@ public final class ReinforcementLearner {
         let records = batch.records
         var metrics = UpdateMetrics()
         guard !records.isEmpty else { return metrics }
+        var clock = monotonicSeconds()
+        /// Seconds since the last call (or the start).
+        func lap() -> Double {
+            let now = monotonicSeconds()
+            defer { clock = now }
+            return now - clock
+        }
         let frozen = frozenStatistics(records)
+        metrics.cost.frozenSeconds = lap()
         let advantages = estimateAdvantages(records, frozen: frozen, metrics: &metrics)
+        metrics.cost.advantageSeconds = lap()
         var generator = RandomGenerator(seed: seed)
         var lossTotals: PolicyLossMetrics?
         var gradientNorms: [Double] = []
@@ -212,18 +257,23 @@ public final class ReinforcementLearner {
             let miniBatchSize = (records.count + configuration.miniBatches - 1) / configuration.miniBatches
             for miniStart in stride(from: 0, to: order.count, by: miniBatchSize) {
                 let miniBatch = lengthOrdered(Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)]), records)
+                _ = lap()
                 let (stepMetrics, stepDrift) = accumulateGradients(
-                    miniBatch, records: records, advantages: advantages, frozen: frozen, measuringDrift: isFirstStep)
+                    miniBatch, records: records, advantages: advantages, frozen: frozen, measuringDrift: isFirstStep, cost: &metrics.cost)
+                metrics.cost.forwardBackwardSeconds += lap()
                 if isFirstStep { drift = stepDrift }
                 isFirstStep = false
                 hooks.afterBackward?(model)
+                _ = lap()
                 let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
                 guard let stepMetrics, stepMetrics.loss.isFinite, norm.isFinite else {
                     optimizer.zeroGradients()
+                    metrics.cost.optimizerSeconds += lap()
                     metrics.skippedUpdates += 1
                     continue
                 }
                 optimizer.update(learningRate: learningRate)
+                metrics.cost.optimizerSeconds += lap()
                 metrics.appliedUpdates += 1
                 gradientNorms.append(norm)
                 if lossTotals == nil { lossTotals = stepMetrics } else { lossTotals!.accumulate(stepMetrics) }
@@ -283,10 +333,11 @@ public final class ReinforcementLearner {
 
     /// Zeroes the gradients, then adds the mini-batch's loss gradient micro-batch by micro-batch
     /// (a non-finite micro-batch loss adds none). Returns the mini-batch's summed loss metrics,
-    /// and when `measuringDrift` the rollout's log-prob drift on its rows (else an empty one).
+    /// and when `measuringDrift` the rollout's log-prob drift on its rows (else an empty one);
+    /// adds the passes' tokens to `cost`.
     func accumulateGradients(
         _ miniBatch: [Int], records: [TrajectoryRecord], advantages: TokenAdvantages,
-        frozen: FrozenStatistics, measuringDrift: Bool
+        frozen: FrozenStatistics, measuringDrift: Bool, cost: inout UpdateCost
     ) -> (PolicyLossMetrics?, DriftAccumulator) {
         let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] }, responseLimit: configuration.maxResponseTokens)
         optimizer.zeroGradients()
@@ -294,6 +345,9 @@ public final class ReinforcementLearner {
         var drift = DriftAccumulator()
         for microStart in stride(from: 0, to: miniBatch.count, by: configuration.microBatchSize) {
             let rows = Array(miniBatch[microStart..<min(microStart + configuration.microBatchSize, miniBatch.count)])
+            let lengths = rows.map { records[$0].promptTokens.count + records[$0].responseTokens.count }
+            cost.tokens += lengths.reduce(0, +)
+            cost.paddedTokens += rows.count * (lengths.max() ?? 0)
             let lossBatch = policyLossBatch(rows, records: records, advantages: advantages, frozen: frozen)
             if measuringDrift {
                 drift.add(rows.map { records[$0] }, recomputed: lossBatch.logProbabilities.doubles, length: lossBatch.logProbabilities.shape[1])
@@ -320,7 +374,7 @@ public final class ReinforcementLearner {
             oldLogProbabilities: padded(chunk.map(\.oldLogProbabilities)),
             advantages: padded(rows.map { advantages.advantages[$0] }),
             trainMask: Tensor.paddedMask(rows.map { advantages.trainMask[$0] }, length: length, dtype: dtype),
-            referenceLogProbabilities: padded(rows.map { frozen.reference[$0] }),
+            referenceLogProbabilities: frozen.reference.map { reference in padded(rows.map { reference[$0] }) },
             // The entropy is logged either way; it joins the graph only with a bonus.
             entropies: needsEntropy
                 ? responseAligned(statistics.entropies, records: chunk, length: length)
