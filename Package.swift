@@ -84,6 +84,8 @@ let package = Package(
                 "Policy",
                 "ARPO",
                 "ToolEnv",
+                // rl-step reads a run config (configs/multiturn.json) as arpo-train does.
+                "Trainer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/arpo-bench",

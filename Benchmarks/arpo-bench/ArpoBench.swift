@@ -8,18 +8,23 @@ import Tensor
 struct ArpoBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arpo-bench",
-        abstract: "Measures the trainer's speed: sgemm, forward, train step, batched decoding and rollouts.",
+        abstract: "Measures the trainer's speed: sgemm, forward, train step, batched decoding, rollouts and the RL step.",
         discussion: """
             Every figure is the median of several timed repetitions after a warm-up, with min and \
             max beside it, and, for model throughputs, the model FLOP rate as a fraction of a raw \
             2048³ sgemm at the same thread count. Each benchmark runs in a child process of the \
             harness, so its peak resident size (VmHWM) is its own. The table shows each \
-            performance target with pass or miss; --json writes every figure. On CPUs with \
+            performance target with pass or miss; --json writes every figure. The "vs PyTorch" \
+            columns are PyTorch measured here, in the same run, by scripts/pytorch_bench.py under \
+            the Python that --pytorch-python or ARPO_PYTORCH_PYTHON names (one with torch: \
+            `python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch`); without \
+            one they stay empty. On CPUs with \
             AVX-512 the harness re-executes itself with OPENBLAS_CORETYPE=SkylakeX unless that \
             variable is already set.
             """,
         subcommands: [
             AllCommand.self, GemmCommand.self, ForwardCommand.self, TrainCommand.self, DecodeCommand.self, RolloutCommand.self,
+            RLStepCommand.self,
             RunCaseCommand.self,
         ],
         defaultSubcommand: AllCommand.self
@@ -60,6 +65,9 @@ struct CommonOptions: ParsableArguments {
 
     @Option(name: .customLong("float32-gemm"), help: "Kernel of float32 products at highest precision in the gemm (tensor path), forward and train figures: blocked (the AVX-512 kernel) or openblas; repeatable; default: blocked where AVX-512 runs.")
     var float32GEMM: [Float32GEMMKernel] = []
+
+    @Option(name: .long, help: "A Python with torch that measures PyTorch's train and decode figures in the same run (scripts/pytorch_bench.py), for the vs PyTorch columns; default: $ARPO_PYTORCH_PYTHON; without either the columns stay empty.")
+    var pytorchPython: String?
 
     @Flag(name: .long, help: .hidden)
     var inProcess = false

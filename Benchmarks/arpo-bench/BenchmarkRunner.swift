@@ -8,6 +8,7 @@ struct BenchmarkCase: Codable {
     enum Kind: String, Codable {
         case gemm, forward, train, decode, rollout
         case trainMemory = "train-memory"
+        case rlStep = "rl-step"
         case coldStart = "cold-start"
 
         /// Whether the case's figures come from the tensor API's float32 products, whose kernel
@@ -25,14 +26,19 @@ struct BenchmarkCase: Codable {
     var float32GEMM: Float32GEMMKernel? = nil
     /// gemm: explicit (M, N, K) shapes (nil: the size's own).
     var shapes: [[Int]]?
-    /// train-memory: steps to run.
+    /// train-memory: steps to run; rl-step: cold-start steps (nil: the default).
     var steps: Int?
-    /// rollout: the policy to load; cold-start: where to save it.
+    /// rollout and rl-step: the policy to load; cold-start: where to save it.
     var checkpoint: String?
+    /// rl-step: the run config whose model and RL settings it runs.
+    var trainingConfig: String?
     /// rollout: how the policy came about, for the report.
     var policyDescription: String?
 
     var title: String {
+        if kind == .rlStep, let trainingConfig {
+            return "\(kind.rawValue) · \(trainingConfig)\(size == .tiny ? " (tiny)" : "") · \(threads) thread\(threads == 1 ? "" : "s")"
+        }
         let precision = matmulPrecision.map { $0 == .highest ? "" : " · matmul \($0.rawValue)" } ?? ""
         let kernel = float32GEMM.map { " · \($0.rawValue) sgemm" } ?? ""
         return "\(kind.rawValue) · \(size.rawValue) · \(threads) thread\(threads == 1 ? "" : "s")\(precision)\(kernel)"
@@ -78,6 +84,10 @@ extension BenchmarkCase {
             return CaseOutput(results: try RolloutBenchmark.measure(
                 checkpoint: URL(fileURLWithPath: checkpoint), size: size, threads: threads, repetitions: repetitions,
                 policyDescription: policyDescription ?? checkpoint))
+        case .rlStep:
+            guard let trainingConfig else { throw BenchmarkError("rl-step case without a run config") }
+            return CaseOutput(results: try RLStepBenchmark.measure(
+                configPath: trainingConfig, size: size, threads: threads, repetitions: repetitions, checkpoint: checkpoint, coldStartSteps: steps))
         case .coldStart:
             guard let checkpoint else { throw BenchmarkError("cold-start case without an output directory") }
             let record = try RolloutBenchmark.coldStart(size, threads: threads, steps: steps ?? size.coldStart.steps, directory: URL(fileURLWithPath: checkpoint))
@@ -134,6 +144,10 @@ struct BenchmarkRunner {
         }
         let coldStartThreads = cases.filter { $0.kind == .rollout }.map(\.threads).max() ?? 1
 
+        let pytorch = PyTorchReference.from(options)
+        var pytorchRecord = pytorch.map { PyTorchRecord(python: $0.python, script: $0.script) }
+        if let pytorch { print("PyTorch: \(pytorch.python) \(pytorch.script), just before and just after each train and decode figure") }
+
         var results: [BenchmarkResult] = []
         for (index, var current) in cases.enumerated() {
             if current.kind == .rollout && current.checkpoint == nil {
@@ -146,7 +160,28 @@ struct BenchmarkRunner {
                 current.policyDescription = "cold start, \(policies[current.size]!.steps!) SFT steps"
             }
             print("[\(index + 1)/\(cases.count)] \(current.title)…")
-            let output = try execute(current, probingPeakAt: peakSize)
+            // PyTorch's run of the same workload just before and just after this one's, so that
+            // both see the machine as it was around the figure.
+            let comparesToPyTorch = pytorch != nil && PyTorchReference.applies(to: current)
+            var pytorchRuns: [PyTorchReference.Output] = []
+            var pytorchFailure: String?
+            func measurePyTorch() {
+                guard comparesToPyTorch, let pytorch, pytorchFailure == nil else { return }
+                waitForIdleMachine()
+                do { pytorchRuns.append(try pytorch.run(current)) } catch { pytorchFailure = "\(error)" }
+            }
+            measurePyTorch()
+            var output = try execute(current, probingPeakAt: peakSize)
+            measurePyTorch()
+            if comparesToPyTorch {
+                if let pytorchFailure {
+                    print("    PyTorch: \(pytorchFailure)")
+                    for position in output.results.indices { output.results[position].pytorchError = pytorchFailure }
+                } else {
+                    PyTorchReference.apply(pytorchRuns, to: &output.results)
+                    pytorchRecord?.torchVersion = pytorchRuns.first?.torchVersion
+                }
+            }
             for result in output.results { print("    \(BenchmarkTable.headline(result))") }
             results += output.results
         }
@@ -158,7 +193,8 @@ struct BenchmarkRunner {
         PerformanceTargets.apply(to: &results)
         print("")
         BenchmarkTable.print(results, peaks: peaks)
-        let report = BenchmarkReport(results: results, sgemmPeak: peaks, coldStart: coldStarts, loadAverageStart: loadAtStart, peakRssMethod: peakMethod)
+        if pytorch == nil && cases.contains(where: PyTorchReference.applies) { print(PyTorchReference.howToMeasure) }
+        let report = BenchmarkReport(results: results, sgemmPeak: peaks, coldStart: coldStarts, pytorch: pytorchRecord, loadAverageStart: loadAtStart, peakRssMethod: peakMethod)
         print("load average at end: \(report.loadAverageEnd.map { String(format: "%.2f", $0) }.joined(separator: " "))")
         if let path = options.json {
             try report.write(to: path)

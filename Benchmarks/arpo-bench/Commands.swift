@@ -51,18 +51,82 @@ struct PolicyOptions: ParsableArguments {
     }
 }
 
+/// The rl-step benchmark's options (`rl-step` and `all`).
+struct RLStepOptions: ParsableArguments {
+    @Option(name: .customLong("rl-config"), help: "The run config whose model and RL settings rl-step runs (default: configs/multiturn.json).")
+    var rlConfig: String?
+
+    @Option(name: .customLong("rl-checkpoint"), help: "rl-step's policy: a directory with model.safetensors, config.json and the tokenizer (a run's reference/, say); default: cold-start one from the config.")
+    var rlCheckpoint: String?
+
+    @Option(name: .customLong("rl-cold-start-steps"), help: "SFT steps of rl-step's cold start when no --rl-checkpoint is given (default: 200).")
+    var rlColdStartSteps: Int?
+
+    var configPath: String { rlConfig ?? repositoryFile("configs/multiturn.json") }
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: configPath) else { throw ValidationError("--rl-config \(configPath) does not exist") }
+        if let rlCheckpoint {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: rlCheckpoint, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--rl-checkpoint \(rlCheckpoint) is not a directory")
+            }
+        }
+        if let rlColdStartSteps, rlColdStartSteps < 0 { throw ValidationError("--rl-cold-start-steps must be at least 0, got \(rlColdStartSteps)") }
+    }
+
+    /// One case per thread count, on the config's own model (`--config tiny` shrinks it for the
+    /// smoke test; the reference configs do not apply).
+    func cases(_ options: CommonOptions) -> [BenchmarkCase] {
+        let size: ReferenceSize = options.config.contains(.tiny) ? .tiny : .base
+        let checkpoint = rlCheckpoint.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        return options.threadCounts.map {
+            BenchmarkCase(kind: .rlStep, size: size, threads: $0, repetitions: options.repetitions, steps: rlColdStartSteps, checkpoint: checkpoint, trainingConfig: configPath)
+        }
+    }
+}
+
 struct AllCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "all", abstract: "Every benchmark: gemm, forward, train, decode and rollout.")
+        commandName: "all", abstract: "Every benchmark: gemm, forward, train, decode, rollout and rl-step.")
 
     @OptionGroup var options: CommonOptions
     @OptionGroup var policy: PolicyOptions
     @OptionGroup var memory: MemoryCheckOptions
+    @OptionGroup var rlStep: RLStepOptions
+
+    /// The benchmarks `all` can run, in the order it runs them.
+    enum Benchmark: String, CaseIterable, ExpressibleByArgument {
+        case gemm, forward, train, decode, rollout
+        case rlStep = "rl-step"
+    }
+
+    @Option(name: .long, help: "Run only these benchmarks (repeatable: gemm, forward, train, decode, rollout, rl-step; default: all), into one table and one JSON.")
+    var only: [Benchmark] = []
 
     func run() throws {
-        let cases = options.cases(.gemm) + options.cases(.forward) + options.cases(.train) + memory.cases(options)
-            + options.cases(.decode) + policy.cases(options)
+        let chosen = Set(only.isEmpty ? Benchmark.allCases : only)
+        var cases: [BenchmarkCase] = []
+        if chosen.contains(.gemm) { cases += options.cases(.gemm) }
+        if chosen.contains(.forward) { cases += options.cases(.forward) }
+        if chosen.contains(.train) { cases += options.cases(.train) + memory.cases(options) }
+        if chosen.contains(.decode) { cases += options.cases(.decode) }
+        if chosen.contains(.rollout) { cases += policy.cases(options) }
+        if chosen.contains(.rlStep) { cases += rlStep.cases(options) }
         try BenchmarkRunner(options: options, coldStartSteps: policy.coldStartSteps, keepColdStart: policy.keepColdStart).run(cases)
+    }
+}
+
+struct RLStepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rl-step",
+        abstract: "Whole RL steps on a run config's model (configs/multiturn.json): rollout, reference log-probs, advantages, forward+backward, optimizer; GRPO and ARPO alternating, beside the supervised step's tokens/s.")
+
+    @OptionGroup var options: CommonOptions
+    @OptionGroup var rlStep: RLStepOptions
+
+    func run() throws {
+        try BenchmarkRunner(options: options, coldStartSteps: nil).run(rlStep.cases(options))
     }
 }
 

@@ -4,7 +4,7 @@ import Tensor
 /// One figure of the harness, as it appears in the JSON `results` array.
 ///
 /// `benchmark` is one of gemm, forward, train, train-memory, decode, rollout-trajectory,
-/// rollout-arpo. Keys that do not apply to a benchmark are left out of its entry.
+/// rollout-arpo, rl-step-grpo, rl-step-arpo, sft-step. Keys that do not apply to a benchmark are left out of its entry.
 struct BenchmarkResult: Codable {
     var benchmark: String
     var config: String?
@@ -68,8 +68,28 @@ struct BenchmarkResult: Codable {
     /// Train: the same GEMMs timed call by call and summed by shape, most time first: which
     /// products the step's GEMM time goes to, and how fast each runs.
     var gemmShapes: [GEMMShapeTime]?
-    /// The PyTorch 2.15 eager figure on this machine (2 threads), where there is one.
+    /// rl-step: median seconds per step of each part: rollout, reference (the frozen policies'
+    /// forward passes), advantages, forward_backward, optimizer.
+    var phaseSeconds: [String: Double]?
+    /// rl-step: the update's tokens/s: the tokens of the sequences its trained passes ran on
+    /// (prompt and response, no padding, every epoch) over the whole update's time (median over
+    /// steps), and those tokens per step.
+    var updateTokensPerSecond: Double?
+    var updateTokensPerStep: Double?
+    /// rl-step: the share of the trained passes' positions that were padding.
+    var paddingFraction: Double?
+    var responseTokensPerTrajectory: Double?
+    /// rl-step: the median of the `sft-step` figure measured in the same rounds.
+    var supervisedTokensPerSecond: Double?
+    /// Train and decode: PyTorch's median tokens/s for the same workload on this machine,
+    /// measured by scripts/pytorch_bench.py in this harness run (just before and just after this
+    /// figure), eager and under torch.compile; nil without a Python with torch. The error says
+    /// why a mode has no figure.
     var pytorchEager: Double?
+    var pytorchCompile: Double?
+    var pytorchRounds: Int?
+    var pytorchError: String?
+    var pytorchCompileError: String?
     /// The performance target(s) that apply, in words, and whether all are met.
     var target: String?
     var meetsTarget: Bool?
@@ -94,6 +114,16 @@ struct BenchmarkResult: Codable {
         case rssAfterStep10MB = "rss_after_step_10_mb"
         case rssAfterLastStepMB = "rss_after_last_step_mb"
         case pytorchEager = "pytorch_eager"
+        case pytorchCompile = "pytorch_compile"
+        case pytorchRounds = "pytorch_rounds"
+        case pytorchError = "pytorch_error"
+        case pytorchCompileError = "pytorch_compile_error"
+        case phaseSeconds = "phase_seconds"
+        case updateTokensPerSecond = "update_tokens_per_s"
+        case updateTokensPerStep = "update_tokens_per_step"
+        case paddingFraction = "padding_fraction"
+        case responseTokensPerTrajectory = "response_tokens_per_trajectory"
+        case supervisedTokensPerSecond = "supervised_tokens_per_s"
         case gemmBoundTokensPerSecond = "gemm_bound_tokens_per_s"
         case gemmShareOfStep = "gemm_share_of_step"
         case gemmCallsPerStep = "gemm_calls_per_step"
@@ -212,10 +242,12 @@ struct BenchmarkReport: Encodable {
     let peakRssMethod: String
     let sgemmPeak: [PeakRecord]
     let coldStart: [ColdStartRecord]
+    /// The PyTorch that measured the "vs PyTorch" figures; nil (left out) without one.
+    let pytorch: PyTorchRecord?
     let results: [BenchmarkResult]
 
     enum CodingKeys: String, CodingKey {
-        case machine, results, command, date
+        case machine, results, command, date, pytorch
         case gitCommit = "git_commit"
         case buildConfiguration = "build_configuration"
         case openblasCore = "openblas_core"
@@ -226,7 +258,8 @@ struct BenchmarkReport: Encodable {
         case coldStart = "cold_start"
     }
 
-    init(results: [BenchmarkResult], sgemmPeak: [PeakRecord], coldStart: [ColdStartRecord], loadAverageStart: [Double], peakRssMethod: String) {
+    init(results: [BenchmarkResult], sgemmPeak: [PeakRecord], coldStart: [ColdStartRecord], pytorch: PyTorchRecord?, loadAverageStart: [Double], peakRssMethod: String) {
+        self.pytorch = pytorch
         machine = .current()
         gitCommit = currentGitCommit()
         #if DEBUG

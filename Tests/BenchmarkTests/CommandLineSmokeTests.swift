@@ -17,8 +17,10 @@ final class CommandLineSmokeTests: XCTestCase {
         XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
         XCTAssertTrue(run.output.contains("target"), "the table has a target column:\n\(run.output)")
         XCTAssertTrue(run.output.contains("[cold start]"), "the rollout policy is cold-started and the output says how long it took:\n\(run.output)")
+        XCTAssertTrue(run.output.contains("vs PyTorch: empty") && run.output.contains("--pytorch-python"), "without a Python with torch the output says how to get the PyTorch column:\n\(run.output)")
 
         let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        XCTAssertNil(report["pytorch"], "no PyTorch record without an interpreter")
         let machine = try XCTUnwrap(report["machine"] as? [String: Any])
         for key in ["cpu_model", "cores", "openblas_core", "openblas_version", "openblas_config"] {
             XCTAssertNotNil(machine[key], "machine.\(key)")
@@ -40,16 +42,19 @@ final class CommandLineSmokeTests: XCTestCase {
 
         let results = try XCTUnwrap(report["results"] as? [[String: Any]])
         let byBenchmark = Dictionary(grouping: results) { $0["benchmark"] as? String ?? "" }
-        XCTAssertEqual(Set(byBenchmark.keys), ["gemm", "forward", "train", "train-memory", "decode", "rollout-trajectory", "rollout-arpo"])
+        XCTAssertEqual(Set(byBenchmark.keys), ["gemm", "forward", "train", "train-memory", "decode", "rollout-trajectory", "rollout-arpo", "rl-step-grpo", "rl-step-arpo", "sft-step"])
         for entry in results {
             let name = entry["benchmark"] as? String ?? "?"
             for key in Self.commonKeys { XCTAssertNotNil(entry[key], "\(name).\(key)") }
-            XCTAssertEqual(entry["config"] as? String, "tiny", "\(name).config")
+            // No stored PyTorch figure: without an interpreter the column is empty.
+            XCTAssertNil(entry["pytorch_eager"], "\(name).pytorch_eager")
+            XCTAssertNil(entry["pytorch_compile"], "\(name).pytorch_compile")
+            XCTAssertEqual(entry["config"] as? String, name.hasPrefix("rl-step") || name == "sft-step" ? "multiturn-tiny" : "tiny", "\(name).config")
             XCTAssertEqual(entry["threads"] as? Int, 1, "\(name).threads")
             let median = try XCTUnwrap(entry["median"] as? Double), low = try XCTUnwrap(entry["min"] as? Double), high = try XCTUnwrap(entry["max"] as? Double)
             XCTAssertTrue(low <= median && median <= high && low > 0, "\(name): min \(low) ≤ median \(median) ≤ max \(high), positive")
             XCTAssertGreaterThan(try XCTUnwrap(entry["peak_rss_mb"] as? Double), 0, "\(name).peak_rss_mb")
-            if name != "train-memory" {
+            if name != "train-memory" && !name.hasPrefix("rl-step") {
                 XCTAssertGreaterThan(try XCTUnwrap(entry["fraction_of_peak"] as? Double, "\(name).fraction_of_peak"), 0)
                 // The peak beside the figure, probed around it: the fraction divides by it.
                 let peak = try XCTUnwrap(entry["sgemm_peak_gflops"] as? Double, "\(name).sgemm_peak_gflops")
@@ -150,6 +155,89 @@ final class CommandLineSmokeTests: XCTestCase {
         XCTAssertNotNil(gemmResults[0]["target"], "the tensor path's overhead is set against the BLAS path of its own case")
     }
 
+    /// `rl-step` runs whole RL steps of GRPO and ARPO on the run config's model (shrunk by
+    /// `--config tiny`) and splits each step's time into its parts; the update's tokens/s is set
+    /// against the supervised step's, measured in the same rounds.
+    func testRLStepSplitsTheStepIntoItsParts() throws {
+        let (run, results) = try measuredResults(["rl-step", "--config", "tiny", "--threads", "1", "--repetitions", "2", "--in-process"])
+        XCTAssertEqual(results.map { $0["benchmark"] as? String }, ["rl-step-grpo", "rl-step-arpo", "sft-step"], run.output)
+        let supervised = try XCTUnwrap(results[2]["median"] as? Double)
+        XCTAssertEqual(results[2]["unit"] as? String, "tokens/s")
+        XCTAssertGreaterThan(supervised, 0)
+        for entry in results.prefix(2) {
+            let name = entry["benchmark"] as? String ?? "?"
+            XCTAssertEqual(entry["unit"] as? String, "s/step", name)
+            XCTAssertEqual(entry["repetitions"] as? Int, 2, name)
+            let phases = try XCTUnwrap(entry["phase_seconds"] as? [String: Double], "\(name).phase_seconds")
+            XCTAssertEqual(Set(phases.keys), ["rollout", "reference", "advantages", "forward_backward", "optimizer"], name)
+            XCTAssertGreaterThan(phases["rollout"] ?? 0, 0, name)
+            XCTAssertGreaterThan(phases["forward_backward"] ?? 0, 0, name)
+            XCTAssertTrue(phases.values.allSatisfy { $0 >= 0 }, "\(name): \(phases)")
+            XCTAssertGreaterThan(entry["update_tokens_per_s"] as? Double ?? 0, 0, name)
+            // 2 prompts × 2 trajectories, each at least its prompt's tokens.
+            XCTAssertGreaterThan(entry["update_tokens_per_step"] as? Double ?? 0, 4, name)
+            let padding = try XCTUnwrap(entry["padding_fraction"] as? Double, "\(name).padding_fraction")
+            XCTAssertTrue(padding >= 0 && padding < 1, "\(name): padding \(padding)")
+            XCTAssertEqual(entry["supervised_tokens_per_s"] as? Double, supervised, name)
+            XCTAssertEqual(entry["trajectories_per_repetition"] as? Double, 4, name)
+            XCTAssertNotNil(entry["meets_target"] as? Bool, "\(name): the update-over-supervised target")
+            XCTAssertTrue((entry["target"] as? String ?? "").contains("supervised"), name)
+        }
+        XCTAssertTrue(run.output.contains("forward_backward"), run.output)
+    }
+
+    /// The PyTorch columns come from the interpreter the run is given, run around the figure
+    /// (once before, once after): here a stand-in that prints fixed figures, so the test checks
+    /// the plumbing, not PyTorch. A failing interpreter leaves the columns empty with its error.
+    func testPyTorchColumnsComeFromTheGivenInterpreter() throws {
+        let directory = try temporaryDirectory()
+        let arguments = directory.appendingPathComponent("arguments.txt")
+        let stub = directory.appendingPathComponent("python")
+        try """
+            #!/bin/sh
+            echo "$@" >> \(arguments.path)
+            echo 'progress line'
+            echo '{"torch_version": "stand-in", "threads": 1, "benchmark": "train", "modes": {"eager": {"tokens_per_s": [100, 200, 300]}, "compile": {"error": "stand-in: no compiler"}}}'
+            """.write(to: stub, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: stub.path)
+
+        for viaEnvironment in [false, true] {
+            let json = directory.appendingPathComponent("bench-\(viaEnvironment).json")
+            var command = ["train", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--json", json.path]
+            if !viaEnvironment { command += ["--pytorch-python", stub.path] }
+            let run = try runArpoBench(command, environment: viaEnvironment ? ["ARPO_PYTORCH_PYTHON": stub.path] : [:])
+            XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
+            let document = try report(json)
+            let train = try XCTUnwrap((document["results"] as? [[String: Any]])?.first)
+            XCTAssertEqual(train["pytorch_eager"] as? Double, 200, "the median over both runs' rounds")
+            XCTAssertEqual(train["pytorch_rounds"] as? Int, 6)
+            XCTAssertNil(train["pytorch_compile"])
+            XCTAssertEqual(train["pytorch_compile_error"] as? String, "stand-in: no compiler")
+            XCTAssertEqual((document["pytorch"] as? [String: Any])?["torch_version"] as? String, "stand-in")
+            XCTAssertTrue(run.output.contains("PyTorch eager 200 tokens/s"), run.output)
+        }
+        let calls = try String(contentsOf: arguments, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(calls.count, 4, "once before and once after the figure, in each run")
+        for call in calls {
+            XCTAssertTrue(call.hasSuffix("--threads 1 --repetitions 1") && call.contains("pytorch_bench.py --benchmark train"), String(call))
+            XCTAssertTrue(call.contains("\"hidden_size\":32"), "the tiny config's model: \(call)")
+        }
+
+        let failing = directory.appendingPathComponent("failing-python")
+        try "#!/bin/sh\necho 'ModuleNotFoundError: No module named torch' >&2\nexit 1\n".write(to: failing, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: failing.path)
+        let (run, results) = try measuredResults(["train", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process", "--pytorch-python", failing.path])
+        XCTAssertNil(results[0]["pytorch_eager"])
+        XCTAssertTrue((results[0]["pytorch_error"] as? String ?? "").contains("No module named torch"), "\(results[0])")
+        XCTAssertTrue(run.output.contains("No module named torch"), run.output)
+    }
+
+    /// `all --only` keeps the benchmarks named, in one table and one JSON.
+    func testAllOnlyRunsTheNamedBenchmarks() throws {
+        let (_, results) = try measuredResults(["all", "--only", "decode", "--only", "forward", "--config", "tiny", "--threads", "1", "--repetitions", "1", "--in-process"])
+        XCTAssertEqual(results.map { $0["benchmark"] as? String }, ["forward", "decode"])
+    }
+
     func testInvalidOptionsFailBeforeMeasuring() throws {
         for (arguments, message) in [
             (["train", "--config", "huge"], "huge"),
@@ -159,6 +247,9 @@ final class CommandLineSmokeTests: XCTestCase {
             (["gemm", "--shape", "4,4"], "three positive integers"),
             (["train", "--matmul-precision", "low"], "'highest', 'high' or 'medium'"),
             (["train", "--float32-gemm", "mkl"], "'blocked' and 'openblas'"),
+            (["rl-step", "--rl-config", "/nonexistent/run.json"], "does not exist"),
+            (["all", "--only", "everything"], "everything"),
+            (["rl-step", "--rl-checkpoint", "/nonexistent/policy"], "is not a directory"),
         ] {
             let run = try runArpoBench(arguments)
             XCTAssertNotEqual(run.status, 0, "\(arguments) should fail")
@@ -186,7 +277,8 @@ final class CommandLineSmokeTests: XCTestCase {
     }
 
     /// Runs the real binary to completion, keeping OpenBLAS's own kernel choice (no re-exec).
-    func runArpoBench(_ arguments: [String]) throws -> ProcessResult {
+    /// `environment` adds to the test's own, less ARPO_PYTORCH_PYTHON (a test names its PyTorch).
+    func runArpoBench(_ arguments: [String], environment extra: [String: String] = [:]) throws -> ProcessResult {
         let binary = arpoBenchBinary()
         // The test target depends on arpo-bench, so the build puts it here.
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: binary.path), "\(binary.path) is not built")
@@ -195,6 +287,8 @@ final class CommandLineSmokeTests: XCTestCase {
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["ARPO_KEEP_BLAS_CORE"] = "1"
+        environment["ARPO_PYTORCH_PYTHON"] = nil
+        environment.merge(extra) { $1 }
         process.environment = environment
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
@@ -222,6 +316,11 @@ final class CommandLineSmokeTests: XCTestCase {
         XCTAssertEqual(run.status, 0, "stderr: \(run.error)")
         let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
         return (run, try XCTUnwrap(report["results"] as? [[String: Any]]))
+    }
+
+    /// The JSON document at `url`.
+    func report(_ url: URL) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
     }
 
     func temporaryDirectory() throws -> URL {
