@@ -21,11 +21,13 @@ enough calls to last 0.2 s; one tokens/s figure per round. torch.compile rounds 
 eager ones after the compiled function's warm-up (which includes its compilation).
 
 Prints one JSON object: torch version, threads, and per mode (eager, compile) the per-round
-tokens/s, or the error that stopped the mode.
+tokens/s, or the error that stopped the mode. ARPO_PYTORCH_COMPILE=0 in the environment (which
+arpo-bench passes on) measures eager alone: compiling takes a minute or more of CPU per run.
 """
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -251,7 +253,7 @@ def main():
     parser.add_argument("--new-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repetitions", type=int, default=7)
-    parser.add_argument("--no-compile", action="store_true", help="eager only")
+    parser.add_argument("--no-compile", action="store_true", help="eager only (also ARPO_PYTORCH_COMPILE=0)")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     c = Config(json.loads(arguments.model))
@@ -259,7 +261,7 @@ def main():
         make = lambda compiled: make_train(c, arguments.batch, compiled)  # noqa: E731
     else:
         make = lambda compiled: make_decode(c, arguments.batch, arguments.prompt_tokens, arguments.new_tokens, compiled)  # noqa: E731
-    if arguments.no_compile:
+    if arguments.no_compile or os.environ.get("ARPO_PYTORCH_COMPILE") == "0":
         body, tokens = make(False)
         results = {"eager": {"tokens_per_s": rounds(body, arguments.repetitions, tokens)}}
     else:
