@@ -84,6 +84,16 @@ final class DurableCheckpointTests: XCTestCase {
         XCTAssertLessThan(journal.index(.directorySynchronized(referenceTemporary)), referenceRenamed)
         XCTAssertGreaterThan(journal.index(.directorySynchronized(root.path)), referenceRenamed)
         XCTAssertNoThrow(try run.loadReference("reference", configuration: model.configuration))
+        let referenceWeights = run.referenceURL.appendingPathComponent(ModelCheckpoint.weightsFile)
+        var rotted = try Data(contentsOf: referenceWeights)
+        rotted[rotted.count - 1] ^= 0x02
+        try rotted.write(to: referenceWeights)
+        XCTAssertThrowsError(try run.loadReference("reference", configuration: model.configuration)) {
+            XCTAssertTrue("\($0)".contains("\(referenceWeights.path) does not match its SHA-256"), "\($0)")
+        }
+        XCTAssertThrowsError(try run.loadReference("../elsewhere", configuration: model.configuration)) {
+            XCTAssertTrue("\($0)".contains("not a directory of the run"), "\($0)")
+        }
 
         // summary.json (and config.json): a synced temporary file renamed over it, then the directory.
         journal.events.removeAll()
