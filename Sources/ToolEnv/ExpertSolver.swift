@@ -144,7 +144,7 @@ public struct ExpertSolver: Sendable {
     /// The sentence written after a search or lookup: the fact it found, in the knowledge
     /// base's words, or the same sentence ending in `unknown` when nothing was expected.
     static func foundFact(_ step: PlanStep) -> String {
-        "The \(step.topic) is \(step.expected ?? TaskGenerator.unknownAnswer)."
+        Fact.sentenceStart(topic: step.topic) + " \(step.expected ?? TaskGenerator.unknownAnswer)."
     }
 
     /// A step succeeded when nothing failed and the observation holds the expected value

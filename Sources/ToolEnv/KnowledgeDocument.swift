@@ -55,7 +55,7 @@ extension Episode {
         for index in 0..<questions {
             let isListed = index % 3 != 2
             let fact = isListed ? generator.element(of: shown) : generator.element(of: absentPool.isEmpty ? Array(hidden) : absentPool)
-            asked.append(RecallQuestion(prompt: "The \(fact.attribute.phrase) of \(fact.subject) is", answer: " \(isListed ? fact.value : TaskGenerator.unknownAnswer)."))
+            asked.append(RecallQuestion(prompt: Fact.sentenceStart(topic: Fact.topic(fact.attribute, fact.subject)), answer: " \(isListed ? fact.value : TaskGenerator.unknownAnswer)."))
         }
         return (shown.map(\.text).joined(separator: " "), generator.shuffled(asked))
     }

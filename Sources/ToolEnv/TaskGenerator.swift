@@ -326,7 +326,7 @@ enum TaskGenerator {
 
     /// The expert's search for one fact: `search(capital of Zelmar)`.
     static func searchStep(_ attribute: Attribute, _ subject: String, expected: String?) -> PlanStep {
-        let topic = "\(attribute.phrase) of \(subject)"
+        let topic = Fact.topic(attribute, subject)
         return PlanStep(tool: .search, arguments: topic, topic: topic, expected: expected)
     }
 }

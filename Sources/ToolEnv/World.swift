@@ -68,7 +68,14 @@ struct Fact: Equatable, Sendable {
     let value: String
 
     /// Every fact reads the same way, so a small policy can learn to read them.
-    var text: String { "The \(attribute.phrase) of \(subject) is \(value)." }
+    var text: String { Fact.sentenceStart(topic: Fact.topic(attribute, subject)) + " \(value)." }
+
+    /// "capital of Zelmar": what a search asks for, and what a fact's sentence is about.
+    static func topic(_ attribute: Attribute, _ subject: String) -> String { "\(attribute.phrase) of \(subject)" }
+
+    /// "The capital of Zelmar is": how every fact's sentence begins, in the knowledge base, in
+    /// the expert's found-fact sentences and in fact-recall drills alike.
+    static func sentenceStart(topic: String) -> String { "The \(topic) is" }
 }
 
 /// One episode's knowledge base: invented entities, their facts, and a search index over them.
