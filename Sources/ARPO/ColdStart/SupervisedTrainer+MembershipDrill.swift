@@ -28,18 +28,7 @@ extension SupervisedTrainer {
         var questions = listed.prefix(half).map { ($0, true) } + others.prefix(half).map { ($0, false) }
         questions.shuffle(using: &generator)
 
-        var tokens = codec.tokenizer.encode(listed.joined(separator: " ") + "\n")
-        var mask = [Bool](repeating: false, count: tokens.count)
-        func append(_ text: String, trained: Bool) {
-            let encoded = codec.tokenizer.encode(text)
-            tokens += encoded
-            mask += [Bool](repeating: trained, count: encoded.count)
-        }
-        for (item, isListed) in questions {
-            append(item + "? ", trained: false)
-            append(isListed ? "yes" : "no", trained: true)
-            append("\n", trained: false)
-        }
-        return Example(tokens: Array(tokens.prefix(maxPositions)), lossMask: Array(mask.prefix(maxPositions)), isDocument: true)
+        let lines = questions.flatMap { item, isListed in [(item + "? ", false), (isListed ? "yes" : "no", true), ("\n", false)] }
+        return drillExample([(listed.joined(separator: " ") + "\n", false)] + lines, codec: codec, maxPositions: maxPositions)
     }
 }

@@ -19,18 +19,7 @@ extension SupervisedTrainer {
     static func recallDrill(episodeSeed: UInt64, environment: EnvironmentConfig, codec: ProtocolCodec, maxPositions: Int) -> Example {
         let episode = Episode.sample(split: .train, seed: episodeSeed, config: environment)
         let drill = episode.factRecallDrill(listed: recallFacts, questions: recallQuestions, drawSeed: episodeSeed)
-        var tokens = codec.tokenizer.encode(drill.facts + "\n")
-        var mask = [Bool](repeating: false, count: tokens.count)
-        func append(_ text: String, trained: Bool) {
-            let encoded = codec.tokenizer.encode(text)
-            tokens += encoded
-            mask += [Bool](repeating: trained, count: encoded.count)
-        }
-        for question in drill.questions {
-            append(question.prompt, trained: false)
-            append(question.answer, trained: true)
-            append("\n", trained: false)
-        }
-        return Example(tokens: Array(tokens.prefix(maxPositions)), lossMask: Array(mask.prefix(maxPositions)), isDocument: true)
+        let lines = drill.questions.flatMap { [($0.prompt, false), ($0.answer, true), ("\n", false)] }
+        return drillExample([(drill.facts + "\n", false)] + lines, codec: codec, maxPositions: maxPositions)
     }
 }

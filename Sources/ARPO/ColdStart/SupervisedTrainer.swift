@@ -163,13 +163,20 @@ public final class SupervisedTrainer {
         var items = Episode.sample(split: .train, seed: episodeSeed, config: environment).knowledgeBaseNamesAndNumbers
         var generator = RandomGenerator(seed: episodeSeed)
         items.shuffle(using: &generator)
-        let list = codec.tokenizer.encode(items.prefix(drillItems).joined(separator: " "))
-        let newline = codec.tokenizer.encode("\n")
-        var tokens = list + newline + list
-        var mask = [Bool](repeating: false, count: list.count) + [Bool](repeating: true, count: newline.count + list.count)
-        tokens = Array(tokens.prefix(maxPositions))
-        mask = Array(mask.prefix(maxPositions))
-        return Example(tokens: tokens, lossMask: mask, isDocument: true)
+        let list = items.prefix(drillItems).joined(separator: " ")
+        return drillExample([(list, false), ("\n", true), (list, true)], codec: codec, maxPositions: maxPositions)
+    }
+
+    /// A drill's example: `pieces` encoded one by one and joined, the loss on those marked
+    /// trained, cut to the context.
+    static func drillExample(_ pieces: [(String, Bool)], codec: ProtocolCodec, maxPositions: Int) -> Example {
+        var tokens: [Int] = [], mask: [Bool] = []
+        for (text, trained) in pieces {
+            let encoded = codec.tokenizer.encode(text)
+            tokens += encoded
+            mask += [Bool](repeating: trained, count: encoded.count)
+        }
+        return Example(tokens: Array(tokens.prefix(maxPositions)), lossMask: Array(mask.prefix(maxPositions)), isDocument: true)
     }
 
     /// Tokens a knowledge-base document aims at: about one demonstration's length, so that
@@ -293,7 +300,7 @@ public final class SupervisedTrainer {
         let logProbabilities = model.tokenStatistics(batch).logProbabilities
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
         var policyLoss = loss.item
-        if contextWeight > 0 || configuration.documentsPerBatch > 0 || configuration.drillsPerBatch > 0 || configuration.membershipDrillsPerBatch > 0 || configuration.recallDrillsPerBatch > 0 {
+        if contextWeight > 0 || configuration.nonDemonstrationsPerBatch > 0 {
             let values = logProbabilities.doubles
             var total = 0.0, count = 0
             for (example, placement) in zip(examples, placements) where !example.isDocument {
