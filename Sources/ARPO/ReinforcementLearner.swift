@@ -132,8 +132,9 @@ public struct UpdateCost: Equatable, Sendable {
     public var seconds: Double { frozenSeconds + advantageSeconds + forwardBackwardSeconds + optimizerSeconds }
 }
 
-/// Seconds on a monotonic clock, from an arbitrary origin.
-func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+/// Seconds on a monotonic clock, from an arbitrary origin: what the rollout, the update and the
+/// trainer time their phases with.
+public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
 /// Turns rollout batches into AdamW updates: advantages (GRPO/ARPO attribution or PPO's GAE),
 /// then `epochs` × `miniBatches` optimizer steps of the clipped surrogate with its KL, entropy

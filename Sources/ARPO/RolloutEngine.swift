@@ -354,9 +354,9 @@ final class Rollout {
             // was measured, before this call's result arrives.
             if sequence.forkPoint != nil { decideFork(sequence) }
         }
-        let toolStart = DispatchTime.now().uptimeNanoseconds
+        let toolStart = monotonicSeconds()
         let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
-        statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - toolStart) * 1e-9
+        statistics.environmentSeconds += monotonicSeconds() - toolStart
         if reply.wasExecuted {
             statistics.toolCallsExecuted += 1
             sequence.executedToolCalls += 1
@@ -390,9 +390,9 @@ final class Rollout {
     func finish(_ sequence: Sequence, _ reason: EndReason) {
         if sequence.forkPoint != nil { decideFork(sequence) }
         sequence.finished = true
-        let scoreStart = DispatchTime.now().uptimeNanoseconds
+        let scoreStart = monotonicSeconds()
         sequence.score = sequence.episode.finish(policyText: codec.text(sequence.tokens[...]), endReason: reason)
-        statistics.environmentSeconds += Double(DispatchTime.now().uptimeNanoseconds - scoreStart) * 1e-9
+        statistics.environmentSeconds += monotonicSeconds() - scoreStart
     }
 
     // MARK: Decide a fork

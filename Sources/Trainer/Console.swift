@@ -1,3 +1,4 @@
+import ARPO
 import Foundation
 
 /// Progress output: one live, rewritten line per step on a terminal; plain lines otherwise (logs,
@@ -70,13 +71,6 @@ func formatDuration(_ seconds: Double) -> String {
     if total >= 3600 { return "\(total / 3600)h\(String(format: "%02d", (total % 3600) / 60))m" }
     if total >= 60 { return "\(total / 60)m\(String(format: "%02d", total % 60))s" }
     return "\(total)s"
-}
-
-/// Seconds from a monotonic clock.
-func monotonicSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }
 
 /// Set by SIGINT or SIGTERM; the training loop checks it between steps, saves a checkpoint and
