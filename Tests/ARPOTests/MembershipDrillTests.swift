@@ -8,17 +8,10 @@ import XCTest
 /// Membership drills: a list, then `ITEM? yes|no` questions whose answers are right and trained.
 final class MembershipDrillTests: XCTestCase {
     func makeTrainer(membershipDrillFraction: Double, copyDrillFraction: Double = 0) -> SupervisedTrainer {
-        var generator = RandomGenerator(seed: 3)
-        let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
-        var configuration = SupervisedConfiguration()
-        configuration.batchSize = 8
-        configuration.steps = 10
-        configuration.freshDemonstrations = true
-        configuration.demonstrations = 16
-        configuration.copyDrillFraction = copyDrillFraction
-        configuration.membershipDrillFraction = membershipDrillFraction
-        let environment = EnvironmentConfig(difficulty: 1, faults: FaultConfig(failureProbability: 0, degradedProbability: 0))
-        return SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5)
+        drillTrainer {
+            $0.copyDrillFraction = copyDrillFraction
+            $0.membershipDrillFraction = membershipDrillFraction
+        }
     }
 
     func testQuestionsAreAnsweredRightHalfYesHalfNoWithTheLossOnTheAnswersOnly() {
@@ -77,4 +70,19 @@ final class MembershipDrillTests: XCTestCase {
         configuration.membershipDrillFraction = 0.25
         XCTAssertNoThrow(try configuration.validate(path: "sft"))
     }
+}
+
+/// A cold start for the drill tests: a width-32 policy, batches of 8 fresh difficulty-1
+/// demonstrations without faults, and the drill fractions `configure` sets.
+func drillTrainer(_ configure: (inout SupervisedConfiguration) -> Void) -> SupervisedTrainer {
+    var generator = RandomGenerator(seed: 3)
+    let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
+    var configuration = SupervisedConfiguration()
+    configuration.batchSize = 8
+    configuration.steps = 10
+    configuration.freshDemonstrations = true
+    configuration.demonstrations = 16
+    configure(&configuration)
+    let environment = EnvironmentConfig(difficulty: 1, faults: .none)
+    return SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5)
 }

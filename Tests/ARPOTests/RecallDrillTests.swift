@@ -9,17 +9,10 @@ import XCTest
 /// `unknown`, right, and trained on the completions only.
 final class RecallDrillTests: XCTestCase {
     func makeTrainer(recallDrillFraction: Double, copyDrillFraction: Double = 0) -> SupervisedTrainer {
-        var generator = RandomGenerator(seed: 3)
-        let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
-        var configuration = SupervisedConfiguration()
-        configuration.batchSize = 8
-        configuration.steps = 10
-        configuration.freshDemonstrations = true
-        configuration.demonstrations = 16
-        configuration.copyDrillFraction = copyDrillFraction
-        configuration.recallDrillFraction = recallDrillFraction
-        let environment = EnvironmentConfig(difficulty: 1, faults: .none)
-        return SupervisedTrainer(model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5)
+        drillTrainer {
+            $0.copyDrillFraction = copyDrillFraction
+            $0.recallDrillFraction = recallDrillFraction
+        }
     }
 
     func testSentencesEndWithTheListedValueOrUnknownAndOnlyTheEndingsAreTrained() {
