@@ -66,10 +66,14 @@ public enum ActionEvaluation: Equatable, Sendable {
 ///   `mayor`, `founding year`, `birth year`, `home city`, `profession`, `founder`,
 ///   `headquarters`, `employee count`, `main product`.
 ///
+/// Under `env.call_format: json` the same calls are `{"name": "calc", "arguments":
+/// {"expression": "2*3"}}` (`CallFormat`), checked against each tool's input schema
+/// (`ToolName.toolDescription`) and then by the rules above.
+///
 /// Error observations start with `error: <label>:` so the policy can learn to recognise and
 /// recover from them, and never contain protocol tags.
 public enum ActionEvaluator {
-    /// The longest call content accepted, in characters.
+    /// The longest compact call content accepted, in characters.
     public static let maximumCallLength = 300
     /// The longest search query accepted, in characters.
     public static let maximumQueryLength = 100
@@ -77,8 +81,17 @@ public enum ActionEvaluator {
     public static let maximumEntityLength = 40
 
     /// Evaluates the last `<call>` … `</call>` in `policyText` (what the policy wrote since the
-    /// last observation). Text after the last `</call>` is ignored.
-    public static func evaluate(policyText: String) -> ActionEvaluation {
+    /// last observation), written in `format`. Text after the last `</call>` is ignored.
+    public static func evaluate(policyText: String, format: CallFormat = .compact) -> ActionEvaluation {
+        switch callContent(in: policyText) {
+        case let .success(content): return evaluate(callContent: content, format: format)
+        case let .failure(problem): return malformed(problem.detail)
+        }
+    }
+
+    /// The text between the last `<call>` and the last `</call>` after it, found as tags (not
+    /// substrings), or why there is none.
+    public static func callContent(in policyText: String) -> Result<String, CallSyntaxError> {
         // The last </call>, then the last <call> before it, found as tags (not substrings).
         var lastClose: Int?
         var openBeforeClose: Int?
@@ -93,42 +106,43 @@ public enum ActionEvaluator {
             default: break
             }
         }
-        guard let closing = lastClose else { return malformed("no closing call tag") }
-        guard let opening = openBeforeClose else { return malformed("no opening call tag") }
+        guard let closing = lastClose else { return .failure(CallSyntaxError("no closing call tag")) }
+        guard let opening = openBeforeClose else { return .failure(CallSyntaxError("no opening call tag")) }
         let contentStart = opening + ProtocolTag.callOpen.rawValue.utf8.count
-        return evaluate(callContent: String(decoding: bytes[contentStart..<closing], as: UTF8.self))
+        return .success(String(decoding: bytes[contentStart..<closing], as: UTF8.self))
     }
 
-    /// Evaluates the text between `<call>` and `</call>`.
+    /// Evaluates the text between `<call>` and `</call>`, written in `format`. A JSON call to a
+    /// built-in tool is checked against the tool's input schema (`ToolName.toolDescription`),
+    /// then by the same rules as its compact form.
+    public static func evaluate(callContent: String, format: CallFormat) -> ActionEvaluation {
+        guard format == .json else { return evaluate(callContent: callContent) }
+        let call: ParsedCall
+        switch format.parse(callContent) {
+        case let .success(parsed): call = parsed
+        case let .failure(problem): return malformed(problem.detail)
+        }
+        guard let tool = ToolName(rawValue: call.name) else { return unknownTool(call.name, known: ToolName.allCases.map(\.rawValue)) }
+        guard case let .object(arguments) = call.arguments else { preconditionFailure("a JSON call's arguments are an object") }
+        if let problem = JSONSchemaValidator.violation(of: .object(arguments), against: tool.toolDescription.inputSchema) {
+            return badArguments(tool, problem)
+        }
+        switch tool {
+        case .calc: return evaluateCalc(arguments["expression"]?.stringValue ?? "")
+        case .search: return evaluateSearch(arguments["query"]?.stringValue ?? "")
+        case .lookup: return evaluateLookup(entity: arguments["entity"]?.stringValue ?? "", attributeText: arguments["attribute"]?.stringValue ?? "")
+        }
+    }
+
+    /// Evaluates the text between `<call>` and `</call>`, in the compact format.
     public static func evaluate(callContent: String) -> ActionEvaluation {
-        guard callContent.count <= maximumCallLength else {
-            return malformed("call longer than \(maximumCallLength) characters")
+        let call: ParsedCall
+        switch CallFormat.compact.parse(callContent) {
+        case let .success(parsed): call = parsed
+        case let .failure(problem): return malformed(problem.detail)
         }
-        if ProtocolTag.containsTag(callContent) {
-            return malformed("tag inside a call")
-        }
-        let content = callContent.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !content.isEmpty else { return malformed("empty call, expected tool(arguments)") }
-
-        // The name: an ASCII letter, then letters, digits or underscores.
-        var nameEnd = content.startIndex
-        for character in content {
-            guard character.isASCII, character.isLetter || character.isNumber || character == "_" else { break }
-            if nameEnd == content.startIndex && !character.isLetter { break }
-            nameEnd = content.index(after: nameEnd)
-        }
-        let name = String(content[..<nameEnd])
-        guard !name.isEmpty else { return malformed("expected tool(arguments)") }
-        let rest = content[nameEnd...].drop(while: { $0 == " " })
-        guard rest.first == "(", rest.last == ")", rest.count >= 2 else {
-            return malformed("expected \(name)(arguments)")
-        }
-        let arguments = String(rest.dropFirst().dropLast())
-
-        guard let tool = ToolName(rawValue: name) else {
-            let known = ToolName.allCases.map(\.rawValue).joined(separator: ", ")
-            return .invalid(.unknownTool, observation: "error: unknown_tool: \(clipped(name)); tools are \(known)", tool: nil)
-        }
+        guard case let .text(arguments) = call.arguments else { preconditionFailure("a compact call's arguments are text") }
+        guard let tool = ToolName(rawValue: call.name) else { return unknownTool(call.name, known: ToolName.allCases.map(\.rawValue)) }
         switch tool {
         case .calc: return evaluateCalc(arguments)
         case .search: return evaluateSearch(arguments)
@@ -162,8 +176,10 @@ public enum ActionEvaluator {
     static func evaluateLookup(_ arguments: String) -> ActionEvaluation {
         let parts = arguments.split(separator: ",", omittingEmptySubsequences: false)
         guard parts.count == 2 else { return badArguments(.lookup, "expected lookup(entity, attribute)") }
-        let entity = parts[0].trimmingCharacters(in: .whitespaces)
-        let attributeText = parts[1].trimmingCharacters(in: .whitespaces)
+        return evaluateLookup(entity: parts[0].trimmingCharacters(in: .whitespaces), attributeText: parts[1].trimmingCharacters(in: .whitespaces))
+    }
+
+    static func evaluateLookup(entity: String, attributeText: String) -> ActionEvaluation {
         guard !entity.isEmpty, entity.count <= maximumEntityLength else {
             return badArguments(.lookup, "entity must be 1 to \(maximumEntityLength) characters")
         }
@@ -171,6 +187,11 @@ public enum ActionEvaluator {
             return badArguments(.lookup, "unknown attribute \(clipped(attributeText))")
         }
         return .valid(.lookup(entity: entity, attribute: attribute.phrase))
+    }
+
+    /// `unknown_tool`, naming the tools there are.
+    static func unknownTool(_ name: String, known: [String]) -> ActionEvaluation {
+        .invalid(.unknownTool, observation: "error: unknown_tool: \(clipped(name)); tools are \(known.joined(separator: ", "))", tool: nil)
     }
 
     static func malformed(_ detail: String) -> ActionEvaluation {

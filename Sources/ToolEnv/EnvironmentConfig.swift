@@ -34,6 +34,17 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
     public var search: SearchConfig
     /// The reward. Key `reward`.
     public var reward: RewardConfig
+    /// The user's task files, which replace the generated families of their split. Key `tasks`.
+    public var tasks: TaskFilesConfig
+    /// A JSONL file of expert trajectories in OpenAI chat format, which the cold start trains on
+    /// instead of the built-in solver's. Key `demonstrations`, default none.
+    public var demonstrations: String?
+    /// How the policy writes a call. Key `call_format`, `"compact"` (default) or `"json"`.
+    public var callFormat: CallFormat
+    /// MCP tool servers started over stdio for the run, by name, in the shape other MCP clients
+    /// read (`{"units": {"command": "python3", "args": ["server.py"]}}`). Key `mcp_servers`,
+    /// default none. They serve the task files' episodes.
+    public var mcpServers: [String: MCPServerConfig]
 
     /// The default mix: the four answerable families equally, unanswerable questions at half
     /// weight (about one episode in nine).
@@ -49,7 +60,11 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
         faults: FaultConfig = FaultConfig(),
         limits: LimitConfig = LimitConfig(),
         search: SearchConfig = SearchConfig(),
-        reward: RewardConfig = RewardConfig()
+        reward: RewardConfig = RewardConfig(),
+        tasks: TaskFilesConfig = TaskFilesConfig(),
+        demonstrations: String? = nil,
+        callFormat: CallFormat = .compact,
+        mcpServers: [String: MCPServerConfig] = [:]
     ) {
         self.taskMix = taskMix
         self.difficulty = difficulty
@@ -58,6 +73,10 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
         self.limits = limits
         self.search = search
         self.reward = reward
+        self.tasks = tasks
+        self.demonstrations = demonstrations
+        self.callFormat = callFormat
+        self.mcpServers = mcpServers
     }
 
     /// The JSON keys.
@@ -69,6 +88,10 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
         case limits
         case search
         case reward
+        case tasks
+        case demonstrations
+        case callFormat = "call_format"
+        case mcpServers = "mcp_servers"
     }
 
     /// Decodes, using the default for every missing key.
@@ -91,9 +114,13 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
         limits = try container.decodeIfPresent(LimitConfig.self, forKey: .limits) ?? defaults.limits
         search = try container.decodeIfPresent(SearchConfig.self, forKey: .search) ?? defaults.search
         reward = try container.decodeIfPresent(RewardConfig.self, forKey: .reward) ?? defaults.reward
+        tasks = try container.decodeIfPresent(TaskFilesConfig.self, forKey: .tasks) ?? defaults.tasks
+        demonstrations = try container.decodeIfPresent(String.self, forKey: .demonstrations)
+        callFormat = try container.decodeIfPresent(CallFormat.self, forKey: .callFormat) ?? defaults.callFormat
+        mcpServers = try container.decodeIfPresent([String: MCPServerConfig].self, forKey: .mcpServers) ?? defaults.mcpServers
     }
 
-    /// Encodes every field, maps with their string keys.
+    /// Encodes every field, maps with their string keys, unset files as null.
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(ConfigDecoding.stringKeyed(taskMix), forKey: .taskMix)
@@ -103,6 +130,15 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
         try container.encode(limits, forKey: .limits)
         try container.encode(search, forKey: .search)
         try container.encode(reward, forKey: .reward)
+        try container.encode(tasks, forKey: .tasks)
+        try container.encode(demonstrations, forKey: .demonstrations)
+        try container.encode(callFormat, forKey: .callFormat)
+        try container.encode(mcpServers, forKey: .mcpServers)
+    }
+
+    /// Whether the user's tasks replace the generated families in `split`.
+    public func usesTaskFile(_ split: Split) -> Bool {
+        (split == .train ? tasks.train : tasks.eval) != nil
     }
 
     /// The difficulty used for `family`: its override if any, else `difficulty`.
@@ -137,6 +173,26 @@ public struct EnvironmentConfig: Codable, Equatable, Sendable {
         do { try limits.validate() } catch let error as EnvironmentConfigError { throw error.nested(under: "limits") }
         do { try search.validate() } catch let error as EnvironmentConfigError { throw error.nested(under: "search") }
         do { try reward.validate() } catch let error as EnvironmentConfigError { throw error.nested(under: "reward") }
+        try validateUserFiles()
+    }
+
+    /// Checks the task files, demonstrations and tool servers.
+    func validateUserFiles() throws {
+        do { try tasks.validate() } catch let error as EnvironmentConfigError { throw error.nested(under: "tasks") }
+        if let demonstrations, demonstrations.isEmpty {
+            throw EnvironmentConfigError(keyPath: "demonstrations", reason: "must be a file path or null, got an empty string")
+        }
+        if !mcpServers.isEmpty && tasks.train == nil {
+            throw EnvironmentConfigError(
+                keyPath: "mcp_servers", reason: "needs env.tasks.train: the generated task families use the built-in tools only")
+        }
+        for name in mcpServers.keys.sorted() {
+            do { try mcpServers[name]!.validate() } catch let error as EnvironmentConfigError { throw error.nested(under: "mcp_servers.\(name)") }
+            let isValidName = !name.isEmpty && name.count <= 64 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+            guard isValidName else {
+                throw EnvironmentConfigError(keyPath: "mcp_servers", reason: "server names must be 1 to 64 ASCII letters, digits, _ or -, got \"\(name)\"")
+            }
+        }
     }
 }
 

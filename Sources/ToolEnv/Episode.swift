@@ -184,7 +184,7 @@ public final class Episode {
                 wasExecuted: false, call: nil, tool: nil, error: .overCallLimit, fault: nil, episodeMustEnd: true
             )
         } else {
-            switch ActionEvaluator.evaluate(policyText: text) {
+            switch ActionEvaluator.evaluate(policyText: text, format: config.callFormat) {
             case let .invalid(kind, observation, tool):
                 response = ToolResponse(
                     observation: observation, wasExecuted: false, call: nil, tool: tool, error: kind, fault: nil,

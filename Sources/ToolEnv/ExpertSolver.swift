@@ -112,7 +112,7 @@ public struct ExpertSolver: Sendable {
                 pending += phrase(episode.task.family == .arithmetic ? ExpertSolver.arithmeticPhrases : ExpertSolver.composePhrases)
             }
             while true {
-                pending += ProtocolTag.callOpen.rawValue + step.tool.rawValue + "(" + step.arguments + ")" + ProtocolTag.callClose.rawValue
+                pending += ProtocolTag.callOpen.rawValue + ExpertSolver.callContent(step, format: episode.config.callFormat) + ProtocolTag.callClose.rawValue
                 let response = episode.respond(toPolicyText: pending)
                 segments.append(Segment(role: .policy, text: pending))
                 segments.append(Segment(role: .observation, text: response.observation))
@@ -139,6 +139,18 @@ public struct ExpertSolver: Sendable {
         segments.append(Segment(role: .policy, text: pending))
         let reward = episode.finish(policyText: Demonstration.transcript(of: segments), endReason: .answered)
         return Demonstration(segments: segments, endReason: .answered, reward: reward)
+    }
+
+    /// A plan step's call in the configured format: `search(capital of Zelmar)`, or
+    /// `{"arguments":{"query":"capital of Zelmar"},"name":"search"}`.
+    static func callContent(_ step: PlanStep, format: CallFormat) -> String {
+        guard format == .json else { return step.tool.rawValue + "(" + step.arguments + ")" }
+        let names = step.tool.toolDescription.compactArgumentNames
+        let values = names.count == 1 ? [step.arguments] : step.arguments.split(separator: ",", maxSplits: names.count - 1).map {
+            String($0.drop(while: { $0 == " " }))
+        }
+        let arguments = Dictionary(uniqueKeysWithValues: zip(names, values.map { JSONValue.string($0) }))
+        return format.render(tool: step.tool.toolDescription, arguments: arguments)
     }
 
     /// The sentence written after a search or lookup: the fact it found, in the knowledge
