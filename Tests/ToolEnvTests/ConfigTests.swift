@@ -67,7 +67,11 @@ final class ConfigTests: XCTestCase {
     }
 
     func testCodingKeysListEveryKey() {
-        XCTAssertEqual(EnvironmentConfig.CodingKeys.allCases.map(\.rawValue), ["task_mix", "difficulty", "family_difficulty", "faults", "limits", "search", "reward"])
+        XCTAssertEqual(EnvironmentConfig.CodingKeys.allCases.map(\.rawValue), [
+            "task_mix", "difficulty", "family_difficulty", "faults", "limits", "search", "reward", "tasks", "demonstrations", "call_format", "mcp_servers",
+        ])
+        XCTAssertEqual(TaskFilesConfig.CodingKeys.allCases.map(\.rawValue), ["train", "eval"])
+        XCTAssertEqual(MCPServerConfig.CodingKeys.allCases.map(\.rawValue), ["command", "args", "env", "timeout_seconds"])
         XCTAssertEqual(FaultConfig.CodingKeys.allCases.map(\.rawValue), ["failure_probability", "degraded_probability", "draws"])
         XCTAssertEqual(LimitConfig.CodingKeys.allCases.map(\.rawValue), ["max_tool_calls", "max_observation_characters"])
         XCTAssertEqual(SearchConfig.CodingKeys.allCases.map(\.rawValue), ["top_k", "order"])
