@@ -1,6 +1,6 @@
 /// How a group's trajectory rewards become per-token advantages (docs/algorithms.md §4).
 ///
-/// All five modes start from the group-normalised A_i = (r_i − mean(r)) / (std(r) + ε) (or
+/// All six modes start from the group-normalised A_i = (r_i − mean(r)) / (std(r) + ε) (or
 /// r_i − mean(r) for Dr. GRPO) over the trajectories that share a `groupIndex`. They differ in
 /// how the scalar reaches the tokens:
 ///
@@ -20,6 +20,9 @@
 ///   then weighs 1/d of what it weighs under the other modes: a different estimator, kept for
 ///   comparison.
 /// - ``drGRPO`` is ``grpo`` without the division by the standard deviation (Dr. GRPO).
+/// - ``tree`` (PORTool, Tree-GRPO) adds to w_g·A_i a fork-relative term: on the tokens after a
+///   fork point, w_f times the trajectory's reward normalised against every trajectory that
+///   passes through that fork point, so the choice made at the fork gets its own credit.
 public enum AdvantageMode: String, Codable, CaseIterable, Sendable {
     /// Group-normalised A_i on every policy token of each row (GRPO).
     case grpo
@@ -32,6 +35,9 @@ public enum AdvantageMode: String, Codable, CaseIterable, Sendable {
     case arpoHard = "arpo-hard"
     /// Hard attribution with each shared token trained once, in one row, with that mean.
     case arpoHardOnce = "arpo-hard-once"
+    /// Group advantage plus a fork-relative advantage on the tokens after each fork point
+    /// (docs/algorithms.md §4.4), weighted by `group_weight` and `fork_weight`.
+    case tree
 
     /// Whether A_i is divided by std(r) + ε (every mode but ``drGRPO``).
     public var dividesByStandardDeviation: Bool { self != .drGRPO }
@@ -48,9 +54,11 @@ public enum AdvantageMode: String, Codable, CaseIterable, Sendable {
 /// | `gamma` | `1.0` | γ of GAE (PPO) |
 /// | `lambda` | `0.95` | λ of GAE (PPO) |
 /// | `whiten` | `true` | whiten PPO's advantages over the batch's policy tokens |
+/// | `group_weight` | `1.0` | w_g, the group term's weight under `tree` |
+/// | `fork_weight` | `1.0` | w_f, the fork-relative term's weight under `tree` |
 ///
 /// `mode` and `std_epsilon` apply to the group-based algorithms; `gamma`, `lambda` and
-/// `whiten` to PPO.
+/// `whiten` to PPO; the two weights only to `tree`.
 public struct AdvantageConfiguration: Codable, Equatable, Sendable {
     public var mode: AdvantageMode = .arpoSoft
     /// ε added to the group's standard deviation.
@@ -61,12 +69,18 @@ public struct AdvantageConfiguration: Codable, Equatable, Sendable {
     public var lambda = 0.95
     /// Whether PPO's advantages are whitened (masked mean 0, std 1) over the rollout batch.
     public var whiten = true
+    /// w_g: the weight of the group-relative A_i under ``AdvantageMode/tree``.
+    public var groupWeight = 1.0
+    /// w_f: the weight of the fork-relative advantage under ``AdvantageMode/tree``.
+    public var forkWeight = 1.0
 
     public init() {}
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, gamma, lambda, whiten
         case standardDeviationEpsilon = "std_epsilon"
+        case groupWeight = "group_weight"
+        case forkWeight = "fork_weight"
     }
 
     public init(from decoder: Decoder) throws {
@@ -77,6 +91,8 @@ public struct AdvantageConfiguration: Codable, Equatable, Sendable {
         gamma = try container.decodeIfPresent(Double.self, forKey: .gamma) ?? defaults.gamma
         lambda = try container.decodeIfPresent(Double.self, forKey: .lambda) ?? defaults.lambda
         whiten = try container.decodeIfPresent(Bool.self, forKey: .whiten) ?? defaults.whiten
+        groupWeight = try container.decodeIfPresent(Double.self, forKey: .groupWeight) ?? defaults.groupWeight
+        forkWeight = try container.decodeIfPresent(Double.self, forKey: .forkWeight) ?? defaults.forkWeight
     }
 
     /// Checks every value's range; the error names the key and what is allowed, e.g.
@@ -85,6 +101,9 @@ public struct AdvantageConfiguration: Codable, Equatable, Sendable {
         try requireSetting(standardDeviationEpsilon >= 0 && standardDeviationEpsilon < 1, CodingKeys.standardDeviationEpsilon, "in [0, 1)", standardDeviationEpsilon)
         try requireSetting(gamma >= 0 && gamma <= 1, CodingKeys.gamma, "in [0, 1]", gamma)
         try requireSetting(lambda >= 0 && lambda <= 1, CodingKeys.lambda, "in [0, 1]", lambda)
+        try requireSetting(groupWeight >= 0 && groupWeight <= 100, CodingKeys.groupWeight, "in [0, 100]", groupWeight)
+        try requireSetting(forkWeight >= 0 && forkWeight <= 100, CodingKeys.forkWeight, "in [0, 100]", forkWeight)
+        try requireSetting(groupWeight > 0 || forkWeight > 0, CodingKeys.forkWeight, "above 0 when group_weight is 0 (both 0 trains nothing)", forkWeight)
     }
 }
 

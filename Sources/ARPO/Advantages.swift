@@ -87,7 +87,12 @@ public enum AdvantageEstimator {
     /// Preconditions (programmer errors in the rollout): a parent comes earlier in the array and
     /// belongs to the same group, `forkPosition` ≤ both the parent's and the record's response
     /// length, and the inherited tokens (ids and loss mask) equal the parent's.
-    public static func tokenAdvantages(for records: [TrajectoryRecord], mode: AdvantageMode, epsilon: Double = 1e-6) -> TokenAdvantages {
+    /// - ``AdvantageMode/tree``: see
+    ///   ``treeAdvantages(for:trajectoryAdvantages:groupWeight:forkWeight:epsilon:)``; the
+    ///   weights are used by this mode only.
+    public static func tokenAdvantages(
+        for records: [TrajectoryRecord], mode: AdvantageMode, epsilon: Double = 1e-6, groupWeight: Double = 1, forkWeight: Double = 1
+    ) -> TokenAdvantages {
         validateTree(records)
         let trajectoryAdvantages = groupNormalized(
             rewards: records.map(\.reward), groupIndices: records.map(\.groupIndex),
@@ -102,7 +107,75 @@ public enum AdvantageEstimator {
             return hardAttribution(records, trajectoryAdvantages: trajectoryAdvantages, trainingSharedTokensOnce: false)
         case .arpoHardOnce:
             return hardAttribution(records, trajectoryAdvantages: trajectoryAdvantages, trainingSharedTokensOnce: true)
+        case .tree:
+            return treeAdvantages(for: records, trajectoryAdvantages: trajectoryAdvantages, groupWeight: groupWeight, forkWeight: forkWeight, epsilon: epsilon)
         }
+    }
+
+    // MARK: - Tree advantages (PORTool, Tree-GRPO; docs/algorithms.md §4.4)
+
+    /// A fork point of a branched group: `record` continued past response position `position`
+    /// and one or more copies were forked from it there (their `forkPosition`).
+    struct ForkPoint: Hashable, Comparable {
+        let record: Int
+        let position: Int
+
+        static func < (left: ForkPoint, right: ForkPoint) -> Bool {
+            (left.record, left.position) < (right.record, right.position)
+        }
+    }
+
+    /// Whether `record` holds `point.record`'s first `point.position` response tokens, so that its
+    /// path runs through the fork point: it is that record, or every fork on its parent chain up
+    /// to that record inherited at least those tokens.
+    static func passesThrough(_ record: Int, _ point: ForkPoint, _ records: [TrajectoryRecord]) -> Bool {
+        var current = record
+        while current != point.record {
+            guard let parent = records[current].parent, records[current].forkPosition >= point.position else { return false }
+            current = parent
+        }
+        return true
+    }
+
+    /// Tree advantages: on policy token p of row i,
+    ///
+    ///     A_{i,p} = w_g · A_i + w_f · B_{i,F(i,p)}
+    ///
+    /// with A_i the group-normalised advantage, F(i, p) the deepest fork point on i's path at or
+    /// before p, and B_{i,F} = (r_i − mean_{j ∈ T(F)} r_j) / (std_{j ∈ T(F)} r_j + ε), T(F) being
+    /// every trajectory whose path runs through F (i included; the unbiased std, as the group's).
+    /// Before the first fork point of its path, or under a fork point whose trajectories all have
+    /// the same reward, B = 0. Every row trains all its policy tokens, as under `arpo-soft`.
+    ///
+    /// Why this credits the fork: the tokens of row i between two consecutive fork points F and
+    /// F' of its path are held by exactly the trajectories through F', so under soft attribution
+    /// their B terms add up to |T(F')| times the normalised gain mean(T(F')) − mean(T(F)): the
+    /// value of the branch taken at F over the fork point's own (PORTool's fork-relative credit).
+    public static func treeAdvantages(
+        for records: [TrajectoryRecord], trajectoryAdvantages: [Double], groupWeight: Double, forkWeight: Double, epsilon: Double
+    ) -> TokenAdvantages {
+        precondition(trajectoryAdvantages.count == records.count, "one trajectory advantage per record")
+        let points = Set(records.compactMap { record in record.parent.map { ForkPoint(record: $0, position: record.forkPosition) } }).sorted()
+        // Per record, the fork-relative advantage under each fork point of its path.
+        var forkAdvantages = [[(position: Int, advantage: Double)]](repeating: [], count: records.count)
+        for point in points {
+            let members = records.indices.filter { passesThrough($0, point, records) }
+            let advantages = groupNormalized(
+                rewards: members.map { records[$0].reward }, groupIndices: [Int](repeating: 0, count: members.count), epsilon: epsilon)
+            for (member, advantage) in zip(members, advantages) { forkAdvantages[member].append((point.position, advantage)) }
+        }
+        let advantages = records.indices.map { index -> [Double] in
+            let path = forkAdvantages[index].sorted { $0.position < $1.position }
+            var next = 0, forkAdvantage = 0.0
+            return records[index].lossMask.indices.map { position in
+                while next < path.count && path[next].position <= position {
+                    forkAdvantage = path[next].advantage
+                    next += 1
+                }
+                return records[index].lossMask[position] ? groupWeight * trajectoryAdvantages[index] + forkWeight * forkAdvantage : 0
+            }
+        }
+        return TokenAdvantages(advantages: advantages, trainMask: records.map(\.lossMask), trajectoryAdvantages: trajectoryAdvantages)
     }
 
     /// The (record, position) that owns position `position` of record `record`: follow the
@@ -260,7 +333,8 @@ public enum AdvantageEstimator {
 extension AdvantageConfiguration {
     /// Token advantages for the group-based algorithms (GRPO, ARPO) under this `mode`.
     public func groupAdvantages(for records: [TrajectoryRecord]) -> TokenAdvantages {
-        AdvantageEstimator.tokenAdvantages(for: records, mode: mode, epsilon: standardDeviationEpsilon)
+        AdvantageEstimator.tokenAdvantages(
+            for: records, mode: mode, epsilon: standardDeviationEpsilon, groupWeight: groupWeight, forkWeight: forkWeight)
     }
 
     /// PPO's advantages and returns: GAE(`gamma`, `lambda`) on the old values, whitened if

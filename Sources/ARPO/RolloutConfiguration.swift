@@ -33,6 +33,11 @@ public enum BranchRule: String, Codable, CaseIterable, Sendable {
     /// `branch_probability`. The random term keeps runs of high-entropy steps from
     /// over-branching.
     case stochastic
+    /// AEPO's entropy-balanced rollout (docs/algorithms.md §3.1): a probe trajectory per prompt
+    /// measures the question's and the tool steps' entropy, which split the budget between
+    /// global samples and branches, and the stochastic rule's probability is scaled down by
+    /// 1 − λ·l after l consecutive forks on the same path.
+    case entropyBalanced = "entropy-balanced"
 }
 
 /// Why a fork opportunity did or did not add trajectories.
@@ -64,16 +69,38 @@ public struct ForkDecision: Codable, Equatable, Sendable {
     /// α + β·ΔH on the rule's scale: compared with τ by `threshold`; clipped to [0, 1], the fork
     /// probability of `stochastic`.
     public var score: Double
-    /// The uniform draw u of `stochastic` (it forks when u < clip(score, 0, 1)); nil for
-    /// `threshold`.
+    /// The uniform draw u of `stochastic` and `entropy-balanced` (they fork when
+    /// u < clip(score, 0, 1)); nil for `threshold`.
     public var draw: Double?
     public var outcome: ForkOutcome
+    /// l: the tool results right before this one on the trajectory's path (its ancestors'
+    /// included) at each of which the path forked; `entropy-balanced` scales its score by
+    /// max(0, 1 − λ·l).
+    public var consecutiveForks: Int
 
     public enum CodingKeys: String, CodingKey {
         case group, trajectory, turn, entropy, score, draw, outcome
         case initialEntropy = "entropy_initial"
         case entropyDelta = "entropy_delta"
         case ruleEntropyDelta = "rule_entropy_delta"
+        case consecutiveForks = "consecutive_forks"
+    }
+
+    public init(
+        group: Int, trajectory: Int, turn: Int, initialEntropy: Double, entropy: Double, entropyDelta: Double, ruleEntropyDelta: Double,
+        score: Double, draw: Double?, outcome: ForkOutcome, consecutiveForks: Int = 0
+    ) {
+        self.group = group
+        self.trajectory = trajectory
+        self.turn = turn
+        self.initialEntropy = initialEntropy
+        self.entropy = entropy
+        self.entropyDelta = entropyDelta
+        self.ruleEntropyDelta = ruleEntropyDelta
+        self.score = score
+        self.draw = draw
+        self.outcome = outcome
+        self.consecutiveForks = consecutiveForks
     }
 
     /// Every key, a missing draw as null, so each fork_decisions.jsonl line has the same keys.
@@ -89,6 +116,7 @@ public struct ForkDecision: Codable, Equatable, Sendable {
         try container.encode(score, forKey: .score)
         try container.encode(draw, forKey: .draw)
         try container.encode(outcome, forKey: .outcome)
+        try container.encode(consecutiveForks, forKey: .consecutiveForks)
     }
 }
 
@@ -115,6 +143,12 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
     /// Whether the rollout keeps a ``ForkDecision`` per fork opportunity (the trainer writes
     /// them to `fork_decisions.jsonl`).
     public var decisionLog = false
+    /// κ in m = M·σ(κ·(H_root − H̄_tool)), the `entropy-balanced` rule's split of the budget,
+    /// with the entropies on the rule's scale (AEPO's released code: 0.5).
+    public var splitSensitivity = 0.5
+    /// λ in max(0, 1 − λ·l), the `entropy-balanced` rule's penalty per consecutive fork on a
+    /// path (AEPO's released code: 0.05).
+    public var consecutiveForkPenalty = 0.05
 
     public init() {}
 
@@ -125,6 +159,8 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
         case branchFactor = "branch_factor"
         case entropyNormalization = "entropy_normalization"
         case decisionLog = "decision_log"
+        case splitSensitivity = "split_sensitivity"
+        case consecutiveForkPenalty = "consecutive_fork_penalty"
     }
 
     public init(from decoder: Decoder) throws {
@@ -140,6 +176,8 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
         rule = try container.decodeIfPresent(BranchRule.self, forKey: .rule) ?? defaults.rule
         entropyNormalization = try container.decodeIfPresent(EntropyNormalization.self, forKey: .entropyNormalization) ?? defaults.entropyNormalization
         decisionLog = try container.decodeIfPresent(Bool.self, forKey: .decisionLog) ?? defaults.decisionLog
+        splitSensitivity = try container.decodeIfPresent(Double.self, forKey: .splitSensitivity) ?? defaults.splitSensitivity
+        consecutiveForkPenalty = try container.decodeIfPresent(Double.self, forKey: .consecutiveForkPenalty) ?? defaults.consecutiveForkPenalty
     }
 
     public func validate(path: String) throws {
@@ -153,6 +191,8 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
         try require(threshold >= 0 && threshold <= 1, .threshold, "in [0, 1]", threshold)
         try require(entropyWindow >= 1 && entropyWindow <= 1024, .entropyWindow, "in 1...1024", entropyWindow)
         try require(branchFactor >= 2 && branchFactor <= 16, .branchFactor, "in 2...16", branchFactor)
+        try require(splitSensitivity.isFinite && abs(splitSensitivity) <= 1000, .splitSensitivity, "a finite number in [-1000, 1000]", splitSensitivity)
+        try require(consecutiveForkPenalty >= 0 && consecutiveForkPenalty <= 1, .consecutiveForkPenalty, "in [0, 1]", consecutiveForkPenalty)
     }
 
     /// The factor that takes ΔH from the unit of `entropyNormalization` to the rule's scale, the
@@ -179,7 +219,11 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
     ///
     /// - Returns: whether the rule says fork, the score α + β·ΔH (ΔH on the rule's scale) and
     ///   the draw (nil for `threshold`).
-    public func decide(entropyDelta: Double, vocabularySize: Int, generator: inout RandomGenerator) -> (fork: Bool, score: Double, draw: Double?) {
+    ///
+    /// `entropy-balanced` is `stochastic` with the score scaled by max(0, 1 − λ·l), l being
+    /// `consecutiveForks`, the forks taken at the tool results right before this one on the
+    /// path; the other rules ignore l.
+    public func decide(entropyDelta: Double, vocabularySize: Int, consecutiveForks: Int = 0, generator: inout RandomGenerator) -> (fork: Bool, score: Double, draw: Double?) {
         let score = alpha + beta * ruleScale(vocabularySize: vocabularySize) * entropyDelta
         switch rule {
         case .threshold:
@@ -187,7 +231,27 @@ public struct BranchingConfiguration: Codable, Equatable, Sendable {
         case .stochastic:
             let draw = generator.uniform()
             return (draw < Swift.min(Swift.max(score, 0), 1), score, draw)
+        case .entropyBalanced:
+            let penalized = score * Swift.max(0, 1 - consecutiveForkPenalty * Double(consecutiveForks))
+            let draw = generator.uniform()
+            return (draw < Swift.min(Swift.max(penalized, 0), 1), penalized, draw)
         }
+    }
+
+    /// AEPO's entropy pre-monitoring: of the budget M, the global samples
+    ///
+    ///     m = clamp(round(M · σ(κ · s · (H_root − H̄_tool))), 1, M)
+    ///
+    /// started from the prompt, the rest left to branches. H_root is the question's step entropy
+    /// (a probe trajectory's H_init) and H̄_tool the mean of its step entropies after tool
+    /// results, both in the unit of `entropyNormalization`; s is ``ruleScale(vocabularySize:)``,
+    /// so κ means what it means on the released code's scale. A question more uncertain than
+    /// its tool results gets more global samples; tool results more uncertain than the
+    /// question get more branches. Equal entropies give M/2.
+    public func globalSampleCount(rootEntropy: Double, toolEntropy: Double, vocabularySize: Int) -> Int {
+        let gap = ruleScale(vocabularySize: vocabularySize) * (rootEntropy - toolEntropy)
+        let share = 1 / (1 + Foundation.exp(-splitSensitivity * gap))
+        return Swift.min(Swift.max(Int((Double(budget) * share).rounded()), 1), budget)
     }
 }
 

@@ -54,6 +54,10 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
     public var forksAfterToolResult: [Int] = []
     /// One record per fork opportunity, kept only with `rl.branching.decision_log`.
     public var forkDecisions: [ForkDecision] = []
+    /// Per group, the global samples started from the prompt before any top-up: N with the
+    /// fixed rules, the probe plus the m − 1 that AEPO's split chose with `entropy-balanced`.
+    /// Empty without branching.
+    public var globalSamples: [Int] = []
     /// Trajectories in the batch.
     public var trajectories = 0
     /// Wall seconds spent inside the environment (tool calls and scoring), the share of a rollout
@@ -133,6 +137,12 @@ public final class RolloutEngine {
         var toolResults = 0
         /// Tool calls of this transcript the environment executed, the inherited ones included.
         var executedToolCalls = 0
+        /// l: forks taken at the tool results right before the next one on this path, the
+        /// ancestors' included (`entropy-balanced` penalises them).
+        var consecutiveForks = 0
+        /// The step entropy measured after each of this trajectory's own tool results: a
+        /// probe's H̄_tool.
+        var toolStepEntropies: [Double] = []
         let parent: Int?
         let forkPosition: Int
         var finished = false
@@ -161,6 +171,7 @@ public final class RolloutEngine {
         rollout.startInitialSamples()
         while true {
             var live = rollout.sequences.filter { !$0.finished }
+            live += rollout.startGlobalSamplesAfterProbes()
             live += rollout.topUp(besides: live)
             if live.isEmpty { break }
             rollout.advance(live)
@@ -189,6 +200,9 @@ final class Rollout {
     var groupGenerators: [RandomGenerator]
     var groupCounts: [Int]
     var groupRoots: [Int]
+    /// Per group under `entropy-balanced`, the probe whose entropies will split the budget,
+    /// until the split is made; nil otherwise.
+    var probes: [Int?]
 
     var policy: RolloutPolicy { engine.policy }
     var codec: ProtocolCodec { engine.codec }
@@ -204,6 +218,7 @@ final class Rollout {
         vocabularyLog = Foundation.log(Double(engine.policy.vocabularySize))
         groupCounts = [Int](repeating: 0, count: templates.count)
         groupRoots = [Int](repeating: 0, count: templates.count)
+        probes = [Int?](repeating: nil, count: templates.count)
     }
 
     // MARK: Start a root
@@ -221,14 +236,44 @@ final class Rollout {
         sequences.append(sequence)
     }
 
-    /// N roots per group with branching (M forks may follow), G without.
+    /// N roots per group with branching (M forks may follow), G without. Under
+    /// `entropy-balanced`, one probe root per group, whose entropies decide the group's other
+    /// global samples once it finishes (``startGlobalSamplesAfterProbes()``).
     func startInitialSamples() {
+        let balanced = branching?.rule == .entropyBalanced
         for group in templates.indices {
-            let initial = branching?.initialSamples ?? budget
+            let initial = balanced ? 1 : branching?.initialSamples ?? budget
+            if balanced { probes[group] = sequences.count }
             for _ in 0..<initial { startRoot(group: group) }
             groupCounts[group] = initial
             groupRoots[group] = initial
         }
+        if branching != nil { statistics.globalSamples = groupCounts }
+    }
+
+    // MARK: Split the budget (AEPO's entropy pre-monitoring)
+
+    /// For every group whose probe has finished: m = ``BranchingConfiguration/globalSampleCount(rootEntropy:toolEntropy:vocabularySize:)``
+    /// from the probe's H_init and the mean of its step entropies after tool results (H_init
+    /// itself when it received none), and m − 1 more roots, as many as the group has room for.
+    /// The probe is a trajectory of its group like any other, and may have forked already.
+    func startGlobalSamplesAfterProbes() -> ArraySlice<Sequence> {
+        let firstNew = sequences.count
+        guard let settings = branching else { return sequences[firstNew...] }
+        for group in templates.indices {
+            guard let probeIndex = probes[group], sequences[probeIndex].finished else { continue }
+            probes[group] = nil
+            let probe = sequences[probeIndex]
+            let rootEntropy = probe.initialEntropy ?? stepEntropy(probe.initialWindow)
+            let toolEntropy = probe.toolStepEntropies.isEmpty ? rootEntropy : probe.toolStepEntropies.reduce(0, +) / Double(probe.toolStepEntropies.count)
+            let target = settings.globalSampleCount(rootEntropy: rootEntropy, toolEntropy: toolEntropy, vocabularySize: policy.vocabularySize)
+            let count = Swift.max(0, Swift.min(target - 1, budget - groupCounts[group]))
+            for _ in 0..<count { startRoot(group: group) }
+            groupCounts[group] += count
+            groupRoots[group] += count
+            statistics.globalSamples[group] += count
+        }
+        return sequences[firstNew...]
     }
 
     // MARK: Top up
@@ -247,7 +292,7 @@ final class Rollout {
     func topUp(besides live: [Sequence]) -> ArraySlice<Sequence> {
         let liveGroups = Set(live.map(\.group))
         let firstNew = sequences.count
-        for group in templates.indices where groupCounts[group] < budget && !liveGroups.contains(group) {
+        for group in templates.indices where groupCounts[group] < budget && !liveGroups.contains(group) && probes[group] == nil {
             let missing = budget - groupCounts[group]
             let count = branching == nil ? missing : (missing * groupRoots[group] + groupCounts[group] - 1) / groupCounts[group]
             for _ in 0..<count { startRoot(group: group) }
@@ -404,20 +449,25 @@ final class Rollout {
         guard let settings = branching, let point = sequence.forkPoint else { return }
         sequence.forkPoint = nil
         let after = stepEntropy(point.windowEntropies)
+        sequence.toolStepEntropies.append(after)
         statistics.entropiesAfterToolResults.append(after)
         Rollout.grow(&statistics.entropiesAfterToolResult, toCount: point.turn, with: [])
         statistics.entropiesAfterToolResult[point.turn - 1].append(after)
         let initial = sequence.initialEntropy ?? stepEntropy(sequence.initialWindow)
         let delta = after - initial
-        let decision = settings.decide(entropyDelta: delta, vocabularySize: policy.vocabularySize, generator: &sequence.generator)
+        let consecutiveForks = sequence.consecutiveForks
+        let decision = settings.decide(
+            entropyDelta: delta, vocabularySize: policy.vocabularySize, consecutiveForks: consecutiveForks, generator: &sequence.generator)
         let room = budget - groupCounts[sequence.group]
         let outcome: ForkOutcome = !decision.fork ? .declinedByRule : room > 0 ? .forked : .blockedByBudget
         if settings.decisionLog {
             statistics.forkDecisions.append(ForkDecision(
                 group: sequence.group, trajectory: sequence.index, turn: point.turn, initialEntropy: initial, entropy: after,
                 entropyDelta: delta, ruleEntropyDelta: delta * settings.ruleScale(vocabularySize: policy.vocabularySize),
-                score: decision.score, draw: decision.draw, outcome: outcome))
+                score: decision.score, draw: decision.draw, outcome: outcome, consecutiveForks: consecutiveForks))
         }
+        // The copies below inherit the parent's streak, this fork included.
+        sequence.consecutiveForks = outcome == .forked ? consecutiveForks + 1 : 0
         guard outcome == .forked else {
             if outcome == .declinedByRule { statistics.forksDeclinedByRule += 1 } else { statistics.forksBlockedByBudget += 1 }
             statistics.entropyDeltasElsewhere.append(delta)
@@ -457,6 +507,7 @@ final class Rollout {
         // after the point is full, or earlier when the next call closes (before it runs) or the
         // parent ends.
         child.executedToolCalls = parent.executedToolCalls
+        child.consecutiveForks = parent.consecutiveForks
         return child
     }
 

@@ -184,6 +184,84 @@ final class AdvantageTests: XCTestCase {
             AdvantageEstimator.tokenAdvantages(for: branchedGroup(), mode: .arpoHard, epsilon: 0))
     }
 
+    // MARK: - Tree advantages (PORTool, Tree-GRPO)
+
+    /// `tree` on the branched group, w_g = 1, w_f = 0.5, ε = 0. Group advantages as above:
+    /// A = [0.7833494518006403, −1.3055824196677337, −0.26111648393354675, 0.7833494518006403].
+    /// Fork points and the trajectories through them:
+    /// - F1 = (record 0, position 3): records 0, 1 (forked there) and 2 (forked from 1 at 4 ≥ 3),
+    ///   rewards 1, 0, 0.5: mean 0.5, deviations 0.5, −0.5, 0, unbiased variance 0.5 / 2 = 0.25,
+    ///   std 0.5, so B = 1, −1, 0.
+    /// - F2 = (record 1, position 4): records 1 and 2, rewards 0, 0.5: mean 0.25, variance
+    ///   0.125, std 0.35355339059327373, so B = −0.7071067811865475, +0.7071067811865475.
+    /// Tokens before position 3 have no fork point on their path (B = 0). Row 0 after 3:
+    /// 0.7833494518006403 + 0.5 = 1.2833494518006403. Row 1 at 3 (under F1):
+    /// −1.3055824196677337 − 0.5 = −1.8055824196677337; at 5 (under F2):
+    /// −1.3055824196677337 − 0.35355339059327373 = −1.6591358102610074. Row 2 at 3 (under F1,
+    /// B = 0): −0.26111648393354675; at 4 and 5 (under F2): −0.26111648393354675 +
+    /// 0.35355339059327373 = 0.09243690665972698. Row 3 never forks: its A alone.
+    func testTreeAdvantagesAddTheForkRelativeTermAfterEachForkPoint() {
+        let records = branchedGroup()
+        let result = AdvantageEstimator.tokenAdvantages(for: records, mode: .tree, epsilon: 0, groupWeight: 1, forkWeight: 0.5)
+        XCTAssertEqual(result.trainMask, records.map(\.lossMask), "every row trains all its policy tokens")
+        let expected: [[Double]] = [
+            [0.7833494518006403, 0, 0.7833494518006403, 1.2833494518006403, 1.2833494518006403, 1.2833494518006403],
+            [-1.3055824196677337, 0, -1.3055824196677337, -1.8055824196677337, 0, -1.6591358102610074],
+            [-0.26111648393354675, 0, -0.26111648393354675, -0.26111648393354675, 0.09243690665972698, 0.09243690665972698],
+            [0.7833494518006403, 0.7833494518006403, 0.7833494518006403, 0.7833494518006403],
+        ]
+        for row in 0..<4 { assertClose(result.advantages[row], expected[row], "row \(row)") }
+        assertClose(result.trajectoryAdvantages!, [0.7833494518006403, -1.3055824196677337, -0.26111648393354675, 0.7833494518006403])
+    }
+
+    /// Z = 3: records 1 and 2 are both forked from record 0 at position 2, so the fork point has
+    /// three trajectories, rewards 1, 0, 0: mean 1/3, deviations 2/3, −1/3, −1/3, unbiased
+    /// variance (4/9 + 1/9 + 1/9) / 2 = 1/3, std 0.5773502691896258, B = 1.1547005383792517,
+    /// −0.5773502691896258, −0.5773502691896258. With w_g = 0 only B is left: 0 on the shared
+    /// positions 0 and 1, B from position 2 on. A root of another group is untouched by it.
+    func testTreeAdvantagesComparesEverySiblingOfAForkPointAndHonoursTheWeights() {
+        let records = [
+            record([5, 6, 7, 8], mask: [true, true, true, true], reward: 1),
+            record([5, 6, 9, 9], mask: [true, true, true, true], reward: 0, parent: 0, fork: 2),
+            record([5, 6, 3], mask: [true, true, true], reward: 0, parent: 0, fork: 2),
+            record([1, 2], mask: [true, true], reward: 4, group: 1),
+            record([1, 3], mask: [true, true], reward: 2, group: 1),
+        ]
+        let result = AdvantageEstimator.tokenAdvantages(for: records, mode: .tree, epsilon: 0, groupWeight: 0, forkWeight: 1)
+        assertClose(result.advantages[0], [0, 0, 1.1547005383792517, 1.1547005383792517])
+        assertClose(result.advantages[1], [0, 0, -0.5773502691896258, -0.5773502691896258])
+        assertClose(result.advantages[2], [0, 0, -0.5773502691896258])
+        assertClose(result.advantages[3], [0, 0])
+        assertClose(result.advantages[4], [0, 0])
+        // w_g = 2, w_f = 1: the group term (the same three rewards, so A = B) counts twice
+        // everywhere and the fork term once after the fork: 2·1.1547005383792517 = 2.3094010767585034
+        // before it, 3·1.1547005383792517 = 3.464101615137755 after. Group 1 = {4, 2}: A = ±0.7071067811865476.
+        let weighted = AdvantageEstimator.tokenAdvantages(for: records, mode: .tree, epsilon: 0, groupWeight: 2, forkWeight: 1)
+        assertClose(weighted.advantages[0], [2.3094010767585034, 2.3094010767585034, 3.464101615137755, 3.464101615137755])
+        assertClose(weighted.advantages[3], [1.4142135623730951, 1.4142135623730951])
+        assertClose(weighted.advantages[4], [-1.4142135623730951, -1.4142135623730951])
+    }
+
+    /// Without forks there is no fork point: at w_g = 1 `tree` is GRPO, and the configuration
+    /// passes its weights through.
+    func testTreeAdvantagesWithoutForksAreGRPOAndTheConfigurationPassesItsWeights() {
+        let records = [
+            record([1, 2, 3], mask: [true, false, true], reward: 1),
+            record([4, 5], mask: [true, true], reward: 0),
+        ]
+        XCTAssertEqual(
+            AdvantageEstimator.tokenAdvantages(for: records, mode: .tree).advantages,
+            AdvantageEstimator.tokenAdvantages(for: records, mode: .grpo).advantages)
+        var configuration = AdvantageConfiguration()
+        configuration.mode = .tree
+        configuration.standardDeviationEpsilon = 0
+        configuration.groupWeight = 0.25
+        configuration.forkWeight = 3
+        XCTAssertEqual(
+            configuration.groupAdvantages(for: branchedGroup()),
+            AdvantageEstimator.tokenAdvantages(for: branchedGroup(), mode: .tree, epsilon: 0, groupWeight: 0.25, forkWeight: 3))
+    }
+
     // MARK: - GAE
 
     /// Tokens P P O P (an observation at position 2), values [0.5, 0.4, 9.9, 0.8] (the
@@ -259,15 +337,19 @@ final class AdvantageTests: XCTestCase {
         XCTAssertEqual(decoded.gamma, 1.0)
         XCTAssertEqual(decoded.lambda, 0.95)
         XCTAssertTrue(decoded.whiten)
+        XCTAssertEqual(decoded.groupWeight, 1)
+        XCTAssertEqual(decoded.forkWeight, 1)
         XCTAssertNoThrow(try decoded.validate())
 
         let custom = try JSONDecoder().decode(
-            AdvantageConfiguration.self, from: Data(#"{"mode": "dr-grpo", "std_epsilon": 0, "gamma": 0.99, "lambda": 1, "whiten": false}"#.utf8))
+            AdvantageConfiguration.self, from: Data(#"{"mode": "dr-grpo", "std_epsilon": 0, "gamma": 0.99, "lambda": 1, "whiten": false, "group_weight": 0.5, "fork_weight": 2}"#.utf8))
         XCTAssertEqual(custom.mode, .drGRPO)
         XCTAssertEqual(custom.standardDeviationEpsilon, 0)
         XCTAssertEqual(custom.gamma, 0.99)
         XCTAssertEqual(custom.lambda, 1)
         XCTAssertFalse(custom.whiten)
+        XCTAssertEqual(custom.groupWeight, 0.5)
+        XCTAssertEqual(custom.forkWeight, 2)
         // Every key is written, and the encoding round-trips.
         let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(custom)) as! [String: Any]
         XCTAssertEqual(Set(encoded.keys), Set(AdvantageConfiguration.CodingKeys.allCases.map(\.rawValue)))
@@ -278,7 +360,7 @@ final class AdvantageTests: XCTestCase {
         XCTAssertThrowsError(try JSONDecoder().decode(AdvantageConfiguration.self, from: Data(#"{"mode": "arpo"}"#.utf8))) { error in
             guard case DecodingError.dataCorrupted(let context) = error else { return XCTFail("unexpected \(error)") }
             XCTAssertEqual(context.codingPath.map(\.stringValue), ["mode"])
-            XCTAssertEqual(context.debugDescription, #"mode must be one of "grpo", "dr-grpo", "arpo-soft", "arpo-hard", "arpo-hard-once", got "arpo""#)
+            XCTAssertEqual(context.debugDescription, #"mode must be one of "grpo", "dr-grpo", "arpo-soft", "arpo-hard", "arpo-hard-once", "tree", got "arpo""#)
         }
         func message(_ change: (inout AdvantageConfiguration) -> Void) -> String? {
             var configuration = AdvantageConfiguration()
@@ -289,6 +371,10 @@ final class AdvantageTests: XCTestCase {
         XCTAssertEqual(message { $0.lambda = 1.5 }, "lambda must be in [0, 1], got 1.5")
         XCTAssertEqual(message { $0.gamma = -0.1 }, "gamma must be in [0, 1], got -0.1")
         XCTAssertEqual(message { $0.standardDeviationEpsilon = -1 }, "std_epsilon must be in [0, 1), got -1.0")
+        XCTAssertEqual(message { $0.forkWeight = -1 }, "fork_weight must be in [0, 100], got -1.0")
+        XCTAssertEqual(message { $0.groupWeight = .nan }, "group_weight must be in [0, 100], got nan")
+        XCTAssertEqual(message { $0.groupWeight = 0; $0.forkWeight = 0 }, "fork_weight must be above 0 when group_weight is 0 (both 0 trains nothing), got 0.0")
         XCTAssertNil(message { $0.lambda = 0 })
+        XCTAssertNil(message { $0.groupWeight = 0 })
     }
 }
