@@ -40,11 +40,28 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         run = try container.decodeIfPresent(RunConfiguration.self, forKey: .run) ?? defaults.run
     }
 
+    /// Refuses `env.tasks`, `env.demonstrations` and `env.mcp_servers`: ToolEnv parses and checks
+    /// those files and servers (`TaskFile`, `DemonstrationFile`, `MCPServerConfig`), but
+    /// `TrainingRun` plays only the generated families, so a run given them would silently train
+    /// on something else.
+    func requireNoUserFiles() throws {
+        let unread = [
+            env.tasks.train == nil ? nil : "env.tasks.train",
+            env.tasks.eval == nil ? nil : "env.tasks.eval",
+            env.demonstrations == nil ? nil : "env.demonstrations",
+            env.mcpServers.isEmpty ? nil : "env.mcp_servers",
+        ].compactMap { $0 }
+        if let key = unread.first {
+            throw ConfigurationError("\(key) is not supported by arpo-train: runs play the generated task families with the built-in tools only; remove the key")
+        }
+    }
+
     /// Checks every value's range and the constraints between sections; the error names the key
     /// path and what is allowed.
     public func validate() throws {
         do { try model.validate(path: "model") } catch let error as PolicyError { throw ConfigurationError(error.description) }
         do { try env.validate() } catch let error as EnvironmentConfigError { throw ConfigurationError("env.\(error.keyPath) \(error.reason)") }
+        try requireNoUserFiles()
         try tokenizer.validate(path: "tokenizer")
         if model.vocabularySize != tokenizer.vocabularySize {
             throw ConfigurationError("model.vocab_size must equal the tokenizer's vocabulary (\(tokenizer.kind == .byte ? "272 for the byte tokenizer" : "272 + tokenizer.merges = \(tokenizer.vocabularySize)")), got \(model.vocabularySize); leave it out to have it set")

@@ -84,6 +84,15 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("out").path), "a bad config wrote output", file: file, line: line)
     }
 
+    /// ToolEnv reads user task files, demonstrations and MCP server entries, but a run plays the
+    /// generated families only: each key is refused rather than silently ignored.
+    func testUserTaskFilesDemonstrationsAndServersAreRefusedByTheTrainer() throws {
+        try assertConfigError(#"{"env": {"tasks": {"train": "tasks.jsonl"}}}"#, mentions: "env.tasks.train is not supported by arpo-train")
+        try assertConfigError(#"{"env": {"tasks": {"eval": "eval.jsonl"}}}"#, mentions: "env.tasks.eval is not supported by arpo-train")
+        try assertConfigError(#"{"env": {"demonstrations": "demos.jsonl"}}"#, mentions: "env.demonstrations is not supported by arpo-train")
+        try assertConfigError(#"{"env": {"tasks": {"train": "t.jsonl"}, "mcp_servers": {"units": {"command": "units-server"}}}}"#, mentions: "env.mcp_servers")
+    }
+
     func testEachClassOfBadConfigExitsWithCode2AndNamesTheProblem() throws {
         try assertConfigError(#"{"rl": {"grup_size": 4}}"#, mentions: "unknown key rl.grup_size (did you mean rl.group_size?)")
         try assertConfigError(#"{"rl": {"group_size": "four"}}"#, mentions: "rl.group_size has the wrong type: expected an integer")
