@@ -330,6 +330,10 @@ extension Tokenizer {
     public func huggingFaceJSON() throws -> Data {
         var vocabulary: [String: Int] = [:]
         for id in 0..<vocabularySize where !isSpecial(id) { vocabulary[Tokenizer.printable(bytesByID[id])] = id }
+        // The special tokens are in the model's vocabulary too: `tokenizers` gives an added token
+        // the model's id for its content, and otherwise an id after the vocabulary (1280 + i
+        // here, not 256 + i), whatever id `added_tokens` states.
+        for (offset, token) in Tokenizer.specialTokens.enumerated() { vocabulary[token] = Tokenizer.byteCount + offset }
         let addedTokens: [[String: Any]] = Tokenizer.specialTokens.enumerated().map { offset, content in
             ["id": Tokenizer.byteCount + offset, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true]
         }
@@ -391,8 +395,13 @@ extension Tokenizer {
             }
             merges.append(Merge(left, right))
         }
-        guard vocabulary.count == byteCount + merges.count else {
-            throw fail("vocab holds \(vocabulary.count) tokens; bytes and merges account for \(byteCount + merges.count)")
+        // The special tokens may be in the vocabulary (at their ids) or only in `added_tokens`.
+        let specialsInVocabulary = specialTokens.enumerated().filter { vocabulary[$0.element] != nil }
+        for (offset, token) in specialsInVocabulary where vocabulary[token] != byteCount + offset {
+            throw fail("vocab must give \(token) the id \(byteCount + offset)")
+        }
+        guard vocabulary.count == byteCount + merges.count + specialsInVocabulary.count else {
+            throw fail("vocab holds \(vocabulary.count) tokens; bytes, merges and special tokens account for \(byteCount + merges.count + specialsInVocabulary.count)")
         }
         do { return try Tokenizer(merges: merges) } catch let error as PolicyError { throw fail(error.description) }
     }

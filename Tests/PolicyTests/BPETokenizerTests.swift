@@ -123,4 +123,39 @@ final class BPETokenizerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains(url.path), "\(error)")
         }
     }
+
+    /// `tokenizers` (what `AutoTokenizer` loads) gives an added token the model vocabulary's id
+    /// for its content and otherwise an id after the vocabulary, whatever `added_tokens` states;
+    /// so the special tokens stand in `model.vocab` at their own ids (256 + i).
+    func testSpecialTokensStandInTheVocabularyAtTheirIDs() throws {
+        let tokenizer = try trainedTokenizer()
+        let object = try JSONSerialization.jsonObject(with: tokenizer.huggingFaceJSON()) as! [String: Any]
+        let vocabulary = (object["model"] as! [String: Any])["vocab"] as! [String: Int]
+        XCTAssertEqual(vocabulary.count, tokenizer.vocabularySize)
+        for (offset, token) in Tokenizer.specialTokens.enumerated() {
+            XCTAssertEqual(vocabulary[token], Tokenizer.byteCount + offset, token)
+        }
+        XCTAssertEqual(Set(vocabulary.values).count, vocabulary.count, "two tokens share an id")
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bpe-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = directory.appendingPathComponent(Tokenizer.fileName)
+        func write(vocabulary: [String: Int]) throws {
+            var file = object, model = object["model"] as! [String: Any]
+            model["vocab"] = vocabulary
+            file["model"] = model
+            try JSONSerialization.data(withJSONObject: file).write(to: url)
+        }
+        // Without the special tokens in the vocabulary (only in added_tokens) the file still loads.
+        try write(vocabulary: vocabulary.filter { !Tokenizer.specialTokens.contains($0.key) })
+        XCTAssertEqual(try Tokenizer.load(huggingFaceJSON: url), tokenizer)
+        // A special token at another id is refused, naming it.
+        var moved = vocabulary
+        moved[Tokenizer.specialTokens[0]] = tokenizer.vocabularySize
+        try write(vocabulary: moved)
+        XCTAssertThrowsError(try Tokenizer.load(huggingFaceJSON: url)) { error in
+            XCTAssertTrue("\(error)".contains(Tokenizer.specialTokens[0]) && "\(error)".contains("\(Tokenizer.byteCount)"), "\(error)")
+        }
+    }
 }
