@@ -38,8 +38,9 @@ public struct FileWriteError: Error, CustomStringConvertible, Equatable {
 /// its errors do not always carry the path and the system's reason.
 public struct DurableWriter {
     /// The seam for tests of write failures (disk full, permission): given a file about to be
-    /// written, an `errno` to fail with, or nil to write it. A failing file is left half written,
-    /// as a full disk leaves it.
+    /// written, or the destination of a rename about to be made, an `errno` to fail with, or nil
+    /// to go on. A failing file is left half written, as a full disk leaves it; a failing rename
+    /// is not made.
     public var fault: ((URL) -> Int32?)?
 
     /// A durable step taken, in order: what the tests of the write order observe.
@@ -107,6 +108,7 @@ public struct DurableWriter {
 
     /// Renames `source` to `destination`, replacing a file (not a non-empty directory) there.
     public func rename(_ source: URL, to destination: URL) throws {
+        if let injected = fault?(destination) { throw FileWriteError("rename \(source.path) to", destination.path, code: injected) }
         guard systemRename(source.path, destination.path) == 0 else {
             throw FileWriteError("rename \(source.path) to", destination.path, code: errno)
         }
@@ -133,8 +135,13 @@ public struct DurableWriter {
     /// `destination`, each file fsynced, then each directory in it, then renamed into place and
     /// the parent fsynced. `files` are paths relative to `destination` ("model/config.json"),
     /// each directory named before the files in it is created as needed. An existing
-    /// `destination` is replaced: moved aside, then removed once the new one is in place. On a
-    /// failure the temporary directory is removed and `destination` is left as it was.
+    /// `destination` is replaced: moved aside (`setAsideName`), then removed once the new one is
+    /// in place. On a failure the temporary directory is removed and `destination` is left as it
+    /// was.
+    ///
+    /// Between the two renames no directory is at `destination`: a crash there (or a failure of
+    /// both the rename into place and the rename back) leaves the old one only under its aside
+    /// name, complete. `restoreSetAsideDirectories(in:)` puts it back.
     public func writeDirectory(_ files: [(path: String, data: Data)], to destination: URL) throws {
         let parent = destination.deletingLastPathComponent()
         let name = destination.lastPathComponent
@@ -166,7 +173,7 @@ public struct DurableWriter {
         }
         var replaced: URL?
         if fileManager.fileExists(atPath: destination.path) {
-            let aside = parent.appendingPathComponent(".\(name).replaced-\(getpid())")
+            let aside = parent.appendingPathComponent(DurableWriter.setAsideName(name))
             try? fileManager.removeItem(at: aside)
             try rename(destination, to: aside)
             replaced = aside
@@ -178,5 +185,39 @@ public struct DurableWriter {
         }
         try synchronizeDirectory(parent)
         if let replaced { try? fileManager.removeItem(at: replaced) }
+    }
+
+    /// The name `writeDirectory` moves an existing `name` to while the new one is renamed into
+    /// place: hidden, and unique to this process.
+    static func setAsideName(_ name: String) -> String { ".\(name)\(setAsideMarker)\(getpid())" }
+    static let setAsideMarker = ".replaced-"
+
+    /// Puts back, under their own names, the directories of `parent` that `writeDirectory` had
+    /// moved aside when a crash (or a failed rename) stopped it before the new one was renamed
+    /// into place, so that nothing is at their name. The set-aside copy is the complete old
+    /// directory; the new one, if it was complete, is still at its temporary name and is left
+    /// for pruning. Where a process crashed there more than once, the most recently written
+    /// set-aside copy (by its modification time) wins. Returns the directories restored; fsyncs `parent` after.
+    @discardableResult
+    public func restoreSetAsideDirectories(in parent: URL) throws -> [URL] {
+        let fileManager = FileManager.default
+        guard let entries = try? fileManager.contentsOfDirectory(atPath: parent.path) else { return [] }
+        var candidates: [String: [(entry: String, changed: Date)]] = [:]
+        for entry in entries where entry.hasPrefix(".") {
+            guard let marker = entry.range(of: DurableWriter.setAsideMarker, options: .backwards) else { continue }
+            let name = String(entry[entry.index(after: entry.startIndex)..<marker.lowerBound])
+            guard !name.isEmpty, !fileManager.fileExists(atPath: parent.appendingPathComponent(name).path) else { continue }
+            let attributes = try? fileManager.attributesOfItem(atPath: parent.appendingPathComponent(entry).path)
+            candidates[name, default: []].append((entry, attributes?[.modificationDate] as? Date ?? .distantPast))
+        }
+        var restored: [URL] = []
+        for (name, copies) in candidates.sorted(by: { $0.key < $1.key }) {
+            let newest = copies.max { ($0.changed, $0.entry) < ($1.changed, $1.entry) }!
+            let destination = parent.appendingPathComponent(name)
+            try rename(parent.appendingPathComponent(newest.entry), to: destination)
+            restored.append(destination)
+        }
+        if !restored.isEmpty { try synchronizeDirectory(parent) }
+        return restored
     }
 }

@@ -149,6 +149,15 @@ public struct RunDirectory {
         return try ModelCheckpoint.load(from: directory, expected: configuration)
     }
 
+    /// Puts back the checkpoints (and `reference/`) that a crash left only under their set-aside
+    /// name: re-saving a directory that exists (a checkpoint at the step a run resumed from,
+    /// `reference/` after a fallback to the cold start) renames the old one aside before the new
+    /// one is renamed into place, and between the two renames `latest` names a directory that is
+    /// not there. Returns the directories restored.
+    public func restoreSetAsideDirectories() throws -> [URL] {
+        try writer.restoreSetAsideDirectories(in: checkpointsURL) + writer.restoreSetAsideDirectories(in: url)
+    }
+
     /// The newest complete checkpoint, or nil when the run has none.
     public func latestCheckpoint() throws -> URL? {
         guard let text = try? String(contentsOf: latestURL, encoding: .utf8) else { return nil }

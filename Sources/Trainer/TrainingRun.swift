@@ -130,6 +130,9 @@ public final class TrainingRun {
     /// one that verifies; when none does, throws naming each and why.
     func resumeFromCheckpoint() throws -> (LlamaModel, AdamW, RunState) {
         let c = configuration
+        for restored in try directory.restoreSetAsideDirectories() {
+            console.warning("\(restored.path) was found set aside by a save that did not finish; it is back in place")
+        }
         let (candidates, latestProblem) = directory.resumeCandidates()
         guard !candidates.isEmpty else {
             throw TrainingError("--resume: \(directory.checkpointsURL.path) holds no checkpoint to resume from")
@@ -163,7 +166,9 @@ public final class TrainingRun {
     func start() throws -> (LlamaModel, AdamW, RunState) {
         let c = configuration
         let fileManager = FileManager.default
-        if let existing = (try? directory.latestCheckpoint()) ?? directory.checkpointDirectories().first {
+        // `latest` alone counts too: it can name a checkpoint a crash left set aside.
+        let latestFile = fileManager.fileExists(atPath: directory.latestURL.path) ? directory.latestURL : nil
+        if let existing = (try? directory.latestCheckpoint()) ?? directory.checkpointDirectories().first ?? latestFile {
             throw TrainingError("\(directory.url.path) already holds a run (\(existing.lastPathComponent)); pass --resume to continue it or --output to start elsewhere")
         }
         var generator = RandomGenerator(seed: c.run.seed)
@@ -204,8 +209,16 @@ public final class TrainingRun {
                 model: session.model, tokenizer: codec.tokenizer, optimizer: session.optimizer, state: session.state,
                 globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)
         } catch {
-            let previous = (try? directory.latestCheckpoint())?.lastPathComponent
-            throw TrainingError("checkpoint \(name) not saved: \(error). " + (previous.map { "checkpoints/latest still names \($0), which is intact; free space or fix the permission, then continue with --resume" } ?? "the run has no earlier checkpoint"))
+            let previous: String
+            do {
+                previous = try directory.latestCheckpoint().map {
+                    "checkpoints/latest still names \($0.lastPathComponent), which is intact; free space or fix the permission, then continue with --resume"
+                } ?? "the run has no earlier checkpoint"
+            } catch let latestProblem {
+                // Both renames of a re-save failed: the old checkpoint is only under its set-aside name.
+                previous = "\(latestProblem); --resume puts back the checkpoint the failed save set aside"
+            }
+            throw TrainingError("checkpoint \(name) not saved: \(error). " + previous)
         }
     }
 

@@ -238,6 +238,97 @@ final class DurableCheckpointTests: XCTestCase {
         }
     }
 
+    /// Re-saving a checkpoint that exists (the step a run resumed from, saved again) renames the
+    /// old one aside, then the new one into place. A failed rename into place puts the old one
+    /// back; when that fails too, as when a crash falls between the two renames, nothing is at
+    /// the checkpoint's name and the old one, complete, is only under its set-aside name, where
+    /// `restoreSetAsideDirectories` finds it and puts it back (the most recently written copy,
+    /// when a crash left several).
+    func testAReSaveStoppedBetweenItsRenamesLeavesTheOldCheckpointToPutBack() throws {
+        let root = try temporaryDirectory(self)
+        let run = RunDirectory(root)
+        let model = tinyModel()
+        let optimizer = AdamW(named: model.namedParameters)
+        try run.saveCheckpoint(model: model, optimizer: optimizer, state: state(step: 2), globalStep: 2, keep: 2)
+        let checkpoint = run.checkpointsURL.appendingPathComponent("step-000002")
+        let savedState = try Data(contentsOf: checkpoint.appendingPathComponent("state.json"))
+        var resaved = state(step: 2)
+        resaved.elapsedSeconds = 9
+        func entries() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: run.checkpointsURL.path).sorted() }
+
+        var renamesIntoPlace = 0
+        let failsOnce = RunDirectory(root, writer: DurableWriter(fault: { url in
+            guard url.path == checkpoint.path else { return nil }
+            renamesIntoPlace += 1
+            return renamesIntoPlace == 1 ? EIO : nil
+        }))
+        XCTAssertThrowsError(try failsOnce.saveCheckpoint(model: model, optimizer: optimizer, state: resaved, globalStep: 2, keep: 2)) {
+            XCTAssertTrue("\($0)".contains("cannot rename") && "\($0)".contains("Input/output error"), "\($0)")
+        }
+        XCTAssertEqual(renamesIntoPlace, 2, "the new checkpoint's rename into place, then the old one's rename back")
+        XCTAssertEqual(try Data(contentsOf: checkpoint.appendingPathComponent("state.json")), savedState, "the old checkpoint is back in place")
+        XCTAssertNoThrow(try CheckpointManifest.verify(checkpoint))
+        XCTAssertEqual(try entries(), ["latest", "step-000002"])
+
+        let failsAlways = RunDirectory(root, writer: DurableWriter(fault: { $0.path == checkpoint.path ? EIO : nil }))
+        XCTAssertThrowsError(try failsAlways.saveCheckpoint(model: model, optimizer: optimizer, state: resaved, globalStep: 2, keep: 2))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoint.path))
+        let aside = try XCTUnwrap(try entries().first { $0.hasPrefix(".step-000002.replaced-") })
+        XCTAssertThrowsError(try run.latestCheckpoint()) { XCTAssertTrue("\($0)".contains("names step-000002, which does not exist"), "\($0)") }
+        XCTAssertEqual(run.resumeCandidates().checkpoints, [], "without putting it back, resume finds nothing")
+
+        // An older set-aside copy of the same checkpoint, left by an earlier crash, and damaged.
+        let older = run.checkpointsURL.appendingPathComponent(".step-000002.replaced-1")
+        try FileManager.default.copyItem(at: run.checkpointsURL.appendingPathComponent(aside), to: older)
+        try Data("{}".utf8).write(to: older.appendingPathComponent("state.json"))
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 0)], ofItemAtPath: older.path)
+
+        XCTAssertEqual(try run.restoreSetAsideDirectories().map(\.path), [checkpoint.path])
+        XCTAssertEqual(try Data(contentsOf: checkpoint.appendingPathComponent("state.json")), savedState)
+        XCTAssertNoThrow(try CheckpointManifest.verify(checkpoint))
+        XCTAssertEqual(try run.latestCheckpoint(), checkpoint)
+        XCTAssertEqual(run.resumeCandidates().checkpoints, [checkpoint])
+        XCTAssertNil(run.resumeCandidates().problem)
+        XCTAssertEqual(try run.restoreSetAsideDirectories(), [], "nothing is put back over a checkpoint in place")
+        try run.saveCheckpoint(model: model, optimizer: optimizer, state: state(step: 3), globalStep: 3, keep: 2)
+        XCTAssertEqual(try entries(), ["latest", "step-000002", "step-000003"], "the next save prunes the leftover copy")
+    }
+
+    /// The same through a run: a run resumed at step 5 and stopped at once saves step 5 again;
+    /// both renames of that save fail, which leaves what a crash between them leaves. The run
+    /// stops naming the error; `--resume` puts step 5 back and resumes from it (not from step 4)
+    /// to the metrics of an uninterrupted run.
+    func testResumePutsBackACheckpointSetAsideByAnInterruptedReSave() throws {
+        let root = try temporaryDirectory(self)
+        let straight = root.appendingPathComponent("straight"), output = root.appendingPathComponent("resaved")
+        XCTAssertEqual(try TrainingRun(configuration: tinyRun(straight), output: straight, console: Console(quiet: true)).run(resume: false, stop: StopSignal()), .completed)
+        let expected = withoutTimings(try jsonLines(straight.appendingPathComponent("metrics.jsonl")))
+
+        let stopAt5 = RunHooks(stopAfterGlobalStep: 5)
+        XCTAssertEqual(try TrainingRun(configuration: tinyRun(output), output: output, console: Console(quiet: true), hooks: stopAt5).run(resume: false, stop: StopSignal()), .interrupted(signal: SIGINT))
+        let step5 = output.appendingPathComponent("checkpoints/step-000005")
+        let failing = RunHooks(stopAfterGlobalStep: 5, writer: DurableWriter(fault: { $0.path == step5.path ? EIO : nil }))
+        XCTAssertThrowsError(try TrainingRun(configuration: tinyRun(output), output: output, console: Console(quiet: true), hooks: failing).run(resume: true, stop: StopSignal())) {
+            let message = "\($0)"
+            XCTAssertTrue(message.contains("checkpoint step-000005 not saved: cannot rename"), message)
+            XCTAssertTrue(message.contains("names step-000005, which does not exist; --resume puts back the checkpoint the failed save set aside"), message)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: step5.path))
+
+        let journal = Journal()
+        let observed = RunHooks(writer: DurableWriter(observer: { journal.events.append($0) }))
+        XCTAssertEqual(try TrainingRun(configuration: tinyRun(output), output: output, console: Console(quiet: true), hooks: observed).run(resume: true, stop: StopSignal()), .completed)
+        let restored = journal.events.first {
+            if case .renamed(let from, let to) = $0 { return to == step5.path && from.contains("/.step-000005.replaced-") }
+            return false
+        }
+        XCTAssertNotNil(restored, "step 5 is put back from its set-aside copy")
+        XCTAssertEqual(journal.events.first { if case .renamed = $0 { return true } else { return false } }, restored, "before anything else is renamed")
+        XCTAssertEqual(withoutTimings(try jsonLines(output.appendingPathComponent("metrics.jsonl"))), expected)
+        XCTAssertEqual(try RunDirectory(output).latestCheckpoint()?.lastPathComponent, "step-000007")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: output.appendingPathComponent("checkpoints").path).filter { $0.hasPrefix(".") }, [])
+    }
+
     /// A real full disk, through the binary: a small tmpfs, mounted when the tests run as root
     /// with the right to mount (skipped elsewhere), filled until a checkpoint no longer fits.
     /// The run exits 2 naming the path and "No space left on device"; `latest` and its
