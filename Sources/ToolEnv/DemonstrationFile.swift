@@ -99,7 +99,7 @@ public enum DemonstrationFile {
                     }
                     pending += ProtocolTag.callOpen.rawValue + (try callContent(call, at: "messages[\(index)].tool_calls[\(callIndex)]")) + ProtocolTag.callClose.rawValue
                     segments.append(Segment(role: .policy, text: pending))
-                    segments.append(Segment(role: .observation, text: TaskEpisode.capped(result.content ?? "", limit: config.limits.maxObservationCharacters)))
+                    segments.append(Segment(role: .observation, text: Episode.capped(result.content ?? "", limit: config.limits.maxObservationCharacters)))
                     pending = ""
                 }
                 index += 1 + message.toolCalls.count

@@ -195,7 +195,7 @@ public final class Episode {
             }
         }
         let final = ToolResponse(
-            observation: capped(response.observation), wasExecuted: response.wasExecuted, call: response.call,
+            observation: Episode.capped(response.observation, limit: config.limits.maxObservationCharacters), wasExecuted: response.wasExecuted, call: response.call,
             tool: response.tool, error: response.error, fault: response.fault, episodeMustEnd: response.episodeMustEnd
         )
         responses.append(final)
@@ -230,10 +230,10 @@ public final class Episode {
         )
     }
 
-    /// Tags removed, then cut to the cap with a visible `...`.
-    private func capped(_ observation: String) -> String {
+    /// Tags removed, then cut to `limit` characters with a visible `...`: every observation,
+    /// whichever episode or demonstration it comes from.
+    static func capped(_ observation: String, limit: Int) -> String {
         let clean = ProtocolTag.removingTags(from: observation)
-        let limit = config.limits.maxObservationCharacters
         guard clean.count > limit else { return clean }
         return String(clean.prefix(limit - 3)) + "..."
     }
@@ -257,47 +257,13 @@ public final class Episode {
     public func finish(policyText: String, endReason: EndReason) -> RewardBreakdown {
         precondition(!isFinished, "finish called twice")
         isFinished = true
-        let format = TranscriptFormat(transcript: policyText, answeredCalls: responses.count)
-        var violation = format.violation
-        if format.hasUnansweredMalformedCall { errors.append(.malformedCall) }
-        switch endReason {
-        case .answered: break
-        case .tokenLimit:
-            errors.append(.overLength)
-            violation = violation ?? "token limit reached"
-        case .callLimit:
-            if !errors.contains(.overCallLimit) { errors.append(.overCallLimit) }
-            violation = violation ?? "tool-call limit reached"
-        }
-
-        var answerScore = 0.0
-        var answerIsCorrect = false
-        if let answer = format.answer {
-            let evaluation = AnswerEvaluator.evaluate(
-                answer: answer, gold: task.goldAnswer, kind: task.answerKind, tolerance: config.reward.numericTolerance
-            )
-            answerScore = evaluation.score(config.reward.answerScoring)
-            answerIsCorrect = evaluation.isCorrect
-            if !answerIsCorrect { errors.append(.wrongAnswer) }
-            if responses.last?.reportsFailure == true { errors.append(.ignoredToolFailure) }
-        } else {
-            errors.append(.noAnswer)
-        }
-
-        let formatCorrect = violation == nil
-        let isCorrect = formatCorrect && answerIsCorrect
         let kinds = ToolName.allCases.filter(toolKindsUsed.contains)
-        let reward = config.reward
-        let bonus = isCorrect && kinds.count > 1 ? reward.multiToolBonus : 0
-        let factor = reward.toolEfficiency ? RewardFunction.toolEfficiencyFactor(calls: executedToolCalls, c: reward.toolEfficiencyC) : 1
-        let penalty = errors.reduce(0) { $0 + reward.penalty(for: $1) }
-        return RewardBreakdown(
-            formatCorrect: formatCorrect, formatViolation: violation, answer: format.answer,
-            answerScore: answerScore, isCorrect: isCorrect, multiToolBonus: bonus,
-            toolEfficiencyFactor: factor, errorPenalty: penalty,
-            formatReward: formatCorrect ? 0 : reward.badFormatReward, errors: errors,
-            executedToolCalls: executedToolCalls, toolCallAttempts: responses.count,
-            toolKindsUsed: kinds, endReason: endReason
+        return RewardFunction.score(
+            policyText: policyText, endReason: endReason, responses: responses, errors: &errors,
+            evaluate: { answer in
+                AnswerEvaluator.evaluate(answer: answer, gold: task.goldAnswer, kind: task.answerKind, tolerance: config.reward.numericTolerance)
+            },
+            distinctToolsUsed: kinds.count, executedToolCalls: executedToolCalls, toolKindsUsed: kinds, reward: config.reward
         )
     }
 

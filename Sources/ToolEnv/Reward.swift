@@ -116,6 +116,61 @@ public struct RewardBreakdown: Equatable, Codable, Sendable {
 ///   the group is correct.
 /// - P, the error penalty: the sum over recorded errors of `error_penalties[kind]`.
 public enum RewardFunction {
+    /// Scores a finished episode of either kind (`Episode.finish`, `TaskEpisode.finish`): the
+    /// format of `policyText`, the end reason and the answer, with the errors this adds appended
+    /// to `errors` (`malformed_call`, `over_length`, `over_call_limit`, `no_answer`,
+    /// `wrong_answer`, `ignored_tool_failure`; see `Episode.finish`).
+    ///
+    /// - Parameters:
+    ///   - evaluate: the answer against the episode's gold answer or answers.
+    ///   - distinctToolsUsed: how many different tools were executed (the multi-tool bonus needs
+    ///     more than one).
+    ///   - toolKindsUsed: the built-in tools executed, for the breakdown.
+    static func score(
+        policyText: String, endReason: EndReason, responses: [ToolResponse], errors: inout [EpisodeErrorKind],
+        evaluate: (String) -> AnswerEvaluation, distinctToolsUsed: Int, executedToolCalls: Int,
+        toolKindsUsed: [ToolName], reward: RewardConfig
+    ) -> RewardBreakdown {
+        let format = TranscriptFormat(transcript: policyText, answeredCalls: responses.count)
+        var violation = format.violation
+        if format.hasUnansweredMalformedCall { errors.append(.malformedCall) }
+        switch endReason {
+        case .answered: break
+        case .tokenLimit:
+            errors.append(.overLength)
+            violation = violation ?? "token limit reached"
+        case .callLimit:
+            if !errors.contains(.overCallLimit) { errors.append(.overCallLimit) }
+            violation = violation ?? "tool-call limit reached"
+        }
+
+        var answerScore = 0.0
+        var answerIsCorrect = false
+        if let answer = format.answer {
+            let evaluation = evaluate(answer)
+            answerScore = evaluation.score(reward.answerScoring)
+            answerIsCorrect = evaluation.isCorrect
+            if !answerIsCorrect { errors.append(.wrongAnswer) }
+            if responses.last?.reportsFailure == true { errors.append(.ignoredToolFailure) }
+        } else {
+            errors.append(.noAnswer)
+        }
+
+        let formatCorrect = violation == nil
+        let isCorrect = formatCorrect && answerIsCorrect
+        let bonus = isCorrect && distinctToolsUsed > 1 ? reward.multiToolBonus : 0
+        let factor = reward.toolEfficiency ? toolEfficiencyFactor(calls: executedToolCalls, c: reward.toolEfficiencyC) : 1
+        let penalty = errors.reduce(0) { $0 + reward.penalty(for: $1) }
+        return RewardBreakdown(
+            formatCorrect: formatCorrect, formatViolation: violation, answer: format.answer,
+            answerScore: answerScore, isCorrect: isCorrect, multiToolBonus: bonus,
+            toolEfficiencyFactor: factor, errorPenalty: penalty,
+            formatReward: formatCorrect ? 0 : reward.badFormatReward, errors: errors,
+            executedToolCalls: executedToolCalls, toolCallAttempts: responses.count,
+            toolKindsUsed: toolKindsUsed, endReason: endReason
+        )
+    }
+
     /// The total reward from its terms (see the type's documentation).
     public static func total(
         formatCorrect: Bool, formatReward: Double, answerScore: Double, multiToolBonus: Double,

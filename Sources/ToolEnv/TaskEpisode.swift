@@ -114,7 +114,7 @@ public final class TaskEpisode {
             response = answer(policyText: text)
         }
         response = ToolResponse(
-            observation: TaskEpisode.capped(response.observation, limit: config.limits.maxObservationCharacters),
+            observation: Episode.capped(response.observation, limit: config.limits.maxObservationCharacters),
             wasExecuted: response.wasExecuted, call: response.call, tool: response.tool, error: response.error,
             fault: response.fault, episodeMustEnd: response.episodeMustEnd)
         responses.append(response)
@@ -176,13 +176,6 @@ public final class TaskEpisode {
         }
     }
 
-    /// Tags removed, then cut to `limit` with a visible `...` (as `Episode` does).
-    static func capped(_ observation: String, limit: Int) -> String {
-        let clean = ProtocolTag.removingTags(from: observation)
-        guard clean.count > limit else { return clean }
-        return String(clean.prefix(limit - 3)) + "..."
-    }
-
     /// Scores the finished episode as `Episode.finish` does, with the answer scored against
     /// every accepted answer, and the multi-tool bonus earned by two different tool names.
     ///
@@ -190,40 +183,11 @@ public final class TaskEpisode {
     public func finish(policyText: String, endReason: EndReason) -> RewardBreakdown {
         precondition(!isFinished, "finish called twice")
         isFinished = true
-        let format = TranscriptFormat(transcript: policyText, answeredCalls: responses.count)
-        var violation = format.violation
-        if format.hasUnansweredMalformedCall { errors.append(.malformedCall) }
-        switch endReason {
-        case .answered: break
-        case .tokenLimit:
-            errors.append(.overLength)
-            violation = violation ?? "token limit reached"
-        case .callLimit:
-            if !errors.contains(.overCallLimit) { errors.append(.overCallLimit) }
-            violation = violation ?? "tool-call limit reached"
-        }
-        var answerScore = 0.0
-        var answerIsCorrect = false
-        if let answer = format.answer {
-            let evaluation = task.evaluate(answer, tolerance: config.reward.numericTolerance)
-            answerScore = evaluation.score(config.reward.answerScoring)
-            answerIsCorrect = evaluation.isCorrect
-            if !answerIsCorrect { errors.append(.wrongAnswer) }
-            if responses.last?.reportsFailure == true { errors.append(.ignoredToolFailure) }
-        } else {
-            errors.append(.noAnswer)
-        }
-        let formatCorrect = violation == nil
-        let isCorrect = formatCorrect && answerIsCorrect
-        let reward = config.reward
-        let bonus = isCorrect && Set(executedToolNames).count > 1 ? reward.multiToolBonus : 0
-        let factor = reward.toolEfficiency ? RewardFunction.toolEfficiencyFactor(calls: executedToolCalls, c: reward.toolEfficiencyC) : 1
-        return RewardBreakdown(
-            formatCorrect: formatCorrect, formatViolation: violation, answer: format.answer,
-            answerScore: answerScore, isCorrect: isCorrect, multiToolBonus: bonus,
-            toolEfficiencyFactor: factor, errorPenalty: errors.reduce(0) { $0 + reward.penalty(for: $1) },
-            formatReward: formatCorrect ? 0 : reward.badFormatReward, errors: errors,
-            executedToolCalls: executedToolCalls, toolCallAttempts: responses.count,
-            toolKindsUsed: executedToolNames.contains(ToolName.calc.rawValue) ? [.calc] : [], endReason: endReason)
+        return RewardFunction.score(
+            policyText: policyText, endReason: endReason, responses: responses, errors: &errors,
+            evaluate: { answer in task.evaluate(answer, tolerance: config.reward.numericTolerance) },
+            distinctToolsUsed: Set(executedToolNames).count, executedToolCalls: executedToolCalls,
+            toolKindsUsed: executedToolNames.contains(ToolName.calc.rawValue) ? [.calc] : [], reward: config.reward
+        )
     }
 }
