@@ -342,13 +342,8 @@ final class DurableCheckpointTests: XCTestCase {
         guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mount.error)") }
         addTeardownBlock { _ = try? runProcess(env, ["umount", disk.path]) }
 
-        let straight = root.appendingPathComponent("straight"), output = disk.appendingPathComponent("run")
-        let configURL = root.appendingPathComponent("run.json")
-        try Data(tinyConfig(output: straight).utf8).write(to: configURL)
-        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"]).status, 0)
-        let expected = withoutTimings(try jsonLines(straight.appendingPathComponent("metrics.jsonl")))
-        try Data(tinyConfig(output: output).utf8).write(to: configURL)
-        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"], environment: ["ARPO_STOP_AFTER_STEPS": "5"]).status, 130)
+        let output = disk.appendingPathComponent("run")
+        let (configURL, expected) = try uninterruptedAndStoppedAtStep5(root: root, output: output)
 
         // Fill the disk, then free a third of a checkpoint: room for the logs, not a checkpoint.
         let checkpoint = output.appendingPathComponent("checkpoints/step-000005")
@@ -379,19 +374,27 @@ final class DurableCheckpointTests: XCTestCase {
         XCTAssertEqual(withoutTimings(try jsonLines(output.appendingPathComponent("metrics.jsonl"))), expected)
     }
 
+    /// Through the real binary: the tiny run uninterrupted (into `root/straight`), then again into
+    /// `output`, stopped after step 5 (exit 130). Returns the config file, which names `output`,
+    /// and the uninterrupted run's metrics without timings.
+    func uninterruptedAndStoppedAtStep5(root: URL, output: URL, file: StaticString = #filePath, line: UInt = #line) throws -> (URL, [NSDictionary]) {
+        let straight = root.appendingPathComponent("straight")
+        let configURL = root.appendingPathComponent("run.json")
+        try Data(tinyConfig(output: straight).utf8).write(to: configURL)
+        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"]).status, 0, file: file, line: line)
+        let expected = withoutTimings(try jsonLines(straight.appendingPathComponent("metrics.jsonl")))
+        try Data(tinyConfig(output: output).utf8).write(to: configURL)
+        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"], environment: ["ARPO_STOP_AFTER_STEPS": "5"]).status, 130, file: file, line: line)
+        return (configURL, expected)
+    }
+
     /// `--resume` past a latest checkpoint that fails verification: it says which and why, and
     /// continues from the newest that verifies, to the same metrics as an uninterrupted run. When
     /// none verifies it exits 2 naming each. Also through the real binary.
     func testResumeFallsBackToTheNewestCheckpointThatVerifies() throws {
         let root = try temporaryDirectory(self)
-        let straight = root.appendingPathComponent("straight"), resumed = root.appendingPathComponent("resumed")
-        let configURL = root.appendingPathComponent("run.json")
-        try Data(tinyConfig(output: straight).utf8).write(to: configURL)
-        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"]).status, 0)
-        let expected = withoutTimings(try jsonLines(straight.appendingPathComponent("metrics.jsonl")))
-
-        try Data(tinyConfig(output: resumed).utf8).write(to: configURL)
-        XCTAssertEqual(try runArpoTrain(["--config", configURL.path, "--quiet"], environment: ["ARPO_STOP_AFTER_STEPS": "5"]).status, 130)
+        let resumed = root.appendingPathComponent("resumed")
+        let (configURL, expected) = try uninterruptedAndStoppedAtStep5(root: root, output: resumed)
         let checkpoints = resumed.appendingPathComponent("checkpoints")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).filter { $0.hasPrefix("step-") }.sorted(), ["step-000004", "step-000005"])
         let weights = checkpoints.appendingPathComponent("step-000005/model/model.safetensors")
