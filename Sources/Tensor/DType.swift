@@ -70,7 +70,7 @@ extension Float: TensorScalar {
             && blockedInParallel(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, addend: beta != 0 ? UnsafePointer(c) : nil, ldAddend: ldc, c: c, ldc: ldc) {
             return
         }
-        Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
+        Kernels.splitGEMM(threads: threads, blasBlocks: kernel == .blas, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
             kernel.run(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
@@ -202,7 +202,7 @@ extension Double: TensorScalar {
         alpha: Double, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        Kernels.splitGEMM(threads: Kernels.gemmThreads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
+        Kernels.splitGEMM(threads: Kernels.gemmThreads, blasBlocks: true, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) { m, n, k, a, b, beta, c, ldc in
             cblas_dgemm(
                 CblasRowMajor, blasTranspose(transposeA), blasTranspose(transposeB),
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

@@ -41,10 +41,9 @@ final class TrainingTests: XCTestCase {
     }
 
     /// Two train steps (forward, backward, AdamW) of a float32 model big enough that the kernels
-    /// split their work over threads give bit-identical parameters when repeated at the same
-    /// thread count. (Across thread counts OpenBLAS's own sgemm rounds differently, e.g. at
-    /// 1000×300×300, so only the package's kernels are held to that: see ThreadCountTests.)
-    func testTrainStepsRepeatBitForBitAtTheSameThreadCount() {
+    /// and products split their work over threads give bit-identical parameters when repeated,
+    /// and the same on 1, 2 and 3 threads.
+    func testTrainStepsRepeatBitForBitOnEveryThreadCount() {
         let configuration = LlamaConfiguration(hiddenSize: 64, intermediateSize: 192, layerCount: 2, headCount: 4, keyValueHeadCount: 2, maxPositions: 96)
         var tokenGenerator = RandomGenerator(seed: 5)
         let sequences = (0..<4).map { row in (0..<(96 - 7 * row)).map { _ in Int(tokenGenerator.next() % 256) } }
@@ -60,12 +59,16 @@ final class TrainingTests: XCTestCase {
             }
             return model.parameters.map(\.floats)
         }
-        for threads in [1, 2] {
+        let oneThread = ComputeSettings.current.with(threads: 1).withApplied { train() }
+        for threads in [1, 2, 3] {
             let (first, second) = ComputeSettings.current.with(threads: threads).withApplied { (train(), train()) }
-            for (index, (actual, expected)) in zip(second, first).enumerated() {
+            for (index, ((actual, expected), single)) in zip(zip(second, first), oneThread).enumerated() {
                 XCTAssertTrue(
                     actual.elementsEqual(expected) { $0.bitPattern == $1.bitPattern },
                     "parameter \(index) differs between two runs at \(threads) threads")
+                XCTAssertTrue(
+                    expected.elementsEqual(single) { $0.bitPattern == $1.bitPattern },
+                    "parameter \(index) differs between 1 and \(threads) threads")
             }
         }
     }

@@ -161,7 +161,7 @@ final class WorkerPoolTests: XCTestCase {
     /// columns, else columns), in whole 16-row tiles, covering C exactly once; a small one, or
     /// one on one thread, is a single call. A deep one (k ≥ 4 × C's larger side) is cut at the
     /// middle of k on any thread count: the first half into C with the caller's beta, the second
-    /// into scratch with beta 0.
+    /// into scratch with beta 0. Blocks for BLAS cut only rows, in whole 12-row groups.
     func testSplitGEMMCoversTheProductInAlignedBlocks() {
         struct Block: Equatable {
             let m: Int, n: Int, k: Int
@@ -174,14 +174,14 @@ final class WorkerPoolTests: XCTestCase {
             let lock = NSLock()
             var blocks: [Block] = []
         }
-        func split(threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int) -> [Block] {
+        func split(threads: Int, blasBlocks: Bool = false, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int) -> [Block] {
             let cCount = m * n
             let base = UnsafeMutablePointer<Float>.allocate(capacity: cCount)
             base.initialize(repeating: 0, count: cCount)
             defer { base.deallocate() }
             let calls = Calls()
             let (lda, ldb, ldc) = (transposeA ? m : k, transposeB ? k : n, n)
-            Kernels.splitGEMM(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: UnsafePointer(base), lda: lda, b: UnsafePointer(base), ldb: ldb, beta: 1, c: base, ldc: ldc) { m, n, k, a, b, beta, c, _ in
+            Kernels.splitGEMM(threads: threads, blasBlocks: blasBlocks, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: UnsafePointer(base), lda: lda, b: UnsafePointer(base), ldb: ldb, beta: 1, c: base, ldc: ldc) { m, n, k, a, b, beta, c, _ in
                 let offset = c - base
                 calls.lock.withLock {
                     calls.blocks.append(Block(m: m, n: n, k: k, aOffset: a - UnsafePointer(base), bOffset: b - UnsafePointer(base), cOffset: (0..<cCount).contains(offset) ? offset : nil, beta: beta))
@@ -208,6 +208,17 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual(blocks.map(\.cOffset), [0, 336, 672])
         blocks = split(threads: 2, transposeA: false, transposeB: false, m: 16, n: 1000, k: 256)
         XCTAssertEqual(blocks.map(\.bOffset), [0, 496], "column blocks of a row-major B (k × n)")
+        // For BLAS: rows only, in 12-row groups (1000 rows = 84 groups → 42 and 42), also where C
+        // has more columns than rows; under two groups, one call.
+        blocks = split(threads: 2, blasBlocks: true, transposeA: false, transposeB: true, m: 1000, n: 256, k: 256)
+        XCTAssertEqual(blocks.map(\.m), [504, 496])
+        XCTAssertEqual(blocks.map(\.cOffset), [0, 504 * 256])
+        blocks = split(threads: 2, blasBlocks: true, transposeA: true, transposeB: false, m: 65, n: 272, k: 32)
+        XCTAssertEqual(blocks.map(\.m), [36, 29])
+        XCTAssertEqual(blocks.map(\.n), [272, 272])
+        XCTAssertEqual(blocks.map(\.aOffset), [0, 36], "row blocks of a transposed A")
+        XCTAssertEqual(split(threads: 3, blasBlocks: true, transposeA: false, transposeB: true, m: 16, n: 1000, k: 256).map(\.m), [12, 4])
+        XCTAssertEqual(split(threads: 2, blasBlocks: true, transposeA: false, transposeB: true, m: 12, n: 1000, k: 256).map(\.m), [12])
         // Below the split size, or on one thread: one call for the whole product.
         XCTAssertEqual(split(threads: 2, transposeA: false, transposeB: false, m: 32, n: 64, k: 64).map(\.m), [32])
         XCTAssertEqual(split(threads: 1, transposeA: false, transposeB: false, m: 4096, n: 256, k: 256).map(\.m), [4096])

@@ -37,6 +37,16 @@ extension Kernels {
     /// OpenBLAS's SkylakeX sgemm kernel.
     static let gemmSplitAlignment = 16
 
+    /// Rows per block of a split GEMM that BLAS computes come in multiples of this, and such a
+    /// split cuts only C's rows. OpenBLAS's sgemm and dgemm (0.3.21, its Zen kernels) give a
+    /// block of whole 12-row groups the bits of the same rows of the whole product, for every
+    /// shape, transpose pair, beta and leading dimension tried; a block cut at 16 rows,
+    /// or any cut of C's columns, rounds some elements differently (on 65 × 272 × 32, 360 of
+    /// 17,680). With one block per thread cut there, a train step's and an RL update's
+    /// parameters differed between 1 and 2 threads (`SplitGEMMTests`, `TrainingTests`,
+    /// `PackedUpdateTests`).
+    static let blasSplitAlignment = 12
+
     /// A product whose depth k is at least this many times C's larger side is cut in two along
     /// k (`splitGEMM`). Weight gradients (dW = dYᵀ X over 4096 rows into 256 × 256) are this
     /// shape: cut along C's rows, each thread packed all of X, and the two threads ran at 115
@@ -54,8 +64,9 @@ extension Kernels {
     /// block's m, n, k, its operands, its beta and its C with leading dimension): once for a
     /// small product, else once per block on up to `threads` threads.
     ///
-    /// - Blocks split C's rows when it has at least as many rows as columns, else its columns;
-    ///   one block per thread, which measured faster than more (at 4096 × 768 × 256, two
+    /// - Blocks split C's rows when it has at least as many rows as columns, else its columns
+    ///   (`blasBlocks`: always its rows, at multiples of `blasSplitAlignment`); one block per
+    ///   thread, which measured faster than more (at 4096 × 768 × 256, two
     ///   threads: 170–236 GFLOPS in two blocks, 164–234 in four, against 129–219 for OpenBLAS's
     ///   own threading; each block packs all of the other operand). Each element of C is then
     ///   one call's dot product over all of k. (Float32 products the blocked kernel runs rows
@@ -68,17 +79,17 @@ extension Kernels {
     ///
     /// Each element of C is one call's dot product over k, or over each half of k, summed. The cut
     /// along k depends on the shape alone; the row or column blocks on the thread count as well,
-    /// and OpenBLAS may round a block differently from the whole (its small-matrix kernels sum in
-    /// another order; the blocked and AMX kernels do not). So the bits are fixed by the shape and
-    /// the thread count; a deep product on
-    /// one to three threads, each half one call, gives the same bits on all of them.
+    /// which changes no bits: the blocked and AMX kernels compute each element the same wherever
+    /// its block starts, and BLAS blocks (`blasBlocks`, for calls to `cblas_sgemm` or
+    /// `cblas_dgemm`) are cut where OpenBLAS gives a block the bits of the whole
+    /// (`blasSplitAlignment`). So a product has the same bits on every thread count.
     @inline(__always)
     static func splitGEMM<T: TensorScalar>(
-        threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+        threads: Int, blasBlocks: Bool, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int,
         _ product: (_ m: Int, _ n: Int, _ k: Int, UnsafePointer<T>, UnsafePointer<T>, _ beta: T, UnsafeMutablePointer<T>, _ ldc: Int) -> Void
     ) {
-        guard let split = GEMMSplit(threads: threads, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) else {
+        guard let split = GEMMSplit(threads: threads, blasBlocks: blasBlocks, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) else {
             product(m, n, k, a, b, beta, c, ldc)
             return
         }
@@ -103,7 +114,7 @@ extension Kernels {
         }
 
         let transposeA, transposeB, alongRows: Bool
-        let m, n, k, lda, ldb, ldc, halves, blocks, units, extent, firstDepth: Int
+        let m, n, k, lda, ldb, ldc, halves, blocks, units, extent, alignment, firstDepth: Int
         let a, b: UnsafePointer<T>
         let beta: T
         let c: UnsafeMutablePointer<T>
@@ -111,17 +122,19 @@ extension Kernels {
 
         var chunks: Int { halves * blocks }
 
-        /// nil when the product is not split: one call computes it.
-        init?(threads: Int, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int) {
+        /// nil when the product is not split: one call computes it. `blasBlocks`: the blocks go to
+        /// BLAS, so they cut only C's rows, at multiples of `blasSplitAlignment`.
+        init?(threads: Int, blasBlocks: Bool = false, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int) {
             let halves = splitsDepth(m: m, n: n, k: k) ? 2 : 1
-            let alongRows = m >= n
+            let alongRows = blasBlocks || m >= n
             let extent = alongRows ? m : n
-            let units = (extent + gemmSplitAlignment - 1) / gemmSplitAlignment
+            let alignment = blasBlocks ? blasSplitAlignment : gemmSplitAlignment
+            let units = (extent + alignment - 1) / alignment
             let blocks = Swift.max(1, Swift.min(threads / halves, units))
             guard halves > 1 || (blocks > 1 && m * n * k >= gemmSplitWork) else { return nil }
             (self.transposeA, self.transposeB, self.alongRows) = (transposeA, transposeB, alongRows)
             (self.m, self.n, self.k, self.lda, self.ldb, self.ldc) = (m, n, k, lda, ldb, ldc)
-            (self.halves, self.blocks, self.units, self.extent) = (halves, blocks, units, extent)
+            (self.halves, self.blocks, self.units, self.extent, self.alignment) = (halves, blocks, units, extent, alignment)
             firstDepth = halves == 1 ? k : (k / 2) / gemmSplitAlignment * gemmSplitAlignment
             (self.a, self.b, self.beta, self.c) = (a, b, beta, c)
             scratch = halves == 1 ? nil : TensorStorage(dtype: T.dtype, count: m * n, zeroed: false)
@@ -133,8 +146,8 @@ extension Kernels {
             let aHalf = transposeA ? a + k0 * lda : a + k0
             let bHalf = transposeB ? b + k0 : b + k0 * ldb
             let (cHalf, ldcHalf, betaHalf) = half == 0 ? (c, ldc, beta) : (scratch!.pointer(T.self), n, T.zero)
-            let start = units * block / blocks * gemmSplitAlignment
-            let end = Swift.min(extent, units * (block + 1) / blocks * gemmSplitAlignment)
+            let start = units * block / blocks * alignment
+            let end = Swift.min(extent, units * (block + 1) / blocks * alignment)
             if alongRows {
                 return Block(m: end - start, n: n, k: depth, a: transposeA ? aHalf + start : aHalf + start * lda, b: bHalf, beta: betaHalf, c: cHalf + start * ldcHalf, ldc: ldcHalf)
             }
