@@ -8,7 +8,8 @@ public struct UpdateConfiguration: Sendable {
     public var epochs: Int
     /// Optimizer steps per epoch.
     public var miniBatches: Int
-    /// Rows per forward/backward pass; gradients accumulate over a mini-batch's micro-batches.
+    /// Trajectories per forward/backward pass, packed several to a row of the context length;
+    /// gradients accumulate over a mini-batch's passes.
     public var microBatchSize: Int
     public var maxGradientNorm: Double
     /// The sampling temperature: training recomputes log-probs from logits / temperature, as
@@ -123,8 +124,11 @@ public struct UpdateCost: Equatable, Sendable {
     /// Tokens of the sequences the trained passes ran on (prompt and response, padding not
     /// counted), over every epoch.
     public var tokens = 0
-    /// Positions those passes computed, padding included (rows × the micro-batch's longest row).
+    /// Positions those passes computed, padding included (packed rows × the pass's longest row).
     public var paddedTokens = 0
+    /// Tokens of `tokens` those passes did not compute because a sequence packed before them in
+    /// the row shares them (a group's prompt, a fork's prefix).
+    public var sharedTokens = 0
 
     public init() {}
 
@@ -138,7 +142,8 @@ public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanos
 
 /// Turns rollout batches into AdamW updates: advantages (GRPO/ARPO attribution or PPO's GAE),
 /// then `epochs` × `miniBatches` optimizer steps of the clipped surrogate with its KL, entropy
-/// and value terms, gradients accumulated over micro-batches with mini-batch-wide normalisers.
+/// and value terms, gradients accumulated over packed passes of at most `microBatchSize`
+/// trajectories (`packedPasses`) with mini-batch-wide normalisers.
 public final class ReinforcementLearner {
     public let model: LlamaModel
     /// The frozen reference policy for the KL term and metric; its forward pass runs only when
@@ -163,71 +168,38 @@ public final class ReinforcementLearner {
         loss = PolicyLoss(configuration: configuration.loss)
     }
 
-    /// Per-position statistics gathered at response tokens: row b, column t reads position
-    /// promptLength_b + t − 1 (the distribution that produced response token t). (B, L).
-    func responseAligned(_ perPosition: Tensor, records: [TrajectoryRecord], length: Int) -> Tensor {
-        let rows = perPosition.shape[0], width = perPosition.shape[1]
-        var indices = [Int](repeating: 0, count: rows * length)
-        for (row, record) in records.enumerated() {
-            for t in 0..<record.responseTokens.count {
-                indices[row * length + t] = row * width + record.promptTokens.count + t - 1
-            }
-            for t in record.responseTokens.count..<length { indices[row * length + t] = row * width }
-        }
-        return perPosition.reshaped([rows * width, 1]).embedding(indices, shape: [rows, length]).reshaped([rows, length])
-    }
-
-    func tokenBatch(_ records: [TrajectoryRecord]) -> TokenBatch {
-        TokenBatch(sequences: records.map { $0.promptTokens + $0.responseTokens }, padding: padding)
-    }
-
     /// Per record and response token, the reference policy's log-probs (nil when nothing needs
     /// them) and (PPO) the values before the update.
     typealias FrozenStatistics = (reference: [[Double]]?, values: [[Double]]?)
 
-    /// Rows of `records` in micro-batches, no gradients: the reference policy's log-probs when
-    /// the KL term or the `reference_kl` metric needs them, and (PPO) the current values, per
-    /// response token. Neither needed, no forward pass runs.
+    /// `records` in packed passes (`packedPasses`), no gradients: the reference policy's
+    /// log-probs when the KL term or the `reference_kl` metric needs them, and (PPO) the current
+    /// values, per response token. Neither needed, no forward pass runs.
     func frozenStatistics(_ records: [TrajectoryRecord]) -> FrozenStatistics {
         let needsReference = configuration.loss.needsReference
         var referenceRows = [[Double]](repeating: [], count: records.count)
         var valueRows = [[Double]](repeating: [], count: records.count)
         guard needsReference || algorithm == .proximal else { return (nil, nil) }
-        let order = lengthOrdered(Array(records.indices), records)
         withoutGradients {
-            for start in stride(from: 0, to: order.count, by: configuration.microBatchSize) {
-                let indices = Array(order[start..<min(start + configuration.microBatchSize, order.count)])
-                let chunk = indices.map { records[$0] }
-                let length = chunk.map(\.responseTokens.count).max() ?? 0
-                let batch = tokenBatch(chunk)
-                if needsReference {
-                    let referenceStatistics = reference.tokenStatistics(batch, temperature: configuration.temperature)
-                    let aligned = responseAligned(referenceStatistics.logProbabilities, records: chunk, length: length).doubles
-                    for (row, (index, record)) in zip(indices, chunk).enumerated() {
-                        referenceRows[index] = Array(aligned[(row * length)..<(row * length + record.responseTokens.count)])
+            for pass in packedPasses(Array(records.indices), records: records) {
+                let length = pass.records.map { records[$0].responseTokens.count }.max() ?? 0
+                // Each trajectory's response tokens of the aligned (trajectories, length) figures.
+                func scatter(_ aligned: [Double], into rows: inout [[Double]]) {
+                    for (row, index) in pass.records.enumerated() {
+                        rows[index] = Array(aligned[(row * length)..<(row * length + records[index].responseTokens.count)])
                     }
                 }
+                if needsReference {
+                    let referenceStatistics = reference.tokenStatistics(pass.batch, temperature: configuration.temperature)
+                    scatter(responseAligned(referenceStatistics.logProbabilities, pass: pass, records: records, length: length).doubles, into: &referenceRows)
+                }
                 if algorithm == .proximal {
-                    let values = model.forward(batch).values!
-                    let alignedValues = responseAligned(values, records: chunk, length: length).doubles
-                    for (row, (index, record)) in zip(indices, chunk).enumerated() {
-                        valueRows[index] = Array(alignedValues[(row * length)..<(row * length + record.responseTokens.count)])
-                    }
+                    let values = model.forward(pass.batch).values!
+                    scatter(responseAligned(values, pass: pass, records: records, length: length).doubles, into: &valueRows)
                 }
             }
         }
         return (needsReference ? referenceRows : nil, algorithm == .proximal ? valueRows : nil)
-    }
-
-    /// `indices` longest sequence first (ties in index order), so that each micro-batch holds
-    /// sequences of similar length and little of it is padding. The losses are sums over rows
-    /// with one normaliser per mini-batch, so the grouping changes no value beyond rounding.
-    func lengthOrdered(_ indices: [Int], _ records: [TrajectoryRecord]) -> [Int] {
-        indices.sorted { a, b in
-            let lengthA = records[a].promptTokens.count + records[a].responseTokens.count
-            let lengthB = records[b].promptTokens.count + records[b].responseTokens.count
-            return lengthA != lengthB ? lengthA > lengthB : a < b
-        }
     }
 
     /// Runs the updates for one rollout batch at `learningRate`. `seed` fixes the mini-batch
@@ -257,7 +229,7 @@ public final class ReinforcementLearner {
             order.shuffle(using: &generator)
             let miniBatchSize = (records.count + configuration.miniBatches - 1) / configuration.miniBatches
             for miniStart in stride(from: 0, to: order.count, by: miniBatchSize) {
-                let miniBatch = lengthOrdered(Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)]), records)
+                let miniBatch = Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)])
                 _ = lap()
                 let (stepMetrics, stepDrift) = accumulateGradients(
                     miniBatch, records: records, advantages: advantages, frozen: frozen, measuringDrift: isFirstStep, cost: &metrics.cost)
@@ -332,10 +304,10 @@ public final class ReinforcementLearner {
         }
     }
 
-    /// Zeroes the gradients, then adds the mini-batch's loss gradient micro-batch by micro-batch
-    /// (a non-finite micro-batch loss adds none). Returns the mini-batch's summed loss metrics,
-    /// and when `measuringDrift` the rollout's log-prob drift on its rows (else an empty one);
-    /// adds the passes' tokens to `cost`.
+    /// Zeroes the gradients, then adds the mini-batch's loss gradient pass by pass
+    /// (`packedPasses`; a non-finite pass loss adds none). Returns the mini-batch's summed loss
+    /// metrics, and when `measuringDrift` the rollout's log-prob drift on its rows (else an empty
+    /// one); adds the passes' tokens and positions to `cost`.
     func accumulateGradients(
         _ miniBatch: [Int], records: [TrajectoryRecord], advantages: TokenAdvantages,
         frozen: FrozenStatistics, measuringDrift: Bool, cost: inout UpdateCost
@@ -344,14 +316,13 @@ public final class ReinforcementLearner {
         optimizer.zeroGradients()
         var stepMetrics: PolicyLossMetrics?
         var drift = DriftAccumulator()
-        for microStart in stride(from: 0, to: miniBatch.count, by: configuration.microBatchSize) {
-            let rows = Array(miniBatch[microStart..<min(microStart + configuration.microBatchSize, miniBatch.count)])
-            let lengths = rows.map { records[$0].promptTokens.count + records[$0].responseTokens.count }
-            cost.tokens += lengths.reduce(0, +)
-            cost.paddedTokens += rows.count * (lengths.max() ?? 0)
-            let lossBatch = policyLossBatch(rows, records: records, advantages: advantages, frozen: frozen)
+        for pass in packedPasses(miniBatch, records: records) {
+            cost.tokens += pass.locations.reduce(0) { $0 + $1.count }
+            cost.paddedTokens += pass.positions
+            cost.sharedTokens += pass.sharedTokens
+            let lossBatch = policyLossBatch(pass, records: records, advantages: advantages, frozen: frozen)
             if measuringDrift {
-                drift.add(rows.map { records[$0] }, recomputed: lossBatch.logProbabilities.doubles, length: lossBatch.logProbabilities.shape[1])
+                drift.add(pass.records.map { records[$0] }, recomputed: lossBatch.logProbabilities.doubles, length: lossBatch.logProbabilities.shape[1])
             }
             let result = loss(lossBatch, normalizer: normalizer)
             if result.loss.item.isFinite { result.loss.backward() }
@@ -360,27 +331,27 @@ public final class ReinforcementLearner {
         return (stepMetrics, drift)
     }
 
-    /// The (B, L) tensors of the loss for the records `rows`: log π_θ recomputed at the sampling
-    /// temperature (with values for PPO), aligned with the response tokens, beside what the
-    /// rollout and the frozen policies recorded.
-    func policyLossBatch(_ rows: [Int], records: [TrajectoryRecord], advantages: TokenAdvantages, frozen: FrozenStatistics) -> PolicyLossBatch {
+    /// The (trajectories, L) tensors of the loss for `pass`'s records: log π_θ recomputed at the
+    /// sampling temperature over the packed rows (with values for PPO), aligned with the response
+    /// tokens, beside what the rollout and the frozen policies recorded.
+    func policyLossBatch(_ pass: PackedPass, records: [TrajectoryRecord], advantages: TokenAdvantages, frozen: FrozenStatistics) -> PolicyLossBatch {
         let dtype = model.dtype
+        let rows = pass.records
         let chunk = rows.map { records[$0] }
         let length = chunk.map(\.responseTokens.count).max() ?? 0
-        let statistics = model.tokenStatistics(tokenBatch(chunk), temperature: configuration.temperature)
+        let statistics = model.tokenStatistics(pass.batch, temperature: configuration.temperature)
+        func aligned(_ perPosition: Tensor) -> Tensor { responseAligned(perPosition, pass: pass, records: records, length: length) }
         func padded(_ values: [[Double]]) -> Tensor { Tensor.paddedRows(values, length: length, dtype: dtype) }
         let needsEntropy = configuration.loss.entropyCoefficient != 0
         return PolicyLossBatch(
-            logProbabilities: responseAligned(statistics.logProbabilities, records: chunk, length: length),
+            logProbabilities: aligned(statistics.logProbabilities),
             oldLogProbabilities: padded(chunk.map(\.oldLogProbabilities)),
             advantages: padded(rows.map { advantages.advantages[$0] }),
             trainMask: Tensor.paddedMask(rows.map { advantages.trainMask[$0] }, length: length, dtype: dtype),
             referenceLogProbabilities: frozen.reference.map { reference in padded(rows.map { reference[$0] }) },
             // The entropy is logged either way; it joins the graph only with a bonus.
-            entropies: needsEntropy
-                ? responseAligned(statistics.entropies, records: chunk, length: length)
-                : responseAligned(statistics.entropies.detached(), records: chunk, length: length),
-            values: algorithm == .proximal ? responseAligned(statistics.values!, records: chunk, length: length) : nil,
+            entropies: aligned(needsEntropy ? statistics.entropies : statistics.entropies.detached()),
+            values: algorithm == .proximal ? aligned(statistics.values!) : nil,
             oldValues: algorithm == .proximal ? padded(rows.map { frozen.values![$0] }) : nil,
             returns: algorithm == .proximal ? padded(rows.map { advantages.returns![$0] }) : nil)
     }

@@ -15,8 +15,13 @@ public struct TokenBatch: Sendable {
     /// length; empty for an empty row); sequence s runs to the next start or to `lengths[b]`.
     /// Nil: one sequence per row.
     public let sequenceStarts: [[Int]]?
+    /// Per row and sequence (as `sequenceStarts`), the row indices of the tokens before the
+    /// sequence's first that it attends to, in position order: a prefix it shares with an earlier
+    /// sequence of the row, which holds it once (`PackedSequence`). The sequence's positions
+    /// continue from its prefix's length. Nil: no sequence has a prefix.
+    public let prefixes: [[[Int]]]?
 
-    public init(tokens: [Int], batchSize: Int, length: Int, lengths: [Int], sequenceStarts: [[Int]]? = nil) {
+    public init(tokens: [Int], batchSize: Int, length: Int, lengths: [Int], sequenceStarts: [[Int]]? = nil, prefixes: [[[Int]]]? = nil) {
         precondition(tokens.count == batchSize * length, "token batch holds \(tokens.count) ids, not \(batchSize) × \(length)")
         precondition(lengths.count == batchSize && lengths.allSatisfy { $0 >= 0 && $0 <= length }, "token batch lengths \(lengths) do not fit \(batchSize) rows of \(length)")
         if let sequenceStarts {
@@ -27,11 +32,21 @@ public struct TokenBatch: Sendable {
                 precondition(valid, "token batch row \(row): sequence starts \(starts) are not increasing from 0 below its length \(lengths[row])")
             }
         }
+        if let prefixes {
+            precondition(sequenceStarts != nil && prefixes.map(\.count) == sequenceStarts!.map(\.count), "token batch prefixes \(prefixes.map(\.count)) do not match its sequences")
+            for (row, rowPrefixes) in prefixes.enumerated() {
+                for (sequence, prefix) in rowPrefixes.enumerated() {
+                    let start = sequenceStarts![row][sequence]
+                    precondition(prefix.allSatisfy { $0 >= 0 && $0 < start }, "token batch row \(row): sequence \(sequence)'s prefix must lie before its start \(start)")
+                }
+            }
+        }
         self.tokens = tokens
         self.batchSize = batchSize
         self.length = length
         self.lengths = lengths
         self.sequenceStarts = sequenceStarts
+        self.prefixes = prefixes
     }
 
     /// Packs `rows[b]`'s sequences one after the other into row b, right-padded with `padding` to
@@ -54,36 +69,127 @@ public struct TokenBatch: Sendable {
         self.init(tokens: tokens, batchSize: rows.count, length: length, lengths: lengths, sequenceStarts: starts)
     }
 
-    /// The position of every token, (B, T) row-major: its index within its own sequence. Padding
-    /// gets position 0 (its outputs are never read).
+    /// Packs `rows[b]`'s sequences into row b, right-padded with `padding` to the longest row. A
+    /// sequence that names a host (an earlier sequence of the row holding its first
+    /// `sharedLength` tokens) is stored from its token `sharedLength − 1` on, and attends to the
+    /// host's copy of the tokens before (`prefixes`).
+    ///
+    /// The shared prefix's last token is computed again in the sequence's own tokens, so that
+    /// every next-token prediction of the sequence, the first one past the shared prefix
+    /// included, is at a position whose next token in the row is the predicted one
+    /// (`locations`).
+    public init(packing rows: [[PackedSequence]], padding: Int) {
+        var rowTokens: [[Int]] = [], starts: [[Int]] = [], prefixes: [[[Int]]] = []
+        for (row, sequences) in rows.enumerated() {
+            var tokens: [Int] = [], rowStarts: [Int] = [], rowPrefixes: [[Int]] = [], locations: [[Int]] = []
+            for (index, sequence) in sequences.enumerated() {
+                precondition(!sequence.tokens.isEmpty, "packed row \(row): sequence \(index) is empty")
+                var prefix: [Int] = []
+                if let host = sequence.host {
+                    precondition(host < index && sequence.sharedLength >= 1 && sequence.sharedLength <= Swift.min(sequence.tokens.count, sequences[host].tokens.count), "packed row \(row): sequence \(index) shares \(sequence.sharedLength) tokens with sequence \(host)")
+                    precondition(sequence.tokens[..<sequence.sharedLength] == sequences[host].tokens[..<sequence.sharedLength], "packed row \(row): sequence \(index)'s first \(sequence.sharedLength) tokens are not its host's")
+                    prefix = Array(locations[host][..<(sequence.sharedLength - 1)])
+                }
+                rowStarts.append(tokens.count)
+                rowPrefixes.append(prefix)
+                locations.append(prefix + Array(tokens.count..<(tokens.count + sequence.tokens.count - prefix.count)))
+                tokens += sequence.tokens[prefix.count...]
+            }
+            rowTokens.append(tokens)
+            starts.append(rowStarts)
+            prefixes.append(rowPrefixes)
+        }
+        let lengths = rowTokens.map(\.count)
+        let length = lengths.max() ?? 0
+        // Without a shared prefix the batch is a plain packed one (no key gathering).
+        self.init(
+            tokens: rowTokens.flatMap { $0 + [Int](repeating: padding, count: length - $0.count) }, batchSize: rows.count, length: length,
+            lengths: lengths, sequenceStarts: starts, prefixes: prefixes.joined().allSatisfy(\.isEmpty) ? nil : prefixes)
+    }
+
+    /// Where each token of row `row`'s sequence `sequence` is in the row: its prefix's row indices,
+    /// then its own. The prediction of token i + 1 is at `locations[i]`: the token after it in
+    /// the row is the sequence's token i + 1, and its context the sequence's tokens 0 … i.
+    public func locations(row: Int, sequence: Int) -> [Int] {
+        guard let sequenceStarts else { return Array(0..<lengths[row]) }
+        let starts = sequenceStarts[row]
+        let end = sequence + 1 < starts.count ? starts[sequence + 1] : lengths[row]
+        return (prefixes?[row][sequence] ?? []) + Array(starts[sequence]..<end)
+    }
+
+    /// The position of every token, (B, T) row-major: its index within its own sequence, which
+    /// counts its prefix. Padding gets position 0 (its outputs are never read).
     public var positions: [Int] {
         guard let sequenceStarts else { return (0..<batchSize).flatMap { _ in 0..<length } }
         var positions = [Int](repeating: 0, count: batchSize * length)
         for (row, starts) in sequenceStarts.enumerated() {
             for (index, start) in starts.enumerated() {
                 let end = index + 1 < starts.count ? starts[index + 1] : lengths[row]
-                for t in start..<end { positions[row * length + t] = t - start }
+                let first = prefixes?[row][index].count ?? 0
+                for t in start..<end { positions[row * length + t] = first + t - start }
             }
         }
         return positions
     }
 
-    /// The longest sequence (a padded row counts whole): the highest position is one less.
+    /// The longest sequence, prefix included (a padded row counts whole): the highest position is
+    /// one less.
     public var longestSequence: Int {
         guard let sequenceStarts else { return length }
-        return zip(sequenceStarts, lengths).map { starts, rowLength in
-            zip(starts, starts.dropFirst() + [rowLength]).map { $1 - $0 }.max() ?? 0
+        return sequenceStarts.indices.map { row in
+            sequenceStarts[row].indices.map { locations(row: row, sequence: $0).count }.max() ?? 0
         }.max() ?? 0
     }
 
     /// The attention mask of the batch: causal over each row, or for a packed batch causal
     /// within each sequence and blind across them (a row's padding is a segment of its own).
     public var attentionMask: AttentionMask {
+        if prefixes != nil { return AttentionMask(problems: prefixProblems) }
         guard let sequenceStarts else { return .causal }
         return AttentionMask(segmentStarts: zip(sequenceStarts, lengths).map { starts, rowLength in
             let segments = rowLength < length ? starts + [rowLength] : starts
             return segments.isEmpty ? [0] : segments
         })
+    }
+
+    /// With prefixes, how each row's attention reads its keys: the row indices of the keys in
+    /// the order `attentionMask`'s problems take them (each sequence's prefix, then its own
+    /// tokens; the row's padding last, filled up with the row's last index to the longest row's
+    /// count), (B, keyLength) row-major, and that count.
+    public var keyRows: (indices: [Int], keyLength: Int)? {
+        guard prefixes != nil, let sequenceStarts else { return nil }
+        let rows = sequenceStarts.indices.map { row in
+            sequenceStarts[row].indices.flatMap { locations(row: row, sequence: $0) } + Array(lengths[row]..<length)
+        }
+        let keyLength = rows.map(\.count).max() ?? 0
+        return (rows.flatMap { $0 + [Int](repeating: Swift.max(length - 1, 0), count: keyLength - $0.count) }, keyLength)
+    }
+
+    /// With prefixes, the attention problems of `keyRows`' keys: per sequence its own tokens as
+    /// queries against its prefix and its own tokens, then the row's padding against itself;
+    /// the last problem of a row takes the filler keys as keys no query sees.
+    var prefixProblems: [[AttentionProblem]] {
+        let keyLength = keyRows!.keyLength
+        return sequenceStarts!.indices.map { row in
+            var problems: [AttentionProblem] = []
+            var key = 0
+            for sequence in sequenceStarts![row].indices {
+                let keys = locations(row: row, sequence: sequence).count
+                let prefix = prefixes![row][sequence].count
+                problems.append(AttentionProblem(
+                    queryStart: sequenceStarts![row][sequence], queryLength: keys - prefix, keyStart: key, keyLength: keys,
+                    queryOffset: prefix, visibleKeyLength: keys))
+                key += keys
+            }
+            if lengths[row] < length {
+                problems.append(AttentionProblem(
+                    queryStart: lengths[row], queryLength: length - lengths[row], keyStart: key, keyLength: length - lengths[row],
+                    queryOffset: 0, visibleKeyLength: length - lengths[row]))
+                key += length - lengths[row]
+            }
+            if key < keyLength, !problems.isEmpty { problems[problems.count - 1].keyLength += keyLength - key }
+            return problems
+        }
     }
 
     /// Right-pads `sequences` with `padding` to the longest one.
@@ -93,6 +199,21 @@ public struct TokenBatch: Sendable {
         tokens.reserveCapacity(sequences.count * length)
         for sequence in sequences { tokens += sequence + [Int](repeating: padding, count: length - sequence.count) }
         self.init(tokens: tokens, batchSize: sequences.count, length: length, lengths: sequences.map(\.count))
+    }
+}
+
+/// A sequence for `TokenBatch(packing:padding:)` with shared prefixes: its tokens, and
+/// optionally an earlier sequence of its row (`host`, its index there) whose first
+/// `sharedLength` tokens are its own, which the row then holds once.
+public struct PackedSequence: Sendable {
+    public var tokens: [Int]
+    public var host: Int?
+    public var sharedLength: Int
+
+    public init(tokens: [Int], host: Int? = nil, sharedLength: Int = 0) {
+        self.tokens = tokens
+        self.host = host
+        self.sharedLength = sharedLength
     }
 }
 
@@ -300,8 +421,9 @@ public final class LlamaModel {
         // (T) shared by every row, or (B·T) for a packed batch.
         let positions = batch.sequenceStarts == nil ? Array(0..<t) : batch.positions
         let mask = batch.attentionMask
+        let keyRows = batch.keyRows
         for layer in layers {
-            hidden = block(layer, hidden, positions: positions, mask: mask, batch: b, time: t)
+            hidden = block(layer, hidden, positions: positions, mask: mask, keyRows: keyRows, batch: b, time: t)
         }
         let normed = hidden.rmsNormalized(weight: finalNorm, epsilon: configuration.rmsNormEpsilon)
         let logits = normed.linear(languageModelHead ?? embedding)  // (B, T, V)
@@ -309,13 +431,25 @@ public final class LlamaModel {
         return PolicyOutput(logits: logits, values: values)
     }
 
-    /// One decoder block on (B, T, C).
-    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int], mask: AttentionMask, batch b: Int, time t: Int) -> Tensor {
+    /// One decoder block on (B, T, C). With `keyRows` (a batch with shared prefixes), attention
+    /// reads its keys and values gathered in that order, (B, keyLength, Hkv, D), so that each
+    /// sequence's problem sees its prefix's one copy before its own tokens.
+    func block(_ layer: DecoderLayer, _ x: Tensor, positions: [Int], mask: AttentionMask, keyRows: (indices: [Int], keyLength: Int)? = nil, batch b: Int, time t: Int) -> Tensor {
         let c = configuration
         let normed = x.rmsNormalized(weight: layer.inputNorm, epsilon: c.rmsNormEpsilon)
         let query = normed.linear(layer.queryProjection).reshaped([b, t, c.headCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
-        let key = normed.linear(layer.keyProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
-        let value = normed.linear(layer.valueProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension])
+        var key = normed.linear(layer.keyProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension]).rotaryEmbedded(rotary, positions: positions)
+        var value = normed.linear(layer.valueProjection).reshaped([b, t, c.keyValueHeadCount, c.headDimension])
+        if let keyRows {
+            // Row b's key j is token keyRows[b][j] of row b: flat index b·T + it.
+            let width = c.keyValueHeadCount * c.headDimension
+            let flat = keyRows.indices.enumerated().map { $0.offset / Swift.max(keyRows.keyLength, 1) * t + $0.element }
+            func gathered(_ tensor: Tensor) -> Tensor {
+                tensor.reshaped([b * t, width]).embedding(flat, shape: [b, keyRows.keyLength]).reshaped([b, keyRows.keyLength, c.keyValueHeadCount, c.headDimension])
+            }
+            key = gathered(key)
+            value = gathered(value)
+        }
         let attended = Tensor.scaledDotProductAttention(query: query, key: key, value: value, mask: mask)
         // Both residual connections add inside their projection's GEMM.
         let afterAttention = attended.reshaped([b, t, c.hiddenSize]).linear(layer.outputProjection, adding: x)

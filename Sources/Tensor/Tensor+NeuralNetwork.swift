@@ -204,12 +204,20 @@ extension Tensor {
 /// segment s spans `segmentStarts[b][s] ..< segmentStarts[b][s + 1]` (the last one to the row's
 /// end), and a query sees the keys of its own segment up to itself and nothing else, so each
 /// segment is the causal attention of a sequence of its own.
+///
+/// `problems` is the general form: each row's queries and keys are split into causal problems of
+/// their own, whose queries and keys need not be the same rows. Packed sequences that share a
+/// prefix use it: the keys are gathered so that each sequence's problem sees the one copy of its
+/// prefix followed by its own tokens.
 public struct AttentionMask: Sendable {
     public var queryOffsets: [Int]?
     public var keyLengths: [Int]?
     /// Per batch row, where its segments start: 0 first, increasing, each below the row's length
     /// (a row of length 0 has the one segment [0]). Nil: the row is one sequence.
     public var segmentStarts: [[Int]]?
+    /// Per batch row, its problems, in order: their query ranges tile the row's queries and
+    /// their key ranges tile its keys, so every query and every key belongs to exactly one.
+    public var problems: [[AttentionProblem]]?
 
     public init(queryOffsets: [Int]? = nil, keyLengths: [Int]? = nil) {
         self.queryOffsets = queryOffsets
@@ -222,6 +230,11 @@ public struct AttentionMask: Sendable {
         self.segmentStarts = segmentStarts
     }
 
+    /// Attention split into the given causal problems per row (see `problems`).
+    public init(problems: [[AttentionProblem]]) {
+        self.problems = problems
+    }
+
     /// Causal attention over the whole key sequence.
     public static let causal = AttentionMask()
 
@@ -231,6 +244,28 @@ public struct AttentionMask: Sendable {
         precondition(offsets.count == batch && lengths.count == batch, "attention mask has \(offsets.count) offsets and \(lengths.count) lengths for batch \(batch)")
         for length in lengths { precondition(length >= 0 && length <= keyLength, "attention key length \(length) is outside 0...\(keyLength)") }
         return (offsets, lengths)
+    }
+}
+
+/// One causal problem of a batch row (`AttentionMask(problems:)`): queries
+/// `queryStart ..< queryStart + queryLength` against keys `keyStart ..< keyStart + keyLength`,
+/// where local query i sees local keys `0 ... queryOffset + i`, never past `visibleKeyLength`.
+/// Keys of the range past `visibleKeyLength` belong to the problem but no query sees them (their
+/// gradients are 0): they fill a row whose keys are fewer than the batch's longest.
+public struct AttentionProblem: Sendable, Equatable {
+    public var queryStart: Int, queryLength: Int
+    public var keyStart: Int, keyLength: Int
+    /// The number of keys before the first query's own: a sequence's shared prefix.
+    public var queryOffset: Int
+    public var visibleKeyLength: Int
+
+    public init(queryStart: Int, queryLength: Int, keyStart: Int, keyLength: Int, queryOffset: Int, visibleKeyLength: Int) {
+        self.queryStart = queryStart
+        self.queryLength = queryLength
+        self.keyStart = keyStart
+        self.keyLength = keyLength
+        self.queryOffset = queryOffset
+        self.visibleKeyLength = visibleKeyLength
     }
 }
 
@@ -280,7 +315,10 @@ struct AttentionGeometry {
         keyLength = key[1]
         keyHeads = key[2]
         self.scale = scale ?? 1 / Double(headDimension).squareRoot()
-        if let starts = mask.segmentStarts {
+        if let problems = mask.problems {
+            precondition(mask.queryOffsets == nil && mask.keyLengths == nil && mask.segmentStarts == nil, "attention: problems do not combine with queryOffsets, keyLengths or segmentStarts")
+            (segments, probabilitiesPerRow) = AttentionGeometry.segments(of: problems, batch: batch, queryLength: queryLength, keyLength: keyLength, heads: heads)
+        } else if let starts = mask.segmentStarts {
             precondition(mask.queryOffsets == nil && mask.keyLengths == nil, "attention: segmentStarts do not combine with queryOffsets or keyLengths")
             precondition(queryLength == keyLength, "attention: segmented rows are self-attention, but \(queryLength) queries meet \(keyLength) keys")
             precondition(starts.count == batch, "attention mask has segment starts for \(starts.count) rows, batch is \(batch)")
@@ -309,6 +347,38 @@ struct AttentionGeometry {
             }
             probabilitiesPerRow = h * tq * tk
         }
+    }
+}
+
+extension AttentionGeometry {
+    /// The segments of `AttentionMask.problems`, checked: each row's problems tile its queries
+    /// and its keys in order (the backward passes clear and write the key gradients problem by
+    /// problem, so a key outside every problem would keep whatever its memory held), each has a
+    /// query and a key, and a query's visible keys stay inside its problem. Probabilities are
+    /// laid out as for segments, problem after problem in the row's block.
+    static func segments(of problems: [[AttentionProblem]], batch: Int, queryLength: Int, keyLength: Int, heads: Int) -> ([[AttentionSegment]], Int) {
+        precondition(problems.count == batch, "attention mask has problems for \(problems.count) rows, batch is \(batch)")
+        for (b, row) in problems.enumerated() {
+            var (nextQuery, nextKey) = (0, 0)
+            for p in row {
+                precondition(p.queryStart == nextQuery && p.keyStart == nextKey && p.queryLength > 0 && p.keyLength > 0, "attention: row \(b)'s problems \(row) do not tile its \(queryLength) queries and \(keyLength) keys in order")
+                precondition(p.queryOffset >= 0 && p.visibleKeyLength <= p.keyLength && p.queryOffset + p.queryLength <= p.visibleKeyLength, "attention: row \(b)'s problem \(p) lets a query see past its own keys")
+                nextQuery += p.queryLength
+                nextKey += p.keyLength
+            }
+            precondition(nextQuery == queryLength && nextKey == keyLength, "attention: row \(b)'s problems cover \(nextQuery) of \(queryLength) queries and \(nextKey) of \(keyLength) keys")
+        }
+        let perRow = problems.map { $0.reduce(0) { $0 + heads * $1.queryLength * $1.keyLength } }.max() ?? 0
+        let segments = problems.enumerated().map { b, row in
+            var offset = b * perRow
+            return row.map { p in
+                defer { offset += heads * p.queryLength * p.keyLength }
+                return AttentionSegment(
+                    queryStart: p.queryStart, keyStart: p.keyStart, queryLength: p.queryLength, keyLength: p.keyLength,
+                    maskOffset: p.queryOffset, maskLength: p.visibleKeyLength, probabilities: offset)
+            }
+        }
+        return (segments, perRow)
     }
 }
 

@@ -1,4 +1,4 @@
-import ARPO
+@testable import ARPO
 import Foundation
 import Policy
 import Tensor
@@ -42,6 +42,22 @@ final class ReferencePassTests: XCTestCase {
         XCTAssertTrue(decoded.referenceKLMetric)
     }
 
+    /// Without the KL term or the metric, GRPO's frozen statistics run no forward pass at all
+    /// (no product is computed); with the metric, the reference's pass runs.
+    func testNoForwardPassRunsWhenNothingNeedsTheReference() {
+        let (plain, batch) = learnerAndBatch(PolicyLossConfiguration())
+        let (frozen, calls) = GEMMRecorder.recording { plain.frozenStatistics(batch.records) }
+        XCTAssertNil(frozen.reference)
+        XCTAssertNil(frozen.values)
+        XCTAssertEqual(calls, [], "a forward pass ran")
+        var asked = PolicyLossConfiguration()
+        asked.referenceKLMetric = true
+        let (measuring, _) = learnerAndBatch(asked)
+        let (measured, measuringCalls) = GEMMRecorder.recording { measuring.frozenStatistics(batch.records) }
+        XCTAssertEqual(measured.reference?.map(\.count), batch.records.map(\.responseTokens.count))
+        XCTAssertFalse(measuringCalls.isEmpty)
+    }
+
     /// Without the KL term or the metric: no reference pass, no `reference_kl` (null in
     /// metrics.jsonl). With the metric: the KL is measured, and the update is bit for bit the
     /// same.
@@ -77,12 +93,13 @@ final class ReferencePassTests: XCTestCase {
     }
 
     /// The update's cost record: its trained passes' tokens are the batch's sequences, and the
-    /// positions computed are at least those.
+    /// positions computed are at least those less the shared prefixes' tokens computed once.
     func testTheUpdateCountsItsTokens() {
         let (learner, batch) = learnerAndBatch(PolicyLossConfiguration())
         let metrics = learner.update(batch, learningRate: 1e-2, seed: 1)
         let tokens = batch.records.reduce(0) { $0 + $1.promptTokens.count + $1.responseTokens.count }
         XCTAssertEqual(metrics.cost.tokens, tokens)
-        XCTAssertGreaterThanOrEqual(metrics.cost.paddedTokens, tokens)
+        XCTAssertGreaterThanOrEqual(metrics.cost.paddedTokens, tokens - metrics.cost.sharedTokens)
+        XCTAssertGreaterThan(metrics.cost.sharedTokens, 0, "the group's prompt is computed once per row")
     }
 }

@@ -143,6 +143,30 @@ final class AttentionReferenceTests: XCTestCase {
         }
     }
 
+    /// `AttentionMask(problems:)` as a tree of shared prefixes lays it out: row 0 holds a
+    /// 70-query sequence over its own 70 keys, then a 20-query sequence that sees a 40-key
+    /// prefix before its own 20, then 5 padding queries whose
+    /// problem also takes 3 filler keys no query sees; row 1 a 95-query sequence with a 30-key
+    /// prefix (its queries cross a 64-row block) and filler. Each query sees its problem's keys
+    /// up to the prefix plus itself; the filler keys get no gradient.
+    func testProblemsWithPrefixesMatchComposed() {
+        let problems = [
+            [
+                AttentionProblem(queryStart: 0, queryLength: 70, keyStart: 0, keyLength: 70, queryOffset: 0, visibleKeyLength: 70),
+                AttentionProblem(queryStart: 70, queryLength: 20, keyStart: 70, keyLength: 60, queryOffset: 40, visibleKeyLength: 60),
+                AttentionProblem(queryStart: 90, queryLength: 5, keyStart: 130, keyLength: 8, queryOffset: 0, visibleKeyLength: 5),
+            ],
+            [AttentionProblem(queryStart: 0, queryLength: 95, keyStart: 0, keyLength: 138, queryOffset: 30, visibleKeyLength: 125)],
+        ]
+        func problem(_ b: Int, _ i: Int) -> AttentionProblem { problems[b].last { $0.queryStart <= i }! }
+        assertFusedMatchesComposed(
+            batch: 2, queryLength: 95, keyLength: 138, heads: 4, keyHeads: 2, headDimension: 4,
+            mask: AttentionMask(problems: problems), scale: nil, seed: 711) { b, i, j in
+            let p = problem(b, i)
+            return j >= p.keyStart && j - p.keyStart <= p.queryOffset + i - p.queryStart && j - p.keyStart < p.visibleKeyLength
+        }
+    }
+
     func testPackedSegmentsEqualSeparateAttention() {
         // Each segment of a packed row gives what attention over that sequence alone gives, and
         // so do the gradients (float64 and float32).
@@ -207,6 +231,17 @@ final class AttentionReferenceTests: XCTestCase {
         assertAttentionFloat32MatchesFloat64(
             batch: 2, queryLength: 130, keyLength: 130, heads: 4, keyHeads: 2, headDimension: 16,
             mask: AttentionMask(queryOffsets: [0, 0], keyLengths: [130, 97]), seed: 661)
+    }
+
+    func testFloat32ProblemsWithPrefixesMatchFloat64() {
+        // A prefix of 64 keys before 66 queries (over two query blocks), and filler keys.
+        let problems = [[
+            AttentionProblem(queryStart: 0, queryLength: 64, keyStart: 0, keyLength: 64, queryOffset: 0, visibleKeyLength: 64),
+            AttentionProblem(queryStart: 64, queryLength: 66, keyStart: 64, keyLength: 134, queryOffset: 64, visibleKeyLength: 130),
+        ]]
+        assertAttentionFloat32MatchesFloat64(
+            batch: 1, queryLength: 130, keyLength: 198, heads: 4, keyHeads: 2, headDimension: 16,
+            mask: AttentionMask(problems: problems), seed: 721)
     }
 
     func testFloat32PackedSegmentsMatchFloat64() {

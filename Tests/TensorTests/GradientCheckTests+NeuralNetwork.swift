@@ -161,6 +161,25 @@ final class NeuralNetworkGradientCheckTests: XCTestCase {
         }
     }
 
+    func testScaledDotProductAttentionOverProblemsWithPrefixes() {
+        // Row 0: a sequence of 3 queries over its own 3 keys, then one of 2 queries that sees a
+        // 2-key prefix before its own 2 keys, and a filler key. Row 1: 5 queries after a 1-key
+        // prefix, and 2 filler keys. 4 query heads on 2 key heads.
+        let query = randomTensor([2, 5, 4, 4], seed: 441)
+        let key = randomTensor([2, 8, 2, 4], seed: 442)
+        let value = randomTensor([2, 8, 2, 4], seed: 443)
+        let mask = AttentionMask(problems: [
+            [
+                AttentionProblem(queryStart: 0, queryLength: 3, keyStart: 0, keyLength: 3, queryOffset: 0, visibleKeyLength: 3),
+                AttentionProblem(queryStart: 3, queryLength: 2, keyStart: 3, keyLength: 5, queryOffset: 2, visibleKeyLength: 4),
+            ],
+            [AttentionProblem(queryStart: 0, queryLength: 5, keyStart: 0, keyLength: 8, queryOffset: 1, visibleKeyLength: 6)],
+        ])
+        assertGradientCheckPasses([query, key, value], "attention over problems with prefixes") {
+            Tensor.scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], mask: mask, scale: 0.8)
+        }
+    }
+
     func testScaledDotProductAttentionOfProjectedViews() {
         // q, k, v as slices of one fused projection (B=1, T=4, H=2, 3·D=9): non-contiguous views.
         let fused = randomTensor([1, 4, 2, 9], seed: 417)
