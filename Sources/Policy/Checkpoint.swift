@@ -2,30 +2,33 @@ import Foundation
 import Tensor
 
 /// A model directory that Hugging Face `transformers` loads: `model.safetensors` (F32, Hugging
-/// Face LLaMA keys, `[out, in]` weights), `config.json` (`LlamaConfig` fields) and the policy's
-/// tokenizer as `tokenizer.json`.
+/// Face LLaMA keys, `[out, in]` weights), `config.json` (`LlamaConfig` fields), and the policy's
+/// tokenizer as `tokenizer.json` with `tokenizer_config.json` (its class, special tokens and
+/// chat template), so that `AutoTokenizer` encodes text to the policy's token ids.
 public enum ModelCheckpoint {
     public static let weightsFile = "model.safetensors"
     public static let configFile = "config.json"
 
-    /// The files of `model`'s directory, by name: the weights, the config and the tokenizer.
-    /// A caller that needs more than `save`'s atomic renames (a run's durable, checksummed
-    /// checkpoints) writes these bytes itself.
-    public static func files(_ model: LlamaModel, tokenizer: Tokenizer = Tokenizer()) throws -> [(name: String, data: Data)] {
+    /// The files of `model`'s directory, by name: the weights, the config and the tokenizer's
+    /// two files, with `chatTemplate` (the protocol's, `CallFormat.chatTemplate`) in
+    /// `tokenizer_config.json` when given. A caller that needs more than `save`'s atomic renames
+    /// (a run's durable, checksummed checkpoints) writes these bytes itself.
+    public static func files(_ model: LlamaModel, tokenizer: Tokenizer = Tokenizer(), chatTemplate: String? = nil) throws -> [(name: String, data: Data)] {
         let parameters = model.namedParameters.map { ($0.name, $0.tensor.dtype == .float32 ? $0.tensor : $0.tensor.converted(to: .float32)) }
         let config = try JSONSerialization.data(withJSONObject: model.configuration.huggingFaceConfig(tokenizer: tokenizer), options: [.prettyPrinted, .sortedKeys])
         return [
             (weightsFile, Safetensors.encode(parameters, metadata: ["format": "pt"])),
             (configFile, config),
             (Tokenizer.fileName, try tokenizer.huggingFaceJSON()),
+            (Tokenizer.configFileName, try tokenizer.huggingFaceConfigJSON(modelMaxLength: model.configuration.maxPositions, chatTemplate: chatTemplate)),
         ]
     }
 
     /// Writes `model` into `directory` (created if needed). Each file is written to a temporary
     /// name and renamed, so an interrupted save never leaves a half-written file.
-    public static func save(_ model: LlamaModel, to directory: URL, tokenizer: Tokenizer = Tokenizer()) throws {
+    public static func save(_ model: LlamaModel, to directory: URL, tokenizer: Tokenizer = Tokenizer(), chatTemplate: String? = nil) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for (name, data) in try files(model, tokenizer: tokenizer) {
+        for (name, data) in try files(model, tokenizer: tokenizer, chatTemplate: chatTemplate) {
             try data.write(to: directory.appendingPathComponent(name), options: .atomic)
         }
     }

@@ -362,6 +362,33 @@ extension Tokenizer {
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
 
+    /// The file beside `tokenizer.json` that tells `AutoTokenizer` how to use it.
+    public static let configFileName = "tokenizer_config.json"
+
+    /// `tokenizer_config.json` for a model of `modelMaxLength` positions: the plain fast
+    /// tokenizer class (`LlamaTokenizerFast` would add a BOS token the policy never saw), the
+    /// special tokens' roles and ids, nothing added around the text, and `chatTemplate` (a Jinja
+    /// template for `apply_chat_template`) when given.
+    public func huggingFaceConfigJSON(modelMaxLength: Int, chatTemplate: String?) throws -> Data {
+        let addedTokensDecoder = Dictionary(uniqueKeysWithValues: Tokenizer.specialTokens.enumerated().map { offset, content in
+            (String(Tokenizer.byteCount + offset), ["content": content, "lstrip": false, "normalized": false, "rstrip": false, "single_word": false, "special": true] as [String: Any])
+        })
+        var object: [String: Any] = [
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": "<|begin|>",
+            "eos_token": "<|end|>",
+            "pad_token": "<|pad|>",
+            "unk_token": NSNull(),
+            "add_bos_token": false,
+            "add_eos_token": false,
+            "clean_up_tokenization_spaces": false,
+            "model_max_length": modelMaxLength,
+            "added_tokens_decoder": addedTokensDecoder,
+        ]
+        if let chatTemplate { object["chat_template"] = chatTemplate }
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+
     /// Reads a file written by `huggingFaceJSON()`. Checks that the special tokens, the bytes
     /// and every merge's id are where this tokenizer puts them; the error names the file.
     public static func load(huggingFaceJSON url: URL) throws -> Tokenizer {

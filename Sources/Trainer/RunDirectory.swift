@@ -2,6 +2,7 @@ import ARPO
 import Foundation
 import Policy
 import Tensor
+import ToolEnv
 
 /// The state a checkpoint restores besides the weights: where the run was.
 public struct RunState: Codable, Equatable, Sendable {
@@ -74,9 +75,13 @@ public struct RunDirectory {
     static func checkpointName(_ step: Int) -> String { String(format: "step-%06d", step) }
 
     /// The files every checkpoint's manifest lists.
-    static let checkpointFiles = ["model/\(ModelCheckpoint.weightsFile)", "model/\(ModelCheckpoint.configFile)", "model/\(Tokenizer.fileName)", "optimizer.safetensors", "state.json"]
+    static let checkpointFiles = ["model/\(ModelCheckpoint.weightsFile)", "model/\(ModelCheckpoint.configFile)", "model/\(Tokenizer.fileName)", "model/\(Tokenizer.configFileName)", "optimizer.safetensors", "state.json"]
     /// The files the reference policy's manifest lists.
-    static let referenceFiles = [ModelCheckpoint.weightsFile, ModelCheckpoint.configFile, Tokenizer.fileName]
+    static let referenceFiles = [ModelCheckpoint.weightsFile, ModelCheckpoint.configFile, Tokenizer.fileName, Tokenizer.configFileName]
+    /// The files a checkpoint or the reference policy must list to be loaded: all but
+    /// `tokenizer_config.json`, which only `transformers` reads, so that directories written
+    /// before it was added still load.
+    static func requiredFiles(_ files: [String]) -> [String] { files.filter { !$0.hasSuffix(Tokenizer.configFileName) } }
 
     /// Replaces a file of the run (config.json, summary.json) atomically and durably.
     public func writeFile(_ data: Data, to url: URL) throws {
@@ -85,8 +90,9 @@ public struct RunDirectory {
 
     /// Writes a complete checkpoint durably and atomically, points `latest` at it, and prunes
     /// old ones beyond `keep`. On a failure (a full disk, a permission) nothing of the new
-    /// checkpoint is left, and the previous checkpoints and `latest` are as they were.
-    public func saveCheckpoint(model: LlamaModel, tokenizer: Tokenizer = Tokenizer(), optimizer: AdamW, state: RunState, globalStep: Int, keep: Int) throws {
+    /// checkpoint is left, and the previous checkpoints and `latest` are as they were. The model
+    /// directory's chat template writes tool calls in `callFormat`.
+    public func saveCheckpoint(model: LlamaModel, tokenizer: Tokenizer = Tokenizer(), callFormat: CallFormat = .compact, optimizer: AdamW, state: RunState, globalStep: Int, keep: Int) throws {
         if !FileManager.default.fileExists(atPath: checkpointsURL.path) {
             try writer.makeDirectory(checkpointsURL)
             try writer.synchronizeDirectory(url)
@@ -94,7 +100,7 @@ public struct RunDirectory {
         let name = RunDirectory.checkpointName(globalStep)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        var files = try ModelCheckpoint.files(model, tokenizer: tokenizer).map { (path: "model/\($0.name)", data: $0.data) }
+        var files = try ModelCheckpoint.files(model, tokenizer: tokenizer, chatTemplate: callFormat.chatTemplate).map { (path: "model/\($0.name)", data: $0.data) }
         files.append(("optimizer.safetensors", optimizer.encoded()))
         files.append(("state.json", try encoder.encode(state)))
         // writeDirectory fsyncs checkpoints/ after the rename, before latest is replaced.
@@ -133,9 +139,9 @@ public struct RunDirectory {
     }
 
     /// Writes the frozen reference policy to `reference/`, durably and atomically, with its
-    /// manifest.
-    public func saveReference(model: LlamaModel, tokenizer: Tokenizer) throws {
-        let files = try ModelCheckpoint.files(model, tokenizer: tokenizer).map { (path: $0.name, data: $0.data) }
+    /// manifest; its chat template writes tool calls in `callFormat`.
+    public func saveReference(model: LlamaModel, tokenizer: Tokenizer, callFormat: CallFormat = .compact) throws {
+        let files = try ModelCheckpoint.files(model, tokenizer: tokenizer, chatTemplate: callFormat.chatTemplate).map { (path: $0.name, data: $0.data) }
         try writer.writeDirectory(CheckpointManifest.withManifest(files), to: referenceURL)
     }
 
@@ -145,7 +151,7 @@ public struct RunDirectory {
             throw CheckpointVerificationError("the run state names the reference policy \"\(name)\", which is not a directory of the run")
         }
         let directory = url.appendingPathComponent(name)
-        try CheckpointManifest.verify(directory, required: RunDirectory.referenceFiles)
+        try CheckpointManifest.verify(directory, required: RunDirectory.requiredFiles(RunDirectory.referenceFiles))
         return try ModelCheckpoint.load(from: directory, expected: configuration)
     }
 
@@ -191,7 +197,7 @@ public struct RunDirectory {
     /// `makeOptimizer` makes for the state's phase. Weights or moments with NaN or infinite
     /// values are refused, naming the tensor.
     public static func loadCheckpoint(_ url: URL, configuration: LlamaConfiguration, optimizer makeOptimizer: (RunState.Phase, LlamaModel) -> AdamW) throws -> (LlamaModel, AdamW, RunState) {
-        try CheckpointManifest.verify(url, required: checkpointFiles)
+        try CheckpointManifest.verify(url, required: requiredFiles(checkpointFiles))
         let stateURL = url.appendingPathComponent("state.json")
         let state: RunState
         do { state = try JSONDecoder().decode(RunState.self, from: Data(contentsOf: stateURL)) } catch {

@@ -206,7 +206,7 @@ public final class TrainingRun {
             try session.metrics.synchronize(with: directory.writer)
             try session.evaluations.synchronize(with: directory.writer)
             try directory.saveCheckpoint(
-                model: session.model, tokenizer: codec.tokenizer, optimizer: session.optimizer, state: session.state,
+                model: session.model, tokenizer: codec.tokenizer, callFormat: configuration.env.callFormat, optimizer: session.optimizer, state: session.state,
                 globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)
         } catch {
             let previous: String
@@ -311,7 +311,7 @@ public final class TrainingRun {
         session.state.accuracyAfterSFT = evaluation.accuracy
         try session.evaluations.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "sft", toolCallsExecutedTotal: 0))
         console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
-        do { try directory.saveReference(model: session.model, tokenizer: codec.tokenizer) } catch {
+        do { try directory.saveReference(model: session.model, tokenizer: codec.tokenizer, callFormat: configuration.env.callFormat) } catch {
             throw TrainingError("the reference policy not saved: \(error)")
         }
         session.state.referencePolicy = directory.referenceURL.lastPathComponent
