@@ -61,3 +61,22 @@ final class ModelDirectoryTokenizerTests: XCTestCase {
         XCTAssertNoThrow(try run.loadReference(run.referenceURL.lastPathComponent, configuration: model.configuration))
     }
 }
+
+/// The real binary writes the run's call format into every model directory's chat template.
+final class ModelDirectoryTokenizerCommandLineTests: XCTestCase {
+    func testATrainingRunWritesItsCallFormatsChatTemplate() throws {
+        let root = try temporaryDirectory(self)
+        let output = root.appendingPathComponent("run")
+        let config = root.appendingPathComponent("tiny.json")
+        try Data(tinyConfig(output: output, algorithm: "grpo", rlSteps: 2).utf8).write(to: config)
+        let run = try runArpoTrain(["--config", config.path, "--set", "env.call_format=json", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.error)
+        let latest = try XCTUnwrap(RunDirectory(output).latestCheckpoint())
+        for directory in [output.appendingPathComponent("reference"), latest.appendingPathComponent("model")] {
+            let data = try Data(contentsOf: directory.appendingPathComponent(Tokenizer.configFileName))
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+            let format = CallFormat.allCases.first { $0.chatTemplate == object["chat_template"] as? String }
+            XCTAssertEqual(format, .json, "the chat template of \(directory.path)")
+        }
+    }
+}
