@@ -192,7 +192,10 @@ enum RLStepBenchmark {
             result.updateTokensPerSecond = Measurement(updateRates).median
             result.updateTokensPerStep = Double(samples.map(\.cost.tokens).reduce(0, +)) / Double(samples.count)
             let padded = Double(samples.map(\.cost.paddedTokens).reduce(0, +))
-            result.paddingFraction = padded > 0 ? 1 - Double(samples.map(\.cost.tokens).reduce(0, +)) / padded : 0
+            let tokens = Double(samples.map(\.cost.tokens).reduce(0, +))
+            let shared = Double(samples.map(\.cost.sharedTokens).reduce(0, +))
+            result.paddingFraction = padded > 0 ? 1 - (tokens - shared) / padded : 0
+            result.sharedPrefixFraction = tokens > 0 ? shared / tokens : 0
             result.trajectoriesPerRepetition = trajectories
             result.responseTokensPerTrajectory = Double(samples.map(\.responseTokens).reduce(0, +)) / Double(Swift.max(samples.map(\.trajectories).reduce(0, +), 1))
             result.toolCallsPerTrajectory = Double(samples.map(\.toolCalls).reduce(0, +)) / Double(Swift.max(samples.map(\.trajectories).reduce(0, +), 1))

@@ -76,8 +76,11 @@ struct BenchmarkResult: Codable {
     /// steps), and those tokens per step.
     var updateTokensPerSecond: Double?
     var updateTokensPerStep: Double?
-    /// rl-step: the share of the trained passes' positions that were padding.
+    /// rl-step: the share of the trained passes' positions that were padding, and the share of
+    /// the update's tokens not computed because a packed sequence shares them (a group's prompt,
+    /// a fork's prefix).
     var paddingFraction: Double?
+    var sharedPrefixFraction: Double?
     var responseTokensPerTrajectory: Double?
     /// rl-step: the median of the `sft-step` figure measured in the same rounds.
     var supervisedTokensPerSecond: Double?
@@ -90,14 +93,18 @@ struct BenchmarkResult: Codable {
     var pytorchRounds: Int?
     var pytorchError: String?
     var pytorchCompileError: String?
-    /// The performance target(s) that apply, in words, and whether all are met.
+    /// The performance targets that apply (`PerformanceTargets`), each with its threshold,
+    /// measured value and verdict.
+    var targets: [TargetCheck]?
+    /// The same in words, each "pass: …", "MISS: …" or "not measured: …"; whether every target is
+    /// met (false when one is missed, absent when none is missed but one was not measured).
     var target: String?
     var meetsTarget: Bool?
-    /// The targets missed (empty when `meets_target`).
+    /// The targets missed, in words (empty when none is).
     var targetMisses: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case benchmark, config, shape, path, threads, unit, median, min, max, repetitions, batch, detail, parameters, steps, target
+        case benchmark, config, shape, path, threads, unit, median, min, max, repetitions, batch, detail, parameters, steps, target, targets
         case matmulPrecision = "matmul_precision"
         case float32GEMM = "float32_gemm"
         case modelGFLOPS = "model_gflops"
@@ -122,6 +129,7 @@ struct BenchmarkResult: Codable {
         case updateTokensPerSecond = "update_tokens_per_s"
         case updateTokensPerStep = "update_tokens_per_step"
         case paddingFraction = "padding_fraction"
+        case sharedPrefixFraction = "shared_prefix_fraction"
         case responseTokensPerTrajectory = "response_tokens_per_trajectory"
         case supervisedTokensPerSecond = "supervised_tokens_per_s"
         case gemmBoundTokensPerSecond = "gemm_bound_tokens_per_s"
