@@ -161,7 +161,9 @@ final class WorkerPoolTests: XCTestCase {
     /// columns, else columns), in whole 16-row tiles, covering C exactly once; a small one, or
     /// one on one thread, is a single call. A deep one (k ≥ 4 × C's larger side) is cut at the
     /// middle of k on any thread count: the first half into C with the caller's beta, the second
-    /// into scratch with beta 0. Blocks for BLAS cut only rows, in whole 12-row groups.
+    /// into scratch with beta 0. Blocks for BLAS cut rows in whole 12-row groups, or a product
+    /// with fewer than 96 rows and more columns into 2 to 4 column blocks (one per 2¹⁸
+    /// multiply-adds) on every thread count.
     func testSplitGEMMCoversTheProductInAlignedBlocks() {
         struct Block: Equatable {
             let m: Int, n: Int, k: Int
@@ -208,17 +210,26 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual(blocks.map(\.cOffset), [0, 336, 672])
         blocks = split(threads: 2, transposeA: false, transposeB: false, m: 16, n: 1000, k: 256)
         XCTAssertEqual(blocks.map(\.bOffset), [0, 496], "column blocks of a row-major B (k × n)")
-        // For BLAS: rows only, in 12-row groups (1000 rows = 84 groups → 42 and 42), also where C
-        // has more columns than rows; under two groups, one call.
+        // For BLAS: rows in 12-row groups (1000 rows = 84 groups → 42 and 42), also where C has
+        // more columns than rows from 96 rows on.
         blocks = split(threads: 2, blasBlocks: true, transposeA: false, transposeB: true, m: 1000, n: 256, k: 256)
         XCTAssertEqual(blocks.map(\.m), [504, 496])
         XCTAssertEqual(blocks.map(\.cOffset), [0, 504 * 256])
-        blocks = split(threads: 2, blasBlocks: true, transposeA: true, transposeB: false, m: 65, n: 272, k: 32)
-        XCTAssertEqual(blocks.map(\.m), [36, 29])
-        XCTAssertEqual(blocks.map(\.n), [272, 272])
-        XCTAssertEqual(blocks.map(\.aOffset), [0, 36], "row blocks of a transposed A")
-        XCTAssertEqual(split(threads: 3, blasBlocks: true, transposeA: false, transposeB: true, m: 16, n: 1000, k: 256).map(\.m), [12, 4])
-        XCTAssertEqual(split(threads: 2, blasBlocks: true, transposeA: false, transposeB: true, m: 12, n: 1000, k: 256).map(\.m), [12])
+        blocks = split(threads: 2, blasBlocks: true, transposeA: true, transposeB: false, m: 130, n: 272, k: 32)
+        XCTAssertEqual(blocks.map(\.m), [60, 70])
+        XCTAssertEqual(blocks.map(\.aOffset), [0, 60], "row blocks of a transposed A")
+        // Fewer rows than 96 and than columns: column blocks of whole 16-column tiles, on one
+        // thread too; 65 × 272 × 32 (2.2 × 2¹⁸ multiply-adds) in 2 (17 tiles → 8 and 9), 16 ×
+        // 1000 × 256 (15.6 × 2¹⁸) in 4.
+        for threads in [1, 2, 3] {
+            blocks = split(threads: threads, blasBlocks: true, transposeA: false, transposeB: true, m: 65, n: 272, k: 32)
+            XCTAssertEqual(blocks.map(\.n), [128, 144], "\(threads) threads")
+            XCTAssertEqual(blocks.map(\.m), [65, 65])
+            XCTAssertEqual(blocks.map(\.cOffset), [0, 128])
+            blocks = split(threads: threads, blasBlocks: true, transposeA: false, transposeB: false, m: 16, n: 1000, k: 256)
+            XCTAssertEqual(blocks.map(\.bOffset), [0, 240, 496, 752], "\(threads) threads")
+        }
+        XCTAssertEqual(split(threads: 2, blasBlocks: true, transposeA: false, transposeB: false, m: 16, n: 64, k: 64).map(\.n), [64], "below the split size")
         // Below the split size, or on one thread: one call for the whole product.
         XCTAssertEqual(split(threads: 2, transposeA: false, transposeB: false, m: 32, n: 64, k: 64).map(\.m), [32])
         XCTAssertEqual(split(threads: 1, transposeA: false, transposeB: false, m: 4096, n: 256, k: 256).map(\.m), [4096])

@@ -37,15 +37,29 @@ extension Kernels {
     /// OpenBLAS's SkylakeX sgemm kernel.
     static let gemmSplitAlignment = 16
 
-    /// Rows per block of a split GEMM that BLAS computes come in multiples of this, and such a
-    /// split cuts only C's rows. OpenBLAS's sgemm and dgemm (0.3.21, its Zen kernels) give a
-    /// block of whole 12-row groups the bits of the same rows of the whole product, for every
-    /// shape, transpose pair, beta and leading dimension tried; a block cut at 16 rows,
-    /// or any cut of C's columns, rounds some elements differently (on 65 × 272 × 32, 360 of
-    /// 17,680). With one block per thread cut there, a train step's and an RL update's
-    /// parameters differed between 1 and 2 threads (`SplitGEMMTests`, `TrainingTests`,
-    /// `PackedUpdateTests`).
+    /// Rows per block of a split GEMM that BLAS computes come in multiples of this. OpenBLAS's
+    /// sgemm and dgemm (0.3.21, its Zen kernels) give a block of whole 12-row groups the bits of
+    /// the same rows of the whole product, for every shape, transpose pair, beta and leading
+    /// dimension tried; a block cut at 16 rows, or a cut of C's columns, rounds some elements
+    /// differently (on 65 × 272 × 32 cut at 128 columns, 360 of 17,680). With one block per
+    /// thread cut there, a train step's and an RL update's parameters differed between 1 and 2
+    /// threads (`SplitGEMMTests`, `TrainingTests`, `PackedUpdateTests`).
     static let blasSplitAlignment = 12
+
+    /// A BLAS product with fewer rows than this and than columns (a decode step's 16 rows) is
+    /// cut into column blocks fixed by its shape (`blasColumnBlocks`), on every thread count,
+    /// one thread included, so that its bits do not depend on the thread count: rows in 12-row
+    /// groups would split it unevenly (16 rows: 12 and 4, which took a quarter off batched
+    /// decode at 2 threads).
+    static let blasRowSplitMinimum = 96
+
+    /// Column blocks of such a product: one per `gemmSplitWork` multiply-adds, from 2 to 4, in
+    /// whole 16-column tiles. A block costs a call and a packing of A's few rows, which for a
+    /// product of 2¹⁸ multiply-adds in four blocks (16 × 32 × 128 each) was as much as its
+    /// arithmetic.
+    static func blasColumnBlocks(m: Int, n: Int, k: Int) -> Int {
+        Swift.min(4, Swift.max(2, m * n * k / gemmSplitWork))
+    }
 
     /// A product whose depth k is at least this many times C's larger side is cut in two along
     /// k (`splitGEMM`). Weight gradients (dW = dYᵀ X over 4096 rows into 256 × 256) are this
@@ -65,8 +79,9 @@ extension Kernels {
     /// small product, else once per block on up to `threads` threads.
     ///
     /// - Blocks split C's rows when it has at least as many rows as columns, else its columns
-    ///   (`blasBlocks`: always its rows, at multiples of `blasSplitAlignment`); one block per
-    ///   thread, which measured faster than more (at 4096 × 768 × 256, two
+    ///   (`blasBlocks`: its rows at multiples of `blasSplitAlignment`, or when it has fewer than
+    ///   `blasRowSplitMinimum` rows and more columns, `blasColumnBlocks` column blocks on every
+    ///   thread count); otherwise one block per thread, which measured faster than more (at 4096 × 768 × 256, two
     ///   threads: 170–236 GFLOPS in two blocks, 164–234 in four, against 129–219 for OpenBLAS's
     ///   own threading; each block packs all of the other operand). Each element of C is then
     ///   one call's dot product over all of k. (Float32 products the blocked kernel runs rows
@@ -82,7 +97,8 @@ extension Kernels {
     /// which changes no bits: the blocked and AMX kernels compute each element the same wherever
     /// its block starts, and BLAS blocks (`blasBlocks`, for calls to `cblas_sgemm` or
     /// `cblas_dgemm`) are cut where OpenBLAS gives a block the bits of the whole
-    /// (`blasSplitAlignment`). So a product has the same bits on every thread count.
+    /// (`blasSplitAlignment`), or into column blocks fixed by the shape alone. So a product has
+    /// the same bits on every thread count.
     @inline(__always)
     static func splitGEMM<T: TensorScalar>(
         threads: Int, blasBlocks: Bool, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
@@ -123,14 +139,16 @@ extension Kernels {
         var chunks: Int { halves * blocks }
 
         /// nil when the product is not split: one call computes it. `blasBlocks`: the blocks go to
-        /// BLAS, so they cut only C's rows, at multiples of `blasSplitAlignment`.
+        /// BLAS, so they cut C's rows at multiples of `blasSplitAlignment`, or a product with few
+        /// rows into `blasColumnBlocks` column blocks on every thread count.
         init?(threads: Int, blasBlocks: Bool = false, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int) {
             let halves = splitsDepth(m: m, n: n, k: k) ? 2 : 1
-            let alongRows = blasBlocks || m >= n
+            let fixedColumns = blasBlocks && halves == 1 && m < n && m < blasRowSplitMinimum
+            let alongRows = blasBlocks ? !fixedColumns : m >= n
             let extent = alongRows ? m : n
-            let alignment = blasBlocks ? blasSplitAlignment : gemmSplitAlignment
+            let alignment = blasBlocks && alongRows ? blasSplitAlignment : gemmSplitAlignment
             let units = (extent + alignment - 1) / alignment
-            let blocks = Swift.max(1, Swift.min(threads / halves, units))
+            let blocks = fixedColumns ? Swift.min(blasColumnBlocks(m: m, n: n, k: k), units) : Swift.max(1, Swift.min(threads / halves, units))
             guard halves > 1 || (blocks > 1 && m * n * k >= gemmSplitWork) else { return nil }
             (self.transposeA, self.transposeB, self.alongRows) = (transposeA, transposeB, alongRows)
             (self.m, self.n, self.k, self.lda, self.ldb, self.ldc) = (m, n, k, lda, ldb, ldc)
