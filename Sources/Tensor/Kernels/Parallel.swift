@@ -46,20 +46,18 @@ extension Kernels {
     /// threads (`SplitGEMMTests`, `TrainingTests`, `PackedUpdateTests`).
     static let blasSplitAlignment = 12
 
-    /// A BLAS product with fewer rows than this and than columns (a decode step's 16 rows) is
-    /// cut into column blocks fixed by its shape (`blasColumnBlocks`), on every thread count,
-    /// one thread included, so that its bits do not depend on the thread count: rows in 12-row
+    /// A BLAS product with fewer rows than this and than columns (a decode step's 16 rows, a
+    /// rollout's 64) is cut into `blasColumnBlocks` column blocks on every thread count, one
+    /// thread included, so that its bits do not depend on the thread count: rows in 12-row
     /// groups would split it unevenly (16 rows: 12 and 4, which took a quarter off batched
     /// decode at 2 threads).
     static let blasRowSplitMinimum = 96
 
-    /// Column blocks of such a product: one per `gemmSplitWork` multiply-adds, from 2 to 4, in
-    /// whole 16-column tiles. A block costs a call and a packing of A's few rows, which for a
-    /// product of 2¹⁸ multiply-adds in four blocks (16 × 32 × 128 each) was as much as its
-    /// arithmetic.
-    static func blasColumnBlocks(m: Int, n: Int, k: Int) -> Int {
-        Swift.min(4, Swift.max(2, m * n * k / gemmSplitWork))
-    }
+    /// Column blocks of such a product, in whole 16-column tiles: two, as two threads split it
+    /// before, since more cost a call and a packing of A's rows each, and in four (16 × 32 ×
+    /// 128 each for a 2¹⁸ product) that was as much as their arithmetic. More threads than two
+    /// leave these products to two.
+    static let blasColumnBlocks = 2
 
     /// A product whose depth k is at least this many times C's larger side is cut in two along
     /// k (`splitGEMM`). Weight gradients (dW = dYᵀ X over 4096 rows into 256 × 256) are this
@@ -148,7 +146,7 @@ extension Kernels {
             let extent = alongRows ? m : n
             let alignment = blasBlocks && alongRows ? blasSplitAlignment : gemmSplitAlignment
             let units = (extent + alignment - 1) / alignment
-            let blocks = fixedColumns ? Swift.min(blasColumnBlocks(m: m, n: n, k: k), units) : Swift.max(1, Swift.min(threads / halves, units))
+            let blocks = fixedColumns ? Swift.min(blasColumnBlocks, units) : Swift.max(1, Swift.min(threads / halves, units))
             guard halves > 1 || (blocks > 1 && m * n * k >= gemmSplitWork) else { return nil }
             (self.transposeA, self.transposeB, self.alongRows) = (transposeA, transposeB, alongRows)
             (self.m, self.n, self.k, self.lda, self.ldb, self.ldc) = (m, n, k, lda, ldb, ldc)
