@@ -162,7 +162,8 @@ final class WorkerPoolTests: XCTestCase {
     /// one on one thread, is a single call. A deep one (k ≥ 4 × C's larger side) is cut at the
     /// middle of k on any thread count: the first half into C with the caller's beta, the second
     /// into scratch with beta 0. Blocks for BLAS cut rows in whole 12-row groups, or a product
-    /// with fewer than 96 rows and more columns into 2 column blocks on every thread count.
+    /// with fewer than 96 rows and more columns into 2 column blocks on every thread count
+    /// (whole inside a parallel region's chunk).
     func testSplitGEMMCoversTheProductInAlignedBlocks() {
         struct Block: Equatable {
             let m: Int, n: Int, k: Int
@@ -227,6 +228,8 @@ final class WorkerPoolTests: XCTestCase {
             blocks = split(threads: threads, blasBlocks: true, transposeA: false, transposeB: false, m: 16, n: 1000, k: 256)
             XCTAssertEqual(blocks.map(\.bOffset), [0, 496], "\(threads) threads")
         }
+        // Inside a chunk of a parallel region such a product is one call on every thread count.
+        XCTAssertEqual(Kernels.asChunk { split(threads: 1, blasBlocks: true, transposeA: false, transposeB: true, m: 65, n: 272, k: 32) }.map(\.n), [272])
         XCTAssertEqual(split(threads: 2, blasBlocks: true, transposeA: false, transposeB: false, m: 16, n: 64, k: 64).map(\.n), [64], "below the split size")
         // Below the split size, or on one thread: one call for the whole product.
         XCTAssertEqual(split(threads: 2, transposeA: false, transposeB: false, m: 32, n: 64, k: 64).map(\.m), [32])

@@ -50,7 +50,9 @@ extension Kernels {
     /// rollout's 64) is cut into `blasColumnBlocks` column blocks on every thread count, one
     /// thread included, so that its bits do not depend on the thread count: rows in 12-row
     /// groups would split it unevenly (16 rows: 12 and 4, which took a quarter off batched
-    /// decode at 2 threads).
+    /// decode at 2 threads). Not inside a chunk of a parallel region (attention's per-head
+    /// products): there a GEMM runs on its thread whole on every thread count, and cutting it
+    /// only added calls (the supervised step ran about 15% slower).
     static let blasRowSplitMinimum = 96
 
     /// Column blocks of such a product, in whole 16-column tiles: two, as two threads split it
@@ -138,10 +140,11 @@ extension Kernels {
 
         /// nil when the product is not split: one call computes it. `blasBlocks`: the blocks go to
         /// BLAS, so they cut C's rows at multiples of `blasSplitAlignment`, or a product with few
-        /// rows into `blasColumnBlocks` column blocks on every thread count.
+        /// rows into `blasColumnBlocks` column blocks on every thread count (outside a parallel
+        /// region's chunks, where a product is whole).
         init?(threads: Int, blasBlocks: Bool = false, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int) {
             let halves = splitsDepth(m: m, n: n, k: k) ? 2 : 1
-            let fixedColumns = blasBlocks && halves == 1 && m < n && m < blasRowSplitMinimum
+            let fixedColumns = blasBlocks && halves == 1 && m < n && m < blasRowSplitMinimum && ck_in_parallel_job() == 0
             let alongRows = blasBlocks ? !fixedColumns : m >= n
             let extent = alongRows ? m : n
             let alignment = blasBlocks && alongRows ? blasSplitAlignment : gemmSplitAlignment
