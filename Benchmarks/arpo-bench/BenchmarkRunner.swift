@@ -9,6 +9,7 @@ struct BenchmarkCase: Codable {
         case gemm, forward, train, decode, rollout
         case trainMemory = "train-memory"
         case rlStep = "rl-step"
+        case rlMemory = "rl-memory"
         case coldStart = "cold-start"
 
         /// Whether the case's figures come from the tensor API's float32 products, whose kernel
@@ -26,17 +27,19 @@ struct BenchmarkCase: Codable {
     var float32GEMM: Float32GEMMKernel? = nil
     /// gemm: explicit (M, N, K) shapes (nil: the size's own).
     var shapes: [[Int]]?
-    /// train-memory: steps to run; rl-step: cold-start steps (nil: the default).
+    /// train-memory: steps to run; rl-step and rl-memory: cold-start steps (nil: the default).
     var steps: Int?
-    /// rollout and rl-step: the policy to load; cold-start: where to save it.
+    /// rollout, rl-step and rl-memory: the policy to load; cold-start: where to save it.
     var checkpoint: String?
-    /// rl-step: the run config whose model and RL settings it runs.
+    /// rl-step and rl-memory: the run config whose model and RL settings they run.
     var trainingConfig: String?
+    /// rl-memory: RL steps of the soak.
+    var soakSteps: Int?
     /// rollout: how the policy came about, for the report.
     var policyDescription: String?
 
     var title: String {
-        if kind == .rlStep, let trainingConfig {
+        if kind == .rlStep || kind == .rlMemory, let trainingConfig {
             return "\(kind.rawValue) · \(trainingConfig)\(size == .tiny ? " (tiny)" : "") · \(threads) thread\(threads == 1 ? "" : "s")"
         }
         let precision = matmulPrecision.map { $0 == .highest ? "" : " · matmul \($0.rawValue)" } ?? ""
@@ -88,6 +91,10 @@ extension BenchmarkCase {
             guard let trainingConfig else { throw BenchmarkError("rl-step case without a run config") }
             return CaseOutput(results: try RLStepBenchmark.measure(
                 configPath: trainingConfig, size: size, threads: threads, repetitions: repetitions, checkpoint: checkpoint, coldStartSteps: steps))
+        case .rlMemory:
+            guard let trainingConfig, let soakSteps else { throw BenchmarkError("rl-memory case without a run config or a step count") }
+            return CaseOutput(results: try RLMemoryBenchmark.measure(
+                configPath: trainingConfig, size: size, threads: threads, steps: soakSteps, checkpoint: checkpoint, coldStartSteps: steps))
         case .coldStart:
             guard let checkpoint else { throw BenchmarkError("cold-start case without an output directory") }
             let record = try RolloutBenchmark.coldStart(size, threads: threads, steps: steps ?? size.coldStart.steps, directory: URL(fileURLWithPath: checkpoint))

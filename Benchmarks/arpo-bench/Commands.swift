@@ -62,6 +62,9 @@ struct RLStepOptions: ParsableArguments {
     @Option(name: .customLong("rl-cold-start-steps"), help: "SFT steps of rl-step's cold start when no --rl-checkpoint is given (default: 200).")
     var rlColdStartSteps: Int?
 
+    @Option(name: .customLong("rl-soak-steps"), help: "Also run the RL memory soak (rl-memory): this many RL steps of the config's algorithm, resident size after step 10, every few steps and at the end.")
+    var rlSoakSteps: Int?
+
     var configPath: String { rlConfig ?? repositoryFile("configs/multiturn.json") }
 
     func validate() throws {
@@ -73,6 +76,9 @@ struct RLStepOptions: ParsableArguments {
             }
         }
         if let rlColdStartSteps, rlColdStartSteps < 0 { throw ValidationError("--rl-cold-start-steps must be at least 0, got \(rlColdStartSteps)") }
+        if let rlSoakSteps, rlSoakSteps <= RLMemoryBenchmark.earlyStep {
+            throw ValidationError("--rl-soak-steps must be more than \(RLMemoryBenchmark.earlyStep) (the soak compares step \(RLMemoryBenchmark.earlyStep) with the later ones), got \(rlSoakSteps)")
+        }
     }
 
     /// One case per thread count, on the config's own model (`--config tiny` shrinks it for the
@@ -84,11 +90,23 @@ struct RLStepOptions: ParsableArguments {
             BenchmarkCase(kind: .rlStep, size: size, threads: $0, repetitions: options.repetitions, steps: rlColdStartSteps, checkpoint: checkpoint, trainingConfig: configPath)
         }
     }
+
+    /// The RL memory soak, one case per thread count, when `--rl-soak-steps` asks for it.
+    func soakCases(_ options: CommonOptions) -> [BenchmarkCase] {
+        guard let rlSoakSteps else { return [] }
+        return cases(options).map {
+            var soak = $0
+            soak.kind = .rlMemory
+            soak.repetitions = 1
+            soak.soakSteps = rlSoakSteps
+            return soak
+        }
+    }
 }
 
 struct AllCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "all", abstract: "Every benchmark: gemm, forward, train, decode, rollout and rl-step.")
+        commandName: "all", abstract: "Every benchmark: gemm, forward, train, decode, rollout and rl-step (and rl-memory with --rl-soak-steps).")
 
     @OptionGroup var options: CommonOptions
     @OptionGroup var policy: PolicyOptions
@@ -99,10 +117,15 @@ struct AllCommand: ParsableCommand {
     enum Benchmark: String, CaseIterable, ExpressibleByArgument {
         case gemm, forward, train, decode, rollout
         case rlStep = "rl-step"
+        case rlMemory = "rl-memory"
     }
 
-    @Option(name: .long, help: "Run only these benchmarks (repeatable: gemm, forward, train, decode, rollout, rl-step; default: all), into one table and one JSON.")
+    @Option(name: .long, help: "Run only these benchmarks (repeatable: gemm, forward, train, decode, rollout, rl-step, rl-memory; default: all), into one table and one JSON.")
     var only: [Benchmark] = []
+
+    func validate() throws {
+        if only.contains(.rlMemory) && rlStep.rlSoakSteps == nil { throw ValidationError("--only rl-memory needs --rl-soak-steps N") }
+    }
 
     func run() throws {
         let chosen = Set(only.isEmpty ? Benchmark.allCases : only)
@@ -113,6 +136,7 @@ struct AllCommand: ParsableCommand {
         if chosen.contains(.decode) { cases += options.cases(.decode) }
         if chosen.contains(.rollout) { cases += policy.cases(options) }
         if chosen.contains(.rlStep) { cases += rlStep.cases(options) }
+        if chosen.contains(.rlMemory) { cases += rlStep.soakCases(options) }
         try BenchmarkRunner(options: options, coldStartSteps: policy.coldStartSteps, keepColdStart: policy.keepColdStart).run(cases)
     }
 }
@@ -126,7 +150,7 @@ struct RLStepCommand: ParsableCommand {
     @OptionGroup var rlStep: RLStepOptions
 
     func run() throws {
-        try BenchmarkRunner(options: options, coldStartSteps: nil).run(rlStep.cases(options))
+        try BenchmarkRunner(options: options, coldStartSteps: nil).run(rlStep.cases(options) + rlStep.soakCases(options))
     }
 }
 

@@ -105,6 +105,11 @@ enum PerformanceTargets {
                     name: "rss_growth_after_step_10_mb", description: String(format: "no growth after step 10 (≤ %.0f MB allowed)", allowed),
                     atMost: allowed, measured: last - first, figures: String(format: "%+.1f MB", last - first)))
             }
+        case ("rl-memory", _):
+            let growth = result.rssGrowthPer100StepsMB
+            checks.append(TargetCheck(
+                name: "rl_rss_growth_mb_per_100_steps", description: String(format: "growth < %.0f MB per 100 RL steps", rlMemoryGrowthPer100Steps),
+                below: rlMemoryGrowthPer100Steps, measured: growth, figures: growth.map { String(format: "%+.2f MB per 100 steps", $0) }))
         default:
             break
         }
@@ -267,6 +272,9 @@ enum BenchmarkTable {
         }
         if result.benchmark == "train-memory", let first = result.rssAfterStep10MB, let last = result.rssAfterLastStepMB, let steps = result.steps {
             return String(format: "%@, RSS %.0f MB @10 → %.0f MB @%d", result.batch ?? "", first, last, steps)
+        }
+        if result.benchmark == "rl-memory", let first = result.rssAfterStep10MB, let last = result.rssAfterLastStepMB, let steps = result.steps, let growth = result.rssGrowthPer100StepsMB {
+            return String(format: "%@, RSS %.0f MB @%d → %.0f MB @%d, %+.2f MB/100 steps", result.batch ?? "", first, RLMemoryBenchmark.earlyStep, last, steps, growth)
         }
         let kernel = result.float32GEMM == .openblas ? " openblas" : ""
         return (result.batch ?? "") + (result.hasFloat32Products ? kernel : " matmul \(result.matmulPrecision!.rawValue)")

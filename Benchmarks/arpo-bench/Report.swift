@@ -4,7 +4,7 @@ import Tensor
 /// One figure of the harness, as it appears in the JSON `results` array.
 ///
 /// `benchmark` is one of gemm, forward, train, train-memory, decode, rollout-trajectory,
-/// rollout-arpo, rl-step-grpo, rl-step-arpo, sft-step. Keys that do not apply to a benchmark are left out of its entry.
+/// rollout-arpo, rl-step-grpo, rl-step-arpo, sft-step, rl-memory. Keys that do not apply to a benchmark are left out of its entry.
 struct BenchmarkResult: Codable {
     var benchmark: String
     var config: String?
@@ -54,10 +54,15 @@ struct BenchmarkResult: Codable {
     /// Share of the measured time in each phase (train: forward, backward, optimizer; decode:
     /// prefill, extend, sample), over every call including the warm-up.
     var phaseFractions: [String: Double]?
-    /// The memory-growth check: resident memory (VmRSS) after step 10 and after the last step.
+    /// The memory-growth checks (train-memory, rl-memory): steps run, and resident memory
+    /// (VmRSS) after step 10 and after the last step.
     var steps: Int?
     var rssAfterStep10MB: Double?
     var rssAfterLastStepMB: Double?
+    /// The RL memory soak (rl-memory): resident size after the early step, every few steps and
+    /// after the last, and its growth per 100 steps (the samples' least-squares slope × 100).
+    var residentSamples: [ResidentSample]?
+    var rssGrowthPer100StepsMB: Double?
     /// Train: the step's own GEMMs replayed alone as the tensor API makes them (`GEMMReplay`), timed after the
     /// step: the tokens/s they alone allow (the machine's limit for this step), their share of
     /// the step's median time, how many there are, and their rate.
@@ -120,6 +125,8 @@ struct BenchmarkResult: Codable {
         case otherLoad = "other_load"
         case rssAfterStep10MB = "rss_after_step_10_mb"
         case rssAfterLastStepMB = "rss_after_last_step_mb"
+        case residentSamples = "rss_samples"
+        case rssGrowthPer100StepsMB = "rss_growth_mb_per_100_steps"
         case pytorchEager = "pytorch_eager"
         case pytorchCompile = "pytorch_compile"
         case pytorchRounds = "pytorch_rounds"

@@ -186,6 +186,26 @@ final class CommandLineSmokeTests: XCTestCase {
         XCTAssertTrue(run.output.contains("forward_backward"), run.output)
     }
 
+    /// `--rl-soak-steps N` (here alone, through `all --only rl-memory`) runs N RL steps of the
+    /// config's algorithm and records the resident size after step 10, every few steps and after
+    /// the last, with its growth per 100 steps and the target on it.
+    func testRLMemorySoakRecordsResidentSizeOverTheSteps() throws {
+        let (run, results) = try measuredResults(["all", "--only", "rl-memory", "--rl-soak-steps", "14", "--config", "tiny", "--threads", "1", "--in-process"])
+        XCTAssertEqual(results.map { $0["benchmark"] as? String }, ["rl-memory"], run.output)
+        let soak = results[0]
+        XCTAssertEqual(soak["steps"] as? Int, 14)
+        XCTAssertEqual(soak["unit"] as? String, "MB")
+        let samples = try XCTUnwrap(soak["rss_samples"] as? [[String: Any]], "rl-memory.rss_samples")
+        XCTAssertEqual(samples.map { $0["step"] as? Int }, [10, 11, 12, 13, 14])
+        for sample in samples { XCTAssertGreaterThan(sample["mb"] as? Double ?? 0, 0, "\(sample)") }
+        XCTAssertEqual(soak["rss_after_step_10_mb"] as? Double, samples.first?["mb"] as? Double)
+        XCTAssertEqual(soak["rss_after_last_step_mb"] as? Double, samples.last?["mb"] as? Double)
+        XCTAssertNotNil(soak["rss_growth_mb_per_100_steps"] as? Double)
+        XCTAssertNotNil(soak["meets_target"] as? Bool)
+        XCTAssertTrue((soak["target"] as? String ?? "").contains("per 100 RL steps"), "\(soak)")
+        XCTAssertTrue(run.output.contains("[rl-memory] step 14/14"), run.output)
+    }
+
     /// The PyTorch columns come from the interpreter the run is given, run around the figure
     /// (once before, once after): here a stand-in that prints fixed figures, so the test checks
     /// the plumbing, not PyTorch. A failing interpreter leaves the columns empty with its error.
@@ -250,6 +270,8 @@ final class CommandLineSmokeTests: XCTestCase {
             (["rl-step", "--rl-config", "/nonexistent/run.json"], "does not exist"),
             (["all", "--only", "everything"], "everything"),
             (["rl-step", "--rl-checkpoint", "/nonexistent/policy"], "is not a directory"),
+            (["rl-step", "--rl-soak-steps", "10"], "--rl-soak-steps must be more than 10"),
+            (["all", "--only", "rl-memory"], "--only rl-memory needs --rl-soak-steps N"),
         ] {
             let run = try runArpoBench(arguments)
             XCTAssertNotEqual(run.status, 0, "\(arguments) should fail")
