@@ -1,8 +1,9 @@
 // swift-tools-version:5.10
 // Layers, lowest first: the BLAS/LAPACK system targets, Tensor, Policy, ToolEnv (no tensor code),
-// ARPO, Trainer, and the thin executables. RunRecords (the metrics, evaluation and summary
-// records, Foundation only) sits beside them for Trainer, which writes them, and Report, which
-// reads them. Imports only point down.
+// ARPO, Trainer, and the thin executables. RunRecords (the records of metrics.jsonl, eval.jsonl,
+// summary.json, fork_decisions.jsonl and trees.jsonl; Foundation only) sits below ARPO, which
+// makes the rollout records, Trainer, which writes them all, and Report, which reads them.
+// Imports only point down.
 import PackageDescription
 
 /// Release builds drop exclusivity checks in the numeric targets: their hot loops work on raw
@@ -61,8 +62,8 @@ let package = Package(
         ),
         .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
         .target(name: "ToolEnv"),
-        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv"], swiftSettings: numericSettings),
-        // The records of metrics.jsonl, eval.jsonl and summary.json, shared by writer and reader.
+        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv", "RunRecords"], swiftSettings: numericSettings),
+        // The records of every file a run writes, shared by writer and reader.
         .target(name: "RunRecords"),
         .target(
             name: "Trainer",
@@ -96,7 +97,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Report", "RunRecords", "ARPO", "Policy", "ToolEnv", "Tensor"]),
-        .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor"]),
+        .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor", "RunRecords"]),
         .testTarget(name: "BenchmarkTests", dependencies: ["arpo-bench", "Tensor"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Policy
+import RunRecords
 import Tensor
 
 /// A configuration value out of range; the message names the key path and what is allowed.
@@ -40,85 +41,6 @@ public enum BranchRule: String, Codable, CaseIterable, Sendable {
     case entropyBalanced = "entropy-balanced"
 }
 
-/// Why a fork opportunity did or did not add trajectories.
-public enum ForkOutcome: String, Codable, Sendable {
-    /// The rule said fork and the group had room: copies were added.
-    case forked
-    /// The rule said do not fork.
-    case declinedByRule = "declined_by_rule"
-    /// The rule said fork but the group already held its budget M.
-    case blockedByBudget = "blocked_by_budget"
-}
-
-/// One fork opportunity: what the rule saw and what it decided (the records of
-/// `rl.branching.decision_log`).
-public struct ForkDecision: Codable, Equatable, Sendable {
-    /// The prompt group.
-    public var group: Int
-    /// The trajectory: its index in the rollout batch's records (as `TrajectoryRecord.parent`
-    /// counts).
-    public var trajectory: Int
-    /// Tool results the trajectory had received when it decided (1 after its first result).
-    public var turn: Int
-    /// H_init, H and ΔH = H − H_init in the unit of `entropy_normalization`.
-    public var initialEntropy: Double
-    public var entropy: Double
-    public var entropyDelta: Double
-    /// ΔH on the rule's scale (``BranchingConfiguration/ruleScale(vocabularySize:)``).
-    public var ruleEntropyDelta: Double
-    /// α + β·ΔH on the rule's scale: compared with τ by `threshold`; clipped to [0, 1], the fork
-    /// probability of `stochastic`.
-    public var score: Double
-    /// The uniform draw u of `stochastic` and `entropy-balanced` (they fork when
-    /// u < clip(score, 0, 1)); nil for `threshold`.
-    public var draw: Double?
-    public var outcome: ForkOutcome
-    /// l: the tool results right before this one on the trajectory's path (its ancestors'
-    /// included) at each of which the path forked; `entropy-balanced` scales its score by
-    /// max(0, 1 − λ·l).
-    public var consecutiveForks: Int
-
-    public enum CodingKeys: String, CodingKey {
-        case group, trajectory, turn, entropy, score, draw, outcome
-        case initialEntropy = "entropy_initial"
-        case entropyDelta = "entropy_delta"
-        case ruleEntropyDelta = "rule_entropy_delta"
-        case consecutiveForks = "consecutive_forks"
-    }
-
-    public init(
-        group: Int, trajectory: Int, turn: Int, initialEntropy: Double, entropy: Double, entropyDelta: Double, ruleEntropyDelta: Double,
-        score: Double, draw: Double?, outcome: ForkOutcome, consecutiveForks: Int = 0
-    ) {
-        self.group = group
-        self.trajectory = trajectory
-        self.turn = turn
-        self.initialEntropy = initialEntropy
-        self.entropy = entropy
-        self.entropyDelta = entropyDelta
-        self.ruleEntropyDelta = ruleEntropyDelta
-        self.score = score
-        self.draw = draw
-        self.outcome = outcome
-        self.consecutiveForks = consecutiveForks
-    }
-
-    /// Every key, a missing draw as null, so each fork_decisions.jsonl line has the same keys.
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(group, forKey: .group)
-        try container.encode(trajectory, forKey: .trajectory)
-        try container.encode(turn, forKey: .turn)
-        try container.encode(initialEntropy, forKey: .initialEntropy)
-        try container.encode(entropy, forKey: .entropy)
-        try container.encode(entropyDelta, forKey: .entropyDelta)
-        try container.encode(ruleEntropyDelta, forKey: .ruleEntropyDelta)
-        try container.encode(score, forKey: .score)
-        try container.encode(draw, forKey: .draw)
-        try container.encode(outcome, forKey: .outcome)
-        try container.encode(consecutiveForks, forKey: .consecutiveForks)
-    }
-}
 
 /// Entropy-based adaptive rollout (docs/algorithms.md §3): per prompt a budget of M trajectories, starting
 /// from N global samples, forking Z paths at high-entropy steps after tool results.

@@ -1,5 +1,6 @@
 import Foundation
 import Policy
+import RunRecords
 import Tensor
 import ToolEnv
 

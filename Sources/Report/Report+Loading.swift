@@ -25,6 +25,8 @@ public struct ReportRun: Sendable {
     public var evaluations: [HeldOutEvaluation]
     /// `summary.json`, or nil while the run has not finished.
     public var summary: RunSummary?
+    /// Every line of `trees.jsonl` (`rl.trees_every`) in file order; empty when the run wrote none.
+    public var trees: [RolloutTree] = []
     /// The keys of `config.json` the Markdown results document describes the experiment with.
     var configuration: ReportConfigurationFile
     /// When `sft.init_from` names another run's `reference/`, that run's `config.json` and
@@ -100,6 +102,8 @@ public struct ReportRun: Sendable {
         let metrics = try decodeLines(StepMetrics.self, from: metricsURL)
         let evaluations = try decodeLines(HeldOutEvaluation.self, from: evaluationURL)
         let summary = FileManager.default.fileExists(atPath: summaryURL.path) ? try decodeObject(RunSummary.self, from: summaryURL) : nil
+        let treesURL = directory.appendingPathComponent("trees.jsonl")
+        let trees = FileManager.default.fileExists(atPath: treesURL.path) ? try decodeLines(RolloutTree.self, from: treesURL) : []
         // `init_from` is a path as the run was given it (relative to where it started); compare.sh
         // trains and reports from the same directory. It is context only, so a cold start that
         // has moved is left undescribed rather than an error.
@@ -114,7 +118,7 @@ public struct ReportRun: Sendable {
                 algorithm: algorithm, advantageMode: configuration.rl?.advantage?.mode,
                 toolEfficiencyForm: configuration.env?.reward?.trainingToolEfficiencyForm),
             seed: configuration.run?.seed, sizes: sizes,
-            metrics: metrics, evaluations: evaluations, summary: summary,
+            metrics: metrics, evaluations: evaluations, summary: summary, trees: trees,
             configuration: configuration, coldStart: coldStart)
     }
 

@@ -74,6 +74,7 @@ struct ReportPage {
             \(rewardNote())
             <h2>ARPO: entropy after tool results and forks</h2>
             \(arpoSection())
+            \(treeSection())
             </body>
             </html>
 
@@ -98,6 +99,10 @@ struct ReportPage {
         svg.chart .chart-subtitle { font-size: 11.5px; fill: #666; }
         svg.chart .axis-title { font-size: 12.5px; }
         svg.chart .tick { font-size: 11px; fill: #555; }
+        svg.tree { border: 1px solid #ddd; border-radius: 4px; background: #fff; margin: 6px 0 14px; }
+        svg.tree text { font-size: 11px; fill: #222; }
+        svg.tree .tree-title { font-size: 13px; font-weight: 600; }
+        svg.tree .tree-note { font-size: 11px; fill: #666; }
         """
 
     // MARK: Header and tables

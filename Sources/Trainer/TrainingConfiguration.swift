@@ -125,11 +125,16 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
     public var microBatchSize = 16
     public var loss = PolicyLossConfiguration()
     public var advantage = AdvantageConfiguration()
+    /// Every this many RL steps, the step's rollout trees (one per prompt group, with each node's
+    /// text, tool call, entropy, fork decision, reward and advantage) go to `trees.jsonl`; 0
+    /// writes none.
+    public var treesEvery = 0
 
     public init() {}
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case algorithm, steps, branching, temperature, epochs, schedule, loss, advantage
+        case treesEvery = "trees_every"
         case promptsPerStep = "prompts_per_step"
         case groupSize = "group_size"
         case maxResponseTokens = "max_response_tokens"
@@ -165,6 +170,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         microBatchSize = try c.decodeIfPresent(Int.self, forKey: .microBatchSize) ?? d.microBatchSize
         loss = try c.decodeIfPresent(PolicyLossConfiguration.self, forKey: .loss) ?? d.loss
         advantage = try c.decodeIfPresent(AdvantageConfiguration.self, forKey: .advantage) ?? d.advantage
+        treesEvery = try c.decodeIfPresent(Int.self, forKey: .treesEvery) ?? d.treesEvery
     }
 
     func validate(path: String) throws {
@@ -183,6 +189,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         try require(epochs >= 1 && epochs <= 100, path, CodingKeys.epochs, "in 1...100", epochs)
         try require(miniBatches >= 1 && miniBatches <= 1024, path, CodingKeys.miniBatches, "in 1...1024", miniBatches)
         try require(microBatchSize >= 1 && microBatchSize <= 4096, path, CodingKeys.microBatchSize, "in 1...4096", microBatchSize)
+        try require(treesEvery >= 0, path, CodingKeys.treesEvery, "at least 0 (0 writes no trees)", treesEvery)
         do { try loss.validate() } catch let error as ConfigurationError { throw ConfigurationError("\(path).loss.\(error.description)") }
         do { try advantage.validate() } catch let error as ConfigurationError { throw ConfigurationError("\(path).advantage.\(error.description)") }
     }

@@ -330,11 +330,21 @@ public final class TrainingRun {
         let reference = try directory.loadReference(referenceName, configuration: c.model)
         let learner = ReinforcementLearner(
             model: session.model, reference: reference, optimizer: session.optimizer, configuration: c.rl.update, algorithm: c.rl.algorithm.update)
-        let engine = RolloutEngine(policy: session.model, codec: codec, configuration: c.rl.rollout)
+        var rollout = c.rl.rollout
+        // Trees show each fork opportunity's decision, so the engine keeps them when trees are written.
+        if c.rl.treesEvery > 0, case .branching(var branching) = rollout.strategy {
+            branching.decisionLog = true
+            rollout.strategy = .branching(branching)
+        }
+        let engine = RolloutEngine(policy: session.model, codec: codec, configuration: rollout)
         // rl.branching.decision_log: one line per fork opportunity; on resume, lines past the checkpoint are redone.
         let decisionsURL = directory.url.appendingPathComponent("fork_decisions.jsonl")
         if c.rl.branching.decisionLog { try JSONLinesLog.truncate(decisionsURL, throughStep: globalStep(session.state)) }
         let forkDecisions = c.rl.branching.decisionLog ? try JSONLinesLog(url: decisionsURL) : nil
+        // rl.trees_every: the rollout trees of every k-th step, one line per prompt group, redone past the checkpoint on resume.
+        let treesURL = directory.url.appendingPathComponent("trees.jsonl")
+        if c.rl.treesEvery > 0 { try JSONLinesLog.truncate(treesURL, throughStep: globalStep(session.state)) }
+        let trees = c.rl.treesEvery > 0 ? try JSONLinesLog(url: treesURL) : nil
         let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
         console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
         let phaseStart = monotonicSeconds(), firstStep = session.state.rlStep
@@ -359,6 +369,11 @@ public final class TrainingRun {
                 session.state, batch: batch, update: update, learningRate: learningRate, rolloutSeconds: rolloutSeconds, updateSeconds: updateSeconds)
             try session.metrics.append(record)
             for decision in batch.statistics.forkDecisions { try forkDecisions?.append(ForkDecisionLine(step: globalStep(session.state), decision: decision)) }
+            if let trees, session.state.rlStep % c.rl.treesEvery == 0 {
+                // The advantages the update trained on; PPO's come from the value head during the update, so its trees have none.
+                let advantages = c.rl.algorithm == .ppo ? nil : c.rl.advantage.groupAdvantages(for: batch.records)
+                for tree in RolloutTree.trees(of: batch, step: globalStep(session.state), codec: codec, advantages: advantages) { try trees.append(tree) }
+            }
             var evaluated: Double?
             if c.eval.every > 0 && session.state.rlStep % c.eval.every == 0 && session.state.rlStep < c.rl.steps {
                 let evaluation = evaluate(session.model)

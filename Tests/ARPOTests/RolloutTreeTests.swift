@@ -1,6 +1,7 @@
 import ARPO
 import Foundation
 import Policy
+import RunRecords
 import Tensor
 import ToolEnv
 import XCTest

@@ -594,7 +594,9 @@ final class ReportTests: XCTestCase {
         let result = try runArpoTrain(["report", arpo.path, grpo.path], directory: root)
         XCTAssertEqual(result.status, 0, result.error)
         let page = root.appendingPathComponent("report.html")
-        XCTAssertEqual(Self.charts(in: try String(contentsOf: page, encoding: .utf8)).count, Self.chartTitles.count)
+        let html = try String(contentsOf: page, encoding: .utf8)
+        XCTAssertEqual(Self.charts(in: html).count, Self.chartTitles.count)
+        XCTAssertFalse(html.contains("Rollout trees"), "runs without trees.jsonl have no tree section")
         XCTAssertTrue(result.output.contains("(2 runs, 1 unfinished)"), result.output)
 
         let elsewhere = root.appendingPathComponent("pages/comparison.html")
