@@ -46,8 +46,14 @@ public struct ProtocolCodec: Sendable {
     /// trusted text whose tags become special tokens (mask 1); each observation segment becomes
     /// `<obs>` bytes `</obs>` (mask 0).
     public func responseTokens(of demonstration: Demonstration) -> (tokens: [Int], lossMask: [Bool]) {
+        responseTokens(of: demonstration.segments)
+    }
+
+    /// The response tokens and loss mask of a demonstration's segments (the built-in solver's
+    /// or a user's file's), as `responseTokens(of:)` describes.
+    public func responseTokens(of segments: [Segment]) -> (tokens: [Int], lossMask: [Bool]) {
         var tokens: [Int] = [], mask: [Bool] = []
-        for segment in demonstration.segments {
+        for segment in segments {
             switch segment.role {
             case .policy:
                 let ids = tokenizer.encode(segment.text, allowingSpecialTokens: true)

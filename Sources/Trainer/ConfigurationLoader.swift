@@ -63,7 +63,7 @@ public enum ConfigurationLoader {
     }()
 
     /// Maps keyed by task family rather than by field: their decoders check the names.
-    static let openMaps: Set<String> = ["env.task_mix", "env.family_difficulty"]
+    static let openMaps: Set<String> = ["env.task_mix", "env.family_difficulty", "env.mcp_servers"]
 
     /// Allowed values of the string-valued keys, for type errors.
     static let choices: [String: [String]] = [
@@ -74,6 +74,7 @@ public enum ConfigurationLoader {
         "sft.schedule": ["constant", "cosine"],
         "rl.branching.rule": BranchRule.allCases.map(\.rawValue),
         "rl.branching.entropy_normalization": EntropyNormalization.allCases.map(\.rawValue),
+        "env.call_format": CallFormat.allCases.map(\.rawValue),
     ]
 
     static func checkKeys(_ object: [String: Any], against known: [String: Any], path: String) throws {

@@ -25,16 +25,23 @@ public enum Evaluator {
         model: LlamaModel, environment: EnvironmentConfig, split: Split = .eval, episodes: Int, maxResponseTokens: Int,
         sampleCount: Int, codec: ProtocolCodec = ProtocolCodec(), seedOffset: UInt64 = 0
     ) -> EvaluationResult {
-        let played = (0..<episodes).map { Episode.sample(split: split, seed: seedOffset + UInt64($0), config: environment) }
+        let played = EpisodeSource(generated: environment).evaluationEpisodes(split: split, count: episodes, seedOffset: seedOffset)
+        return evaluate(model: model, episodes: played, maxResponseTokens: maxResponseTokens, sampleCount: sampleCount, codec: codec)
+    }
+
+    /// Plays `played` greedily, all in one batched rollout, and reports accuracy per family.
+    public static func evaluate(
+        model: LlamaModel, episodes played: [LabelledEpisode], maxResponseTokens: Int, sampleCount: Int, codec: ProtocolCodec = ProtocolCodec()
+    ) -> EvaluationResult {
         let configuration = RolloutConfiguration(maxResponseTokens: maxResponseTokens, sampling: SamplingParameters(greedy: true), strategy: .trajectory(groupSize: 1))
-        let batch = RolloutEngine(policy: model, codec: codec, configuration: configuration).run(episodes: played, seed: 0)
+        let batch = RolloutEngine(policy: model, codec: codec, configuration: configuration).run(episodes: played.map { $0 as ToolEpisode }, seed: 0)
         var correctByFamily: [String: Int] = [:], countByFamily: [String: Int] = [:]
         var formatErrors = 0, toolCalls = 0, rewardTotal = 0.0, correct = 0
         var samples: [EvaluationSample] = []
         for (index, record) in batch.records.enumerated() {
             let episode = played[record.groupIndex]
             let score = batch.scores[index]
-            let family = episode.family.rawValue
+            let family = episode.familyName
             countByFamily[family, default: 0] += 1
             if score.isCorrect {
                 correct += 1
@@ -47,7 +54,7 @@ public enum Evaluator {
             rewardTotal += score.reward
             if samples.count < sampleCount {
                 samples.append(EvaluationSample(
-                    family: family, question: episode.prompt, goldAnswer: episode.task.goldAnswer,
+                    family: family, question: episode.prompt, goldAnswer: episode.goldAnswerText,
                     transcript: codec.text(record.responseTokens[...]), reward: score.reward, correct: score.isCorrect))
             }
         }

@@ -47,8 +47,15 @@ public struct TokenizerConfiguration: Codable, Equatable, Sendable {
     /// The tokenizer a new run starts with: the byte tokenizer, or a BPE learned from the text
     /// of `trainingEpisodes` train-split episodes solved by the expert (questions, the expert's
     /// words and calls, and the observations), a function of `seed` and `environment` alone.
-    public func makeTokenizer(environment: EnvironmentConfig, seed: UInt64) throws -> Tokenizer {
+    /// With `userTexts` (the user's task prompts and demonstrations, when task files replace the
+    /// generated families), the BPE learns from those instead.
+    public func makeTokenizer(environment: EnvironmentConfig, seed: UInt64, userTexts: [String]? = nil) throws -> Tokenizer {
         guard kind == .bpe else { return Tokenizer() }
+        if let userTexts {
+            do { return try Tokenizer.train(texts: userTexts, mergeCount: merges) } catch let error as PolicyError {
+                throw ConfigurationError("tokenizer: \(error.description)")
+            }
+        }
         let solver = ExpertSolver()
         var texts: [String] = []
         texts.reserveCapacity(trainingEpisodes * 4)

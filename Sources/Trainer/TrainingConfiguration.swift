@@ -40,19 +40,12 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         run = try container.decodeIfPresent(RunConfiguration.self, forKey: .run) ?? defaults.run
     }
 
-    /// Refuses `env.tasks`, `env.demonstrations` and `env.mcp_servers`: ToolEnv parses and checks
-    /// those files and servers (`TaskFile`, `DemonstrationFile`, `MCPServerConfig`), but
-    /// `TrainingRun` plays only the generated families, so a run given them would silently train
-    /// on something else.
-    func requireNoUserFiles() throws {
-        let unread = [
-            env.tasks.train == nil ? nil : "env.tasks.train",
-            env.tasks.eval == nil ? nil : "env.tasks.eval",
-            env.demonstrations == nil ? nil : "env.demonstrations",
-            env.mcpServers.isEmpty ? nil : "env.mcp_servers",
-        ].compactMap { $0 }
-        if let key = unread.first {
-            throw ConfigurationError("\(key) is not supported by arpo-train: runs play the generated task families with the built-in tools only; remove the key")
+    /// Refuses `env.mcp_servers`: ToolEnv checks the entries (`MCPServerConfig`), but the
+    /// trainer starts no servers yet, so a run given them would silently train without their
+    /// tools.
+    func requireNoToolServers() throws {
+        if !env.mcpServers.isEmpty {
+            throw ConfigurationError("env.mcp_servers is not supported by arpo-train yet: tasks call the built-in calc only; remove the key")
         }
     }
 
@@ -61,7 +54,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     public func validate() throws {
         do { try model.validate(path: "model") } catch let error as PolicyError { throw ConfigurationError(error.description) }
         do { try env.validate() } catch let error as EnvironmentConfigError { throw ConfigurationError("env.\(error.keyPath) \(error.reason)") }
-        try requireNoUserFiles()
+        try requireNoToolServers()
         try tokenizer.validate(path: "tokenizer")
         if model.vocabularySize != tokenizer.vocabularySize {
             throw ConfigurationError("model.vocab_size must equal the tokenizer's vocabulary (\(tokenizer.kind == .byte ? "272 for the byte tokenizer" : "272 + tokenizer.merges = \(tokenizer.vocabularySize)")), got \(model.vocabularySize); leave it out to have it set")
@@ -70,11 +63,28 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         try rl.validate(path: "rl")
         try eval.validate(path: "eval")
         try run.validate(path: "run")
+        try validateUserFiles()
         if rl.algorithm == .ppo && !model.valueHead {
             throw ConfigurationError("model.value_head must be true when rl.algorithm is \"ppo\" (PPO's critic is the value head)")
         }
         if TrainingConfiguration.promptAllowance + rl.maxResponseTokens > model.maxPositions {
             throw ConfigurationError("rl.max_response_tokens must be at most model.max_position_embeddings (\(model.maxPositions)) − \(TrainingConfiguration.promptAllowance) tokens kept for the prompt = \(model.maxPositions - TrainingConfiguration.promptAllowance), got \(rl.maxResponseTokens)")
+        }
+    }
+}
+
+extension TrainingConfiguration {
+    /// The constraints between the user's files and the cold start. A task file without
+    /// demonstrations is refused while `sft.steps` > 0: the cold start would then train on the
+    /// built-in solver's demonstrations of the generated families, which never show the user's
+    /// tools or tasks, and the run would look like it trains while teaching the wrong thing.
+    func validateUserFiles() throws {
+        if let train = env.tasks.train, env.demonstrations == nil, sft.steps > 0 {
+            throw ConfigurationError(
+                "env.tasks.train (\(train)) needs env.demonstrations while sft.steps is \(sft.steps): the cold start would train on the built-in solver's demonstrations of the generated families, not your tasks and tools. Give env.demonstrations (a JSONL of chat-format trajectories), or set sft.steps to 0 and start from a cold-started policy with sft.init_from; from random weights, RL alone will not find the call syntax")
+        }
+        if env.demonstrations != nil && sft.freshDemonstrations {
+            throw ConfigurationError("sft.fresh_demonstrations must be false with env.demonstrations: the demonstrations come from the file, not the generator")
         }
     }
 }

@@ -28,12 +28,16 @@ public final class TrainingRun {
     var codec = ProtocolCodec()
     /// Faults and an early stop injected from outside the configuration (tests, partial runs).
     let hooks: RunHooks
+    /// Where episodes come from (generated, or the user's files and tool servers), open while
+    /// the run runs.
+    var source: EpisodeSource
 
     public init(configuration: TrainingConfiguration, output: URL, console: Console, hooks: RunHooks = RunHooks()) {
         self.configuration = configuration
         directory = RunDirectory(output, writer: hooks.writer)
         self.console = console
         self.hooks = hooks
+        source = EpisodeSource(generated: configuration.env)
     }
 
     /// The weights of `sft.init_from`. The architecture must match the configured one except for
@@ -103,7 +107,13 @@ public final class TrainingRun {
         configuration.run.computeSettings.apply()
         console.plainProgressInterval = configuration.run.logEverySeconds
         let started = monotonicSeconds()
+        // The user's files are read before anything is written.
+        source = try EpisodeSource.open(environment: configuration.env)
+        defer { source.close() }
+        announceUserFiles()
         let (model, optimizer, state) = try resume ? resumeFromCheckpoint() : start()
+        // Checked before the run directory is written, so a prompt that does not fit leaves no trace.
+        try source.checkPromptLengths(codec: codec, maxPositions: configuration.model.maxPositions, minimumResponse: configuration.rl.maxResponseTokens)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try directory.writeFile(try encoder.encode(configuration), to: directory.configURL)
@@ -123,6 +133,20 @@ public final class TrainingRun {
     }
 
     // MARK: Resume or start
+
+    /// Says which of the user's files the run reads, and what the generated families still
+    /// supply.
+    func announceUserFiles() {
+        let env = configuration.env
+        guard let train = env.tasks.train else { return }
+        console.line("Tasks: \(source.trainTasks?.count ?? 0) from \(train) for RL" + (env.tasks.eval.map { ", \(source.evalTasks?.count ?? 0) from \($0) for evaluation" } ?? ""))
+        if env.tasks.eval == nil {
+            console.warning("env.tasks.eval is not set: held-out evaluation plays the generated task families, not your tasks")
+        }
+        if env.demonstrations == nil && configuration.sft.steps == 0 && configuration.sft.initFrom == nil {
+            console.warning("no env.demonstrations and no cold start (sft.steps 0, no sft.init_from): RL from random weights will not find the call syntax, so the policy is unlikely to call a tool or answer in the protocol")
+        }
+    }
 
     /// Loads the latest checkpoint that verifies and drops the log records written after it,
     /// which are redone. When `latest`'s checkpoint fails verification (a corrupt or truncated
@@ -182,9 +206,10 @@ public final class TrainingRun {
                 codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: URL(fileURLWithPath: initial), vocabularySize: c.model.vocabularySize))
             } catch { throw TrainingError("sft.init_from: \(error)") }
         } else {
-            codec = ProtocolCodec(tokenizer: try c.tokenizer.makeTokenizer(environment: c.env, seed: c.run.seed))
+            codec = ProtocolCodec(tokenizer: try c.tokenizer.makeTokenizer(environment: c.env, seed: c.run.seed, userTexts: source.tokenizerTexts))
             if c.tokenizer.kind == .bpe {
-                console.line(String(format: "Tokenizer: byte-level BPE, %d merges learned from %d train episodes in %.1fs", c.tokenizer.merges, c.tokenizer.trainingEpisodes, monotonicSeconds() - tokenizerStart))
+                let texts = source.tokenizerTexts == nil ? "\(c.tokenizer.trainingEpisodes) train episodes" : "the texts of \(c.env.tasks.train ?? "") and \(c.env.demonstrations ?? "no demonstrations")"
+                console.line(String(format: "Tokenizer: byte-level BPE, %d merges learned from %@ in %.1fs", c.tokenizer.merges, texts, monotonicSeconds() - tokenizerStart))
             }
         }
         try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
@@ -251,10 +276,14 @@ public final class TrainingRun {
             console.line("SFT: 0 steps (\(session.model.parameterCount) parameters\(c.sft.initFrom.map { " from \($0)" } ?? ", random weights"))")
             return nil
         }
-        let trainer = SupervisedTrainer(model: session.model, optimizer: session.optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens, codec: codec)
+        let trainer = SupervisedTrainer(
+            model: session.model, optimizer: session.optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens,
+            codec: codec, userDemonstrations: source.demonstrations)
         try reportLeftOutDemonstrations(trainer)
-        let source = c.sft.freshDemonstrations ? "\(c.sft.batchSize) fresh expert demonstrations each" : "\(trainer.examples.count) expert demonstrations"
-        console.line("SFT: \(sftSteps) steps on \(source) (\(session.model.parameterCount) parameters, vocabulary \(c.model.vocabularySize))")
+        let demonstrations = c.sft.freshDemonstrations
+            ? "\(c.sft.batchSize) fresh expert demonstrations each"
+            : "\(trainer.examples.count) \(c.env.demonstrations.map { "demonstrations from \($0)" } ?? "expert demonstrations")"
+        console.line("SFT: \(sftSteps) steps on \(demonstrations) (\(session.model.parameterCount) parameters, vocabulary \(c.model.vocabularySize))")
         let phaseStart = monotonicSeconds(), firstStep = session.state.sftStep
         while session.state.sftStep < sftSteps {
             if let outcome = try stopIfRequested(session) { return outcome }
@@ -287,6 +316,9 @@ public final class TrainingRun {
     /// Says which demonstrations do not fit the response or context limits; throws when none fits.
     func reportLeftOutDemonstrations(_ trainer: SupervisedTrainer) throws {
         let c = configuration
+        if trainer.tooLongUserDemonstrations > 0, let file = c.env.demonstrations {
+            console.warning("left out \(trainer.tooLongUserDemonstrations) of the demonstrations in \(file): longer than rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions))")
+        }
         if !trainer.tooLong.isEmpty {
             let counts = trainer.tooLong.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
             let limits = "rl.max_response_tokens (\(c.rl.maxResponseTokens)) or the context (model.max_position_embeddings \(c.model.maxPositions))"
@@ -300,6 +332,9 @@ public final class TrainingRun {
             }
         }
         if trainer.examples.isEmpty {
+            if let file = c.env.demonstrations {
+                throw TrainingError("no demonstration in \(file) fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them")
+            }
             throw TrainingError("no expert demonstration fits rl.max_response_tokens (\(c.rl.maxResponseTokens)) and model.max_position_embeddings (\(c.model.maxPositions)); raise them or lower env.limits.max_observation_characters")
         }
     }
@@ -353,7 +388,7 @@ public final class TrainingRun {
             let step = session.state.rlStep
             let rolloutStart = monotonicSeconds()
             let prompts = (0..<c.rl.promptsPerStep).map { index -> ToolEpisode in
-                Episode.sample(split: .train, seed: Seed.derive(c.run.seed, .prompts, step * c.rl.promptsPerStep + index), config: c.env)
+                source.trainingEpisode(seed: Seed.derive(c.run.seed, .prompts, step * c.rl.promptsPerStep + index))
             }
             let batch = engine.run(episodes: prompts, seed: Seed.derive(c.run.seed, .rollout, step))
             let rolloutSeconds = monotonicSeconds() - rolloutStart
@@ -487,7 +522,7 @@ public final class TrainingRun {
 
     func evaluate(_ model: LlamaModel) -> EvaluationResult {
         Evaluator.evaluate(
-            model: model, environment: configuration.env, episodes: configuration.eval.episodes,
+            model: model, episodes: source.evaluationEpisodes(split: .eval, count: configuration.eval.episodes),
             maxResponseTokens: configuration.rl.maxResponseTokens, sampleCount: configuration.eval.sampleTrajectories, codec: codec)
     }
 }

@@ -12,7 +12,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .long, help: "A model directory, a checkpoint (…/checkpoints/step-N) or a run directory (its latest checkpoint).")
     var checkpoint: String
 
-    @Option(name: .long, help: "Episodes to play (eval seeds 0..<N).")
+    @Option(name: .long, help: "Episodes to play (eval seeds 0..<N, or the first N tasks of the config's task file for the split).")
     var episodes = 64
 
     @Option(name: .long, help: "Split to evaluate on: eval or train.")
@@ -32,8 +32,10 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let configuration = try config.map { try ConfigurationLoader.load(from: URL(fileURLWithPath: $0)) } ?? TrainingConfiguration()
         let policy = try LoadedPolicy(directory: resolveModelDirectory(checkpoint))
+        let source = try EpisodeSource.open(environment: configuration.env)
+        defer { source.close() }
         let result = Evaluator.evaluate(
-            model: policy.model, environment: configuration.env, split: Split(rawValue: split)!, episodes: episodes,
+            model: policy.model, episodes: source.evaluationEpisodes(split: Split(rawValue: split)!, count: episodes),
             maxResponseTokens: configuration.rl.maxResponseTokens, sampleCount: json ? 3 : 0, codec: policy.codec)
         if json {
             let encoder = JSONEncoder()

@@ -238,4 +238,28 @@ final class ColdStartTests: XCTestCase {
             XCTAssertEqual((error as? ConfigurationError)?.description, "sft.packing_length must be in 1...1000000 or null, got 0")
         }
     }
+
+    /// A user's demonstrations form the pool instead of the solver's, and are trained on the
+    /// policy's tokens only: the prompt and the tool result are context (mask false).
+    func testUserDemonstrationsFormThePoolWithTheLossOnThePolicysTokensOnly() throws {
+        var environment = EnvironmentConfig()
+        environment.callFormat = .json
+        let line = #"{"messages": [{"role": "user", "content": "What is 6 times 7?"}, {"role": "assistant", "content": "Compute.", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "calc", "arguments": {"expression": "6*7"}}}]}, {"role": "tool", "tool_call_id": "a", "content": "42"}, {"role": "assistant", "content": "42"}]}"#
+        let demonstrations = try DemonstrationFile.parse(Data((line + "\n" + line).utf8), file: "d.jsonl", tools: [ToolName.calc.toolDescription], config: environment)
+        var generator = RandomGenerator(seed: 3)
+        let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 64, layerCount: 1, headCount: 2, maxPositions: 512), generator: &generator)
+        var configuration = SupervisedConfiguration()
+        configuration.batchSize = 2
+        let codec = ProtocolCodec()
+        let trainer = SupervisedTrainer(
+            model: model, optimizer: AdamW(named: model.namedParameters), configuration: configuration, environment: environment, seed: 5,
+            codec: codec, userDemonstrations: demonstrations)
+        XCTAssertEqual(trainer.examples.count, 2)
+        let example = trainer.examples[0]
+        let trained = codec.text(example.tokens.indices.filter { example.lossMask[$0] }.map { example.tokens[$0] }[...])
+        let call = CallFormat.json.render(tool: ToolName.calc.toolDescription, arguments: ["expression": .string("6*7")])
+        XCTAssertEqual(trained, "Compute.<call>\(call)</call><answer>42</answer><|end|>")
+        let context = codec.text(example.tokens.indices.filter { !example.lossMask[$0] }.map { example.tokens[$0] }[...])
+        XCTAssertEqual(context, "<|user|>What is 6 times 7?<|assistant|><obs>42</obs>")
+    }
 }

@@ -84,12 +84,14 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("out").path), "a bad config wrote output", file: file, line: line)
     }
 
-    /// ToolEnv reads user task files, demonstrations and MCP server entries, but a run plays the
-    /// generated families only: each key is refused rather than silently ignored.
-    func testUserTaskFilesDemonstrationsAndServersAreRefusedByTheTrainer() throws {
-        try assertConfigError(#"{"env": {"tasks": {"train": "tasks.jsonl"}}}"#, mentions: "env.tasks.train is not supported by arpo-train")
-        try assertConfigError(#"{"env": {"tasks": {"eval": "eval.jsonl"}}}"#, mentions: "env.tasks.eval is not supported by arpo-train")
-        try assertConfigError(#"{"env": {"demonstrations": "demos.jsonl"}}"#, mentions: "env.demonstrations is not supported by arpo-train")
+    /// A task file without demonstrations while the cold start runs would train on the built-in
+    /// solver's demonstrations of other tasks: refused with what to do instead. A demonstrations
+    /// or task file that cannot be read is exit 2 naming it, before anything is written.
+    func testUserTaskFilesWithoutDemonstrationsOrUnreadableAreRefused() throws {
+        try assertConfigError(#"{"env": {"tasks": {"train": "tasks.jsonl"}}}"#, mentions: "env.tasks.train (tasks.jsonl) needs env.demonstrations while sft.steps is 300")
+        try assertConfigError(#"{"env": {"tasks": {"train": "tasks.jsonl"}}}"#, mentions: "RL alone will not find the call syntax")
+        try assertConfigError(#"{"env": {"tasks": {"eval": "/nonexistent/eval.jsonl"}}}"#, mentions: "/nonexistent/eval.jsonl: cannot read the file")
+        try assertConfigError(#"{"env": {"demonstrations": "/nonexistent/demos.jsonl"}}"#, mentions: "/nonexistent/demos.jsonl: cannot read the file")
         try assertConfigError(#"{"env": {"tasks": {"train": "t.jsonl"}, "mcp_servers": {"units": {"command": "units-server"}}}}"#, mentions: "env.mcp_servers")
     }
 

@@ -26,6 +26,8 @@ public final class SupervisedTrainer {
     /// task family (over `examples`' draws): teaching them would teach answers the policy can
     /// never finish in RL.
     public let tooLong: [TaskFamily: Int]
+    /// The user's demonstrations (`userDemonstrations`) left out for the same reason.
+    public let tooLongUserDemonstrations: Int
     let schedule: LearningRateSchedule
     let seed: UInt64
     let environment: EnvironmentConfig
@@ -37,7 +39,13 @@ public final class SupervisedTrainer {
 
     /// - Parameter maxResponseTokens: the RL response limit; longer demonstrations are dropped
     ///   (counted in `tooLong`), as are those whose prompt and response exceed the context.
-    public init(model: LlamaModel, optimizer: AdamW, configuration: SupervisedConfiguration, environment: EnvironmentConfig, seed: UInt64, maxResponseTokens: Int? = nil, codec: ProtocolCodec = ProtocolCodec()) {
+    /// - Parameter userDemonstrations: a user's demonstrations (`env.demonstrations`), which
+    ///   form the pool instead of the built-in solver's; they are trained on exactly as those
+    ///   are, with the loss on the policy's segments.
+    public init(
+        model: LlamaModel, optimizer: AdamW, configuration: SupervisedConfiguration, environment: EnvironmentConfig, seed: UInt64, maxResponseTokens: Int? = nil,
+        codec: ProtocolCodec = ProtocolCodec(), userDemonstrations: [UserDemonstration]? = nil
+    ) {
         self.model = model
         self.optimizer = optimizer
         self.configuration = configuration
@@ -48,7 +56,18 @@ public final class SupervisedTrainer {
         schedule = LearningRateSchedule(peak: configuration.learningRate, warmupSteps: configuration.warmupSteps, totalSteps: configuration.steps, decay: configuration.schedule)
         var tooLong: [TaskFamily: Int] = [:]
         var examples: [Example] = []
-        for index in 0..<configuration.demonstrations {
+        var tooLongUser = 0
+        for demonstration in userDemonstrations ?? [] {
+            let prompt = codec.promptTokens(demonstration.prompt)
+            let response = codec.responseTokens(of: demonstration.segments)
+            if prompt.count + response.tokens.count <= model.configuration.maxPositions, response.tokens.count <= maxResponseTokens ?? .max {
+                examples.append(Example(tokens: prompt + response.tokens, lossMask: [Bool](repeating: false, count: prompt.count) + response.lossMask))
+            } else {
+                tooLongUser += 1
+            }
+        }
+        tooLongUserDemonstrations = tooLongUser
+        for index in 0..<(userDemonstrations == nil ? configuration.demonstrations : 0) {
             switch SupervisedTrainer.example(episodeSeed: Seed.derive(seed, .demonstrations, index), environment: environment, codec: codec, maxPositions: model.configuration.maxPositions, maxResponseTokens: maxResponseTokens) {
             case let .success(example): examples.append(example)
             case let .failure(rejection): if let family = rejection.tooLongFamily { tooLong[family, default: 0] += 1 }
