@@ -1,9 +1,9 @@
 // swift-tools-version:5.10
 // Layers, lowest first: the BLAS/LAPACK system targets, Tensor, Policy, ToolEnv (no tensor code),
-// ARPO, Trainer, and the thin executables. RunRecords (the records of metrics.jsonl, eval.jsonl,
-// summary.json, fork_decisions.jsonl and trees.jsonl; Foundation only) sits below ARPO, which
-// makes the rollout records, Trainer, which writes them all, and Report, which reads them.
-// Imports only point down.
+// ToolServers (MCP servers as ToolEnv tools), ARPO, Trainer, and the thin executables.
+// RunRecords (the records of metrics.jsonl, eval.jsonl, summary.json, fork_decisions.jsonl and
+// trees.jsonl; Foundation only) sits below ARPO, which makes the rollout records, Trainer, which
+// writes them all, and Report, which reads them. Imports only point down.
 import PackageDescription
 
 /// Release builds drop exclusivity checks in the numeric targets: their hot loops work on raw
@@ -25,12 +25,16 @@ let package = Package(
         .library(name: "Report", targets: ["Report"]),
         .executable(name: "arpo-train", targets: ["arpo-train"]),
         .executable(name: "arpo-bench", targets: ["arpo-bench"]),
+        .executable(name: "units-server", targets: ["units-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
         // SHA-256 of checkpoint files (the checkpoint manifest).
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The MCP client of the tool servers (ToolServers), and the example server's SDK.
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.0.0"),
     ],
     targets: [
         // System libraries: Debian's libopenblas-dev and liblapacke-dev.
@@ -63,11 +67,16 @@ let package = Package(
         .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
         .target(name: "ToolEnv"),
         .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv", "RunRecords"], swiftSettings: numericSettings),
+        // MCP tool servers over stdio (env.mcp_servers): the one target that speaks MCP.
+        .target(
+            name: "ToolServers",
+            dependencies: ["ToolEnv", .product(name: "MCP", package: "swift-sdk"), .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // The records of every file a run writes, shared by writer and reader.
         .target(name: "RunRecords"),
         .target(
             name: "Trainer",
-            dependencies: ["Tensor", "Policy", "ToolEnv", "ARPO", "RunRecords", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Tensor", "Policy", "ToolEnv", "ToolServers", "ARPO", "RunRecords", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: numericSettings
         ),
         // The HTML/SVG page and the Markdown results document over finished run directories.
@@ -92,12 +101,21 @@ let package = Package(
             path: "Benchmarks/arpo-bench",
             swiftSettings: numericSettings
         ),
+        // The worked example's MCP tool server (examples/units): unit conversion and weekdays.
+        .executableTarget(
+            name: "units-server",
+            dependencies: [.product(name: "MCP", package: "swift-sdk")],
+            path: "examples/units-server"
+        ),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         // The Hugging Face parity fixture is read from its path (#filePath), not bundled.
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Report", "RunRecords", "ARPO", "Policy", "ToolEnv", "Tensor"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Report", "RunRecords", "ARPO", "Policy", "ToolEnv", "Tensor", "units-server"]),
         .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor", "RunRecords"]),
+        // The misbehaving server is run from its path (#filePath), not bundled; the example
+        // server is the units-server product beside the test bundle.
+        .testTarget(name: "ToolServersTests", dependencies: ["ToolServers", "ToolEnv", "units-server"], exclude: ["Fixtures"]),
         .testTarget(name: "BenchmarkTests", dependencies: ["arpo-bench", "Tensor"]),
     ]
 )

@@ -76,8 +76,9 @@ public struct RolloutStatistics: Codable, Equatable, Sendable {
 /// sequence ends at `<|end|>`, at `maxResponseTokens` or when the environment says the call limit
 /// is reached.
 ///
-/// Tool calls run inline between decoding steps: the simulated tools answer in microseconds,
-/// far less than one decoding step, so a thread hand-off would cost more than it hides.
+/// Tool calls run between decoding steps, after every sequence of the step has sampled: the
+/// simulated tools answer in microseconds, far less than one decoding step, so they run in turn;
+/// episodes with slow tools (`ToolEpisode.answersConcurrently`, MCP servers) are asked at once.
 ///
 /// With `.branching`, this is ARPO's entropy-based adaptive rollout (docs/algorithms.md §3): each
 /// trajectory's initial step entropy is measured over its first k tokens; k tokens after each
@@ -204,6 +205,9 @@ final class Rollout {
     /// Per group under `entropy-balanced`, the probe whose entropies will split the budget,
     /// until the split is made; nil otherwise.
     var probes: [Int?]
+    /// Calls closed in the current decoding step, answered together at its end
+    /// (``answerPendingCalls()``).
+    var pendingCalls: [PendingCall] = []
 
     var policy: RolloutPolicy { engine.policy }
     var codec: ProtocolCodec { engine.codec }
@@ -338,6 +342,7 @@ final class Rollout {
             if let settings = branching { measureEntropy(sequence, sampled.entropy, window: settings.entropyWindow) }
             act(on: sampled.token, of: sequence)
         }
+        answerPendingCalls()
     }
 
     /// Adds a sampled token's entropy to the windows being measured: the initial one, and the
@@ -387,8 +392,8 @@ final class Rollout {
         sequence.pendingInput = [token]
     }
 
-    /// Sends the segment since the last observation to the environment and appends its
-    /// observation (loss mask 0), or ends the sequence when the environment or the limits say so.
+    /// Decides a pending fork on what was measured before this call, and queues the segment
+    /// since the last observation for the environment (``answerPendingCalls()``).
     func callTool(_ sequence: Sequence, closedBy token: Int, roomLeft: Int, capacityLeft: Int) {
         if branching != nil {
             // A first segment shorter than k tokens: the initial entropy is over what there is.
@@ -400,9 +405,65 @@ final class Rollout {
             // was measured, before this call's result arrives.
             if sequence.forkPoint != nil { decideFork(sequence) }
         }
+        pendingCalls.append(PendingCall(sequence: sequence, token: token, roomLeft: roomLeft, capacityLeft: capacityLeft))
+    }
+
+    /// A call closed during the current decoding step, answered at the step's end.
+    struct PendingCall {
+        let sequence: Sequence
+        let token: Int
+        let roomLeft: Int
+        let capacityLeft: Int
+    }
+
+    /// Answers the step's calls, then appends each observation. Episodes whose tools are slow
+    /// (`ToolEpisode.answersConcurrently`: external tool servers) are asked all at once, each on
+    /// its own thread, so one step waits for its slowest call rather than
+    /// their sum; the simulated tools answer in microseconds, less than a thread hand-off, and
+    /// are asked in turn. Each sequence has its own episode, and its observation is appended in
+    /// the order the calls were closed, so the batch is the same either way.
+    func answerPendingCalls() {
+        guard !pendingCalls.isEmpty else { return }
+        let calls = pendingCalls
+        pendingCalls = []
+        let texts = calls.map { codec.text($0.sequence.tokens[$0.sequence.segmentStart...]) }
         let toolStart = monotonicSeconds()
-        let reply = sequence.episode.respond(toPolicyText: codec.text(sequence.tokens[sequence.segmentStart...]))
+        var replies: [ToolReply]
+        if calls.count > 1 && calls.allSatisfy({ $0.sequence.episode.answersConcurrently }) {
+            // Each worker writes its own index, under the lock.
+            final class Replies: @unchecked Sendable {
+                var values: [ToolReply?]
+                init(count: Int) { values = [ToolReply?](repeating: nil, count: count) }
+            }
+            let collected = Replies(count: calls.count)
+            // A thread per call rather than a Dispatch queue: Dispatch runs about as many blocked
+            // items at once as there are cores, and these calls mostly wait on a server.
+            let lock = NSLock(), group = DispatchGroup()
+            for (index, call) in calls.enumerated() {
+                let episode = call.sequence.episode, text = texts[index]
+                group.enter()
+                Thread.detachNewThread {
+                    let reply = episode.respond(toPolicyText: text)
+                    lock.lock()
+                    collected.values[index] = reply
+                    lock.unlock()
+                    group.leave()
+                }
+            }
+            group.wait()
+            replies = collected.values.map { $0! }
+        } else {
+            replies = zip(calls, texts).map { $0.sequence.episode.respond(toPolicyText: $1) }
+        }
         statistics.environmentSeconds += monotonicSeconds() - toolStart
+        for (call, reply) in zip(calls, replies) {
+            receive(reply, for: call.sequence, closedBy: call.token, roomLeft: call.roomLeft, capacityLeft: call.capacityLeft)
+        }
+    }
+
+    /// Appends a call's observation (loss mask 0), or ends the sequence when the environment or
+    /// the limits say so.
+    func receive(_ reply: ToolReply, for sequence: Sequence, closedBy token: Int, roomLeft: Int, capacityLeft: Int) {
         if reply.wasExecuted {
             statistics.toolCallsExecuted += 1
             sequence.executedToolCalls += 1

@@ -61,11 +61,17 @@ public protocol ToolEpisode: AnyObject {
     /// the rollout engine calls this once every trajectory of the group has finished. The
     /// default returns `scores` unchanged.
     func scoreGroup(_ scores: [EpisodeScore]) -> [EpisodeScore]
+    /// Whether calls are slow enough (an external tool server) that the rollout engine should
+    /// send the calls of one decoding step to their episodes at once, each on its own thread.
+    /// `respond` must then be safe to call on different episodes from different threads. The
+    /// default is false: the simulated tools answer faster than a thread hand-off.
+    var answersConcurrently: Bool { get }
 }
 
 extension ToolEpisode {
     public func forkEpisode(trajectory: Int) -> ToolEpisode { forkEpisode() }
     public func scoreGroup(_ scores: [EpisodeScore]) -> [EpisodeScore] { scores }
+    public var answersConcurrently: Bool { false }
 }
 
 /// The environment's answer to a call.

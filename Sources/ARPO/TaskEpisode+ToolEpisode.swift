@@ -15,6 +15,9 @@ extension TaskEpisode: ToolEpisode {
 
     public func forkEpisode() -> ToolEpisode { fork() }
 
+    /// Calls to MCP servers take milliseconds to seconds: a rollout step sends them at once.
+    public var answersConcurrently: Bool { hasToolProvider }
+
     public func scoreGroup(_ scores: [EpisodeScore]) -> [EpisodeScore] {
         let reward = config.reward
         guard reward.toolEfficiency, reward.toolEfficiencyForm == .group else { return scores }

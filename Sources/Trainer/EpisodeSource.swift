@@ -2,6 +2,7 @@ import ARPO
 import Foundation
 import Policy
 import ToolEnv
+import ToolServers
 
 /// An episode the evaluator can report on: its family and gold answer.
 public protocol LabelledEpisode: ToolEpisode {
@@ -113,12 +114,23 @@ public final class EpisodeSource {
 }
 
 extension EpisodeSource {
-    /// Reads the configured files (`init(environment:provider:)`). Call `close()` when done.
-    /// - Throws: `UserFileError` for a bad file.
+    /// Starts the configured MCP servers, then reads the files (`init(environment:provider:)`).
+    /// Call `close()` when done, on every path: it stops the servers.
+    /// - Throws: `ToolServerError` for a server that cannot start, `UserFileError` for a bad
+    ///   file (after stopping the servers).
     public static func open(environment: EnvironmentConfig) throws -> EpisodeSource {
-        try EpisodeSource(environment: environment)
+        let servers = environment.mcpServers.isEmpty ? nil : try MCPToolProvider.start(environment.mcpServers)
+        do {
+            return try EpisodeSource(environment: environment, provider: servers)
+        } catch {
+            servers?.stop()
+            throw error
+        }
     }
 
-    /// Releases what the source holds; safe to call more than once.
-    public func close() {}
+    /// The MCP servers, when configured.
+    public var servers: MCPToolProvider? { provider as? MCPToolProvider }
+
+    /// Stops the tool servers, if any; safe to call more than once.
+    public func close() { servers?.stop() }
 }

@@ -40,21 +40,11 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         run = try container.decodeIfPresent(RunConfiguration.self, forKey: .run) ?? defaults.run
     }
 
-    /// Refuses `env.mcp_servers`: ToolEnv checks the entries (`MCPServerConfig`), but the
-    /// trainer starts no servers yet, so a run given them would silently train without their
-    /// tools.
-    func requireNoToolServers() throws {
-        if !env.mcpServers.isEmpty {
-            throw ConfigurationError("env.mcp_servers is not supported by arpo-train yet: tasks call the built-in calc only; remove the key")
-        }
-    }
-
     /// Checks every value's range and the constraints between sections; the error names the key
     /// path and what is allowed.
     public func validate() throws {
         do { try model.validate(path: "model") } catch let error as PolicyError { throw ConfigurationError(error.description) }
         do { try env.validate() } catch let error as EnvironmentConfigError { throw ConfigurationError("env.\(error.keyPath) \(error.reason)") }
-        try requireNoToolServers()
         try tokenizer.validate(path: "tokenizer")
         if model.vocabularySize != tokenizer.vocabularySize {
             throw ConfigurationError("model.vocab_size must equal the tokenizer's vocabulary (\(tokenizer.kind == .byte ? "272 for the byte tokenizer" : "272 + tokenizer.merges = \(tokenizer.vocabularySize)")), got \(model.vocabularySize); leave it out to have it set")

@@ -107,9 +107,12 @@ public final class TrainingRun {
         configuration.run.computeSettings.apply()
         console.plainProgressInterval = configuration.run.logEverySeconds
         let started = monotonicSeconds()
-        // The user's files are read before anything is written.
+        // The user's files are read and their servers started before anything is written.
         source = try EpisodeSource.open(environment: configuration.env)
-        defer { source.close() }
+        defer {
+            reportToolServers()
+            source.close()
+        }
         announceUserFiles()
         let (model, optimizer, state) = try resume ? resumeFromCheckpoint() : start()
         // Checked before the run directory is written, so a prompt that does not fit leaves no trace.
@@ -133,6 +136,13 @@ public final class TrainingRun {
     }
 
     // MARK: Resume or start
+
+    /// How the MCP servers did in this session: calls, failures by kind, restarts.
+    func reportToolServers() {
+        guard let servers = source.servers else { return }
+        let failures = servers.failureCounts.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }
+        console.line("Tool servers: \(servers.calls) calls, \(failures.isEmpty ? "no failures" : failures.joined(separator: ", ")), \(servers.restarts) restarts")
+    }
 
     /// Says which of the user's files the run reads, and what the generated families still
     /// supply.

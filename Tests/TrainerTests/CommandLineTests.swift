@@ -92,7 +92,6 @@ final class CommandLineTests: XCTestCase {
         try assertConfigError(#"{"env": {"tasks": {"train": "tasks.jsonl"}}}"#, mentions: "RL alone will not find the call syntax")
         try assertConfigError(#"{"env": {"tasks": {"eval": "/nonexistent/eval.jsonl"}}}"#, mentions: "/nonexistent/eval.jsonl: cannot read the file")
         try assertConfigError(#"{"env": {"demonstrations": "/nonexistent/demos.jsonl"}}"#, mentions: "/nonexistent/demos.jsonl: cannot read the file")
-        try assertConfigError(#"{"env": {"tasks": {"train": "t.jsonl"}, "mcp_servers": {"units": {"command": "units-server"}}}}"#, mentions: "env.mcp_servers")
     }
 
     func testEachClassOfBadConfigExitsWithCode2AndNamesTheProblem() throws {

@@ -124,10 +124,16 @@ final class UserTaskRunTests: XCTestCase {
         XCTAssertTrue(error(#"{"env": {"tasks": {"train": ""}}}"#).contains("env.tasks.train must be a file path or null"))
         XCTAssertTrue(error(#"{"env": {"mcp_servers": {"units": {"command": "python3"}}}}"#).contains("env.mcp_servers needs env.tasks.train"))
         let withTasks = #""tasks": {"train": "t.jsonl"}, "demonstrations": "d.jsonl""#
-        XCTAssertTrue(error(#"{"env": {\#(withTasks), "mcp_servers": {"units": {"command": "python3", "args": ["s.py"], "env": {"A": "1"}, "timeout_seconds": 5}}}}"#).contains("env.mcp_servers is not supported by arpo-train yet"))
+        XCTAssertEqual(error(#"{"env": {\#(withTasks), "mcp_servers": {"units": {"command": "python3", "args": ["s.py"], "env": {"A": "1"}, "timeout_seconds": 5}}}}"#), "accepted")
         XCTAssertTrue(error(#"{"env": {\#(withTasks), "mcp_servers": {"units": {"command": "python3", "argz": []}}}}"#).contains("env.mcp_servers.units.argz: unknown key; a server has command, args, env, timeout_seconds"))
         XCTAssertTrue(error(#"{"env": {\#(withTasks), "mcp_servers": {"units": {"args": []}}}}"#).contains("env.mcp_servers.units.command is required"))
         XCTAssertTrue(error(#"{"env": {\#(withTasks), "mcp_servers": {"units": {"command": "x", "timeout_seconds": 0}}}}"#).contains("env.mcp_servers.units.timeout_seconds must be in (0, 3600], got 0.0"))
         XCTAssertTrue(error(#"{"env": {\#(withTasks), "mcp_servers": {"un its": {"command": "x"}}}}"#).contains("server names must be 1 to 64 ASCII letters"))
+        // The worked example's config is valid as committed.
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("examples/units/config.json")
+        let configuration = try ConfigurationLoader.load(from: example)
+        XCTAssertEqual(configuration.env.callFormat, .json)
+        XCTAssertEqual(configuration.env.mcpServers["units"]?.command, ".build/release/units-server")
     }
 }
