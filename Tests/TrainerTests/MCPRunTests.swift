@@ -60,14 +60,7 @@ final class MCPRunTests: XCTestCase {
         let directory = try temporaryDirectory(self)
         let output = directory.appendingPathComponent("run")
         let counter = directory.appendingPathComponent("flaky-count").path
-        var tasks: [String] = [], demonstrations: [String] = []
-        for word in ["apple", "river", "stone", "cloud", "maple", "ember", "frost", "grove"] {
-            tasks.append(#"{"prompt": "Echo \#(word).", "answer": "\#(word)", "family": "echo"}"#)
-            demonstrations.append(#"{"messages": [{"role": "user", "content": "Echo \#(word)."}, {"role": "assistant", "content": null, "tool_calls": [{"id": "e", "function": {"name": "flaky", "arguments": {"text": "\#(word)"}}}]}, {"role": "tool", "tool_call_id": "e", "content": "\#(word)"}, {"role": "assistant", "content": "\#(word)"}]}"#)
-        }
-        let tasksURL = directory.appendingPathComponent("tasks.jsonl"), demonstrationsURL = directory.appendingPathComponent("demos.jsonl")
-        try tasks.joined(separator: "\n").write(to: tasksURL, atomically: true, encoding: .utf8)
-        try demonstrations.joined(separator: "\n").write(to: demonstrationsURL, atomically: true, encoding: .utf8)
+        let (tasksURL, demonstrationsURL) = try MCPRunTests.writeEchoFiles(in: directory, tool: "flaky")
         let server = MCPRunTests.repository.appendingPathComponent("Tests/ToolServersTests/Fixtures/misbehaving_server.py").path
         let env = """
             {"tasks": {"train": "\(tasksURL.path)", "eval": "\(tasksURL.path)"}, "demonstrations": "\(demonstrationsURL.path)",
@@ -86,16 +79,30 @@ final class MCPRunTests: XCTestCase {
         XCTAssertEqual(try processes(mentioning: counter), [], "a server outlived the run")
     }
 
-    /// SIGTERM mid-run: the trainer checkpoints at the next step boundary, exits 143, and its
-    /// servers are gone.
+    /// Echo tasks and demonstrations for the misbehaving server's `tool` (echo or flaky).
+    static func writeEchoFiles(in directory: URL, tool: String) throws -> (tasks: URL, demonstrations: URL) {
+        var tasks: [String] = [], demonstrations: [String] = []
+        for word in ["apple", "river", "stone", "cloud", "maple", "ember", "frost", "grove"] {
+            tasks.append(#"{"prompt": "Echo \#(word).", "answer": "\#(word)", "family": "echo"}"#)
+            demonstrations.append(#"{"messages": [{"role": "user", "content": "Echo \#(word)."}, {"role": "assistant", "content": null, "tool_calls": [{"id": "e", "function": {"name": "\#(tool)", "arguments": {"text": "\#(word)"}}}]}, {"role": "tool", "tool_call_id": "e", "content": "\#(word)"}, {"role": "assistant", "content": "\#(word)"}]}"#)
+        }
+        let tasksURL = directory.appendingPathComponent("tasks.jsonl"), demonstrationsURL = directory.appendingPathComponent("demos.jsonl")
+        try tasks.joined(separator: "\n").write(to: tasksURL, atomically: true, encoding: .utf8)
+        try demonstrations.joined(separator: "\n").write(to: demonstrationsURL, atomically: true, encoding: .utf8)
+        return (tasksURL, demonstrationsURL)
+    }
+
+    /// SIGTERM mid-run: the trainer checkpoints at the next step boundary, exits 143, and stops
+    /// its server, here one that would outlive the trainer's end of its standard input.
     func testSIGTERMStopsTheRunAndItsServers() throws {
         let directory = try temporaryDirectory(self)
         let output = directory.appendingPathComponent("run")
-        let examples = MCPRunTests.repository.appendingPathComponent("examples/units")
-        let marker = "units-marker-\(UUID().uuidString)"
+        let files = try MCPRunTests.writeEchoFiles(in: directory, tool: "echo")
+        let marker = "linger-marker-\(UUID().uuidString)"
+        let server = MCPRunTests.repository.appendingPathComponent("Tests/ToolServersTests/Fixtures/misbehaving_server.py").path
         let env = """
-            {"tasks": {"train": "\(examples.path)/tasks.jsonl"}, "demonstrations": "\(examples.path)/demonstrations.jsonl",
-             "mcp_servers": {"units": {"command": "\(MCPRunTests.unitsServer)", "args": ["\(marker)"]}}}
+            {"tasks": {"train": "\(files.tasks.path)"}, "demonstrations": "\(files.demonstrations.path)",
+             "mcp_servers": {"echo": {"command": "python3", "args": ["\(server)", "\(marker)"], "env": {"MISBEHAVING_LINGER": "1"}}}}
             """
         let configURL = directory.appendingPathComponent("run.json")
         try MCPRunTests.config(output: output, env: env).replacingOccurrences(of: #""steps": 120"#, with: #""steps": 100000"#)
@@ -111,10 +118,18 @@ final class MCPRunTests: XCTestCase {
         while Date() < deadline && (try? jsonLines(output.appendingPathComponent("metrics.jsonl")).count) ?? 0 < 2 { usleep(100_000) }
         XCTAssertEqual(try processes(mentioning: marker).count, 1, "the server is not running")
         process.terminate()
+        let exitDeadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < exitDeadline { usleep(50_000) }
+        if process.isRunning {
+            XCTFail("arpo-train did not exit within 60 s of SIGTERM")
+            kill(process.processIdentifier, SIGKILL)
+        }
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 143)
         XCTAssertTrue(FileManager.default.fileExists(atPath: output.appendingPathComponent("checkpoints/latest").path))
-        XCTAssertEqual(try processes(mentioning: marker), [], "a server outlived the run")
+        let left = try processes(mentioning: marker)
+        for line in left { if let pid = Int32(line.split(separator: " ").first ?? "") { kill(pid, SIGKILL) } }
+        XCTAssertEqual(left, [], "a server outlived the run")
     }
 
     func testAServerThatCannotStartStopsTheRunWithExitCode2BeforeAnythingIsWritten() throws {

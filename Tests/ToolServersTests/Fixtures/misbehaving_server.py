@@ -11,6 +11,8 @@ tools, then misbehaves on purpose, which a server built with an MCP SDK would no
 - flaky(text): echo, except that every third call crashes and every fifth hangs (by the
   call count in MISBEHAVING_COUNTER, a file shared across restarts).
 MISBEHAVING_START=exit makes it exit with code 4 before answering anything.
+MISBEHAVING_LINGER=1 makes it stay when its standard input closes (as a server that ignores
+end-of-file would), so only a signal ends it.
 """
 import json
 import os
@@ -77,3 +79,7 @@ for line in sys.stdin:
             text_result(identifier, "refused on purpose", is_error=True)
     else:
         send({"jsonrpc": "2.0", "id": identifier, "error": {"code": -32601, "message": "no method " + str(method)}})
+
+if os.environ.get("MISBEHAVING_LINGER") == "1":
+    while True:
+        time.sleep(3600)
