@@ -39,6 +39,8 @@ public enum KLEstimator: String, Codable, CaseIterable, Sendable {
 /// | `sum_norm_length` | `null` | L of `seq-mean-token-sum-norm`; null: the response-token limit (`rl.max_response_tokens`) |
 /// | `value_clip` | `0.5` | ε_v of PPO's clipped value loss |
 /// | `value_coefficient` | `0.5` | weight of PPO's value loss |
+/// | `dpo_coefficient` | `0` | weight of the DPO term on preference pairs at fork points (TTPA; ``PreferenceLoss``) |
+/// | `dpo_beta` | `0.1` | β of the DPO term |
 public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
     /// c of dual-clip when it is switched on with `"dual_clip": true` (Ye et al., 2020).
     public static let defaultDualClip = 3.0
@@ -66,6 +68,11 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
     public var valueClip = 0.5
     /// Weight of the value loss in the total loss (PPO).
     public var valueCoefficient = 0.5
+    /// Weight of the DPO term on the batch's preference pairs at fork points (TTPA,
+    /// docs/algorithms.md §5.6); 0 leaves it out, and nothing about the pairs is computed.
+    public var dpoCoefficient = 0.0
+    /// β of the DPO term (``PreferenceLoss/beta``).
+    public var dpoBeta = 0.1
 
     public init() {}
 
@@ -81,6 +88,8 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         case sumNormLength = "sum_norm_length"
         case valueClip = "value_clip"
         case valueCoefficient = "value_coefficient"
+        case dpoCoefficient = "dpo_coefficient"
+        case dpoBeta = "dpo_beta"
     }
 
     public init(from decoder: Decoder) throws {
@@ -102,6 +111,8 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         sumNormLength = try container.decodeIfPresent(Int.self, forKey: .sumNormLength) ?? defaults.sumNormLength
         valueClip = try container.decodeIfPresent(Double.self, forKey: .valueClip) ?? defaults.valueClip
         valueCoefficient = try container.decodeIfPresent(Double.self, forKey: .valueCoefficient) ?? defaults.valueCoefficient
+        dpoCoefficient = try container.decodeIfPresent(Double.self, forKey: .dpoCoefficient) ?? defaults.dpoCoefficient
+        dpoBeta = try container.decodeIfPresent(Double.self, forKey: .dpoBeta) ?? defaults.dpoBeta
     }
 
     /// Writes every key, the unset optional ones as null, so that the encoding of the defaults
@@ -119,10 +130,13 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         if let sumNormLength { try container.encode(sumNormLength, forKey: .sumNormLength) } else { try container.encodeNil(forKey: .sumNormLength) }
         try container.encode(valueClip, forKey: .valueClip)
         try container.encode(valueCoefficient, forKey: .valueCoefficient)
+        try container.encode(dpoCoefficient, forKey: .dpoCoefficient)
+        try container.encode(dpoBeta, forKey: .dpoBeta)
     }
 
-    /// Whether the loss or its metrics need the reference policy's log-probabilities.
-    public var needsReference: Bool { klCoefficient != 0 || referenceKLMetric }
+    /// Whether the loss or its metrics need the reference policy's log-probabilities: the KL
+    /// term, the `reference_kl` metric, or the DPO term.
+    public var needsReference: Bool { klCoefficient != 0 || referenceKLMetric || dpoCoefficient != 0 }
 
     /// Checks every value's range; the error names the key and what is allowed, e.g.
     /// `clip_epsilon_low must be in (0, 1), got 1.5`.
@@ -139,6 +153,8 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         }
         try requireSetting(valueClip > 0 && valueClip.isFinite, CodingKeys.valueClip, "a finite number above 0", valueClip)
         try requireSetting(valueCoefficient >= 0 && valueCoefficient.isFinite, CodingKeys.valueCoefficient, "a finite number at least 0", valueCoefficient)
+        try requireSetting(dpoCoefficient >= 0 && dpoCoefficient.isFinite, CodingKeys.dpoCoefficient, "a finite number at least 0", dpoCoefficient)
+        try requireSetting(dpoBeta > 0 && dpoBeta.isFinite, CodingKeys.dpoBeta, "a finite number above 0", dpoBeta)
     }
 
     /// The normaliser of a mini-batch under this configuration's aggregation and

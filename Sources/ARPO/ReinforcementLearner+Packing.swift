@@ -47,6 +47,14 @@ extension ReinforcementLearner {
             let members = groups[group]!.sorted()
             return stride(from: 0, to: members.count, by: limit).map { sharedPrefixUnit(Array(members[$0..<Swift.min($0 + limit, members.count)]), records: records) }
         }
+        return packedPasses(units: units, records: records)
+    }
+
+    /// `units` (each at most `microBatchSize` sequences, sharing prefixes within the unit)
+    /// packed first-fit decreasing into rows of the context length and gathered into passes of
+    /// at most `microBatchSize` trajectories; a unit is never split.
+    func packedPasses(units: [[PackedSequenceOfRecord]], records: [TrajectoryRecord]) -> [PackedPass] {
+        let limit = configuration.microBatchSize
         let computed = units.map { unit in unit.reduce(0) { $0 + $1.sequence.tokens.count - Swift.max($1.sequence.sharedLength - 1, 0) } }
         let rows = SupervisedTrainer.packedRows(lengths: computed, rowLength: model.configuration.maxPositions)
         // Per pass, its rows, each a list of units; a packed row is split where a pass fills up.

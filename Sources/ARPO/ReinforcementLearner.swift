@@ -64,6 +64,11 @@ public struct UpdateMetrics: Encodable, Sendable {
     /// hide. With one mini-batch that is every row of the batch. Nil without policy tokens.
     public var rolloutLogProbabilityDriftMean: Double?
     public var rolloutLogProbabilityDriftMax: Double?
+    /// With `dpo_coefficient` > 0: the batch's preference pairs at fork points, and the DPO
+    /// term's mean per pair (before its coefficient) averaged over the optimizer steps taken,
+    /// nil when there was no pair; both nil with the term off.
+    public var preferencePairs: Int?
+    public var preferenceLoss: Double?
     /// Where the update's time went, and the tokens its trained passes covered (not written to
     /// metrics.jsonl; `arpo-bench rl-step` reports it).
     public var cost = UpdateCost()
@@ -84,6 +89,8 @@ public struct UpdateMetrics: Encodable, Sendable {
         case meanAbsoluteAdvantage = "mean_abs_advantage"
         case rolloutLogProbabilityDriftMean = "rollout_logprob_drift_mean"
         case rolloutLogProbabilityDriftMax = "rollout_logprob_drift_max"
+        case preferencePairs = "dpo_pairs"
+        case preferenceLoss = "dpo_loss"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -106,6 +113,8 @@ public struct UpdateMetrics: Encodable, Sendable {
         try container.encode(finite(meanAbsoluteAdvantage), forKey: .meanAbsoluteAdvantage)
         try container.encode(finite(rolloutLogProbabilityDriftMean), forKey: .rolloutLogProbabilityDriftMean)
         try container.encode(finite(rolloutLogProbabilityDriftMax), forKey: .rolloutLogProbabilityDriftMax)
+        try container.encode(preferencePairs, forKey: .preferencePairs)
+        try container.encode(finite(preferenceLoss), forKey: .preferenceLoss)
     }
 }
 
@@ -218,6 +227,10 @@ public final class ReinforcementLearner {
         let frozen = frozenStatistics(records)
         metrics.cost.frozenSeconds = lap()
         let advantages = estimateAdvantages(records, frozen: frozen, metrics: &metrics)
+        // TTPA's pairs at fork points (docs/algorithms.md §5.6), only when the DPO term is on.
+        let pairs = configuration.loss.dpoCoefficient > 0 ? PreferencePair.pairs(in: batch) : []
+        if configuration.loss.dpoCoefficient > 0 { metrics.preferencePairs = pairs.count }
+        var preferenceLosses: [Double] = []
         metrics.cost.advantageSeconds = lap()
         var generator = RandomGenerator(seed: seed)
         var lossTotals: PolicyLossMetrics?
@@ -231,8 +244,11 @@ public final class ReinforcementLearner {
             for miniStart in stride(from: 0, to: order.count, by: miniBatchSize) {
                 let miniBatch = Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)])
                 _ = lap()
-                let (stepMetrics, stepDrift) = accumulateGradients(
-                    miniBatch, records: records, advantages: advantages, frozen: frozen, measuringDrift: isFirstStep, cost: &metrics.cost)
+                // A pair trains in the mini-batch that holds its chosen trajectory.
+                let members = Set(miniBatch)
+                let (stepMetrics, stepDrift, preferenceLoss) = accumulateGradients(
+                    miniBatch, records: records, advantages: advantages, frozen: frozen, pairs: pairs.filter { members.contains($0.chosen) },
+                    measuringDrift: isFirstStep, cost: &metrics.cost)
                 metrics.cost.forwardBackwardSeconds += lap()
                 if isFirstStep { drift = stepDrift }
                 isFirstStep = false
@@ -249,6 +265,7 @@ public final class ReinforcementLearner {
                 metrics.cost.optimizerSeconds += lap()
                 metrics.appliedUpdates += 1
                 gradientNorms.append(norm)
+                if let preferenceLoss { preferenceLosses.append(preferenceLoss) }
                 if lossTotals == nil { lossTotals = stepMetrics } else { lossTotals!.accumulate(stepMetrics) }
             }
         }
@@ -261,6 +278,7 @@ public final class ReinforcementLearner {
             totals.valueLoss = totals.valueLoss.map { $0 / steps }
             metrics.loss = totals
         }
+        if !preferenceLosses.isEmpty { metrics.preferenceLoss = preferenceLosses.reduce(0, +) / Double(preferenceLosses.count) }
         metrics.gradientNorm = gradientNorms.isEmpty ? .nan : gradientNorms.reduce(0, +) / Double(gradientNorms.count)
         if drift.count > 0 {
             metrics.rolloutLogProbabilityDriftMean = drift.sum / Double(drift.count)
@@ -305,13 +323,15 @@ public final class ReinforcementLearner {
     }
 
     /// Zeroes the gradients, then adds the mini-batch's loss gradient pass by pass
-    /// (`packedPasses`; a non-finite pass loss adds none). Returns the mini-batch's summed loss
-    /// metrics, and when `measuringDrift` the rollout's log-prob drift on its rows (else an empty
-    /// one); adds the passes' tokens and positions to `cost`.
+    /// (`packedPasses`; a non-finite pass loss adds none), and the DPO term's on `pairs`
+    /// (`accumulatePreferenceGradients`). Returns the mini-batch's summed loss metrics (the DPO
+    /// term with its coefficient included in `loss`), when `measuringDrift` the rollout's
+    /// log-prob drift on its rows (else an empty one), and the DPO term's mean per pair (nil
+    /// without pairs); adds the passes' tokens and positions to `cost`.
     func accumulateGradients(
         _ miniBatch: [Int], records: [TrajectoryRecord], advantages: TokenAdvantages,
-        frozen: FrozenStatistics, measuringDrift: Bool, cost: inout UpdateCost
-    ) -> (PolicyLossMetrics?, DriftAccumulator) {
+        frozen: FrozenStatistics, pairs: [PreferencePair] = [], measuringDrift: Bool, cost: inout UpdateCost
+    ) -> (PolicyLossMetrics?, DriftAccumulator, Double?) {
         let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] }, responseLimit: configuration.maxResponseTokens)
         optimizer.zeroGradients()
         var stepMetrics: PolicyLossMetrics?
@@ -328,7 +348,53 @@ public final class ReinforcementLearner {
             if result.loss.item.isFinite { result.loss.backward() }
             if stepMetrics == nil { stepMetrics = result.metrics } else { stepMetrics!.accumulate(result.metrics) }
         }
-        return (stepMetrics, drift)
+        var preferenceLoss: Double?
+        if !pairs.isEmpty, let reference = frozen.reference {
+            let mean = accumulatePreferenceGradients(pairs, records: records, reference: reference, cost: &cost)
+            preferenceLoss = mean
+            stepMetrics?.loss += configuration.loss.dpoCoefficient * mean
+        }
+        return (stepMetrics, drift, preferenceLoss)
+    }
+
+    /// Adds the gradient of `dpo_coefficient` × the mean DPO loss over `pairs` (docs/algorithms.md
+    /// §5.6) and returns that mean (before the coefficient).
+    ///
+    /// The pairs run in passes of their own, after the policy loss's: each pair's two
+    /// trajectories form a unit that shares their common prefix (the prompt and the tokens up to
+    /// the fork point are computed once), packed several units to a row as `packedPasses` packs
+    /// groups, at most `microBatchSize` trajectories a pass. A trajectory in several pairs is
+    /// computed once per pair. Log-probs are taken at the sampling temperature, as the
+    /// reference's are.
+    func accumulatePreferenceGradients(_ pairs: [PreferencePair], records: [TrajectoryRecord], reference: [[Double]], cost: inout UpdateCost) -> Double {
+        let dtype = model.dtype
+        let preferenceLoss = PreferenceLoss(beta: configuration.loss.dpoBeta)
+        let units = pairs.map { sharedPrefixUnit([$0.chosen, $0.rejected], records: records) }
+        var total = 0.0
+        for pass in packedPasses(units: units, records: records) {
+            cost.tokens += pass.locations.reduce(0) { $0 + $1.count }
+            cost.paddedTokens += pass.positions
+            cost.sharedTokens += pass.sharedTokens
+            // Units are never split, so the pass's entries come as (chosen, rejected) in turn.
+            let passPairs = stride(from: 0, to: pass.records.count, by: 2).map { (chosen: $0, rejected: $0 + 1) }
+            let forkPositions = passPairs.map { pair in
+                pairs.first { $0.chosen == pass.records[pair.chosen] && $0.rejected == pass.records[pair.rejected] }!.forkPosition
+            }
+            let length = pass.records.map { records[$0].responseTokens.count }.max() ?? 0
+            let statistics = model.tokenStatistics(pass.batch, temperature: configuration.temperature)
+            let continuation = pass.records.enumerated().map { row, index in
+                records[index].lossMask.enumerated().map { position, isPolicyToken in isPolicyToken && position >= forkPositions[row / 2] }
+            }
+            let (loss, _) = preferenceLoss(
+                logProbabilities: responseAligned(statistics.logProbabilities, pass: pass, records: records, length: length),
+                referenceLogProbabilities: Tensor.paddedRows(pass.records.map { reference[$0] }, length: length, dtype: dtype),
+                continuationMask: Tensor.paddedMask(continuation, length: length, dtype: dtype),
+                pairs: passPairs, normalizer: Double(pairs.count))
+            let value = loss.item
+            if value.isFinite { (loss * configuration.loss.dpoCoefficient).backward() }
+            total += value
+        }
+        return total
     }
 
     /// The (trajectories, L) tensors of the loss for `pass`'s records: log π_θ recomputed at the

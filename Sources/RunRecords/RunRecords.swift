@@ -106,6 +106,10 @@ public struct StepMetrics: Codable, Equatable, Sendable {
     public var meanAbsoluteAdvantage: Double?
     public var rolloutLogProbabilityDriftMean: Double?
     public var rolloutLogProbabilityDriftMax: Double?
+    /// The DPO term on preference pairs at fork points (TTPA): the batch's pairs and the term's
+    /// mean per pair before its coefficient; nil when `rl.loss.dpo_coefficient` is 0.
+    public var dpoPairs: Int?
+    public var dpoLoss: Double?
 
     enum CodingKeys: String, CodingKey {
         case phase, step, loss, tokens, seconds, skipped, algorithm, accuracy, trajectories, forks, entropy
@@ -151,6 +155,8 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         case meanAbsoluteAdvantage = "mean_abs_advantage"
         case rolloutLogProbabilityDriftMean = "rollout_logprob_drift_mean"
         case rolloutLogProbabilityDriftMax = "rollout_logprob_drift_max"
+        case dpoPairs = "dpo_pairs"
+        case dpoLoss = "dpo_loss"
     }
 
     /// A line with only its phase and step; the metrics are nil.
@@ -228,6 +234,8 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         try container.encode(meanAbsoluteAdvantage, forKey: .meanAbsoluteAdvantage)
         try container.encode(rolloutLogProbabilityDriftMean, forKey: .rolloutLogProbabilityDriftMean)
         try container.encode(rolloutLogProbabilityDriftMax, forKey: .rolloutLogProbabilityDriftMax)
+        try container.encode(dpoPairs, forKey: .dpoPairs)
+        try container.encode(dpoLoss, forKey: .dpoLoss)
     }
 }
 

@@ -493,6 +493,8 @@ public final class TrainingRun {
         record.meanAbsoluteAdvantage = finiteOrNil(update.meanAbsoluteAdvantage)
         record.rolloutLogProbabilityDriftMean = finiteOrNil(update.rolloutLogProbabilityDriftMean)
         record.rolloutLogProbabilityDriftMax = finiteOrNil(update.rolloutLogProbabilityDriftMax)
+        record.dpoPairs = update.preferencePairs
+        record.dpoLoss = finiteOrNil(update.preferenceLoss)
         return record
     }
 

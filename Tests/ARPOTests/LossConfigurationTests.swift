@@ -90,8 +90,21 @@ final class LossConfigurationTests: XCTestCase {
         XCTAssertEqual(message { $0.sumNormLength = 0 }, "sum_norm_length must be null or at least 1, got 0")
         XCTAssertEqual(message { $0.valueClip = 0 }, "value_clip must be a finite number above 0, got 0.0")
         XCTAssertEqual(message { $0.valueCoefficient = -0.5 }, "value_coefficient must be a finite number at least 0, got -0.5")
+        XCTAssertEqual(message { $0.dpoCoefficient = -0.1 }, "dpo_coefficient must be a finite number at least 0, got -0.1")
+        XCTAssertEqual(message { $0.dpoBeta = 0 }, "dpo_beta must be a finite number above 0, got 0.0")
         XCTAssertNil(message { $0.clipEpsilonHigh = 0.28 })
         XCTAssertNil(message { $0.dualClip = 3 })
+    }
+
+    /// The DPO term (TTPA) is off by default; on, it needs the reference policy's forward pass.
+    func testDPOKeysDecodeAndTheTermNeedsTheReference() throws {
+        XCTAssertEqual(PolicyLossConfiguration().dpoCoefficient, 0)
+        XCTAssertEqual(PolicyLossConfiguration().dpoBeta, 0.1)
+        let configuration = try decode(#"{"dpo_coefficient": 0.5, "dpo_beta": 0.2}"#)
+        XCTAssertEqual(configuration.dpoCoefficient, 0.5)
+        XCTAssertEqual(configuration.dpoBeta, 0.2)
+        XCTAssertTrue(configuration.needsReference)
+        XCTAssertEqual(try JSONDecoder().decode(PolicyLossConfiguration.self, from: JSONEncoder().encode(configuration)), configuration)
     }
 
     /// L of `seq-mean-token-sum-norm`: `sum_norm_length` if set, else the response limit the

@@ -1,0 +1,115 @@
+@testable import ARPO
+import Foundation
+import Policy
+import Tensor
+@testable import ToolEnv
+import XCTest
+
+/// The DPO term in the RL update (`rl.loss.dpo_coefficient`): off, the update is bit for bit the
+/// one without it; on, it moves the policy towards the chosen continuation of each pair.
+final class PreferenceUpdateTests: XCTestCase {
+    func score(_ reward: Double, errors: [EpisodeErrorKind] = []) -> EpisodeScore {
+        let breakdown = RewardBreakdown(
+            formatCorrect: true, formatViolation: nil, answer: "1", answerScore: reward, isCorrect: reward == 1, multiToolBonus: 0,
+            toolEfficiencyFactor: 1, errorPenalty: 0, formatReward: 0, errors: errors, executedToolCalls: 1, toolCallAttempts: 1,
+            toolKindsUsed: [.calc], endReason: .answered)
+        return EpisodeScore(reward: breakdown.total, isCorrect: breakdown.isCorrect, breakdown: breakdown)
+    }
+
+    func record(_ tokens: [Int], mask: [Bool], reward: Double, group: Int, parent: Int? = nil, fork: Int = 0) -> TrajectoryRecord {
+        TrajectoryRecord(
+            promptTokens: [5, 6, 7 + group], responseTokens: tokens, oldLogProbabilities: tokens.map { _ in -1 }, entropies: tokens.map { _ in 0 },
+            lossMask: mask, reward: reward, groupIndex: group, parent: parent, forkPosition: fork)
+    }
+
+    /// Two groups. Group 0: a root and a copy forked at 2 (with an observation token at 3),
+    /// both correct, the copy with a bad-arguments error, so ESM prefers the root. Group 1: a
+    /// root (reward 1), a copy at 1 (reward 0) and a copy of the copy at 3 (reward 0.5).
+    func batch(equalRewards: Bool) -> RolloutBatch {
+        let records = [
+            record([20, 21, 22, 23, 24], mask: [true, true, true, true, true], reward: 1, group: 0),
+            record([20, 21, 30, 31, 32], mask: [true, true, true, false, true], reward: 1, group: 0, parent: 0, fork: 2),
+            record([40, 41, 42, 43], mask: [true, true, true, true], reward: 1, group: 1),
+            record([40, 50, 51, 52], mask: [true, true, false, true], reward: equalRewards ? 1 : 0, group: 1, parent: 2, fork: 1),
+            record([40, 50, 51, 60, 61], mask: [true, true, false, true, true], reward: equalRewards ? 1 : 0.5, group: 1, parent: 3, fork: 3),
+        ]
+        let scores = [
+            score(1), score(1, errors: [.badArguments]), score(1), score(equalRewards ? 1 : 0, errors: [.malformedCall]),
+            score(equalRewards ? 1 : 0.5),
+        ]
+        return RolloutBatch(records: records, scores: scores, statistics: RolloutStatistics())
+    }
+
+    func learner(_ loss: PolicyLossConfiguration) -> ReinforcementLearner {
+        var generator = RandomGenerator(seed: 8)
+        let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 48, layerCount: 2, headCount: 4, maxPositions: 32), generator: &generator)
+        return ReinforcementLearner(
+            model: model, reference: model.copy(), optimizer: AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: 0)),
+            configuration: UpdateConfiguration(microBatchSize: 3, loss: loss), algorithm: .groupRelative)
+    }
+
+    func parameters(_ model: LlamaModel) -> [[Float]] { model.namedParameters.map { $0.tensor.floats } }
+
+    /// Per record, Σ log π over its policy tokens from `position` on, under `model`.
+    func continuationLogProbability(_ model: LlamaModel, _ learner: ReinforcementLearner, _ records: [TrajectoryRecord], _ index: Int, from position: Int) -> Double {
+        withoutGradients {
+            let pass = learner.packedPasses([index], records: records)[0]
+            let length = records[index].responseTokens.count
+            let aligned = learner.responseAligned(model.tokenStatistics(pass.batch, temperature: 1).logProbabilities, pass: pass, records: records, length: length).doubles
+            return (position..<length).filter { records[index].lossMask[$0] }.reduce(0) { $0 + aligned[$1] }
+        }
+    }
+
+    func testCoefficientZeroLeavesTheUpdateBitIdentical() {
+        let batch = batch(equalRewards: false)
+        let plain = learner(PolicyLossConfiguration())
+        var off = PolicyLossConfiguration()
+        off.dpoCoefficient = 0
+        off.dpoBeta = 0.7
+        let withOff = learner(off)
+        XCTAssertFalse(off.needsReference)
+        let plainMetrics = plain.update(batch, learningRate: 1e-2, seed: 1)
+        let offMetrics = withOff.update(batch, learningRate: 1e-2, seed: 1)
+        XCTAssertEqual(parameters(plain.model), parameters(withOff.model))
+        XCTAssertEqual(plainMetrics.loss, offMetrics.loss)
+        XCTAssertNil(offMetrics.preferencePairs)
+        XCTAssertNil(offMetrics.preferenceLoss)
+    }
+
+    /// Equal rewards give every advantage 0, so the policy loss has no gradient and only the
+    /// DPO term moves the policy: off, nothing changes; on, every pair's margin
+    /// (log π_θ − log π_ref of the chosen continuation minus the rejected one's) is 0 before
+    /// and positive after, and the term's value before the step is log 2 per pair.
+    func testAPositiveCoefficientMovesThePolicyTowardsTheChosenContinuations() {
+        let batch = batch(equalRewards: true)
+        let pairs = PreferencePair.pairs(in: batch)
+        XCTAssertEqual(pairs.map { [$0.chosen, $0.rejected, $0.forkPosition] }, [[0, 1, 2], [2, 3, 1], [4, 3, 3]])
+
+        let off = learner(PolicyLossConfiguration())
+        let before = parameters(off.model)
+        _ = off.update(batch, learningRate: 1e-2, seed: 1)
+        XCTAssertEqual(parameters(off.model), before, "with every advantage 0 and no DPO term nothing moves")
+
+        var on = PolicyLossConfiguration()
+        on.dpoCoefficient = 1
+        on.dpoBeta = 0.5
+        let learner = learner(on)
+        func margins() -> [Double] {
+            pairs.map { pair in
+                let records = batch.records
+                func ratio(_ index: Int) -> Double {
+                    continuationLogProbability(learner.model, learner, records, index, from: pair.forkPosition)
+                        - continuationLogProbability(learner.reference, learner, records, index, from: pair.forkPosition)
+                }
+                return ratio(pair.chosen) - ratio(pair.rejected)
+            }
+        }
+        XCTAssertEqual(margins(), [0, 0, 0])
+        let metrics = learner.update(batch, learningRate: 1e-2, seed: 1)
+        XCTAssertEqual(metrics.preferencePairs, 3)
+        XCTAssertEqual(metrics.preferenceLoss!, log(2), accuracy: 1e-5)
+        XCTAssertEqual(metrics.appliedUpdates, 1)
+        for (index, margin) in margins().enumerated() { XCTAssertGreaterThan(margin, 0, "pair \(index)") }
+        XCTAssertNotEqual(parameters(learner.model), before)
+    }
+}
