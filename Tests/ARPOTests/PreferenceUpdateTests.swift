@@ -40,12 +40,43 @@ final class PreferenceUpdateTests: XCTestCase {
         return RolloutBatch(records: records, scores: scores, statistics: RolloutStatistics())
     }
 
-    func learner(_ loss: PolicyLossConfiguration) -> ReinforcementLearner {
+    func learner(_ loss: PolicyLossConfiguration, microBatchSize: Int = 3) -> ReinforcementLearner {
         var generator = RandomGenerator(seed: 8)
         let model = LlamaModel(configuration: LlamaConfiguration(hiddenSize: 32, intermediateSize: 48, layerCount: 2, headCount: 4, maxPositions: 32), generator: &generator)
         return ReinforcementLearner(
             model: model, reference: model.copy(), optimizer: AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: 0)),
-            configuration: UpdateConfiguration(microBatchSize: 3, loss: loss), algorithm: .groupRelative)
+            configuration: UpdateConfiguration(microBatchSize: microBatchSize, loss: loss), algorithm: .groupRelative)
+    }
+
+    /// How the pairs are packed into passes (one pair a pass, or all three in one) moves the DPO
+    /// term's value and gradient by float rounding only: each pass's share is over the
+    /// mini-batch's number of pairs.
+    func testPackingThePairsChangesNothingButRounding() {
+        let batch = batch(equalRewards: false)
+        let pairs = PreferencePair.pairs(in: batch)
+        var on = PolicyLossConfiguration()
+        on.dpoCoefficient = 1
+        on.dpoBeta = 0.5
+        func evaluate(microBatchSize: Int) -> (Double, [[Double]]) {
+            let learner = learner(on, microBatchSize: microBatchSize)
+            // Policy and reference differ, so that the margins are not 0.
+            var generator = RandomGenerator(seed: 3)
+            let reference = LlamaModel(configuration: learner.model.configuration, generator: &generator)
+            let frozen = ReinforcementLearner(
+                model: learner.model, reference: reference, optimizer: learner.optimizer, configuration: learner.configuration, algorithm: .groupRelative
+            ).frozenStatistics(batch.records)
+            var cost = UpdateCost()
+            learner.optimizer.zeroGradients()
+            let loss = learner.accumulatePreferenceGradients(pairs, records: batch.records, reference: frozen.reference!, cost: &cost)
+            return (loss, learner.model.parameters.map { $0.gradient!.doubles })
+        }
+        let (apart, apartGradients) = evaluate(microBatchSize: 2)
+        let (together, togetherGradients) = evaluate(microBatchSize: 6)
+        XCTAssertNotEqual(apart, log(2), accuracy: 1e-3)
+        XCTAssertEqual(apart, together, accuracy: 1e-5)
+        for (a, b) in zip(apartGradients, togetherGradients) {
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        }
     }
 
     func parameters(_ model: LlamaModel) -> [[Float]] { model.namedParameters.map { $0.tensor.floats } }
