@@ -184,8 +184,8 @@ public final class ReinforcementLearner {
     /// `records` in packed passes (`packedPasses`), no gradients: the reference policy's
     /// log-probs when the KL term or the `reference_kl` metric needs them, and (PPO) the current
     /// values, per response token. Neither needed, no forward pass runs.
-    func frozenStatistics(_ records: [TrajectoryRecord]) -> FrozenStatistics {
-        let needsReference = configuration.loss.needsReference
+    func frozenStatistics(_ records: [TrajectoryRecord], needsReference: Bool? = nil) -> FrozenStatistics {
+        let needsReference = needsReference ?? configuration.loss.needsReference
         var referenceRows = [[Double]](repeating: [], count: records.count)
         var valueRows = [[Double]](repeating: [], count: records.count)
         guard needsReference || algorithm == .proximal else { return (nil, nil) }
@@ -287,6 +287,62 @@ public final class ReinforcementLearner {
         return metrics
     }
 
+    /// The DPO stage's update (`rl.dpo_steps`, docs/algorithms.md §5.6): trains on the batch's
+    /// preference pairs alone, the DPO term with weight 1 and β = `dpo_beta`, against the
+    /// reference policy; no policy-gradient, KL, entropy or value term. `epochs` passes over the
+    /// pairs, each shuffled and split into `miniBatches` optimizer steps, with the gradient norm
+    /// clipped as in ``update(_:learningRate:seed:)``. A batch without pairs takes no step.
+    /// `loss.loss` and `preferenceLoss` are the mean DPO loss per pair over the steps taken;
+    /// `loss.policyLoss` is NaN (reported as null).
+    public func preferenceUpdate(_ batch: RolloutBatch, learningRate: Double, seed: UInt64) -> UpdateMetrics {
+        var metrics = UpdateMetrics()
+        metrics.loss.policyLoss = .nan
+        let pairs = PreferencePair.pairs(in: batch)
+        metrics.preferencePairs = pairs.count
+        guard !pairs.isEmpty else { return metrics }
+        var clock = monotonicSeconds()
+        func lap() -> Double {
+            let now = monotonicSeconds()
+            defer { clock = now }
+            return now - clock
+        }
+        let reference = frozenStatistics(batch.records, needsReference: true).reference!
+        metrics.cost.frozenSeconds = lap()
+        var generator = RandomGenerator(seed: seed)
+        var losses: [Double] = [], gradientNorms: [Double] = []
+        for _ in 0..<configuration.epochs {
+            var order = Array(pairs.indices)
+            order.shuffle(using: &generator)
+            let miniBatchSize = (pairs.count + configuration.miniBatches - 1) / configuration.miniBatches
+            for start in stride(from: 0, to: order.count, by: miniBatchSize) {
+                let chosen = order[start..<min(start + miniBatchSize, order.count)].map { pairs[$0] }
+                _ = lap()
+                optimizer.zeroGradients()
+                let loss = accumulatePreferenceGradients(chosen, records: batch.records, reference: reference, coefficient: 1, cost: &metrics.cost)
+                metrics.cost.forwardBackwardSeconds += lap()
+                hooks.afterBackward?(model)
+                let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
+                guard loss.isFinite, norm.isFinite else {
+                    optimizer.zeroGradients()
+                    metrics.cost.optimizerSeconds += lap()
+                    metrics.skippedUpdates += 1
+                    continue
+                }
+                optimizer.update(learningRate: learningRate)
+                metrics.cost.optimizerSeconds += lap()
+                metrics.appliedUpdates += 1
+                losses.append(loss)
+                gradientNorms.append(norm)
+            }
+        }
+        optimizer.zeroGradients()
+        let meanLoss = losses.isEmpty ? Double.nan : losses.reduce(0, +) / Double(losses.count)
+        metrics.loss.loss = meanLoss
+        metrics.preferenceLoss = losses.isEmpty ? nil : meanLoss
+        metrics.gradientNorm = gradientNorms.isEmpty ? .nan : gradientNorms.reduce(0, +) / Double(gradientNorms.count)
+        return metrics
+    }
+
     /// The batch's advantages (GRPO/ARPO attribution, or PPO's GAE on the frozen values), with
     /// their mean |A| and (PPO) the value head's explained variance written into `metrics`.
     func estimateAdvantages(_ records: [TrajectoryRecord], frozen: FrozenStatistics, metrics: inout UpdateMetrics) -> TokenAdvantages {
@@ -350,14 +406,14 @@ public final class ReinforcementLearner {
         }
         var preferenceLoss: Double?
         if !pairs.isEmpty, let reference = frozen.reference {
-            let mean = accumulatePreferenceGradients(pairs, records: records, reference: reference, cost: &cost)
+            let mean = accumulatePreferenceGradients(pairs, records: records, reference: reference, coefficient: configuration.loss.dpoCoefficient, cost: &cost)
             preferenceLoss = mean
             stepMetrics?.loss += configuration.loss.dpoCoefficient * mean
         }
         return (stepMetrics, drift, preferenceLoss)
     }
 
-    /// Adds the gradient of `dpo_coefficient` × the mean DPO loss over `pairs` (docs/algorithms.md
+    /// Adds the gradient of `coefficient` × the mean DPO loss over `pairs` (docs/algorithms.md
     /// §5.6) and returns that mean (before the coefficient).
     ///
     /// The pairs run in passes of their own, after the policy loss's: each pair's two
@@ -366,7 +422,9 @@ public final class ReinforcementLearner {
     /// groups, at most `microBatchSize` trajectories a pass. A trajectory in several pairs is
     /// computed once per pair. Log-probs are taken at the sampling temperature, as the
     /// reference's are.
-    func accumulatePreferenceGradients(_ pairs: [PreferencePair], records: [TrajectoryRecord], reference: [[Double]], cost: inout UpdateCost) -> Double {
+    func accumulatePreferenceGradients(
+        _ pairs: [PreferencePair], records: [TrajectoryRecord], reference: [[Double]], coefficient: Double, cost: inout UpdateCost
+    ) -> Double {
         let dtype = model.dtype
         let preferenceLoss = PreferenceLoss(beta: configuration.loss.dpoBeta)
         let units = pairs.map { sharedPrefixUnit([$0.chosen, $0.rejected], records: records) }
@@ -391,7 +449,7 @@ public final class ReinforcementLearner {
                 continuationMask: Tensor.paddedMask(continuation, length: length, dtype: dtype),
                 pairs: passPairs, normalizer: Double(pairs.count))
             let value = loss.item
-            if value.isFinite { (loss * configuration.loss.dpoCoefficient).backward() }
+            if value.isFinite { (loss * coefficient).backward() }
             total += value
         }
         return total

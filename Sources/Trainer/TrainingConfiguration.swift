@@ -129,12 +129,17 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
     /// text, tool call, entropy, fork decision, reward and advantage) go to `trees.jsonl`; 0
     /// writes none.
     public var treesEvery = 0
+    /// The DPO stage (TTPA): the first this many of the `steps` train on the rollout's
+    /// preference pairs at fork points alone (`ReinforcementLearner.preferenceUpdate`), after
+    /// which RL proper runs; 0: no stage. Needs `arpo`, whose forks make the pairs.
+    public var dpoSteps = 0
 
     public init() {}
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case algorithm, steps, branching, temperature, epochs, schedule, loss, advantage
         case treesEvery = "trees_every"
+        case dpoSteps = "dpo_steps"
         case promptsPerStep = "prompts_per_step"
         case groupSize = "group_size"
         case maxResponseTokens = "max_response_tokens"
@@ -171,6 +176,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         loss = try c.decodeIfPresent(PolicyLossConfiguration.self, forKey: .loss) ?? d.loss
         advantage = try c.decodeIfPresent(AdvantageConfiguration.self, forKey: .advantage) ?? d.advantage
         treesEvery = try c.decodeIfPresent(Int.self, forKey: .treesEvery) ?? d.treesEvery
+        dpoSteps = try c.decodeIfPresent(Int.self, forKey: .dpoSteps) ?? d.dpoSteps
     }
 
     func validate(path: String) throws {
@@ -190,6 +196,10 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         try require(miniBatches >= 1 && miniBatches <= 1024, path, CodingKeys.miniBatches, "in 1...1024", miniBatches)
         try require(microBatchSize >= 1 && microBatchSize <= 4096, path, CodingKeys.microBatchSize, "in 1...4096", microBatchSize)
         try require(treesEvery >= 0, path, CodingKeys.treesEvery, "at least 0 (0 writes no trees)", treesEvery)
+        try require(dpoSteps >= 0 && dpoSteps <= steps, path, CodingKeys.dpoSteps, "in 0...\(CodingKeys.steps.stringValue) (\(steps))", dpoSteps)
+        if dpoSteps > 0 && algorithm != .arpo {
+            throw ConfigurationError("\(path).\(CodingKeys.dpoSteps.stringValue) needs \(path).algorithm arpo: only ARPO's forks make preference pairs, got \(algorithm.rawValue)")
+        }
         do { try loss.validate() } catch let error as ConfigurationError { throw ConfigurationError("\(path).loss.\(error.description)") }
         do { try advantage.validate() } catch let error as ConfigurationError { throw ConfigurationError("\(path).advantage.\(error.description)") }
     }

@@ -392,6 +392,7 @@ public final class TrainingRun {
         let trees = c.rl.treesEvery > 0 ? try JSONLinesLog(url: treesURL) : nil
         let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
         console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
+        if c.rl.dpoSteps > 0 { console.line("DPO stage: the first \(c.rl.dpoSteps) steps train on the preference pairs at fork points alone (β \(c.rl.loss.dpoBeta))") }
         let phaseStart = monotonicSeconds(), firstStep = session.state.rlStep
         while session.state.rlStep < c.rl.steps {
             if let outcome = try stopIfRequested(session) { return outcome }
@@ -405,7 +406,11 @@ public final class TrainingRun {
             let updateStart = monotonicSeconds()
             let learningRate = schedule.rate(at: step)
             learner.hooks = hooks.updateHooks(.rl, step: step + 1)
-            let update = learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
+            // rl.dpo_steps: the DPO stage trains on the batch's preference pairs alone.
+            let preferenceOnly = step < c.rl.dpoSteps
+            let update = preferenceOnly
+                ? learner.preferenceUpdate(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
+                : learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
             let updateSeconds = monotonicSeconds() - updateStart
             session.state.rlStep += 1
             session.state.toolCallsExecuted += batch.statistics.toolCallsExecuted
@@ -426,7 +431,7 @@ public final class TrainingRun {
                 try session.evaluations.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "rl", toolCallsExecutedTotal: session.state.toolCallsExecuted))
             }
             let rate = (monotonicSeconds() - phaseStart) / Double(session.state.rlStep - firstStep)
-            console.progress(String(format: "[rl] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", session.state.rlStep, c.rl.steps, record.rewardMean ?? .nan, record.accuracy ?? .nan,
+            console.progress(String(format: "[%@] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", preferenceOnly ? "dpo" : "rl", session.state.rlStep, c.rl.steps, record.rewardMean ?? .nan, record.accuracy ?? .nan,
                                     evaluated.map { String(format: "  held-out %.3f", $0) } ?? "", record.tokensPerSecond ?? .nan, formatDuration(rate * Double(c.rl.steps - session.state.rlStep))),
                              always: evaluated != nil || session.state.rlStep == firstStep + 1 || session.state.rlStep == c.rl.steps)
             if session.state.rlStep % c.run.checkpointEvery == 0 && session.state.rlStep < c.rl.steps { try checkpoint(session) }

@@ -67,7 +67,7 @@ final class PreferenceUpdateTests: XCTestCase {
             ).frozenStatistics(batch.records)
             var cost = UpdateCost()
             learner.optimizer.zeroGradients()
-            let loss = learner.accumulatePreferenceGradients(pairs, records: batch.records, reference: frozen.reference!, cost: &cost)
+            let loss = learner.accumulatePreferenceGradients(pairs, records: batch.records, reference: frozen.reference!, coefficient: 1, cost: &cost)
             return (loss, learner.model.parameters.map { $0.gradient!.doubles })
         }
         let (apart, apartGradients) = evaluate(microBatchSize: 2)
@@ -142,5 +142,46 @@ final class PreferenceUpdateTests: XCTestCase {
         XCTAssertEqual(metrics.appliedUpdates, 1)
         for (index, margin) in margins().enumerated() { XCTAssertGreaterThan(margin, 0, "pair \(index)") }
         XCTAssertNotEqual(parameters(learner.model), before)
+    }
+
+    /// The DPO stage's update trains on the pairs alone: with rewards that differ (so the policy
+    /// loss would have a gradient) it takes one step per mini-batch of pairs, reports the mean
+    /// DPO loss (log 2 per pair at the first step, the policy being the reference) and no
+    /// policy loss, and moves every pair's margin above 0. A batch without forks has no pairs
+    /// and takes no step.
+    func testTheDPOStageTrainsOnThePairsAlone() {
+        let batch = batch(equalRewards: false)
+        let pairs = PreferencePair.pairs(in: batch)
+        var configuration = PolicyLossConfiguration()
+        configuration.dpoBeta = 0.5
+        let learner = learner(configuration)
+        let metrics = learner.preferenceUpdate(batch, learningRate: 1e-2, seed: 1)
+        XCTAssertEqual(metrics.preferencePairs, 3)
+        XCTAssertEqual(metrics.appliedUpdates, 1)
+        XCTAssertEqual(metrics.preferenceLoss!, log(2), accuracy: 1e-5)
+        XCTAssertEqual(metrics.loss.loss, metrics.preferenceLoss!)
+        XCTAssertTrue(metrics.loss.policyLoss.isNaN)
+        for pair in pairs {
+            func ratio(_ index: Int) -> Double {
+                continuationLogProbability(learner.model, learner, batch.records, index, from: pair.forkPosition)
+                    - continuationLogProbability(learner.reference, learner, batch.records, index, from: pair.forkPosition)
+            }
+            XCTAssertGreaterThan(ratio(pair.chosen) - ratio(pair.rejected), 0, "pair \(pair)")
+        }
+
+        var roots = batch
+        roots.records = roots.records.map { record in
+            var root = record
+            root.parent = nil
+            root.forkPosition = 0
+            return root
+        }
+        let idle = self.learner(configuration)
+        let before = parameters(idle.model)
+        let none = idle.preferenceUpdate(roots, learningRate: 1e-2, seed: 1)
+        XCTAssertEqual(none.preferencePairs, 0)
+        XCTAssertEqual(none.appliedUpdates, 0)
+        XCTAssertNil(none.preferenceLoss)
+        XCTAssertEqual(parameters(idle.model), before)
     }
 }
