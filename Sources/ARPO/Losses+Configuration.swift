@@ -1,3 +1,5 @@
+import ToolEnv
+
 /// How per-token losses are reduced to the mini-batch loss (docs/algorithms.md §5.2).
 ///
 /// Every normaliser is computed over the whole mini-batch (``LossNormalizer``), never per
@@ -41,6 +43,7 @@ public enum KLEstimator: String, Codable, CaseIterable, Sendable {
 /// | `value_coefficient` | `0.5` | weight of PPO's value loss |
 /// | `dpo_coefficient` | `0` | weight of the DPO term on preference pairs at fork points (TTPA; ``PreferenceLoss``) |
 /// | `dpo_beta` | `0.1` | β of the DPO term |
+/// | `dpo_error_weights` | 0.25 per tool-use error | ESM's w_k per error kind, ranking the pairs (``ErrorOrientedScoring``); given kinds replace the defaults' |
 public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
     /// c of dual-clip when it is switched on with `"dual_clip": true` (Ye et al., 2020).
     public static let defaultDualClip = 3.0
@@ -73,6 +76,16 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
     public var dpoCoefficient = 0.0
     /// β of the DPO term (``PreferenceLoss/beta``).
     public var dpoBeta = 0.1
+    /// ESM's weight per error kind, ranking the pairs (``ErrorOrientedScoring``): every kind,
+    /// those not given in the config at their default.
+    public var dpoErrorWeights = PolicyLossConfiguration.defaultErrorWeights
+
+    /// ``ErrorOrientedScoring/defaultWeights`` with every other kind at 0.
+    public static let defaultErrorWeights = Dictionary(
+        uniqueKeysWithValues: EpisodeErrorKind.allCases.map { ($0, ErrorOrientedScoring.defaultWeights[$0] ?? 0) })
+
+    /// The ESM scoring these weights define.
+    public var errorOrientedScoring: ErrorOrientedScoring { ErrorOrientedScoring(weights: dpoErrorWeights) }
 
     public init() {}
 
@@ -90,6 +103,7 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         case valueCoefficient = "value_coefficient"
         case dpoCoefficient = "dpo_coefficient"
         case dpoBeta = "dpo_beta"
+        case dpoErrorWeights = "dpo_error_weights"
     }
 
     public init(from decoder: Decoder) throws {
@@ -113,6 +127,15 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         valueCoefficient = try container.decodeIfPresent(Double.self, forKey: .valueCoefficient) ?? defaults.valueCoefficient
         dpoCoefficient = try container.decodeIfPresent(Double.self, forKey: .dpoCoefficient) ?? defaults.dpoCoefficient
         dpoBeta = try container.decodeIfPresent(Double.self, forKey: .dpoBeta) ?? defaults.dpoBeta
+        dpoErrorWeights = defaults.dpoErrorWeights
+        for (name, weight) in try container.decodeIfPresent([String: Double].self, forKey: .dpoErrorWeights) ?? [:] {
+            guard let kind = EpisodeErrorKind(rawValue: name) else {
+                let allowed = EpisodeErrorKind.allCases.map(\.rawValue).joined(separator: ", ")
+                throw DecodingError.dataCorruptedError(
+                    forKey: .dpoErrorWeights, in: container, debugDescription: "\(CodingKeys.dpoErrorWeights.stringValue) has no error kind \(name); the kinds are \(allowed)")
+            }
+            dpoErrorWeights[kind] = weight
+        }
     }
 
     /// Writes every key, the unset optional ones as null, so that the encoding of the defaults
@@ -132,6 +155,7 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         try container.encode(valueCoefficient, forKey: .valueCoefficient)
         try container.encode(dpoCoefficient, forKey: .dpoCoefficient)
         try container.encode(dpoBeta, forKey: .dpoBeta)
+        try container.encode(Dictionary(uniqueKeysWithValues: dpoErrorWeights.map { ($0.key.rawValue, $0.value) }), forKey: .dpoErrorWeights)
     }
 
     /// Whether the loss or its metrics need the reference policy's log-probabilities: the KL
@@ -155,6 +179,12 @@ public struct PolicyLossConfiguration: Codable, Equatable, Sendable {
         try requireSetting(valueCoefficient >= 0 && valueCoefficient.isFinite, CodingKeys.valueCoefficient, "a finite number at least 0", valueCoefficient)
         try requireSetting(dpoCoefficient >= 0 && dpoCoefficient.isFinite, CodingKeys.dpoCoefficient, "a finite number at least 0", dpoCoefficient)
         try requireSetting(dpoBeta > 0 && dpoBeta.isFinite, CodingKeys.dpoBeta, "a finite number above 0", dpoBeta)
+        for kind in EpisodeErrorKind.allCases {
+            let weight = dpoErrorWeights[kind] ?? 0
+            if !(weight >= 0 && weight.isFinite) {
+                throw ConfigurationError("\(CodingKeys.dpoErrorWeights.stringValue).\(kind.rawValue) must be a finite number at least 0, got \(weight)")
+            }
+        }
     }
 
     /// The normaliser of a mini-batch under this configuration's aggregation and

@@ -228,7 +228,7 @@ public final class ReinforcementLearner {
         metrics.cost.frozenSeconds = lap()
         let advantages = estimateAdvantages(records, frozen: frozen, metrics: &metrics)
         // TTPA's pairs at fork points (docs/algorithms.md §5.6), only when the DPO term is on.
-        let pairs = configuration.loss.dpoCoefficient > 0 ? PreferencePair.pairs(in: batch) : []
+        let pairs = configuration.loss.dpoCoefficient > 0 ? PreferencePair.pairs(in: batch, scoring: configuration.loss.errorOrientedScoring) : []
         if configuration.loss.dpoCoefficient > 0 { metrics.preferencePairs = pairs.count }
         var preferenceLosses: [Double] = []
         metrics.cost.advantageSeconds = lap()
@@ -297,7 +297,7 @@ public final class ReinforcementLearner {
     public func preferenceUpdate(_ batch: RolloutBatch, learningRate: Double, seed: UInt64) -> UpdateMetrics {
         var metrics = UpdateMetrics()
         metrics.loss.policyLoss = .nan
-        let pairs = PreferencePair.pairs(in: batch)
+        let pairs = PreferencePair.pairs(in: batch, scoring: configuration.loss.errorOrientedScoring)
         metrics.preferencePairs = pairs.count
         guard !pairs.isEmpty else { return metrics }
         var clock = monotonicSeconds()

@@ -107,6 +107,29 @@ final class LossConfigurationTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(PolicyLossConfiguration.self, from: JSONEncoder().encode(configuration)), configuration)
     }
 
+    /// ESM's weights: every error kind, 0.25 on the tool-use errors by default; given kinds
+    /// replace the defaults', an unknown kind or a negative weight is an error naming the key.
+    func testDPOErrorWeights() throws {
+        let defaults = PolicyLossConfiguration().dpoErrorWeights
+        XCTAssertEqual(defaults.count, 8)
+        XCTAssertEqual(defaults[.badArguments], 0.25)
+        XCTAssertEqual(defaults[.wrongAnswer], 0)
+        let configuration = try decode(#"{"dpo_error_weights": {"wrong_answer": 0.5, "bad_arguments": 0}}"#)
+        XCTAssertEqual(configuration.dpoErrorWeights[.wrongAnswer], 0.5)
+        XCTAssertEqual(configuration.dpoErrorWeights[.badArguments], 0)
+        XCTAssertEqual(configuration.dpoErrorWeights[.malformedCall], 0.25)
+        XCTAssertEqual(configuration.errorOrientedScoring.weights, configuration.dpoErrorWeights)
+        XCTAssertEqual(try JSONDecoder().decode(PolicyLossConfiguration.self, from: JSONEncoder().encode(configuration)), configuration)
+        XCTAssertThrowsError(try decode(#"{"dpo_error_weights": {"typo": 1}}"#)) { error in
+            XCTAssertTrue("\(error)".contains("dpo_error_weights has no error kind typo"), "\(error)")
+        }
+        var negative = PolicyLossConfiguration()
+        negative.dpoErrorWeights[.unknownTool] = -1
+        XCTAssertThrowsError(try negative.validate()) { error in
+            XCTAssertEqual("\(error)", "dpo_error_weights.unknown_tool must be a finite number at least 0, got -1.0")
+        }
+    }
+
     /// L of `seq-mean-token-sum-norm`: `sum_norm_length` if set, else the response limit the
     /// learner passes (`rl.max_response_tokens`), and only without either the mini-batch's
     /// longest row (here 3).

@@ -169,6 +169,12 @@ final class PreferenceUpdateTests: XCTestCase {
             XCTAssertGreaterThan(ratio(pair.chosen) - ratio(pair.rejected), 0, "pair \(pair)")
         }
 
+        // ESM's weights come from the configuration: without them equal rewards rank nothing.
+        var unweighted = PolicyLossConfiguration()
+        unweighted.dpoErrorWeights = [:]
+        XCTAssertEqual(self.learner(unweighted).preferenceUpdate(self.batch(equalRewards: true), learningRate: 1e-2, seed: 1).preferencePairs, 0)
+        XCTAssertEqual(self.learner(configuration).preferenceUpdate(self.batch(equalRewards: true), learningRate: 1e-2, seed: 1).preferencePairs, 3)
+
         var roots = batch
         roots.records = roots.records.map { record in
             var root = record

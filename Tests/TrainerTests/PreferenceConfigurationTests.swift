@@ -13,6 +13,8 @@ final class PreferenceConfigurationTests: XCTestCase {
         for (json, message) in [
             (#"{"rl": {"loss": {"dpo_beta": 0}}}"#, "rl.loss.dpo_beta must be a finite number above 0, got 0.0"),
             (#"{"rl": {"loss": {"dpo_coefficient": -1}}}"#, "rl.loss.dpo_coefficient must be a finite number at least 0, got -1.0"),
+            (#"{"rl": {"loss": {"dpo_error_weights": {"bad_argument": 1}}}}"#, "unknown key rl.loss.dpo_error_weights.bad_argument (did you mean rl.loss.dpo_error_weights.bad_arguments?)"),
+            (#"{"rl": {"loss": {"dpo_error_weights": {"bad_arguments": -1}}}}"#, "rl.loss.dpo_error_weights.bad_arguments must be a finite number at least 0, got -1.0"),
         ] {
             XCTAssertThrowsError(try ConfigurationLoader.decode(Data(json.utf8))) { error in
                 XCTAssertTrue("\(error)".contains(message), "\(error)")
