@@ -155,8 +155,8 @@ public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanos
 /// trajectories (`packedPasses`) with mini-batch-wide normalisers.
 public final class ReinforcementLearner {
     public let model: LlamaModel
-    /// The frozen reference policy for the KL term and metric; its forward pass runs only when
-    /// `loss.needsReference`.
+    /// The frozen reference policy for the KL term and metric and the DPO term; its forward pass
+    /// runs only when `loss.needsReference` or in the DPO stage (``preferenceUpdate(_:learningRate:seed:)``).
     public let reference: LlamaModel
     public let optimizer: AdamW
     public let configuration: UpdateConfiguration
@@ -182,8 +182,9 @@ public final class ReinforcementLearner {
     typealias FrozenStatistics = (reference: [[Double]]?, values: [[Double]]?)
 
     /// `records` in packed passes (`packedPasses`), no gradients: the reference policy's
-    /// log-probs when the KL term or the `reference_kl` metric needs them, and (PPO) the current
-    /// values, per response token. Neither needed, no forward pass runs.
+    /// log-probs when `needsReference` (by default `loss.needsReference`: the KL term, the
+    /// `reference_kl` metric or the DPO term), and (PPO) the current values, per response token.
+    /// Neither needed, no forward pass runs.
     func frozenStatistics(_ records: [TrajectoryRecord], needsReference: Bool? = nil) -> FrozenStatistics {
         let needsReference = needsReference ?? configuration.loss.needsReference
         var referenceRows = [[Double]](repeating: [], count: records.count)
@@ -293,10 +294,13 @@ public final class ReinforcementLearner {
     /// pairs, each shuffled and split into `miniBatches` optimizer steps, with the gradient norm
     /// clipped as in ``update(_:learningRate:seed:)``. A batch without pairs takes no step.
     /// `loss.loss` and `preferenceLoss` are the mean DPO loss per pair over the steps taken;
-    /// `loss.policyLoss` is NaN (reported as null).
+    /// `loss.policyLoss` is NaN (reported as null), as are the loss and gradient norm of a batch
+    /// without pairs.
     public func preferenceUpdate(_ batch: RolloutBatch, learningRate: Double, seed: UInt64) -> UpdateMetrics {
         var metrics = UpdateMetrics()
         metrics.loss.policyLoss = .nan
+        metrics.loss.loss = .nan
+        metrics.gradientNorm = .nan
         let pairs = PreferencePair.pairs(in: batch, scoring: configuration.loss.errorOrientedScoring)
         metrics.preferencePairs = pairs.count
         guard !pairs.isEmpty else { return metrics }

@@ -188,6 +188,7 @@ final class PreferenceUpdateTests: XCTestCase {
         XCTAssertEqual(none.preferencePairs, 0)
         XCTAssertEqual(none.appliedUpdates, 0)
         XCTAssertNil(none.preferenceLoss)
+        XCTAssertTrue(none.loss.loss.isNaN, "no pair, no loss: reported as null")
         XCTAssertEqual(parameters(idle.model), before)
     }
 }
