@@ -255,16 +255,9 @@ public final class ReinforcementLearner {
                 isFirstStep = false
                 hooks.afterBackward?(model)
                 _ = lap()
-                let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
-                guard let stepMetrics, stepMetrics.loss.isFinite, norm.isFinite else {
-                    optimizer.zeroGradients()
-                    metrics.cost.optimizerSeconds += lap()
-                    metrics.skippedUpdates += 1
-                    continue
-                }
-                optimizer.update(learningRate: learningRate)
+                let norm = optimizerStep(learningRate: learningRate, lossIsFinite: stepMetrics?.loss.isFinite == true, metrics: &metrics)
                 metrics.cost.optimizerSeconds += lap()
-                metrics.appliedUpdates += 1
+                guard let norm, let stepMetrics else { continue }
                 gradientNorms.append(norm)
                 if let preferenceLoss { preferenceLosses.append(preferenceLoss) }
                 if lossTotals == nil { lossTotals = stepMetrics } else { lossTotals!.accumulate(stepMetrics) }
@@ -325,16 +318,9 @@ public final class ReinforcementLearner {
                 let loss = accumulatePreferenceGradients(chosen, records: batch.records, reference: reference, coefficient: 1, cost: &metrics.cost)
                 metrics.cost.forwardBackwardSeconds += lap()
                 hooks.afterBackward?(model)
-                let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
-                guard loss.isFinite, norm.isFinite else {
-                    optimizer.zeroGradients()
-                    metrics.cost.optimizerSeconds += lap()
-                    metrics.skippedUpdates += 1
-                    continue
-                }
-                optimizer.update(learningRate: learningRate)
+                let norm = optimizerStep(learningRate: learningRate, lossIsFinite: loss.isFinite, metrics: &metrics)
                 metrics.cost.optimizerSeconds += lap()
-                metrics.appliedUpdates += 1
+                guard let norm else { continue }
                 losses.append(loss)
                 gradientNorms.append(norm)
             }
@@ -345,6 +331,21 @@ public final class ReinforcementLearner {
         metrics.preferenceLoss = losses.isEmpty ? nil : meanLoss
         metrics.gradientNorm = gradientNorms.isEmpty ? .nan : gradientNorms.reduce(0, +) / Double(gradientNorms.count)
         return metrics
+    }
+
+    /// Clips the accumulated gradients and steps the optimizer when the loss and the clipped norm
+    /// are finite, counting the update as applied; otherwise drops the gradients and counts it as
+    /// skipped. Returns the norm of an applied step, nil for a skipped one.
+    func optimizerStep(learningRate: Double, lossIsFinite: Bool, metrics: inout UpdateMetrics) -> Double? {
+        let norm = optimizer.clipGradientNorm(to: configuration.maxGradientNorm)
+        guard lossIsFinite, norm.isFinite else {
+            optimizer.zeroGradients()
+            metrics.skippedUpdates += 1
+            return nil
+        }
+        optimizer.update(learningRate: learningRate)
+        metrics.appliedUpdates += 1
+        return norm
     }
 
     /// The batch's advantages (GRPO/ARPO attribution, or PPO's GAE on the frozen values), with

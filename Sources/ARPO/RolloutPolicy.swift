@@ -101,15 +101,39 @@ public struct EpisodeScore: Sendable {
     }
 }
 
-extension Episode: ToolEpisode {
-    public func respond(toPolicyText text: String) -> ToolReply {
-        let response: ToolResponse = respond(toPolicyText: text)
-        return ToolReply(observation: response.observation, wasExecuted: response.wasExecuted, mustEnd: response.episodeMustEnd)
+extension ToolReply {
+    /// The reply to a call that a ToolEnv episode (generated or from the user's task file)
+    /// answered.
+    init(_ response: ToolResponse) {
+        self.init(observation: response.observation, wasExecuted: response.wasExecuted, mustEnd: response.episodeMustEnd)
+    }
+}
+
+extension EpisodeScore {
+    /// The score of a ToolEnv episode the reward function scored.
+    init(_ breakdown: RewardBreakdown) {
+        self.init(reward: breakdown.total, isCorrect: breakdown.isCorrect, breakdown: breakdown)
     }
 
+    /// A ToolEnv group's final scores: with `reward.tool_efficiency` on and
+    /// `reward.tool_efficiency_form: group`, every score gets OTC-PO's group factor
+    /// (``RewardFunction/applyToolEfficiency(to:config:)``) in place of the group-free one
+    /// `finish` computed; otherwise `scores` as they are.
+    static func groupScores(_ scores: [EpisodeScore], reward: RewardConfig) -> [EpisodeScore] {
+        guard reward.toolEfficiency, reward.toolEfficiencyForm == .group else { return scores }
+        let breakdowns = scores.map { score -> RewardBreakdown in
+            guard let breakdown = score.breakdown else { preconditionFailure("a ToolEnv episode's score always carries its breakdown") }
+            return breakdown
+        }
+        return RewardFunction.applyToolEfficiency(to: breakdowns, config: reward).map(EpisodeScore.init)
+    }
+}
+
+extension Episode: ToolEpisode {
+    public func respond(toPolicyText text: String) -> ToolReply { ToolReply(respond(toPolicyText: text) as ToolResponse) }
+
     public func finish(policyText: String, endReason: EndReason) -> EpisodeScore {
-        let breakdown: RewardBreakdown = finish(policyText: policyText, endReason: endReason)
-        return EpisodeScore(reward: breakdown.total, isCorrect: breakdown.isCorrect, breakdown: breakdown)
+        EpisodeScore(finish(policyText: policyText, endReason: endReason) as RewardBreakdown)
     }
 
     public func forkEpisode() -> ToolEpisode { fork() }
@@ -124,18 +148,6 @@ extension Episode: ToolEpisode {
         }
     }
 
-    /// With `reward.tool_efficiency` on and `reward.tool_efficiency_form: group`, every score
-    /// gets OTC-PO's group factor (``RewardFunction/applyToolEfficiency(to:config:)``) in place
-    /// of the group-free one `finish` computed.
-    public func scoreGroup(_ scores: [EpisodeScore]) -> [EpisodeScore] {
-        let reward = config.reward
-        guard reward.toolEfficiency, reward.toolEfficiencyForm == .group else { return scores }
-        let breakdowns = scores.map { score -> RewardBreakdown in
-            guard let breakdown = score.breakdown else { preconditionFailure("an Episode's score always carries its breakdown") }
-            return breakdown
-        }
-        return RewardFunction.applyToolEfficiency(to: breakdowns, config: reward).map {
-            EpisodeScore(reward: $0.total, isCorrect: $0.isCorrect, breakdown: $0)
-        }
-    }
+    /// OTC-PO's group factor when configured (``EpisodeScore/groupScores(_:reward:)``).
+    public func scoreGroup(_ scores: [EpisodeScore]) -> [EpisodeScore] { EpisodeScore.groupScores(scores, reward: config.reward) }
 }
