@@ -116,6 +116,8 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
     public var warmupSteps = 0
     public var schedule: LearningRateSchedule.Decay = .constant
     public var weightDecay = 0.0
+    /// AdamW's β1 and β2.
+    public var adamBetas = [0.9, 0.999]
     public var maxGradientNorm = 1.0
     /// Passes over each rollout batch.
     public var epochs = 1
@@ -148,6 +150,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         case learningRate = "learning_rate"
         case warmupSteps = "warmup_steps"
         case weightDecay = "weight_decay"
+        case adamBetas = "adam_betas"
         case maxGradientNorm = "max_gradient_norm"
         case miniBatches = "mini_batches"
         case microBatchSize = "micro_batch_size"
@@ -169,6 +172,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
         schedule = try c.decodeIfPresent(LearningRateSchedule.Decay.self, forKey: .schedule) ?? d.schedule
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
+        adamBetas = try c.decodeIfPresent([Double].self, forKey: .adamBetas) ?? d.adamBetas
         maxGradientNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradientNorm) ?? d.maxGradientNorm
         epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
         miniBatches = try c.decodeIfPresent(Int.self, forKey: .miniBatches) ?? d.miniBatches
@@ -191,6 +195,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         try require(learningRate > 0 && learningRate < 1, path, CodingKeys.learningRate, "in (0, 1)", learningRate)
         try require(warmupSteps >= 0, path, CodingKeys.warmupSteps, "at least 0", warmupSteps)
         try require(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
+        try require(adamBetas.count == 2 && adamBetas.allSatisfy { $0 >= 0 && $0 < 1 }, path, CodingKeys.adamBetas, "two values [β1, β2], each in [0, 1)", "\(adamBetas)")
         try require(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)
         try require(epochs >= 1 && epochs <= 100, path, CodingKeys.epochs, "in 1...100", epochs)
         try require(miniBatches >= 1 && miniBatches <= 1024, path, CodingKeys.miniBatches, "in 1...1024", miniBatches)

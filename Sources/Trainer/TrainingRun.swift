@@ -66,11 +66,11 @@ public final class TrainingRun {
     var globalStepAfterSFT: Int { sftSteps }
 
     func makeSupervisedOptimizer(_ model: LlamaModel) -> AdamW {
-        AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: configuration.sft.weightDecay), noDecay: AdamW.defaultNoDecay(model.namedParameters.map(\.name)))
+        AdamW(named: model.namedParameters, hyperparameters: .init(beta1: configuration.sft.adamBetas[0], beta2: configuration.sft.adamBetas[1], weightDecay: configuration.sft.weightDecay), noDecay: AdamW.defaultNoDecay(model.namedParameters.map(\.name)))
     }
 
     func makeReinforcementOptimizer(_ model: LlamaModel) -> AdamW {
-        AdamW(named: model.namedParameters, hyperparameters: .init(weightDecay: configuration.rl.weightDecay), noDecay: AdamW.defaultNoDecay(model.namedParameters.map(\.name)))
+        AdamW(named: model.namedParameters, hyperparameters: .init(beta1: configuration.rl.adamBetas[0], beta2: configuration.rl.adamBetas[1], weightDecay: configuration.rl.weightDecay), noDecay: AdamW.defaultNoDecay(model.namedParameters.map(\.name)))
     }
 
     /// What a session of the run works on: the policy, its optimizer, where the run is, and the

@@ -58,6 +58,8 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
     /// Tokens per packed row; nil: the model's max_position_embeddings.
     public var packingLength: Int?
     public var weightDecay = 0.0
+    /// AdamW's β1 and β2.
+    public var adamBetas = [0.9, 0.999]
     public var maxGradientNorm = 1.0
     /// A Hugging Face model directory (such as an earlier run's `reference/`) whose weights the
     /// cold start begins from instead of a random initialisation; with `steps` 0 it reuses that
@@ -81,6 +83,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         case learningRate = "learning_rate"
         case warmupSteps = "warmup_steps"
         case weightDecay = "weight_decay"
+        case adamBetas = "adam_betas"
         case maxGradientNorm = "max_gradient_norm"
     }
 
@@ -102,6 +105,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         packing = try c.decodeIfPresent(Bool.self, forKey: .packing) ?? d.packing
         packingLength = try c.decodeIfPresent(Int.self, forKey: .packingLength)
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? d.weightDecay
+        adamBetas = try c.decodeIfPresent([Double].self, forKey: .adamBetas) ?? d.adamBetas
         maxGradientNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradientNorm) ?? d.maxGradientNorm
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
     }
@@ -125,6 +129,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
         try c.encode(packing, forKey: .packing)
         try c.encode(packingLength, forKey: .packingLength)
         try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(adamBetas, forKey: .adamBetas)
         try c.encode(maxGradientNorm, forKey: .maxGradientNorm)
         try c.encode(initFrom, forKey: .initFrom)
     }
@@ -144,6 +149,7 @@ public struct SupervisedConfiguration: Codable, Equatable, Sendable {
                            "such that documents and drills leave at least one demonstration per batch (document_fraction + copy_drill_fraction + membership_drill_fraction + recall_drill_fraction < 1 after rounding to rows of batch_size)", copyDrillFraction)
         try requireSetting(packingLength.map { $0 >= 1 && $0 <= 1_000_000 } ?? true, path, CodingKeys.packingLength, "in 1...1000000 or null", packingLength.map(String.init) ?? "null")
         try requireSetting(weightDecay >= 0 && weightDecay < 1, path, CodingKeys.weightDecay, "in [0, 1)", weightDecay)
+        try requireSetting(adamBetas.count == 2 && adamBetas.allSatisfy { $0 >= 0 && $0 < 1 }, path, CodingKeys.adamBetas, "two values [β1, β2], each in [0, 1)", "\(adamBetas)")
         try requireSetting(maxGradientNorm > 0, path, CodingKeys.maxGradientNorm, "positive", maxGradientNorm)
         try requireSetting(initFrom.map { !$0.isEmpty } ?? true, path, CodingKeys.initFrom, "a model directory path or null", "an empty string")
     }
