@@ -20,13 +20,17 @@ public struct UpdateConfiguration: Sendable {
     /// The rollout's response-token limit: L of `seq-mean-token-sum-norm` when
     /// `loss.sum_norm_length` is null (nil: the mini-batch's longest row).
     public var maxResponseTokens: Int?
+    /// λ_bank, the weight of the replay term on the memory bank's rows
+    /// (`rl.memory_bank.coefficient`, docs/algorithms.md §5.7); 0 leaves it out.
+    public var replayCoefficient: Double
 
     public init(
         epochs: Int = 1, miniBatches: Int = 1, microBatchSize: Int = 16, maxGradientNorm: Double = 1, temperature: Double = 1,
         loss: PolicyLossConfiguration = PolicyLossConfiguration(), advantage: AdvantageConfiguration = AdvantageConfiguration(),
-        maxResponseTokens: Int? = nil
+        maxResponseTokens: Int? = nil, replayCoefficient: Double = 0
     ) {
         self.maxResponseTokens = maxResponseTokens
+        self.replayCoefficient = replayCoefficient
         self.epochs = epochs
         self.miniBatches = miniBatches
         self.microBatchSize = microBatchSize
@@ -69,6 +73,12 @@ public struct UpdateMetrics: Encodable, Sendable {
     /// nil when there was no pair; both nil with the term off.
     public var preferencePairs: Int?
     public var preferenceLoss: Double?
+    /// With replay rows from the memory bank: how many the update trained on (in each epoch),
+    /// and the replay term's mean negative log-likelihood per policy token (before its
+    /// coefficient) averaged over the optimizer steps that held replay rows; both nil without
+    /// replay rows.
+    public var replayedRows: Int?
+    public var replayLoss: Double?
     /// Where the update's time went, and the tokens its trained passes covered (not written to
     /// metrics.jsonl; `arpo-bench rl-step` reports it).
     public var cost = UpdateCost()
@@ -91,6 +101,8 @@ public struct UpdateMetrics: Encodable, Sendable {
         case rolloutLogProbabilityDriftMax = "rollout_logprob_drift_max"
         case preferencePairs = "dpo_pairs"
         case preferenceLoss = "dpo_loss"
+        case replayedRows = "memory_bank_replayed_rows"
+        case replayLoss = "memory_bank_replay_loss"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -115,6 +127,8 @@ public struct UpdateMetrics: Encodable, Sendable {
         try container.encode(finite(rolloutLogProbabilityDriftMax), forKey: .rolloutLogProbabilityDriftMax)
         try container.encode(preferencePairs, forKey: .preferencePairs)
         try container.encode(finite(preferenceLoss), forKey: .preferenceLoss)
+        try container.encode(replayedRows, forKey: .replayedRows)
+        try container.encode(finite(replayLoss), forKey: .replayLoss)
     }
 }
 
@@ -214,7 +228,11 @@ public final class ReinforcementLearner {
 
     /// Runs the updates for one rollout batch at `learningRate`. `seed` fixes the mini-batch
     /// shuffles.
-    public func update(_ batch: RolloutBatch, learningRate: Double, seed: UInt64) -> UpdateMetrics {
+    ///
+    /// - Parameter replay: the memory bank's trajectories to replay (docs/algorithms.md §5.7),
+    ///   trained with the replay term at `replayCoefficient` when that is above 0: in each epoch,
+    ///   row j joins the (j mod m)-th of the epoch's m mini-batches.
+    public func update(_ batch: RolloutBatch, learningRate: Double, seed: UInt64, replay: [TrajectoryRecord] = []) -> UpdateMetrics {
         let records = batch.records
         var metrics = UpdateMetrics()
         guard !records.isEmpty else { return metrics }
@@ -232,6 +250,10 @@ public final class ReinforcementLearner {
         let pairs = configuration.loss.dpoCoefficient > 0 ? PreferencePair.pairs(in: batch, scoring: configuration.loss.errorOrientedScoring) : []
         if configuration.loss.dpoCoefficient > 0 { metrics.preferencePairs = pairs.count }
         var preferenceLosses: [Double] = []
+        // The memory bank's rows, only when the replay term is on.
+        let replay = configuration.replayCoefficient > 0 ? replay : []
+        if !replay.isEmpty { metrics.replayedRows = replay.count }
+        var replayLosses: [Double] = []
         metrics.cost.advantageSeconds = lap()
         var generator = RandomGenerator(seed: seed)
         var lossTotals: PolicyLossMetrics?
@@ -242,14 +264,16 @@ public final class ReinforcementLearner {
             var order = Array(records.indices)
             order.shuffle(using: &generator)
             let miniBatchSize = (records.count + configuration.miniBatches - 1) / configuration.miniBatches
-            for miniStart in stride(from: 0, to: order.count, by: miniBatchSize) {
+            let miniBatchCount = (records.count + miniBatchSize - 1) / miniBatchSize
+            for (miniBatchIndex, miniStart) in stride(from: 0, to: order.count, by: miniBatchSize).enumerated() {
                 let miniBatch = Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)])
                 _ = lap()
                 // A pair trains in the mini-batch that holds its chosen trajectory.
                 let members = Set(miniBatch)
-                let (stepMetrics, stepDrift, preferenceLoss) = accumulateGradients(
+                let replayRows = replay.indices.filter { $0 % miniBatchCount == miniBatchIndex }.map { replay[$0] }
+                let (stepMetrics, stepDrift, preferenceLoss, replayLoss) = accumulateGradients(
                     miniBatch, records: records, advantages: advantages, frozen: frozen, pairs: pairs.filter { members.contains($0.chosen) },
-                    measuringDrift: isFirstStep, cost: &metrics.cost)
+                    replay: replayRows, measuringDrift: isFirstStep, cost: &metrics.cost)
                 metrics.cost.forwardBackwardSeconds += lap()
                 if isFirstStep { drift = stepDrift }
                 isFirstStep = false
@@ -260,6 +284,7 @@ public final class ReinforcementLearner {
                 guard let norm, let stepMetrics else { continue }
                 gradientNorms.append(norm)
                 if let preferenceLoss { preferenceLosses.append(preferenceLoss) }
+                if let replayLoss { replayLosses.append(replayLoss) }
                 if lossTotals == nil { lossTotals = stepMetrics } else { lossTotals!.accumulate(stepMetrics) }
             }
         }
@@ -273,6 +298,7 @@ public final class ReinforcementLearner {
             metrics.loss = totals
         }
         if !preferenceLosses.isEmpty { metrics.preferenceLoss = preferenceLosses.reduce(0, +) / Double(preferenceLosses.count) }
+        if !replayLosses.isEmpty { metrics.replayLoss = replayLosses.reduce(0, +) / Double(replayLosses.count) }
         metrics.gradientNorm = gradientNorms.isEmpty ? .nan : gradientNorms.reduce(0, +) / Double(gradientNorms.count)
         if drift.count > 0 {
             metrics.rolloutLogProbabilityDriftMean = drift.sum / Double(drift.count)
@@ -385,14 +411,16 @@ public final class ReinforcementLearner {
 
     /// Zeroes the gradients, then adds the mini-batch's loss gradient pass by pass
     /// (`packedPasses`; a non-finite pass loss adds none), and the DPO term's on `pairs`
-    /// (`accumulatePreferenceGradients`). Returns the mini-batch's summed loss metrics (the DPO
-    /// term with its coefficient included in `loss`), when `measuringDrift` the rollout's
-    /// log-prob drift on its rows (else an empty one), and the DPO term's mean per pair (nil
-    /// without pairs); adds the passes' tokens and positions to `cost`.
+    /// (`accumulatePreferenceGradients`), and the replay term's on the memory bank's `replay`
+    /// rows (`accumulateReplayGradients`). Returns the mini-batch's summed loss metrics (the DPO
+    /// and replay terms with their coefficients included in `loss`), when `measuringDrift` the
+    /// rollout's log-prob drift on its rows (else an empty one), the DPO term's mean per pair
+    /// (nil without pairs) and the replay term (nil without replay rows); adds the passes'
+    /// tokens and positions to `cost`.
     func accumulateGradients(
         _ miniBatch: [Int], records: [TrajectoryRecord], advantages: TokenAdvantages,
-        frozen: FrozenStatistics, pairs: [PreferencePair] = [], measuringDrift: Bool, cost: inout UpdateCost
-    ) -> (PolicyLossMetrics?, DriftAccumulator, Double?) {
+        frozen: FrozenStatistics, pairs: [PreferencePair] = [], replay: [TrajectoryRecord] = [], measuringDrift: Bool, cost: inout UpdateCost
+    ) -> (PolicyLossMetrics?, DriftAccumulator, Double?, Double?) {
         let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] }, responseLimit: configuration.maxResponseTokens)
         optimizer.zeroGradients()
         var stepMetrics: PolicyLossMetrics?
@@ -415,7 +443,12 @@ public final class ReinforcementLearner {
             preferenceLoss = mean
             stepMetrics?.loss += configuration.loss.dpoCoefficient * mean
         }
-        return (stepMetrics, drift, preferenceLoss)
+        var replayLoss: Double?
+        if !replay.isEmpty, let mean = accumulateReplayGradients(replay, coefficient: configuration.replayCoefficient, cost: &cost) {
+            replayLoss = mean
+            stepMetrics?.loss += configuration.replayCoefficient * mean
+        }
+        return (stepMetrics, drift, preferenceLoss, replayLoss)
     }
 
     /// Adds the gradient of `coefficient` × the mean DPO loss over `pairs` (docs/algorithms.md

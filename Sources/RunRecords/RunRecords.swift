@@ -110,6 +110,14 @@ public struct StepMetrics: Codable, Equatable, Sendable {
     /// mean per pair before its coefficient; nil when `rl.loss.dpo_coefficient` is 0.
     public var dpoPairs: Int?
     public var dpoLoss: Double?
+    /// The memory bank (AvaTaR): its entries after the step, how many of the step's
+    /// trajectories entered it, the rows replayed in the step's update and the replay term's
+    /// mean negative log-likelihood per policy token before its coefficient (nil without replayed
+    /// rows); all nil when `rl.memory_bank.coefficient` is 0.
+    public var memoryBankSize: Int?
+    public var memoryBankAdmitted: Int?
+    public var memoryBankReplayedRows: Int?
+    public var memoryBankReplayLoss: Double?
 
     enum CodingKeys: String, CodingKey {
         case phase, step, loss, tokens, seconds, skipped, algorithm, accuracy, trajectories, forks, entropy
@@ -157,6 +165,10 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         case rolloutLogProbabilityDriftMax = "rollout_logprob_drift_max"
         case dpoPairs = "dpo_pairs"
         case dpoLoss = "dpo_loss"
+        case memoryBankSize = "memory_bank_size"
+        case memoryBankAdmitted = "memory_bank_admitted"
+        case memoryBankReplayedRows = "memory_bank_replayed_rows"
+        case memoryBankReplayLoss = "memory_bank_replay_loss"
     }
 
     /// A line with only its phase and step; the metrics are nil.
@@ -236,6 +248,10 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         try container.encode(rolloutLogProbabilityDriftMax, forKey: .rolloutLogProbabilityDriftMax)
         try container.encode(dpoPairs, forKey: .dpoPairs)
         try container.encode(dpoLoss, forKey: .dpoLoss)
+        try container.encode(memoryBankSize, forKey: .memoryBankSize)
+        try container.encode(memoryBankAdmitted, forKey: .memoryBankAdmitted)
+        try container.encode(memoryBankReplayedRows, forKey: .memoryBankReplayedRows)
+        try container.encode(memoryBankReplayLoss, forKey: .memoryBankReplayLoss)
     }
 }
 

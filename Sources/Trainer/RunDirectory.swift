@@ -45,6 +45,7 @@ public struct RunState: Codable, Equatable, Sendable {
 ///     summary.json           final accuracies and totals
 ///     reference/             the frozen reference policy (a Hugging Face model directory)
 ///     checkpoints/step-NNNNNN/{model/, optimizer.safetensors, state.json, manifest.json}
+///                            and memory_bank.json with `rl.memory_bank.coefficient` > 0
 ///     checkpoints/latest     the name of the newest complete checkpoint
 ///
 /// Writes are durable, not only atomic ([architecture.md](docs/architecture.md), "Durable
@@ -91,8 +92,12 @@ public struct RunDirectory {
     /// Writes a complete checkpoint durably and atomically, points `latest` at it, and prunes
     /// old ones beyond `keep`. On a failure (a full disk, a permission) nothing of the new
     /// checkpoint is left, and the previous checkpoints and `latest` are as they were. The model
-    /// directory's chat template writes tool calls in `callFormat`.
-    public func saveCheckpoint(model: LlamaModel, tokenizer: Tokenizer = Tokenizer(), callFormat: CallFormat = .compact, optimizer: AdamW, state: RunState, globalStep: Int, keep: Int) throws {
+    /// directory's chat template writes tool calls in `callFormat`. A `memoryBank` is written as
+    /// `memory_bank.json` and listed in the manifest with the other files.
+    public func saveCheckpoint(
+        model: LlamaModel, tokenizer: Tokenizer = Tokenizer(), callFormat: CallFormat = .compact, optimizer: AdamW, state: RunState,
+        memoryBank: MemoryBank? = nil, globalStep: Int, keep: Int
+    ) throws {
         if !FileManager.default.fileExists(atPath: checkpointsURL.path) {
             try writer.makeDirectory(checkpointsURL)
             try writer.synchronizeDirectory(url)
@@ -103,6 +108,7 @@ public struct RunDirectory {
         var files = try ModelCheckpoint.files(model, tokenizer: tokenizer, chatTemplate: callFormat.chatTemplate).map { (path: "model/\($0.name)", data: $0.data) }
         files.append(("optimizer.safetensors", optimizer.encoded()))
         files.append(("state.json", try encoder.encode(state)))
+        if let memoryBank { files.append((MemoryBank.fileName, try memoryBank.encoded())) }
         // writeDirectory fsyncs checkpoints/ after the rename, before latest is replaced.
         let final = checkpointsURL.appendingPathComponent(name)
         try writer.writeDirectory(CheckpointManifest.withManifest(files), to: final)
@@ -190,6 +196,16 @@ public struct RunDirectory {
         }
         let others = checkpointDirectories().filter { $0.lastPathComponent != latest?.lastPathComponent }
         return ((latest.map { [$0] } ?? []) + others, problem)
+    }
+
+    /// The memory bank a verified checkpoint holds, at most `capacity` entries per family; nil
+    /// when it holds none (the bank was off, or the checkpoint is from the cold start).
+    public static func loadMemoryBank(_ url: URL, capacity: Int) throws -> MemoryBank? {
+        let file = url.appendingPathComponent(MemoryBank.fileName)
+        guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        do { return try MemoryBank.decoded(Data(contentsOf: file), capacity: capacity) } catch {
+            throw PolicyError("\(file.path) \(error)")
+        }
     }
 
     /// Loads a checkpoint written by `saveCheckpoint`: verifies its manifest, reads the run

@@ -135,6 +135,9 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
     /// preference pairs at fork points alone (`ReinforcementLearner.preferenceUpdate`), after
     /// which RL proper runs; 0: no stage. Needs `arpo`, whose forks make the pairs.
     public var dpoSteps = 0
+    /// The memory bank of best trajectories (AvaTaR), replayed as positive rows in the update;
+    /// off while its coefficient is 0.
+    public var memoryBank = MemoryBankConfiguration()
 
     public init() {}
 
@@ -142,6 +145,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         case algorithm, steps, branching, temperature, epochs, schedule, loss, advantage
         case treesEvery = "trees_every"
         case dpoSteps = "dpo_steps"
+        case memoryBank = "memory_bank"
         case promptsPerStep = "prompts_per_step"
         case groupSize = "group_size"
         case maxResponseTokens = "max_response_tokens"
@@ -181,6 +185,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         advantage = try c.decodeIfPresent(AdvantageConfiguration.self, forKey: .advantage) ?? d.advantage
         treesEvery = try c.decodeIfPresent(Int.self, forKey: .treesEvery) ?? d.treesEvery
         dpoSteps = try c.decodeIfPresent(Int.self, forKey: .dpoSteps) ?? d.dpoSteps
+        memoryBank = try c.decodeIfPresent(MemoryBankConfiguration.self, forKey: .memoryBank) ?? d.memoryBank
     }
 
     func validate(path: String) throws {
@@ -207,6 +212,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         }
         do { try loss.validate() } catch let error as ConfigurationError { throw ConfigurationError("\(path).loss.\(error.description)") }
         do { try advantage.validate() } catch let error as ConfigurationError { throw ConfigurationError("\(path).advantage.\(error.description)") }
+        try memoryBank.validate(path: "\(path).\(CodingKeys.memoryBank.stringValue)")
     }
 
     /// Trajectories per prompt once a rollout batch is complete.
@@ -216,7 +222,8 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
     public var update: UpdateConfiguration {
         UpdateConfiguration(
             epochs: epochs, miniBatches: miniBatches, microBatchSize: microBatchSize, maxGradientNorm: maxGradientNorm,
-            temperature: temperature, loss: loss, advantage: advantage, maxResponseTokens: maxResponseTokens)
+            temperature: temperature, loss: loss, advantage: advantage, maxResponseTokens: maxResponseTokens,
+            replayCoefficient: memoryBank.coefficient)
     }
 
     /// The rollout engine's settings for this algorithm.

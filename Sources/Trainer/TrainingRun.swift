@@ -79,6 +79,8 @@ public final class TrainingRun {
         var model: LlamaModel
         var optimizer: AdamW
         var state: RunState
+        /// The memory bank of best trajectories, with `rl.memory_bank.coefficient` > 0.
+        var memoryBank: MemoryBank?
         let metrics: JSONLinesLog
         let evaluations: JSONLinesLog
         let stop: StopSignal
@@ -86,10 +88,14 @@ public final class TrainingRun {
         let started: Double
         let elapsedBefore: Double
 
-        init(model: LlamaModel, optimizer: AdamW, state: RunState, metrics: JSONLinesLog, evaluations: JSONLinesLog, stop: StopSignal, started: Double) {
+        init(
+            model: LlamaModel, optimizer: AdamW, state: RunState, memoryBank: MemoryBank?, metrics: JSONLinesLog, evaluations: JSONLinesLog, stop: StopSignal,
+            started: Double
+        ) {
             self.model = model
             self.optimizer = optimizer
             self.state = state
+            self.memoryBank = memoryBank
             self.metrics = metrics
             self.evaluations = evaluations
             self.stop = stop
@@ -114,14 +120,14 @@ public final class TrainingRun {
             source.close()
         }
         announceUserFiles()
-        let (model, optimizer, state) = try resume ? resumeFromCheckpoint() : start()
+        let (model, optimizer, state, memoryBank) = try resume ? resumeFromCheckpoint() : start()
         // Checked before the run directory is written, so a prompt that does not fit leaves no trace.
         try source.checkPromptLengths(codec: codec, maxPositions: configuration.model.maxPositions, minimumResponse: configuration.rl.maxResponseTokens)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try directory.writeFile(try encoder.encode(configuration), to: directory.configURL)
         let session = Session(
-            model: model, optimizer: optimizer, state: state, metrics: try JSONLinesLog(url: directory.metricsURL),
+            model: model, optimizer: optimizer, state: state, memoryBank: memoryBank, metrics: try JSONLinesLog(url: directory.metricsURL),
             evaluations: try JSONLinesLog(url: directory.evaluationURL), stop: stop, started: started)
 
         if session.state.phase == .sft {
@@ -161,8 +167,9 @@ public final class TrainingRun {
     /// Loads the latest checkpoint that verifies and drops the log records written after it,
     /// which are redone. When `latest`'s checkpoint fails verification (a corrupt or truncated
     /// file, non-finite weights, a missing manifest), says so and falls back to the newest older
-    /// one that verifies; when none does, throws naming each and why.
-    func resumeFromCheckpoint() throws -> (LlamaModel, AdamW, RunState) {
+    /// one that verifies; when none does, throws naming each and why. With the memory bank on,
+    /// it is the checkpoint's (empty when the checkpoint holds none).
+    func resumeFromCheckpoint() throws -> (LlamaModel, AdamW, RunState, MemoryBank?) {
         let c = configuration
         for restored in try directory.restoreSetAsideDirectories() {
             console.warning("\(restored.path) was found set aside by a save that did not finish; it is back in place")
@@ -178,6 +185,12 @@ public final class TrainingRun {
                     phase == .sft ? self.makeSupervisedOptimizer(model) : self.makeReinforcementOptimizer(model)
                 }
                 let tokenizer = try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize)
+                let bankSettings = c.rl.memoryBank
+                let saved = bankSettings.isEnabled ? try RunDirectory.loadMemoryBank(checkpoint, capacity: bankSettings.capacity) : nil
+                if bankSettings.isEnabled && saved == nil && state.rlStep > 0 {
+                    console.warning("\(checkpoint.lastPathComponent) holds no memory bank (rl.memory_bank.coefficient was 0 when it was saved); the bank starts empty")
+                }
+                let memoryBank = bankSettings.isEnabled ? saved ?? MemoryBank(capacity: bankSettings.capacity) : nil
                 if !failures.isEmpty {
                     console.warning("the latest checkpoint does not verify, so the run resumes from \(checkpoint.lastPathComponent), the newest that does:\n  " + failures.joined(separator: "\n  "))
                 }
@@ -187,7 +200,7 @@ public final class TrainingRun {
                 try JSONLinesLog.truncate(directory.metricsURL, throughStep: resumedStep)
                 try JSONLinesLog.truncate(directory.evaluationURL, throughStep: resumedStep)
                 console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
-                return (model, optimizer, state)
+                return (model, optimizer, state, memoryBank)
             } catch {
                 failures.append("\(checkpoint.lastPathComponent): \(error)")
             }
@@ -197,7 +210,7 @@ public final class TrainingRun {
 
     /// A new run: random weights (or `sft.init_from`'s) and the tokenizer, in a directory that
     /// must not already hold a run.
-    func start() throws -> (LlamaModel, AdamW, RunState) {
+    func start() throws -> (LlamaModel, AdamW, RunState, MemoryBank?) {
         let c = configuration
         let fileManager = FileManager.default
         // `latest` alone counts too: it can name a checkpoint a crash left set aside.
@@ -226,7 +239,8 @@ public final class TrainingRun {
         for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
         if let initial = c.sft.initFrom { console.line("Starting from the weights in \(initial)") }
         let state = RunState(phase: .sft, sftStep: 0, rlStep: 0, generator: generator, consecutiveNonfinite: 0, referencePolicy: nil, accuracyAfterSFT: nil, toolCallsExecuted: 0, elapsedSeconds: 0)
-        return (model, makeSupervisedOptimizer(model), state)
+        let memoryBank = c.rl.memoryBank.isEnabled ? MemoryBank(capacity: c.rl.memoryBank.capacity) : nil
+        return (model, makeSupervisedOptimizer(model), state, memoryBank)
     }
 
     // MARK: Between steps
@@ -242,7 +256,7 @@ public final class TrainingRun {
             try session.evaluations.synchronize(with: directory.writer)
             try directory.saveCheckpoint(
                 model: session.model, tokenizer: codec.tokenizer, callFormat: configuration.env.callFormat, optimizer: session.optimizer, state: session.state,
-                globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)
+                memoryBank: session.memoryBank, globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)
         } catch {
             let previous: String
             do {
@@ -392,13 +406,16 @@ public final class TrainingRun {
         let trees = c.rl.treesEvery > 0 ? try JSONLinesLog(url: treesURL) : nil
         let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
         console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
+        if let bank = session.memoryBank {
+            console.line("Memory bank: the best \(bank.capacity) trajectories per task family, \(c.rl.memoryBank.rowsPerStep) replayed per step with weight \(c.rl.memoryBank.coefficient)")
+        }
         if c.rl.dpoSteps > 0 { console.line("DPO stage: the first \(c.rl.dpoSteps) steps train on the preference pairs at fork points alone (β \(c.rl.loss.dpoBeta))") }
         let phaseStart = monotonicSeconds(), firstStep = session.state.rlStep
         while session.state.rlStep < c.rl.steps {
             if let outcome = try stopIfRequested(session) { return outcome }
             let step = session.state.rlStep
             let rolloutStart = monotonicSeconds()
-            let prompts = (0..<c.rl.promptsPerStep).map { index -> ToolEpisode in
+            let prompts = (0..<c.rl.promptsPerStep).map { index -> LabelledEpisode in
                 source.trainingEpisode(seed: Seed.derive(c.run.seed, .prompts, step * c.rl.promptsPerStep + index))
             }
             let batch = engine.run(episodes: prompts, seed: Seed.derive(c.run.seed, .rollout, step))
@@ -408,15 +425,28 @@ public final class TrainingRun {
             learner.hooks = hooks.updateHooks(.rl, step: step + 1)
             // rl.dpo_steps: the DPO stage trains on the batch's preference pairs alone.
             let preferenceOnly = step < c.rl.dpoSteps
+            // rl.memory_bank: the bank as it stood before this step's rollout is replayed, so a
+            // trajectory is not trained on twice in the step that sampled it.
+            let replay = session.memoryBank.map { bank in
+                bank.replay(step: step, count: c.rl.memoryBank.rowsPerStep).enumerated().map { $0.element.trajectoryRecord(group: $0.offset) }
+            } ?? []
             let update = preferenceOnly
                 ? learner.preferenceUpdate(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
-                : learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
+                : learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step), replay: replay)
             let updateSeconds = monotonicSeconds() - updateStart
             session.state.rlStep += 1
+            let admitted = session.memoryBank?.admit(
+                MemoryBank.candidates(in: batch, families: prompts.map(\.familyName), step: session.state.rlStep, admits: c.rl.memoryBank.admits))
             session.state.toolCallsExecuted += batch.statistics.toolCallsExecuted
             if update.skippedUpdates > 0 && update.appliedUpdates == 0 { try noteNonfinite(session, .rl, session.state.rlStep) } else { session.state.consecutiveNonfinite = 0 }
-            let record = reinforcementRecord(
+            var record = reinforcementRecord(
                 session.state, batch: batch, update: update, learningRate: learningRate, rolloutSeconds: rolloutSeconds, updateSeconds: updateSeconds)
+            if let bank = session.memoryBank {
+                record.memoryBankSize = bank.count
+                record.memoryBankAdmitted = admitted
+                record.memoryBankReplayedRows = update.replayedRows ?? 0
+                record.memoryBankReplayLoss = finiteOrNil(update.replayLoss)
+            }
             try session.metrics.append(record)
             for decision in batch.statistics.forkDecisions { try forkDecisions?.append(ForkDecisionLine(step: globalStep(session.state), decision: decision)) }
             if let trees, session.state.rlStep % c.rl.treesEvery == 0 {

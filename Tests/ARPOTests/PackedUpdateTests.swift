@@ -86,7 +86,7 @@ final class PackedUpdateTests: XCTestCase {
             }
         }
         var cost = UpdateCost()
-        let (metrics, _, _) = learner.accumulateGradients(
+        let (metrics, _, _, _) = learner.accumulateGradients(
             Array(records.indices), records: records, advantages: advantages, frozen: frozen, measuringDrift: false, cost: &cost)
         return Evaluation(
             reference: frozen.reference!, values: frozen.values, logProbabilities: logProbabilities, metrics: metrics!,
