@@ -123,6 +123,29 @@ public struct MemoryBank: Equatable, Sendable {
         }
     }
 
+    /// AvaTaR's contrastive pairs of a rollout batch (docs/algorithms.md §5.7): for each prompt
+    /// group, in group order, that holds a trajectory `admits` refuses and whose family has an
+    /// entry in the bank, one pair: the family's best entry as the chosen side, and the group's
+    /// lowest-reward refused trajectory (ties to the lowest index) as the rejected one.
+    ///
+    /// - Parameter families: per prompt group (`TrajectoryRecord.groupIndex`), its task family.
+    /// - Returns: per pair, the bank's entry and the index of the rejected record in the batch.
+    public func contrastivePairs(
+        in batch: RolloutBatch, families: [String], admits: (EpisodeScore) -> Bool
+    ) -> [(chosen: MemoryBankEntry, rejected: Int)] {
+        precondition(batch.scores.count == batch.records.count, "need one score per record")
+        var lowest: [Int: Int] = [:]
+        for (index, record) in batch.records.enumerated() where !admits(batch.scores[index]) {
+            if let current = lowest[record.groupIndex], batch.records[current].reward <= record.reward { continue }
+            lowest[record.groupIndex] = index
+        }
+        return lowest.keys.sorted().compactMap { group in
+            precondition(families.indices.contains(group), "no family for group \(group)")
+            guard let best = self.families[families[group]]?.first else { return nil }
+            return (best, lowest[group]!)
+        }
+    }
+
     /// Every entry in replay order: the best of each family (families in name order), then the
     /// second best of each, and so on, so that a few rows cover every family.
     public var replayOrder: [MemoryBankEntry] {

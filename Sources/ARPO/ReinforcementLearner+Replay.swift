@@ -33,3 +33,50 @@ extension ReinforcementLearner {
         return total
     }
 }
+
+/// AvaTaR's contrast as a DPO pair (docs/algorithms.md §5.7): a memory bank trajectory as the
+/// chosen side against a fresh low-reward trajectory of the same task family as the rejected one.
+public struct ContrastivePair: Sendable {
+    /// The bank's trajectory (``MemoryBankEntry/trajectoryRecord(group:)``).
+    public var chosen: TrajectoryRecord
+    /// A trajectory of the current rollout batch.
+    public var rejected: TrajectoryRecord
+
+    public init(chosen: TrajectoryRecord, rejected: TrajectoryRecord) {
+        self.chosen = chosen
+        self.rejected = rejected
+    }
+}
+
+extension ReinforcementLearner {
+    /// What the contrastive term trains on: the pairs' trajectories (pair k's chosen at 2k, its
+    /// rejected at 2k + 1), the reference policy's log-probs of their response tokens, and the
+    /// pairs as ``PreferencePair``s over those records with fork position 0, so that the DPO term
+    /// counts every policy token of both responses.
+    struct ContrastiveBatch {
+        let records: [TrajectoryRecord]
+        let reference: [[Double]]
+        let pairs: [PreferencePair]
+
+        /// Runs the reference policy over the pairs' trajectories (no gradients).
+        init(_ contrast: [ContrastivePair], learner: ReinforcementLearner) {
+            var records: [TrajectoryRecord] = []
+            for (index, pair) in contrast.enumerated() {
+                for var record in [pair.chosen, pair.rejected] {
+                    // A pair is one group, so its two responses share what their prompts share.
+                    record.groupIndex = index
+                    record.parent = nil
+                    record.forkPosition = 0
+                    records.append(record)
+                }
+            }
+            self.records = records
+            reference = learner.frozenStatistics(records, needsReference: true).reference!
+            pairs = contrast.indices.map {
+                PreferencePair(
+                    chosen: 2 * $0, rejected: 2 * $0 + 1, forkRecord: 2 * $0, forkPosition: 0, chosenScore: contrast[$0].chosen.reward,
+                    rejectedScore: contrast[$0].rejected.reward)
+            }
+        }
+    }
+}

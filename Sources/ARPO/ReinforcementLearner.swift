@@ -23,14 +23,18 @@ public struct UpdateConfiguration: Sendable {
     /// λ_bank, the weight of the replay term on the memory bank's rows
     /// (`rl.memory_bank.coefficient`, docs/algorithms.md §5.7); 0 leaves it out.
     public var replayCoefficient: Double
+    /// The weight of the contrastive term, the DPO term on the memory bank's pairs
+    /// (`rl.memory_bank.contrastive_coefficient`, docs/algorithms.md §5.7); 0 leaves it out.
+    public var contrastiveCoefficient: Double
 
     public init(
         epochs: Int = 1, miniBatches: Int = 1, microBatchSize: Int = 16, maxGradientNorm: Double = 1, temperature: Double = 1,
         loss: PolicyLossConfiguration = PolicyLossConfiguration(), advantage: AdvantageConfiguration = AdvantageConfiguration(),
-        maxResponseTokens: Int? = nil, replayCoefficient: Double = 0
+        maxResponseTokens: Int? = nil, replayCoefficient: Double = 0, contrastiveCoefficient: Double = 0
     ) {
         self.maxResponseTokens = maxResponseTokens
         self.replayCoefficient = replayCoefficient
+        self.contrastiveCoefficient = contrastiveCoefficient
         self.epochs = epochs
         self.miniBatches = miniBatches
         self.microBatchSize = microBatchSize
@@ -79,6 +83,11 @@ public struct UpdateMetrics: Encodable, Sendable {
     /// replay rows.
     public var replayedRows: Int?
     public var replayLoss: Double?
+    /// With contrastive pairs from the memory bank: how many the update trained on (in each
+    /// epoch), and their DPO term's mean per pair (before its coefficient) averaged over the
+    /// optimizer steps that held pairs; both nil without pairs.
+    public var contrastivePairs: Int?
+    public var contrastiveLoss: Double?
     /// Where the update's time went, and the tokens its trained passes covered (not written to
     /// metrics.jsonl; `arpo-bench rl-step` reports it).
     public var cost = UpdateCost()
@@ -103,6 +112,8 @@ public struct UpdateMetrics: Encodable, Sendable {
         case preferenceLoss = "dpo_loss"
         case replayedRows = "memory_bank_replayed_rows"
         case replayLoss = "memory_bank_replay_loss"
+        case contrastivePairs = "memory_bank_contrastive_pairs"
+        case contrastiveLoss = "memory_bank_contrastive_loss"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -129,6 +140,8 @@ public struct UpdateMetrics: Encodable, Sendable {
         try container.encode(finite(preferenceLoss), forKey: .preferenceLoss)
         try container.encode(replayedRows, forKey: .replayedRows)
         try container.encode(finite(replayLoss), forKey: .replayLoss)
+        try container.encode(contrastivePairs, forKey: .contrastivePairs)
+        try container.encode(finite(contrastiveLoss), forKey: .contrastiveLoss)
     }
 }
 
@@ -232,7 +245,12 @@ public final class ReinforcementLearner {
     /// - Parameter replay: the memory bank's trajectories to replay (docs/algorithms.md §5.7),
     ///   trained with the replay term at `replayCoefficient` when that is above 0: in each epoch,
     ///   row j joins the (j mod m)-th of the epoch's m mini-batches.
-    public func update(_ batch: RolloutBatch, learningRate: Double, seed: UInt64, replay: [TrajectoryRecord] = []) -> UpdateMetrics {
+    /// - Parameter contrast: the memory bank's contrastive pairs, trained with the DPO term
+    ///   (β `loss.dpo_beta`, against the reference policy) at `contrastiveCoefficient` when that
+    ///   is above 0, spread over the mini-batches as the replay rows are.
+    public func update(
+        _ batch: RolloutBatch, learningRate: Double, seed: UInt64, replay: [TrajectoryRecord] = [], contrast: [ContrastivePair] = []
+    ) -> UpdateMetrics {
         let records = batch.records
         var metrics = UpdateMetrics()
         guard !records.isEmpty else { return metrics }
@@ -255,6 +273,12 @@ public final class ReinforcementLearner {
         if !replay.isEmpty { metrics.replayedRows = replay.count }
         var replayLosses: [Double] = []
         metrics.cost.advantageSeconds = lap()
+        // The memory bank's contrastive pairs, only when their term is on; the reference
+        // policy's pass over them is part of the frozen passes' time.
+        let contrastive = configuration.contrastiveCoefficient > 0 && !contrast.isEmpty ? ContrastiveBatch(contrast, learner: self) : nil
+        if let contrastive { metrics.contrastivePairs = contrastive.pairs.count }
+        var contrastiveLosses: [Double] = []
+        metrics.cost.frozenSeconds += lap()
         var generator = RandomGenerator(seed: seed)
         var lossTotals: PolicyLossMetrics?
         var gradientNorms: [Double] = []
@@ -271,9 +295,20 @@ public final class ReinforcementLearner {
                 // A pair trains in the mini-batch that holds its chosen trajectory.
                 let members = Set(miniBatch)
                 let replayRows = replay.indices.filter { $0 % miniBatchCount == miniBatchIndex }.map { replay[$0] }
-                let (stepMetrics, stepDrift, preferenceLoss, replayLoss) = accumulateGradients(
+                let (accumulated, stepDrift, preferenceLoss, replayLoss) = accumulateGradients(
                     miniBatch, records: records, advantages: advantages, frozen: frozen, pairs: pairs.filter { members.contains($0.chosen) },
                     replay: replayRows, measuringDrift: isFirstStep, cost: &metrics.cost)
+                var stepMetrics = accumulated
+                var contrastiveLoss: Double?
+                if let contrastive {
+                    let stepPairs = contrastive.pairs.indices.filter { $0 % miniBatchCount == miniBatchIndex }.map { contrastive.pairs[$0] }
+                    if !stepPairs.isEmpty {
+                        let mean = accumulatePreferenceGradients(
+                            stepPairs, records: contrastive.records, reference: contrastive.reference, coefficient: configuration.contrastiveCoefficient, cost: &metrics.cost)
+                        contrastiveLoss = mean
+                        stepMetrics?.loss += configuration.contrastiveCoefficient * mean
+                    }
+                }
                 metrics.cost.forwardBackwardSeconds += lap()
                 if isFirstStep { drift = stepDrift }
                 isFirstStep = false
@@ -285,6 +320,7 @@ public final class ReinforcementLearner {
                 gradientNorms.append(norm)
                 if let preferenceLoss { preferenceLosses.append(preferenceLoss) }
                 if let replayLoss { replayLosses.append(replayLoss) }
+                if let contrastiveLoss { contrastiveLosses.append(contrastiveLoss) }
                 if lossTotals == nil { lossTotals = stepMetrics } else { lossTotals!.accumulate(stepMetrics) }
             }
         }
@@ -299,6 +335,7 @@ public final class ReinforcementLearner {
         }
         if !preferenceLosses.isEmpty { metrics.preferenceLoss = preferenceLosses.reduce(0, +) / Double(preferenceLosses.count) }
         if !replayLosses.isEmpty { metrics.replayLoss = replayLosses.reduce(0, +) / Double(replayLosses.count) }
+        if !contrastiveLosses.isEmpty { metrics.contrastiveLoss = contrastiveLosses.reduce(0, +) / Double(contrastiveLosses.count) }
         metrics.gradientNorm = gradientNorms.isEmpty ? .nan : gradientNorms.reduce(0, +) / Double(gradientNorms.count)
         if drift.count > 0 {
             metrics.rolloutLogProbabilityDriftMean = drift.sum / Double(drift.count)

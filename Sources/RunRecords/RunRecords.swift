@@ -113,11 +113,16 @@ public struct StepMetrics: Codable, Equatable, Sendable {
     /// The memory bank (AvaTaR): its entries after the step, how many of the step's
     /// trajectories entered it, the rows replayed in the step's update and the replay term's
     /// mean negative log-likelihood per policy token before its coefficient (nil without replayed
-    /// rows); all nil when `rl.memory_bank.coefficient` is 0.
+    /// rows); all nil without a bank, the last two while `rl.memory_bank.coefficient` is 0.
     public var memoryBankSize: Int?
     public var memoryBankAdmitted: Int?
     public var memoryBankReplayedRows: Int?
     public var memoryBankReplayLoss: Double?
+    /// AvaTaR's contrast: the pairs of a bank trajectory and a refused trajectory of the step
+    /// that the update trained on, and their DPO term's mean per pair before its coefficient
+    /// (nil without pairs); both nil when `rl.memory_bank.contrastive_coefficient` is 0.
+    public var memoryBankContrastivePairs: Int?
+    public var memoryBankContrastiveLoss: Double?
 
     enum CodingKeys: String, CodingKey {
         case phase, step, loss, tokens, seconds, skipped, algorithm, accuracy, trajectories, forks, entropy
@@ -169,6 +174,8 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         case memoryBankAdmitted = "memory_bank_admitted"
         case memoryBankReplayedRows = "memory_bank_replayed_rows"
         case memoryBankReplayLoss = "memory_bank_replay_loss"
+        case memoryBankContrastivePairs = "memory_bank_contrastive_pairs"
+        case memoryBankContrastiveLoss = "memory_bank_contrastive_loss"
     }
 
     /// A line with only its phase and step; the metrics are nil.
@@ -252,6 +259,8 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         try container.encode(memoryBankAdmitted, forKey: .memoryBankAdmitted)
         try container.encode(memoryBankReplayedRows, forKey: .memoryBankReplayedRows)
         try container.encode(memoryBankReplayLoss, forKey: .memoryBankReplayLoss)
+        try container.encode(memoryBankContrastivePairs, forKey: .memoryBankContrastivePairs)
+        try container.encode(memoryBankContrastiveLoss, forKey: .memoryBankContrastiveLoss)
     }
 }
 

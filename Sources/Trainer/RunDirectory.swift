@@ -45,7 +45,7 @@ public struct RunState: Codable, Equatable, Sendable {
 ///     summary.json           final accuracies and totals
 ///     reference/             the frozen reference policy (a Hugging Face model directory)
 ///     checkpoints/step-NNNNNN/{model/, optimizer.safetensors, state.json, manifest.json}
-///                            and memory_bank.json with `rl.memory_bank.coefficient` > 0
+///                            and memory_bank.json when the run keeps a memory bank (`rl.memory_bank`)
 ///     checkpoints/latest     the name of the newest complete checkpoint
 ///
 /// Writes are durable, not only atomic ([architecture.md](docs/architecture.md), "Durable

@@ -223,7 +223,7 @@ public struct ReinforcementConfiguration: Codable, Equatable, Sendable {
         UpdateConfiguration(
             epochs: epochs, miniBatches: miniBatches, microBatchSize: microBatchSize, maxGradientNorm: maxGradientNorm,
             temperature: temperature, loss: loss, advantage: advantage, maxResponseTokens: maxResponseTokens,
-            replayCoefficient: memoryBank.coefficient)
+            replayCoefficient: memoryBank.coefficient, contrastiveCoefficient: memoryBank.contrastiveCoefficient)
     }
 
     /// The rollout engine's settings for this algorithm.

@@ -79,7 +79,7 @@ public final class TrainingRun {
         var model: LlamaModel
         var optimizer: AdamW
         var state: RunState
-        /// The memory bank of best trajectories, with `rl.memory_bank.coefficient` > 0.
+        /// The memory bank of best trajectories, when either of `rl.memory_bank`'s coefficients is above 0.
         var memoryBank: MemoryBank?
         let metrics: JSONLinesLog
         let evaluations: JSONLinesLog
@@ -188,7 +188,7 @@ public final class TrainingRun {
                 let bankSettings = c.rl.memoryBank
                 let saved = bankSettings.isEnabled ? try RunDirectory.loadMemoryBank(checkpoint, capacity: bankSettings.capacity) : nil
                 if bankSettings.isEnabled && saved == nil && state.rlStep > 0 {
-                    console.warning("\(checkpoint.lastPathComponent) holds no memory bank (rl.memory_bank.coefficient was 0 when it was saved); the bank starts empty")
+                    console.warning("\(checkpoint.lastPathComponent) holds no memory bank (the run kept none when it was saved); the bank starts empty")
                 }
                 let memoryBank = bankSettings.isEnabled ? saved ?? MemoryBank(capacity: bankSettings.capacity) : nil
                 if !failures.isEmpty {
@@ -427,16 +427,22 @@ public final class TrainingRun {
             let preferenceOnly = step < c.rl.dpoSteps
             // rl.memory_bank: the bank as it stood before this step's rollout is replayed, so a
             // trajectory is not trained on twice in the step that sampled it.
-            let replay = session.memoryBank.map { bank in
+            let replay = c.rl.memoryBank.coefficient == 0 ? [] : session.memoryBank.map { bank in
                 bank.replay(step: step, count: c.rl.memoryBank.rowsPerStep).enumerated().map { $0.element.trajectoryRecord(group: $0.offset) }
             } ?? []
+            let families = prompts.map(\.familyName)
+            let contrast = c.rl.memoryBank.contrastiveCoefficient > 0 ? session.memoryBank.map { bank in
+                bank.contrastivePairs(in: batch, families: families, admits: c.rl.memoryBank.admits).enumerated().map { index, pair in
+                    ContrastivePair(chosen: pair.chosen.trajectoryRecord(group: index), rejected: batch.records[pair.rejected])
+                }
+            } ?? [] : []
             let update = preferenceOnly
                 ? learner.preferenceUpdate(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
-                : learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step), replay: replay)
+                : learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step), replay: replay, contrast: contrast)
             let updateSeconds = monotonicSeconds() - updateStart
             session.state.rlStep += 1
             let admitted = session.memoryBank?.admit(
-                MemoryBank.candidates(in: batch, families: prompts.map(\.familyName), step: session.state.rlStep, admits: c.rl.memoryBank.admits))
+                MemoryBank.candidates(in: batch, families: families, step: session.state.rlStep, admits: c.rl.memoryBank.admits))
             session.state.toolCallsExecuted += batch.statistics.toolCallsExecuted
             if update.skippedUpdates > 0 && update.appliedUpdates == 0 { try noteNonfinite(session, .rl, session.state.rlStep) } else { session.state.consecutiveNonfinite = 0 }
             var record = reinforcementRecord(
@@ -444,8 +450,15 @@ public final class TrainingRun {
             if let bank = session.memoryBank {
                 record.memoryBankSize = bank.count
                 record.memoryBankAdmitted = admitted
-                record.memoryBankReplayedRows = update.replayedRows ?? 0
-                record.memoryBankReplayLoss = finiteOrNil(update.replayLoss)
+                // Each term's fields stay null while its coefficient is 0.
+                if c.rl.memoryBank.coefficient > 0 {
+                    record.memoryBankReplayedRows = update.replayedRows ?? 0
+                    record.memoryBankReplayLoss = finiteOrNil(update.replayLoss)
+                }
+                if c.rl.memoryBank.contrastiveCoefficient > 0 {
+                    record.memoryBankContrastivePairs = update.contrastivePairs ?? 0
+                    record.memoryBankContrastiveLoss = finiteOrNil(update.contrastiveLoss)
+                }
             }
             try session.metrics.append(record)
             for decision in batch.statistics.forkDecisions { try forkDecisions?.append(ForkDecisionLine(step: globalStep(session.state), decision: decision)) }

@@ -216,6 +216,68 @@ final class MemoryBankTests: XCTestCase {
         XCTAssertLessThan(after, without)
     }
 
+    // MARK: The contrastive term
+
+    /// One pair per group that holds a refused trajectory and whose family is in the bank: the
+    /// family's best entry against the group's lowest-reward refused trajectory (ties to the
+    /// lowest index).
+    func testContrastivePairsTakeEachGroupsWorstRefusedTrajectoryAgainstItsFamilysBest() {
+        var bank = MemoryBank(capacity: 2)
+        bank.admit([entry("calc", reward: 1, step: 1, record: 0), entry("calc", reward: 1.1, step: 1, record: 1), entry("search", reward: 1, step: 1, record: 2)])
+        func record(_ group: Int, _ reward: Double) -> TrajectoryRecord {
+            TrajectoryRecord(promptTokens: [1, 2], responseTokens: [3], oldLogProbabilities: [0], entropies: [0], lossMask: [true], reward: reward, groupIndex: group)
+        }
+        let rewards: [(Int, Double)] = [(0, 1), (0, 0), (0, -1), (1, 1), (2, 0), (3, 0), (3, 0), (3, 1)]
+        let batch = RolloutBatch(
+            records: rewards.map { record($0.0, $0.1) }, scores: rewards.map { EpisodeScore(reward: $0.1, isCorrect: $0.1 == 1) }, statistics: RolloutStatistics())
+        let pairs = bank.contrastivePairs(in: batch, families: ["calc", "search", "compose", "calc"], admits: MemoryBankConfiguration().admits)
+        XCTAssertEqual(pairs.map(\.rejected), [2, 5], "group 1 has no refused trajectory, compose is not in the bank")
+        XCTAssertEqual(pairs.map(\.chosen.record), [1, 1], "calc's best")
+    }
+
+    /// A batch whose groups' rewards are all equal: every advantage is 0, so only the memory
+    /// bank's terms move the policy.
+    func flatBatch() -> RolloutBatch {
+        func record(_ tokens: [Int], group: Int) -> TrajectoryRecord {
+            TrajectoryRecord(promptTokens: [259, 13 + group, 260], responseTokens: tokens, oldLogProbabilities: tokens.map { _ in -2 }, entropies: tokens.map { _ in 0 },
+                             lossMask: tokens.map { _ in true }, reward: 0, groupIndex: group)
+        }
+        let records = [record([50, 51, 52], group: 0), record([50, 53], group: 0), record([54, 55, 56, 57], group: 1)]
+        return RolloutBatch(records: records, scores: records.map { _ in EpisodeScore(reward: 0, isCorrect: false) }, statistics: RolloutStatistics())
+    }
+
+    /// The contrastive term is the DPO loss on (bank trajectory, fresh trajectory): ln 2 per pair
+    /// while the policy is the reference; a step on it alone lowers it, the policy now preferring
+    /// the bank's responses. At coefficient 0 the pairs change nothing, bit for bit.
+    func testTheContrastiveTermIsTheDPOLossOnTheBankAgainstAFreshTrajectory() {
+        let batch = flatBatch()
+        let contrast = [
+            ContrastivePair(chosen: replayEntries[0].trajectoryRecord(group: 0), rejected: batch.records[1]),
+            ContrastivePair(chosen: replayEntries[2].trajectoryRecord(group: 1), rejected: batch.records[2]),
+        ]
+        func learner(_ coefficient: Double) -> ReinforcementLearner {
+            let base = self.learner(coefficient: 0)
+            var configuration = base.configuration
+            configuration.contrastiveCoefficient = coefficient
+            configuration.loss.dpoBeta = 0.5
+            return ReinforcementLearner(model: base.model, reference: base.reference, optimizer: base.optimizer, configuration: configuration, algorithm: .groupRelative)
+        }
+        let plain = learner(0)
+        _ = plain.update(batch, learningRate: 1e-2, seed: 1)
+        let off = learner(0)
+        let offMetrics = off.update(batch, learningRate: 1e-2, seed: 1, contrast: contrast)
+        XCTAssertEqual(off.model.parameters.map(\.doubles), plain.model.parameters.map(\.doubles))
+        XCTAssertNil(offMetrics.contrastivePairs)
+
+        let on = learner(1)
+        let first = on.update(batch, learningRate: 1e-2, seed: 1, contrast: contrast)
+        XCTAssertEqual(first.contrastivePairs, 2)
+        XCTAssertEqual(first.contrastiveLoss!, log(2), accuracy: 1e-6, "z = 0 while the policy is the reference")
+        XCTAssertEqual(first.loss.loss, first.loss.policyLoss + log(2), accuracy: 1e-6)
+        let second = on.update(batch, learningRate: 1e-2, seed: 2, contrast: contrast)
+        XCTAssertLessThan(second.contrastiveLoss!, log(2) - 1e-3)
+    }
+
     /// With several mini-batches, row j trains in the (j mod m)-th of each epoch's m: each row
     /// once per epoch.
     func testReplayRowsAreSpreadOverTheMiniBatches() {

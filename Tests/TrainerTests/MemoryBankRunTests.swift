@@ -22,11 +22,12 @@ final class MemoryBankRunTests: XCTestCase {
         XCTAssertFalse(defaults.isEnabled)
         for (json, message) in [
             (#"{"rl": {"memory_bank": {"capacity": 0}}}"#, "rl.memory_bank.capacity must be in 1...100000, got 0"),
-            (#"{"rl": {"memory_bank": {"coefficient": -0.5}}}"#, "rl.memory_bank.coefficient must be a finite number at least 0 (0 keeps no bank), got -0.5"),
+            (#"{"rl": {"memory_bank": {"coefficient": -0.5}}}"#, "rl.memory_bank.coefficient must be a finite number at least 0 (0 replays nothing), got -0.5"),
+            (#"{"rl": {"memory_bank": {"contrastive_coefficient": -1}}}"#, "rl.memory_bank.contrastive_coefficient must be a finite number at least 0 (0 trains no contrastive pair), got -1.0"),
             (#"{"rl": {"memory_bank": {"rows_per_step": 0}}}"#, "rl.memory_bank.rows_per_step must be in 1...4096, got 0"),
             (#"{"rl": {"memory_bank": {"capasity": 2}}}"#, "unknown key rl.memory_bank.capasity (did you mean rl.memory_bank.capacity?)"),
             (#"{"rl": {"memory_bank": {"require_correct": 1}}}"#, "rl.memory_bank.require_correct has the wrong type: expected true or false"),
-            (#"{"rl": {"memory_bank": 3}}"#, "rl.memory_bank must be an object with keys capacity, coefficient, min_reward, require_correct, rows_per_step"),
+            (#"{"rl": {"memory_bank": 3}}"#, "rl.memory_bank must be an object with keys capacity, coefficient, contrastive_coefficient, min_reward, require_correct, rows_per_step"),
         ] {
             XCTAssertThrowsError(try ConfigurationLoader.decode(Data(json.utf8))) { error in
                 XCTAssertTrue("\(error)".contains(message), "\(error)")

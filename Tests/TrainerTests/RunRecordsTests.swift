@@ -31,7 +31,7 @@ final class RunRecordsTests: XCTestCase {
         record.forks = 2
         record.entropyAfterToolResults = nil
         let object = try keys(try JSONEncoder().encode(record))
-        for key in ["reward_mean", "tool_calls_written", "tool_calls_per_answered_episode", "forks", "entropy_after_tool_results", "entropy_initial", "entropy_after_tool_result_1", "forks_after_tool_result_3", "approx_kl", "rollout_logprob_drift_max", "dpo_pairs", "dpo_loss", "memory_bank_size", "memory_bank_admitted", "memory_bank_replayed_rows", "memory_bank_replay_loss"] {
+        for key in ["reward_mean", "tool_calls_written", "tool_calls_per_answered_episode", "forks", "entropy_after_tool_results", "entropy_initial", "entropy_after_tool_result_1", "forks_after_tool_result_3", "approx_kl", "rollout_logprob_drift_max", "dpo_pairs", "dpo_loss", "memory_bank_size", "memory_bank_admitted", "memory_bank_replayed_rows", "memory_bank_replay_loss", "memory_bank_contrastive_pairs", "memory_bank_contrastive_loss"] {
             XCTAssertNotNil(object[key], "RL line lacks \(key)")
         }
         XCTAssertTrue(object["entropy_after_tool_results"] is NSNull)
