@@ -182,8 +182,9 @@ public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanos
 /// trajectories (`packedPasses`) with mini-batch-wide normalisers.
 public final class ReinforcementLearner {
     public let model: LlamaModel
-    /// The frozen reference policy for the KL term and metric and the DPO term; its forward pass
-    /// runs only when `loss.needsReference` or in the DPO stage (``preferenceUpdate(_:learningRate:seed:)``).
+    /// The frozen reference policy for the KL term and metric and the DPO terms; its forward pass
+    /// runs only when `loss.needsReference`, in the DPO stage (``preferenceUpdate(_:learningRate:seed:)``),
+    /// and over the memory bank's contrastive pairs.
     public let reference: LlamaModel
     public let optimizer: AdamW
     public let configuration: UpdateConfiguration
