@@ -103,8 +103,13 @@ public struct MemoryBank: Equatable, Sendable {
         return kept
     }
 
-    /// The trajectories of a rollout batch that may enter the bank: each record whose score
-    /// `admits` accepts, keyed by the family of its group's prompt.
+    /// The trajectories of a rollout batch that may enter the bank: per prompt group, in group
+    /// order, the record with the highest reward (ties to the lowest index) among those whose
+    /// score `admits` accepts, keyed by the family of the group's prompt.
+    ///
+    /// One per group: a group's trajectories answer one question, and often alike (ARPO's forks
+    /// share their prefixes), so that several of them would fill a family's places with copies
+    /// of one solution where the bank should hold solutions to different questions.
     ///
     /// - Parameters:
     ///   - families: per prompt group (`TrajectoryRecord.groupIndex`), its task family.
@@ -113,10 +118,14 @@ public struct MemoryBank: Equatable, Sendable {
         in batch: RolloutBatch, families: [String], step: Int, admits: (EpisodeScore) -> Bool
     ) -> [MemoryBankEntry] {
         precondition(batch.scores.count == batch.records.count, "need one score per record")
-        return batch.records.indices.compactMap { index in
-            let record = batch.records[index]
-            guard admits(batch.scores[index]) else { return nil }
-            precondition(families.indices.contains(record.groupIndex), "no family for group \(record.groupIndex)")
+        var best: [Int: Int] = [:]
+        for (index, record) in batch.records.enumerated() where admits(batch.scores[index]) {
+            if let current = best[record.groupIndex], batch.records[current].reward >= record.reward { continue }
+            best[record.groupIndex] = index
+        }
+        return best.keys.sorted().map { group in
+            let index = best[group]!, record = batch.records[index]
+            precondition(families.indices.contains(group), "no family for group \(group)")
             return MemoryBankEntry(
                 family: families[record.groupIndex], promptTokens: record.promptTokens, responseTokens: record.responseTokens,
                 lossMask: record.lossMask, reward: record.reward, step: step, record: index)

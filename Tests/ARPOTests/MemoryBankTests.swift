@@ -52,27 +52,38 @@ final class MemoryBankTests: XCTestCase {
 
     /// Candidates: the records the admission rule accepts (correct, and at least `min_reward`),
     /// keyed by their group's family, with their tokens and mask.
-    func testCandidatesAreTheAdmittedRecordsKeyedByTheirGroupsFamily() {
+    /// Candidates: per prompt group, the admitted record (correct, and at least `min_reward`)
+    /// with the highest reward, ties to the lowest index, keyed by the group's family, with its
+    /// tokens and mask.
+    func testCandidatesAreEachGroupsBestAdmittedRecordKeyedByItsFamily() {
         func record(_ group: Int, _ reward: Double) -> TrajectoryRecord {
             TrajectoryRecord(promptTokens: [1, 2 + group], responseTokens: [7, 8, 9], oldLogProbabilities: [-1, 0, -1], entropies: [0, 0, 0],
                              lossMask: [true, false, true], reward: reward, groupIndex: group)
         }
+        let rewards: [(group: Int, reward: Double)] = [(0, 1), (0, 0), (1, 1.1), (1, -1), (0, 1), (2, 1), (2, 1.1)]
         let batch = RolloutBatch(
-            records: [record(0, 1), record(0, 0), record(1, 1.1), record(1, -1)],
-            scores: [EpisodeScore(reward: 1, isCorrect: true), EpisodeScore(reward: 0, isCorrect: false),
-                     EpisodeScore(reward: 1.1, isCorrect: true), EpisodeScore(reward: -1, isCorrect: false)],
-            statistics: RolloutStatistics())
+            records: rewards.map { record($0.group, $0.reward) },
+            scores: rewards.map { EpisodeScore(reward: $0.reward, isCorrect: $0.reward >= 1) }, statistics: RolloutStatistics())
+        let families = ["calc", "search", "calc"]
         var settings = MemoryBankConfiguration()
-        let correct = MemoryBank.candidates(in: batch, families: ["calc", "search"], step: 3, admits: settings.admits)
-        XCTAssertEqual(correct.map(\.family), ["calc", "search"])
-        XCTAssertEqual(correct.map(\.record), [0, 2])
+        let correct = MemoryBank.candidates(in: batch, families: families, step: 3, admits: settings.admits)
+        XCTAssertEqual(correct.map(\.family), ["calc", "search", "calc"])
+        XCTAssertEqual(correct.map(\.record), [0, 2, 6], "group 0's two of reward 1: the lower index; group 2's higher reward")
         XCTAssertEqual(correct[1], MemoryBankEntry(family: "search", promptTokens: [1, 3], responseTokens: [7, 8, 9], lossMask: [true, false, true], reward: 1.1, step: 3, record: 2))
         settings.minimumReward = 1.05
-        XCTAssertEqual(MemoryBank.candidates(in: batch, families: ["calc", "search"], step: 3, admits: settings.admits).map(\.record), [2])
+        XCTAssertEqual(MemoryBank.candidates(in: batch, families: families, step: 3, admits: settings.admits).map(\.record), [2, 6])
         settings.requireCorrect = false
         settings.minimumReward = -0.5
-        XCTAssertEqual(MemoryBank.candidates(in: batch, families: ["calc", "search"], step: 3, admits: settings.admits).map(\.record), [0, 1, 2])
+        XCTAssertEqual(MemoryBank.candidates(in: batch, families: ["calc", "search", "calc"], step: 3, admits: settings.admits).map(\.record), [0, 2, 6])
+        // Without a correct one, a group's best refused trajectory, when the rule lets it in.
+        settings.minimumReward = -1
+        let failed = RolloutBatch(
+            records: [record(0, 0), record(1, -1)], scores: [EpisodeScore(reward: 0, isCorrect: false), EpisodeScore(reward: -1, isCorrect: false)],
+            statistics: RolloutStatistics())
+        XCTAssertEqual(MemoryBank.candidates(in: failed, families: families, step: 3, admits: settings.admits).map(\.reward), [0, -1])
     }
+
+    // MARK: Replay
 
     /// Replay order interleaves the families rank by rank; a step's window of it starts at
     /// step · count and wraps, so successive steps replay every entry.
