@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "ToolEnv", targets: ["ToolEnv"]),
         .library(name: "ARPO", targets: ["ARPO"]),
         .library(name: "RunRecords", targets: ["RunRecords"]),
+        .library(name: "Distributed", targets: ["Distributed"]),
         .library(name: "Trainer", targets: ["Trainer"]),
         .library(name: "Report", targets: ["Report"]),
         .executable(name: "arpo-train", targets: ["arpo-train"]),
@@ -66,7 +67,10 @@ let package = Package(
         ),
         .target(name: "Policy", dependencies: ["Tensor"], swiftSettings: numericSettings),
         .target(name: "ToolEnv"),
-        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv", "RunRecords"], swiftSettings: numericSettings),
+        // The processes of a data-parallel job (mpirun): Open MPI loaded at run time, no build
+        // dependency on MPI (docs/distributed.md); Foundation only.
+        .target(name: "Distributed"),
+        .target(name: "ARPO", dependencies: ["Tensor", "Policy", "ToolEnv", "RunRecords", "Distributed"], swiftSettings: numericSettings),
         // MCP tool servers over stdio (env.mcp_servers): the one target that speaks MCP.
         .target(
             name: "ToolServers",
@@ -76,7 +80,7 @@ let package = Package(
         .target(name: "RunRecords"),
         .target(
             name: "Trainer",
-            dependencies: ["Tensor", "Policy", "ToolEnv", "ToolServers", "ARPO", "RunRecords", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Tensor", "Policy", "ToolEnv", "ToolServers", "ARPO", "RunRecords", "Distributed", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: numericSettings
         ),
         // The HTML/SVG page and the Markdown results document over finished run directories.
@@ -84,7 +88,7 @@ let package = Package(
         .target(name: "Report", dependencies: ["RunRecords", "Tensor"]),
         .executableTarget(
             name: "arpo-train",
-            dependencies: ["Trainer", "Report", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Trainer", "Report", "Tensor", "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "arpo-bench",
@@ -108,6 +112,7 @@ let package = Package(
             path: "examples/units-server"
         ),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Tensor", "Policy", "ARPO"]),
         // The Hugging Face parity fixture is read from its path (#filePath), not bundled.
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),

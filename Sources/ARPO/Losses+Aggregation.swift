@@ -36,6 +36,16 @@ public struct LossNormalizer: Equatable, Sendable {
         self.maxLength = maxLength ?? Swift.max(1, trainMask.map(\.count).max() ?? 1)
     }
 
+    /// From the counts themselves: a data-parallel job sums N and S over its ranks' rows of the
+    /// mini-batch, and takes the longest of their rows.
+    public init(aggregation: LossAggregation, tokenCount: Int, sequenceCount: Int, maxLength: Int) {
+        precondition(maxLength >= 1, "maxLength must be at least 1, got \(maxLength)")
+        self.aggregation = aggregation
+        self.tokenCount = tokenCount
+        self.sequenceCount = sequenceCount
+        self.maxLength = maxLength
+    }
+
     /// From a (B, L) 0/1 mask tensor of the whole mini-batch; nil `maxLength` uses its L.
     public init(aggregation: LossAggregation, trainMask: Tensor, maxLength: Int? = nil) {
         precondition(trainMask.rank == 2, "the train mask must be (B, L), got shape \(trainMask.shape)")

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Policy
 import Tensor
@@ -194,6 +195,12 @@ public final class ReinforcementLearner {
     /// What runs between each step's backward pass and its clipping: nothing in a run; faults a
     /// test injects.
     public var hooks = UpdateHooks()
+    /// The ranks of a data-parallel job (docs/distributed.md). Each passes ``update(_:learningRate:seed:)``
+    /// its own rollout batch (whole prompt groups); the records of all ranks, in rank order,
+    /// form the step's batch, which the mini-batch shuffle cuts as one process would. Each rank
+    /// computes its records' share of a mini-batch under the whole mini-batch's normaliser, and
+    /// the gradients and metrics are summed over ranks. One process by default.
+    public var communicator: Communicator = SingleProcessCommunicator()
 
     public init(model: LlamaModel, reference: LlamaModel, optimizer: AdamW, configuration: UpdateConfiguration, algorithm: UpdateAlgorithm) {
         precondition(algorithm != .proximal || model.configuration.valueHead, "PPO needs a model with a value head")
@@ -254,7 +261,8 @@ public final class ReinforcementLearner {
     ) -> UpdateMetrics {
         let records = batch.records
         var metrics = UpdateMetrics()
-        guard !records.isEmpty else { return metrics }
+        let ranks = RankRecords(communicator: communicator, localCount: records.count)
+        guard ranks.totalCount > 0 else { return metrics }
         var clock = monotonicSeconds()
         /// Seconds since the last call (or the start).
         func lap() -> Double {
@@ -286,20 +294,23 @@ public final class ReinforcementLearner {
         var drift = DriftAccumulator()
         var isFirstStep = true
         for _ in 0..<configuration.epochs {
-            var order = Array(records.indices)
+            var order = Array(0..<ranks.totalCount)
             order.shuffle(using: &generator)
-            let miniBatchSize = (records.count + configuration.miniBatches - 1) / configuration.miniBatches
-            let miniBatchCount = (records.count + miniBatchSize - 1) / miniBatchSize
+            let miniBatchSize = (ranks.totalCount + configuration.miniBatches - 1) / configuration.miniBatches
+            let miniBatchCount = (ranks.totalCount + miniBatchSize - 1) / miniBatchSize
             for (miniBatchIndex, miniStart) in stride(from: 0, to: order.count, by: miniBatchSize).enumerated() {
-                let miniBatch = Array(order[miniStart..<min(miniStart + miniBatchSize, order.count)])
+                // This rank's records of the mini-batch, in the shuffle's order.
+                let miniBatch = ranks.local(order[miniStart..<min(miniStart + miniBatchSize, order.count)])
                 _ = lap()
                 // A pair trains in the mini-batch that holds its chosen trajectory.
                 let members = Set(miniBatch)
                 let replayRows = replay.indices.filter { $0 % miniBatchCount == miniBatchIndex }.map { replay[$0] }
-                let (accumulated, stepDrift, preferenceLoss, replayLoss) = accumulateGradients(
+                let (accumulated, accumulatedDrift, preferenceLoss, replayLoss) = accumulateGradients(
                     miniBatch, records: records, advantages: advantages, frozen: frozen, pairs: pairs.filter { members.contains($0.chosen) },
-                    replay: replayRows, measuringDrift: isFirstStep, cost: &metrics.cost)
+                    replay: replayRows, measuringDrift: isFirstStep, cost: &metrics.cost,
+                    normalizer: ranks.isDistributed ? globalNormalizer(miniBatch, advantages: advantages) : nil)
                 var stepMetrics = accumulated
+                var stepDrift = accumulatedDrift
                 var contrastiveLoss: Double?
                 if let contrastive {
                     let stepPairs = contrastive.pairs.indices.filter { $0 % miniBatchCount == miniBatchIndex }.map { contrastive.pairs[$0] }
@@ -309,6 +320,13 @@ public final class ReinforcementLearner {
                         contrastiveLoss = mean
                         stepMetrics?.loss += configuration.contrastiveCoefficient * mean
                     }
+                }
+                // The memory bank's terms run on one process only (TrainingRun.checkDistributable).
+                if ranks.isDistributed {
+                    stepMetrics = PolicyLossMetrics.summed(stepMetrics, over: communicator)
+                    stepDrift = stepDrift.summed(over: communicator)
+                    // Every rank holds the same summed loss, so all reduce or all skip.
+                    if stepMetrics?.loss.isFinite == true { communicator.allReduceGradients(optimizer.parameters) }
                 }
                 metrics.cost.forwardBackwardSeconds += lap()
                 if isFirstStep { drift = stepDrift }
@@ -420,13 +438,25 @@ public final class ReinforcementLearner {
         case .groupRelative: advantages = configuration.advantage.groupAdvantages(for: records)
         case .proximal:
             advantages = configuration.advantage.generalizedAdvantageEstimates(for: records, values: frozen.values!)
-            metrics.explainedVariance = PolicyLoss.explainedVariance(returns: advantages.returns!, values: frozen.values!, mask: advantages.trainMask)
+            if communicator.size == 1 {
+                metrics.explainedVariance = PolicyLoss.explainedVariance(returns: advantages.returns!, values: frozen.values!, mask: advantages.trainMask)
+            } else {
+                // Over every rank's rows, in rank order.
+                let returns = communicator.allGather(advantages.returns!), values = communicator.allGather(frozen.values!)
+                let masks = communicator.allGather(advantages.trainMask)
+                metrics.explainedVariance = PolicyLoss.explainedVariance(returns: returns.flatMap { $0 }, values: values.flatMap { $0 }, mask: masks.flatMap { $0 })
+            }
         }
         var absoluteSum = 0.0
         for (row, mask) in zip(advantages.advantages, advantages.trainMask) {
             for (value, trained) in zip(row, mask) where trained { absoluteSum += Swift.abs(value) }
         }
-        metrics.meanAbsoluteAdvantage = absoluteSum / Double(max(advantages.trainTokenCount, 1))
+        var trainTokens = Double(advantages.trainTokenCount)
+        if communicator.size > 1 {
+            let sums = communicator.sum([absoluteSum, trainTokens])
+            (absoluteSum, trainTokens) = (sums[0], sums[1])
+        }
+        metrics.meanAbsoluteAdvantage = absoluteSum / Swift.max(trainTokens, 1)
         return advantages
     }
 
@@ -457,9 +487,10 @@ public final class ReinforcementLearner {
     /// tokens and positions to `cost`.
     func accumulateGradients(
         _ miniBatch: [Int], records: [TrajectoryRecord], advantages: TokenAdvantages,
-        frozen: FrozenStatistics, pairs: [PreferencePair] = [], replay: [TrajectoryRecord] = [], measuringDrift: Bool, cost: inout UpdateCost
+        frozen: FrozenStatistics, pairs: [PreferencePair] = [], replay: [TrajectoryRecord] = [], measuringDrift: Bool, cost: inout UpdateCost,
+        normalizer given: LossNormalizer? = nil
     ) -> (PolicyLossMetrics?, DriftAccumulator, Double?, Double?) {
-        let normalizer = configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] }, responseLimit: configuration.maxResponseTokens)
+        let normalizer = given ?? configuration.loss.normalizer(trainMask: miniBatch.map { advantages.trainMask[$0] }, responseLimit: configuration.maxResponseTokens)
         optimizer.zeroGradients()
         var stepMetrics: PolicyLossMetrics?
         var drift = DriftAccumulator()

@@ -10,6 +10,12 @@ public struct RolloutBatch {
     public var records: [TrajectoryRecord]
     public var scores: [EpisodeScore]
     public var statistics: RolloutStatistics
+
+    public init(records: [TrajectoryRecord], scores: [EpisodeScore], statistics: RolloutStatistics) {
+        self.records = records
+        self.scores = scores
+        self.statistics = statistics
+    }
 }
 
 /// Counters of one rollout batch (the metrics ARPO's efficiency claim rests on).
@@ -163,13 +169,15 @@ public final class RolloutEngine {
     }
 
     /// Runs one group per episode template (the template itself is never played; each
-    /// trajectory plays a fork of it). `seed` fixes every random draw.
-    public func run(episodes templates: [ToolEpisode], seed: UInt64) -> RolloutBatch {
-        withoutGradients { runRecordingNothing(templates, seed: seed) }
+    /// trajectory plays a fork of it). `seed` fixes every random draw. `firstGroup` is the
+    /// step-wide index of the first template: a rank of a data-parallel job plays groups
+    /// `firstGroup...` of the step, each from the generator the same group has in one process.
+    public func run(episodes templates: [ToolEpisode], seed: UInt64, firstGroup: Int = 0) -> RolloutBatch {
+        withoutGradients { runRecordingNothing(templates, seed: seed, firstGroup: firstGroup) }
     }
 
-    private func runRecordingNothing(_ templates: [ToolEpisode], seed: UInt64) -> RolloutBatch {
-        let rollout = Rollout(engine: self, templates: templates, seed: seed)
+    private func runRecordingNothing(_ templates: [ToolEpisode], seed: UInt64, firstGroup: Int) -> RolloutBatch {
+        let rollout = Rollout(engine: self, templates: templates, seed: seed, firstGroup: firstGroup)
         rollout.startInitialSamples()
         while true {
             var live = rollout.sequences.filter { !$0.finished }
@@ -213,10 +221,10 @@ final class Rollout {
     var codec: ProtocolCodec { engine.codec }
     var configuration: RolloutConfiguration { engine.configuration }
 
-    init(engine: RolloutEngine, templates: [ToolEpisode], seed: UInt64) {
+    init(engine: RolloutEngine, templates: [ToolEpisode], seed: UInt64, firstGroup: Int = 0) {
         self.engine = engine
         self.templates = templates
-        groupGenerators = (0..<templates.count).map { RandomGenerator(seed: Seed.derive(seed, .rolloutGroup, $0)) }
+        groupGenerators = (0..<templates.count).map { RandomGenerator(seed: Seed.derive(seed, .rolloutGroup, firstGroup + $0)) }
         prompts = templates.map { engine.codec.promptTokens($0.prompt) }
         budget = engine.configuration.trajectoriesPerPrompt
         if case .branching(let settings) = engine.configuration.strategy { branching = settings } else { branching = nil }

@@ -89,7 +89,7 @@ public struct ToolReply: Sendable {
 }
 
 /// How a finished episode scored.
-public struct EpisodeScore: Sendable {
+public struct EpisodeScore: Codable, Sendable {
     public var reward: Double
     public var isCorrect: Bool
     /// The environment's breakdown, when it has one.

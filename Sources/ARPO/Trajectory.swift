@@ -5,7 +5,7 @@
 /// Trajectories of one prompt form a group. ARPO's branching makes some of them share a prefix:
 /// trajectory j was forked from `parent` after `forkPosition` response tokens, which it holds
 /// identically (same tokens, same old log-probs); its own tokens start at `forkPosition`.
-public struct TrajectoryRecord: Sendable {
+public struct TrajectoryRecord: Codable, Sendable {
     /// Prompt token ids (`<|user|>` … `<|assistant|>`).
     public var promptTokens: [Int]
     /// Response token ids, policy-written and observation tokens interleaved.

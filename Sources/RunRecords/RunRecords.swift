@@ -414,9 +414,12 @@ public struct RunSummary: Codable, Equatable, Sendable {
     /// The policy's parameter count (with the value head, when it has one).
     public var parameters: Int?
     public var seed: UInt64?
+    /// The processes the run trained on (MPI ranks; 1 without `mpirun`).
+    public var worldSize: Int?
 
     enum CodingKeys: String, CodingKey {
         case parameters, algorithm, seed
+        case worldSize = "world_size"
         case accuracyAfterSFT = "accuracy_after_sft"
         case accuracyAfterRL = "accuracy_after_rl"
         case accuracyByFamilyAfterRL = "accuracy_by_family_after_rl"
@@ -444,5 +447,6 @@ public struct RunSummary: Codable, Equatable, Sendable {
         try container.encode(wallSeconds, forKey: .wallSeconds)
         try container.encode(parameters, forKey: .parameters)
         try container.encode(seed, forKey: .seed)
+        try container.encode(worldSize, forKey: .worldSize)
     }
 }

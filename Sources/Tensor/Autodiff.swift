@@ -79,6 +79,13 @@ extension Tensor {
     /// Forgets the accumulated gradient.
     public func clearGradient() { gradient = nil }
 
+    /// Replaces the accumulated gradient: a data-parallel job sets each parameter's to the sum
+    /// of its ranks' gradients. `gradient` must have this tensor's shape and dtype.
+    public func replaceGradient(with gradient: Tensor) {
+        precondition(gradient.shape == shape && gradient.dtype == dtype, "gradient \(gradient.shape) \(gradient.dtype) does not match \(shape) \(dtype)")
+        self.gradient = gradient
+    }
+
     /// Walks the graph below `root` in reverse topological order, calling `deliver` with the
     /// total gradient of every leaf and of every tensor in `stopAt`, and whether nothing else
     /// holds that gradient or its storage (so the receiver may keep it without a copy).

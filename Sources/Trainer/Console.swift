@@ -7,15 +7,18 @@ import Foundation
 public final class Console {
     let isTerminal: Bool
     let quiet: Bool
+    /// Prints nothing at all: the console of an MPI rank other than 0, whose run rank 0 reports.
+    let silent: Bool
     private var lineOpen = false
     /// Off a terminal, the seconds between progress lines (0: every one).
     public var plainProgressInterval = 10.0
     /// When the last plain progress line was printed (monotonic clock).
     private var lastPlainProgress: Double?
 
-    public init(quiet: Bool = false) {
+    public init(quiet: Bool = false, silent: Bool = false) {
         isTerminal = isatty(STDOUT_FILENO) != 0
-        self.quiet = quiet
+        self.quiet = quiet || silent
+        self.silent = silent
     }
 
     /// The live progress line. Off a terminal it is printed when `always` (an evaluation, a
@@ -45,6 +48,7 @@ public final class Console {
 
     /// A line that stays and is printed even when quiet: the run's final result.
     public func summary(_ text: String) {
+        guard !silent else { return }
         endOpenLine()
         print(text)
         fflush(stdout)
@@ -52,6 +56,7 @@ public final class Console {
 
     /// A warning on standard error.
     public func warning(_ text: String) {
+        guard !silent else { return }
         endOpenLine()
         FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
     }

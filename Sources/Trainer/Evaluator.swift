@@ -33,14 +33,33 @@ public enum Evaluator {
     public static func evaluate(
         model: LlamaModel, episodes played: [LabelledEpisode], maxResponseTokens: Int, sampleCount: Int, codec: ProtocolCodec = ProtocolCodec()
     ) -> EvaluationResult {
+        summarize(play(model: model, episodes: played, maxResponseTokens: maxResponseTokens, codec: codec), of: played, sampleCount: sampleCount, codec: codec)
+    }
+
+    /// What one held-out episode gave: the index of its episode, the response and the score.
+    public struct Outcome: Codable {
+        public var episode: Int
+        public var responseTokens: [Int]
+        public var score: EpisodeScore
+    }
+
+    /// Plays `played` greedily, all in one batched rollout; `firstEpisode` is the index of
+    /// `played[0]` among the evaluation's episodes (a rank of a data-parallel job plays a slice).
+    public static func play(model: LlamaModel, episodes played: [LabelledEpisode], maxResponseTokens: Int, codec: ProtocolCodec, firstEpisode: Int = 0) -> [Outcome] {
         let configuration = RolloutConfiguration(maxResponseTokens: maxResponseTokens, sampling: SamplingParameters(greedy: true), strategy: .trajectory(groupSize: 1))
         let batch = RolloutEngine(policy: model, codec: codec, configuration: configuration).run(episodes: played.map { $0 as ToolEpisode }, seed: 0)
+        return zip(batch.records, batch.scores).map { Outcome(episode: firstEpisode + $0.groupIndex, responseTokens: $0.responseTokens, score: $1) }
+    }
+
+    /// Accuracy per family and the rest over `outcomes` of the episodes `played`, the first
+    /// `sampleCount` outcomes' transcripts as samples.
+    public static func summarize(_ outcomes: [Outcome], of played: [LabelledEpisode], sampleCount: Int, codec: ProtocolCodec) -> EvaluationResult {
         var correctByFamily: [String: Int] = [:], countByFamily: [String: Int] = [:]
         var formatErrors = 0, toolCalls = 0, rewardTotal = 0.0, correct = 0
         var samples: [EvaluationSample] = []
-        for (index, record) in batch.records.enumerated() {
-            let episode = played[record.groupIndex]
-            let score = batch.scores[index]
+        for outcome in outcomes {
+            let episode = played[outcome.episode]
+            let score = outcome.score
             let family = episode.familyName
             countByFamily[family, default: 0] += 1
             if score.isCorrect {
@@ -55,10 +74,10 @@ public enum Evaluator {
             if samples.count < sampleCount {
                 samples.append(EvaluationSample(
                     family: family, question: episode.prompt, goldAnswer: episode.goldAnswerText,
-                    transcript: codec.text(record.responseTokens[...]), reward: score.reward, correct: score.isCorrect))
+                    transcript: codec.text(outcome.responseTokens[...]), reward: score.reward, correct: score.isCorrect))
             }
         }
-        let total = Double(max(batch.records.count, 1))
+        let total = Double(max(outcomes.count, 1))
         var accuracyByFamily: [String: Double] = [:]
         for (family, count) in countByFamily { accuracyByFamily[family] = Double(correctByFamily[family] ?? 0) / Double(count) }
         return EvaluationResult(
@@ -68,7 +87,7 @@ public enum Evaluator {
             formatErrorRate: Double(formatErrors) / total,
             toolCallsPerEpisode: Double(toolCalls) / total,
             meanReward: rewardTotal / total,
-            episodes: batch.records.count,
+            episodes: outcomes.count,
             samples: samples)
     }
 }

@@ -24,6 +24,9 @@ public struct RunState: Codable, Equatable, Sendable {
     public var toolCallsExecuted: Int
     /// Seconds spent so far (wall time of earlier sessions of the run).
     public var elapsedSeconds: Double
+    /// The processes (MPI ranks) the run trains on; a checkpoint without it is from one. The
+    /// data order of a step depends on it, so a resume must keep it (docs/distributed.md).
+    public var worldSize: Int?
 
     enum CodingKeys: String, CodingKey {
         case phase, generator
@@ -34,6 +37,7 @@ public struct RunState: Codable, Equatable, Sendable {
         case accuracyAfterSFT = "accuracy_after_sft"
         case toolCallsExecuted = "tool_calls_executed"
         case elapsedSeconds = "elapsed_seconds"
+        case worldSize = "world_size"
     }
 }
 

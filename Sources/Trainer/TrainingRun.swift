@@ -1,4 +1,5 @@
 import ARPO
+import Distributed
 import Foundation
 import Policy
 import RunRecords
@@ -31,8 +32,12 @@ public final class TrainingRun {
     /// Where episodes come from (generated, or the user's files and tool servers), open while
     /// the run runs.
     var source: EpisodeSource
+    /// The ranks of a data-parallel job (`mpirun`, docs/distributed.md); rank 0 alone writes
+    /// the run directory. One process by default.
+    public let communicator: Communicator
 
-    public init(configuration: TrainingConfiguration, output: URL, console: Console, hooks: RunHooks = RunHooks()) {
+    public init(configuration: TrainingConfiguration, output: URL, console: Console, hooks: RunHooks = RunHooks(), communicator: Communicator = SingleProcessCommunicator()) {
+        self.communicator = communicator
         self.configuration = configuration
         directory = RunDirectory(output, writer: hooks.writer)
         self.console = console
@@ -81,15 +86,16 @@ public final class TrainingRun {
         var state: RunState
         /// The memory bank of best trajectories, when either of `rl.memory_bank`'s coefficients is above 0.
         var memoryBank: MemoryBank?
-        let metrics: JSONLinesLog
-        let evaluations: JSONLinesLog
+        /// The logs, open on rank 0 alone (nil on the other ranks, which write nothing).
+        let metrics: JSONLinesLog?
+        let evaluations: JSONLinesLog?
         let stop: StopSignal
         /// When this session started (monotonic clock), and the wall time of earlier sessions.
         let started: Double
         let elapsedBefore: Double
 
         init(
-            model: LlamaModel, optimizer: AdamW, state: RunState, memoryBank: MemoryBank?, metrics: JSONLinesLog, evaluations: JSONLinesLog, stop: StopSignal,
+            model: LlamaModel, optimizer: AdamW, state: RunState, memoryBank: MemoryBank?, metrics: JSONLinesLog?, evaluations: JSONLinesLog?, stop: StopSignal,
             started: Double
         ) {
             self.model = model
@@ -120,15 +126,20 @@ public final class TrainingRun {
             source.close()
         }
         announceUserFiles()
+        try checkDistributable()
+        if communicator.size > 1 {
+            console.line("Data parallel on \(communicator.size) MPI ranks, \(configuration.run.threads) threads each; rank 0 writes \(directory.url.path)")
+        }
         let (model, optimizer, state, memoryBank) = try resume ? resumeFromCheckpoint() : start()
         // Checked before the run directory is written, so a prompt that does not fit leaves no trace.
         try source.checkPromptLengths(codec: codec, maxPositions: configuration.model.maxPositions, minimumResponse: configuration.rl.maxResponseTokens)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try directory.writeFile(try encoder.encode(configuration), to: directory.configURL)
+        let isRoot = communicator.isRoot
+        if isRoot { try directory.writeFile(try encoder.encode(configuration), to: directory.configURL) }
         let session = Session(
-            model: model, optimizer: optimizer, state: state, memoryBank: memoryBank, metrics: try JSONLinesLog(url: directory.metricsURL),
-            evaluations: try JSONLinesLog(url: directory.evaluationURL), stop: stop, started: started)
+            model: model, optimizer: optimizer, state: state, memoryBank: memoryBank, metrics: isRoot ? try JSONLinesLog(url: directory.metricsURL) : nil,
+            evaluations: isRoot ? try JSONLinesLog(url: directory.evaluationURL) : nil, stop: stop, started: started)
 
         if session.state.phase == .sft {
             if let outcome = try supervisedPhase(session) { return outcome }
@@ -170,6 +181,43 @@ public final class TrainingRun {
     /// one that verifies; when none does, throws naming each and why. With the memory bank on,
     /// it is the checkpoint's (empty when the checkpoint holds none).
     func resumeFromCheckpoint() throws -> (LlamaModel, AdamW, RunState, MemoryBank?) {
+        let (model, optimizer, state, memoryBank) = communicator.isRoot ? try resumeOnRoot() : try resumeOnOtherRank()
+        let trained = state.worldSize ?? 1
+        if trained != communicator.size {
+            throw TrainingError("--resume: \(directory.url.path) was trained on \(trained) process\(trained == 1 ? "" : "es") (world_size in its checkpoint's state.json) and this job has \(communicator.size); which examples and prompts each step trains on depends on the number of ranks, so resume it with \(trained == 1 ? "a plain arpo-train" : "mpirun -np \(trained)")")
+        }
+        return (model, optimizer, state, memoryBank)
+    }
+
+    /// On a rank other than 0: loads the checkpoint rank 0 chose (the output directory is on a
+    /// filesystem every rank sees), after rank 0 has put back what a failed save set aside. No
+    /// memory bank: it runs on one process only (``checkDistributable()``).
+    func resumeOnOtherRank() throws -> (LlamaModel, AdamW, RunState, MemoryBank?) {
+        let c = configuration
+        let name = communicator.broadcast("")
+        guard !name.isEmpty else { throw TrainingError("--resume: rank 0 found no checkpoint to resume from") }
+        let checkpoint = directory.checkpointsURL.appendingPathComponent(name)
+        let (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model) { phase, model in
+            phase == .sft ? self.makeSupervisedOptimizer(model) : self.makeReinforcementOptimizer(model)
+        }
+        codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize))
+        return (model, optimizer, state, nil)
+    }
+
+    /// On rank 0: ``resumeFromCheckpoint()``'s choice of checkpoint, which it tells the other
+    /// ranks (an empty name when there is none).
+    func resumeOnRoot() throws -> (LlamaModel, AdamW, RunState, MemoryBank?) {
+        do {
+            let resumed = try resumeOnRootAlone()
+            _ = communicator.broadcast(resumed.checkpoint)
+            return (resumed.model, resumed.optimizer, resumed.state, resumed.memoryBank)
+        } catch {
+            _ = communicator.broadcast("")
+            throw error
+        }
+    }
+
+    func resumeOnRootAlone() throws -> (model: LlamaModel, optimizer: AdamW, state: RunState, memoryBank: MemoryBank?, checkpoint: String) {
         let c = configuration
         for restored in try directory.restoreSetAsideDirectories() {
             console.warning("\(restored.path) was found set aside by a save that did not finish; it is back in place")
@@ -200,7 +248,7 @@ public final class TrainingRun {
                 try JSONLinesLog.truncate(directory.metricsURL, throughStep: resumedStep)
                 try JSONLinesLog.truncate(directory.evaluationURL, throughStep: resumedStep)
                 console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
-                return (model, optimizer, state, memoryBank)
+                return (model, optimizer, state, memoryBank, checkpoint.lastPathComponent)
             } catch {
                 failures.append("\(checkpoint.lastPathComponent): \(error)")
             }
@@ -215,7 +263,7 @@ public final class TrainingRun {
         let fileManager = FileManager.default
         // `latest` alone counts too: it can name a checkpoint a crash left set aside.
         let latestFile = fileManager.fileExists(atPath: directory.latestURL.path) ? directory.latestURL : nil
-        if let existing = (try? directory.latestCheckpoint()) ?? directory.checkpointDirectories().first ?? latestFile {
+        if communicator.isRoot, let existing = (try? directory.latestCheckpoint()) ?? directory.checkpointDirectories().first ?? latestFile {
             throw TrainingError("\(directory.url.path) already holds a run (\(existing.lastPathComponent)); pass --resume to continue it or --output to start elsewhere")
         }
         var generator = RandomGenerator(seed: c.run.seed)
@@ -235,10 +283,12 @@ public final class TrainingRun {
                 console.line(String(format: "Tokenizer: byte-level BPE, %d merges learned from %@ in %.1fs", c.tokenizer.merges, texts, monotonicSeconds() - tokenizerStart))
             }
         }
-        try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
-        for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
+        if communicator.isRoot {
+            try fileManager.createDirectory(at: directory.url, withIntermediateDirectories: true)
+            for url in [directory.metricsURL, directory.evaluationURL] { try? fileManager.removeItem(at: url) }
+        }
         if let initial = c.sft.initFrom { console.line("Starting from the weights in \(initial)") }
-        let state = RunState(phase: .sft, sftStep: 0, rlStep: 0, generator: generator, consecutiveNonfinite: 0, referencePolicy: nil, accuracyAfterSFT: nil, toolCallsExecuted: 0, elapsedSeconds: 0)
+        let state = RunState(phase: .sft, sftStep: 0, rlStep: 0, generator: generator, consecutiveNonfinite: 0, referencePolicy: nil, accuracyAfterSFT: nil, toolCallsExecuted: 0, elapsedSeconds: 0, worldSize: communicator.size)
         let memoryBank = c.rl.memoryBank.isEnabled ? MemoryBank(capacity: c.rl.memoryBank.capacity) : nil
         return (model, makeSupervisedOptimizer(model), state, memoryBank)
     }
@@ -250,10 +300,12 @@ public final class TrainingRun {
     /// error; the previous checkpoint and `latest` are left as they were.
     func checkpoint(_ session: Session) throws {
         session.state.elapsedSeconds = session.elapsed()
+        session.state.worldSize = communicator.size
+        guard communicator.isRoot, let metrics = session.metrics, let evaluations = session.evaluations else { return }
         let name = RunDirectory.checkpointName(globalStep(session.state))
         do {
-            try session.metrics.synchronize(with: directory.writer)
-            try session.evaluations.synchronize(with: directory.writer)
+            try metrics.synchronize(with: directory.writer)
+            try evaluations.synchronize(with: directory.writer)
             try directory.saveCheckpoint(
                 model: session.model, tokenizer: codec.tokenizer, callFormat: configuration.env.callFormat, optimizer: session.optimizer, state: session.state,
                 memoryBank: session.memoryBank, globalStep: globalStep(session.state), keep: configuration.run.keepCheckpoints)
@@ -274,8 +326,10 @@ public final class TrainingRun {
     /// On SIGINT or SIGTERM, a checkpoint and the outcome that ends the run; otherwise nil.
     func stopIfRequested(_ session: Session) throws -> RunOutcome? {
         if let limit = hooks.stopAfterGlobalStep, globalStep(session.state) >= limit { session.stop.request() }
-        guard let signal = session.stop.signal else { return nil }
+        guard let signal = agreedSignal(session.stop) else { return nil }
         try checkpoint(session)
+        // The other ranks exit once rank 0's checkpoint is in place.
+        communicator.barrier()
         console.line("Received \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): saved checkpoint \(RunDirectory.checkpointName(globalStep(session.state))); continue with --resume")
         return .interrupted(signal: signal)
     }
@@ -303,6 +357,7 @@ public final class TrainingRun {
         let trainer = SupervisedTrainer(
             model: session.model, optimizer: session.optimizer, configuration: c.sft, environment: c.env, seed: c.run.seed, maxResponseTokens: c.rl.maxResponseTokens,
             codec: codec, userDemonstrations: source.demonstrations)
+        trainer.communicator = communicator
         try reportLeftOutDemonstrations(trainer)
         let demonstrations = c.sft.freshDemonstrations
             ? "\(c.sft.batchSize) fresh expert demonstrations each"
@@ -327,7 +382,7 @@ public final class TrainingRun {
             record.tokensPerSecond = Double(result.tokens) / seconds
             record.seconds = seconds
             record.skipped = result.skipped
-            try session.metrics.append(record)
+            try session.metrics?.append(record)
             let rate = (monotonicSeconds() - phaseStart) / Double(session.state.sftStep - firstStep)
             console.progress(
                 String(format: "[sft] step %d/%d  loss %.4f  %.0f tok/s  ETA %@", session.state.sftStep, sftSteps, result.loss, Double(result.tokens) / seconds, formatDuration(rate * Double(sftSteps - session.state.sftStep))),
@@ -368,11 +423,15 @@ public final class TrainingRun {
     func freezeReference(_ session: Session) throws {
         let evaluation = evaluate(session.model)
         session.state.accuracyAfterSFT = evaluation.accuracy
-        try session.evaluations.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "sft", toolCallsExecutedTotal: 0))
+        try session.evaluations?.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "sft", toolCallsExecutedTotal: 0))
         console.line(String(format: "After SFT: held-out accuracy %.3f, format errors %.3f, %.2f tool calls per episode", evaluation.accuracy, evaluation.formatErrorRate, evaluation.toolCallsPerEpisode))
-        do { try directory.saveReference(model: session.model, tokenizer: codec.tokenizer, callFormat: configuration.env.callFormat) } catch {
-            throw TrainingError("the reference policy not saved: \(error)")
+        if communicator.isRoot {
+            do { try directory.saveReference(model: session.model, tokenizer: codec.tokenizer, callFormat: configuration.env.callFormat) } catch {
+                throw TrainingError("the reference policy not saved: \(error)")
+            }
         }
+        // The other ranks load the reference rank 0 wrote.
+        communicator.barrier()
         session.state.referencePolicy = directory.referenceURL.lastPathComponent
         session.state.phase = .rl
         session.optimizer = makeReinforcementOptimizer(session.model)
@@ -389,6 +448,7 @@ public final class TrainingRun {
         let reference = try directory.loadReference(referenceName, configuration: c.model)
         let learner = ReinforcementLearner(
             model: session.model, reference: reference, optimizer: session.optimizer, configuration: c.rl.update, algorithm: c.rl.algorithm.update)
+        learner.communicator = communicator
         var rollout = c.rl.rollout
         // Trees show each fork opportunity's decision, so the engine keeps them when trees are written.
         if c.rl.treesEvery > 0, case .branching(var branching) = rollout.strategy {
@@ -398,12 +458,13 @@ public final class TrainingRun {
         let engine = RolloutEngine(policy: session.model, codec: codec, configuration: rollout)
         // rl.branching.decision_log: one line per fork opportunity; on resume, lines past the checkpoint are redone.
         let decisionsURL = directory.url.appendingPathComponent("fork_decisions.jsonl")
-        if c.rl.branching.decisionLog { try JSONLinesLog.truncate(decisionsURL, throughStep: globalStep(session.state)) }
-        let forkDecisions = c.rl.branching.decisionLog ? try JSONLinesLog(url: decisionsURL) : nil
+        let isRoot = communicator.isRoot
+        if c.rl.branching.decisionLog && isRoot { try JSONLinesLog.truncate(decisionsURL, throughStep: globalStep(session.state)) }
+        let forkDecisions = c.rl.branching.decisionLog && isRoot ? try JSONLinesLog(url: decisionsURL) : nil
         // rl.trees_every: the rollout trees of every k-th step, one line per prompt group, redone past the checkpoint on resume.
         let treesURL = directory.url.appendingPathComponent("trees.jsonl")
-        if c.rl.treesEvery > 0 { try JSONLinesLog.truncate(treesURL, throughStep: globalStep(session.state)) }
-        let trees = c.rl.treesEvery > 0 ? try JSONLinesLog(url: treesURL) : nil
+        if c.rl.treesEvery > 0 && isRoot { try JSONLinesLog.truncate(treesURL, throughStep: globalStep(session.state)) }
+        let trees = c.rl.treesEvery > 0 && isRoot ? try JSONLinesLog(url: treesURL) : nil
         let schedule = LearningRateSchedule(peak: c.rl.learningRate, warmupSteps: c.rl.warmupSteps, totalSteps: c.rl.steps, decay: c.rl.schedule)
         console.line("RL (\(c.rl.algorithm.rawValue)): \(c.rl.steps) steps × \(c.rl.promptsPerStep) prompts × \(c.rl.trajectoriesPerPrompt) trajectories")
         if let bank = session.memoryBank {
@@ -415,10 +476,15 @@ public final class TrainingRun {
             if let outcome = try stopIfRequested(session) { return outcome }
             let step = session.state.rlStep
             let rolloutStart = monotonicSeconds()
-            let prompts = (0..<c.rl.promptsPerStep).map { index -> LabelledEpisode in
+            // This rank's prompts of the step (all of them on one process), each group whole.
+            let prompts = share(of: c.rl.promptsPerStep)
+            let episodes = prompts.map { index -> LabelledEpisode in
                 source.trainingEpisode(seed: Seed.derive(c.run.seed, .prompts, step * c.rl.promptsPerStep + index))
             }
-            let batch = engine.run(episodes: prompts, seed: Seed.derive(c.run.seed, .rollout, step))
+            let localBatch = engine.run(episodes: episodes, seed: Seed.derive(c.run.seed, .rollout, step), firstGroup: prompts.lowerBound)
+            // The step's whole batch, for its records (on one process, the batch itself).
+            let batch = communicator.size == 1 ? localBatch
+                : RolloutBatch.merged(communicator.allGather(RankRollout(records: localBatch.records, scores: localBatch.scores, statistics: localBatch.statistics)))
             let rolloutSeconds = monotonicSeconds() - rolloutStart
             let updateStart = monotonicSeconds()
             let learningRate = schedule.rate(at: step)
@@ -430,15 +496,16 @@ public final class TrainingRun {
             let replay = c.rl.memoryBank.coefficient == 0 ? [] : session.memoryBank.map { bank in
                 bank.replay(step: step, count: c.rl.memoryBank.rowsPerStep).enumerated().map { $0.element.trajectoryRecord(group: $0.offset) }
             } ?? []
-            let families = prompts.map(\.familyName)
+            // The task family of each of this rank's groups: of the whole batch's, since the bank runs on one process only.
+            let families = episodes.map(\.familyName)
             let contrast = c.rl.memoryBank.contrastiveCoefficient > 0 ? session.memoryBank.map { bank in
                 bank.contrastivePairs(in: batch, families: families, admits: c.rl.memoryBank.admits).enumerated().map { index, pair in
                     ContrastivePair(chosen: pair.chosen.trajectoryRecord(group: index), rejected: batch.records[pair.rejected])
                 }
             } ?? [] : []
             let update = preferenceOnly
-                ? learner.preferenceUpdate(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
-                : learner.update(batch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step), replay: replay, contrast: contrast)
+                ? learner.preferenceUpdate(localBatch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step))
+                : learner.update(localBatch, learningRate: learningRate, seed: Seed.derive(c.run.seed, .updateShuffle, step), replay: replay, contrast: contrast)
             let updateSeconds = monotonicSeconds() - updateStart
             session.state.rlStep += 1
             let admitted = session.memoryBank?.admit(
@@ -460,7 +527,7 @@ public final class TrainingRun {
                     record.memoryBankContrastiveLoss = finiteOrNil(update.contrastiveLoss)
                 }
             }
-            try session.metrics.append(record)
+            try session.metrics?.append(record)
             for decision in batch.statistics.forkDecisions { try forkDecisions?.append(ForkDecisionLine(step: globalStep(session.state), decision: decision)) }
             if let trees, session.state.rlStep % c.rl.treesEvery == 0 {
                 // The advantages the update trained on; PPO's come from the value head during the update, so its trees have none.
@@ -471,7 +538,7 @@ public final class TrainingRun {
             if c.eval.every > 0 && session.state.rlStep % c.eval.every == 0 && session.state.rlStep < c.rl.steps {
                 let evaluation = evaluate(session.model)
                 evaluated = evaluation.accuracy
-                try session.evaluations.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "rl", toolCallsExecutedTotal: session.state.toolCallsExecuted))
+                try session.evaluations?.append(HeldOutEvaluation(evaluation, step: globalStep(session.state), phase: "rl", toolCallsExecutedTotal: session.state.toolCallsExecuted))
             }
             let rate = (monotonicSeconds() - phaseStart) / Double(session.state.rlStep - firstStep)
             console.progress(String(format: "[%@] step %d/%d  reward %.3f  acc %.3f%@  %.0f tok/s  ETA %@", preferenceOnly ? "dpo" : "rl", session.state.rlStep, c.rl.steps, record.rewardMean ?? .nan, record.accuracy ?? .nan,
@@ -553,9 +620,10 @@ public final class TrainingRun {
         let c = configuration
         let state = session.state
         let final = evaluate(session.model)
-        try session.evaluations.append(HeldOutEvaluation(final, step: globalStep(state), phase: "rl", toolCallsExecutedTotal: state.toolCallsExecuted, isFinal: true))
+        try session.evaluations?.append(HeldOutEvaluation(final, step: globalStep(state), phase: "rl", toolCallsExecutedTotal: state.toolCallsExecuted, isFinal: true))
         session.state.phase = .done
         try checkpoint(session)
+        guard communicator.isRoot else { return }
         var summary = RunSummary()
         summary.accuracyAfterSFT = state.accuracyAfterSFT
         summary.accuracyAfterRL = final.accuracy
@@ -569,6 +637,7 @@ public final class TrainingRun {
         summary.wallSeconds = session.elapsed()
         summary.parameters = session.model.parameterCount
         summary.seed = c.run.seed
+        summary.worldSize = communicator.size
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try directory.writeFile(try encoder.encode(summary), to: directory.summaryURL) } catch {
@@ -580,10 +649,17 @@ public final class TrainingRun {
 
     func globalStep(_ state: RunState) -> Int { state.sftStep + state.rlStep }
 
+    /// The held-out evaluation; on several ranks each plays a consecutive slice of the episodes
+    /// and the outcomes, gathered in rank order, are summarised as one process's would be.
     func evaluate(_ model: LlamaModel) -> EvaluationResult {
-        Evaluator.evaluate(
-            model: model, episodes: source.evaluationEpisodes(split: .eval, count: configuration.eval.episodes),
-            maxResponseTokens: configuration.rl.maxResponseTokens, sampleCount: configuration.eval.sampleTrajectories, codec: codec)
+        let episodes = source.evaluationEpisodes(split: .eval, count: configuration.eval.episodes)
+        guard communicator.size > 1 else {
+            return Evaluator.evaluate(
+                model: model, episodes: episodes, maxResponseTokens: configuration.rl.maxResponseTokens, sampleCount: configuration.eval.sampleTrajectories, codec: codec)
+        }
+        let slice = share(of: episodes.count)
+        let outcomes = Evaluator.play(model: model, episodes: Array(episodes[slice]), maxResponseTokens: configuration.rl.maxResponseTokens, codec: codec, firstEpisode: slice.lowerBound)
+        return Evaluator.summarize(communicator.allGather(outcomes).flatMap { $0 }, of: episodes, sampleCount: configuration.eval.sampleTrajectories, codec: codec)
     }
 }
 

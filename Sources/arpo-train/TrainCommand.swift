@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Trainer
 
@@ -34,16 +35,32 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Under mpirun, every rank runs this; without a launcher, one plain process.
+        let communicator = try Launch.communicator()
+        do {
+            try train(communicator)
+            communicator.finalize()
+        } catch let exit as ExitCode {
+            communicator.finalize()
+            throw exit
+        } catch where communicator.size > 1 {
+            // A rank that fails takes the job down, naming itself and the cause; the others
+            // would otherwise wait in their next collective.
+            communicator.abort("\(error)", code: 2)
+        }
+    }
+
+    func train(_ communicator: Communicator) throws {
         let overrides = try self.overrides.map(ConfigurationOverride.init(parsing:))
         var configuration = try ConfigurationLoader.load(from: URL(fileURLWithPath: config), overrides: overrides)
         if let output { configuration.run.output = output }
-        if dryRun {
+        if dryRun && communicator.isRoot {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(configuration), as: UTF8.self))
-            return
         }
-        let console = Console(quiet: quiet)
+        if dryRun { return }
+        let console = Console(quiet: quiet, silent: !communicator.isRoot)
         let stop = StopSignal()
         stop.install()
         // ARPO_STOP_AFTER_STEPS=N stops the run as SIGINT would once N global steps are done: for
@@ -52,7 +69,7 @@ struct TrainCommand: ParsableCommand {
         let stopAfter = ProcessInfo.processInfo.environment["ARPO_STOP_AFTER_STEPS"].flatMap { Int($0) }
         let run = TrainingRun(
             configuration: configuration, output: URL(fileURLWithPath: configuration.run.output), console: console,
-            hooks: RunHooks(stopAfterGlobalStep: stopAfter))
+            hooks: RunHooks(stopAfterGlobalStep: stopAfter), communicator: communicator)
         switch try run.run(resume: resume, stop: stop) {
         case .completed: return
         case .interrupted(let signal): throw ExitCode(128 + signal)

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Policy
 import Tensor
@@ -36,6 +37,10 @@ public final class SupervisedTrainer {
     /// What runs between each step's backward pass and its clipping: nothing in a run; faults a
     /// test injects.
     public var hooks = UpdateHooks()
+    /// The ranks of a data-parallel job (docs/distributed.md): each computes the gradient of its
+    /// share of every step's batch (`share(lengths:rank:size:)`) under the whole batch's
+    /// normaliser, and the gradients are summed before clipping. One process by default.
+    public var communicator: Communicator = SingleProcessCommunicator()
 
     /// - Parameter maxResponseTokens: the RL response limit; longer demonstrations are dropped
     ///   (counted in `tooLong`), as are those whose prompt and response exceed the context.
@@ -277,10 +282,25 @@ public final class SupervisedTrainer {
         return rows
     }
 
-    /// One optimizer step; a non-finite loss or gradient skips the update.
+    /// One optimizer step; a non-finite loss or gradient skips the update. On several ranks,
+    /// every rank draws the whole batch, computes its share's gradient and the scalars are
+    /// summed, so the step is the one process's up to the order of float additions.
     public func step(_ step: Int) -> StepResult {
         optimizer.zeroGradients()
-        let (loss, policyLoss, tokens) = lossAndGradients(of: batch(step: step))
+        let examples = batch(step: step)
+        let loss: Double, policyLoss: Double, tokens: Int
+        if communicator.size == 1 {
+            (loss, policyLoss, tokens) = lossAndGradients(of: examples)
+        } else {
+            let mine = SupervisedTrainer.share(lengths: examples.map(\.tokens.count), rank: communicator.rank, size: communicator.size).map { examples[$0] }
+            let part = partialLossAndGradients(of: mine, totalWeight: totalWeight(of: examples))
+            let sums = communicator.sum([part.loss, part.policyTotal, Double(part.policyCount)])
+            loss = sums[0]
+            policyLoss = separatePolicyLoss ? sums[1] / max(sums[2], 1) : loss
+            tokens = examples.reduce(0) { $0 + $1.tokens.count }
+            // Every rank sees the same summed loss, so all skip or all reduce.
+            if loss.isFinite { communicator.allReduceGradients(optimizer.parameters) }
+        }
         let learningRate = schedule.rate(at: step)
         guard loss.isFinite else {
             optimizer.zeroGradients()
@@ -296,32 +316,71 @@ public final class SupervisedTrainer {
         return StepResult(loss: loss, policyLoss: policyLoss, gradientNorm: norm, tokens: tokens, learningRate: learningRate, skipped: false)
     }
 
+    /// A rank's share of a batch of examples of `lengths` tokens: the indices it computes, in
+    /// batch order. Longest first, each example goes to the rank with the fewest tokens so far
+    /// (the lowest rank on a tie), so that ranks finish their passes at about the same time.
+    /// Every rank computes the same partition.
+    public static func share(lengths: [Int], rank: Int, size: Int) -> [Int] {
+        precondition(size >= 1 && (0..<size).contains(rank), "rank \(rank) is not in 0..<\(size)")
+        let order = lengths.indices.sorted { lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1 }
+        var load = [Int](repeating: 0, count: size)
+        var owner = [Int](repeating: 0, count: lengths.count)
+        for index in order {
+            let least = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!
+            owner[index] = least
+            load[least] += lengths[index]
+        }
+        return lengths.indices.filter { owner[$0] == rank }
+    }
+
+    /// Whether `StepResult.policyLoss` is a mean of its own rather than the loss itself.
+    var separatePolicyLoss: Bool { configuration.contextLossWeight > 0 || configuration.nonDemonstrationsPerBatch > 0 }
+
+    /// The loss's weight of a position: 1 when the next token is the policy's,
+    /// `context_loss_weight` otherwise.
+    func positionWeight(_ example: Example, _ position: Int) -> Double {
+        example.lossMask[position + 1] ? 1 : configuration.contextLossWeight
+    }
+
+    /// The objective's normaliser over `examples`: the sum of their positions' weights.
+    func totalWeight(of examples: [Example]) -> Double {
+        var total = 0.0
+        for example in examples {
+            for position in 0..<(example.tokens.count - 1) { total += positionWeight(example, position) }
+        }
+        return total
+    }
+
     /// The weighted objective of `examples` and its gradient, added into the model's parameters'
     /// gradients (none when the loss is not finite); also the policy loss and the examples'
     /// tokens. The objective is the same packed or not: each example's positions keep their
     /// weights, and the sum is over the same positions.
     public func lossAndGradients(of examples: [Example]) -> (loss: Double, policyLoss: Double, tokens: Int) {
+        let part = partialLossAndGradients(of: examples, totalWeight: totalWeight(of: examples))
+        let policyLoss = separatePolicyLoss ? part.policyTotal / Double(max(part.policyCount, 1)) : part.loss
+        return (part.loss, policyLoss, part.tokens)
+    }
+
+    /// One rank's part of a step: its examples' weighted negative log-likelihood over
+    /// `totalWeight` (the whole batch's, so that the ranks' parts add up to the batch's
+    /// objective), its gradient added into the parameters' (none when not finite), the summed
+    /// −log p over the demonstrations' policy tokens and their count, and the examples' tokens.
+    func partialLossAndGradients(of examples: [Example], totalWeight: Double) -> (loss: Double, policyTotal: Double, policyCount: Int, tokens: Int) {
+        guard !examples.isEmpty else { return (0, 0, 0, 0) }
         let (batch, placements) = tokenBatch(examples)
         // Weight of position t: 1 when token t + 1 is the policy's, `context_loss_weight` when it
         // is the prompt's or an observation's; 0 on padding and where one packed example ends.
         let width = batch.length - 1
-        let contextWeight = configuration.contextLossWeight
         var weights = [Double](repeating: 0, count: batch.batchSize * width)
-        var totalWeight = 0.0
         for (example, placement) in zip(examples, placements) {
             let first = placement.row * width + placement.start
-            for position in 0..<(example.tokens.count - 1) {
-                let weight = example.lossMask[position + 1] ? 1 : contextWeight
-                weights[first + position] = weight
-                totalWeight += weight
-            }
+            for position in 0..<(example.tokens.count - 1) { weights[first + position] = positionWeight(example, position) }
         }
         let logProbabilities = model.tokenStatistics(batch).logProbabilities
         let loss = -(logProbabilities * Tensor(shape: [batch.batchSize, width], values: weights, dtype: model.dtype)).sum() / max(totalWeight, 1)
-        var policyLoss = loss.item
-        if contextWeight > 0 || configuration.nonDemonstrationsPerBatch > 0 {
+        var total = 0.0, count = 0
+        if separatePolicyLoss {
             let values = logProbabilities.doubles
-            var total = 0.0, count = 0
             for (example, placement) in zip(examples, placements) where !example.isDocument {
                 let first = placement.row * width + placement.start
                 for position in 0..<(example.tokens.count - 1) where example.lossMask[position + 1] {
@@ -329,9 +388,8 @@ public final class SupervisedTrainer {
                     count += 1
                 }
             }
-            policyLoss = total / Double(max(count, 1))
         }
         if loss.item.isFinite { loss.backward() }
-        return (loss.item, policyLoss, batch.lengths.reduce(0, +))
+        return (loss.item, total, count, batch.lengths.reduce(0, +))
     }
 }
