@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system libraries the package links against (Debian's OpenBLAS and LAPACKE) when
-# they are missing. Safe to run repeatedly; does nothing once they are there.
+# Installs the system packages the package needs when they are missing: the libraries it links
+# against (Debian's OpenBLAS and LAPACKE), and Open MPI's mpirun and libmpi, which `arpo-train`
+# loads at run time under mpirun (docs/distributed.md) and the data-parallel tests run.
+# Safe to run repeatedly; does nothing once they are there.
 set -euo pipefail
 
-packages=(libopenblas-dev liblapacke-dev)
+packages=(libopenblas-dev liblapacke-dev openmpi-bin)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -24,7 +24,7 @@ struct ArpoBench: ParsableCommand {
             """,
         subcommands: [
             AllCommand.self, GemmCommand.self, ForwardCommand.self, TrainCommand.self, DecodeCommand.self, RolloutCommand.self,
-            RLStepCommand.self,
+            RLStepCommand.self, ScalingCommand.self,
             RunCaseCommand.self,
         ],
         defaultSubcommand: AllCommand.self

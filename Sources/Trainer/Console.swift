@@ -15,8 +15,11 @@ public final class Console {
     /// When the last plain progress line was printed (monotonic clock).
     private var lastPlainProgress: Double?
 
-    public init(quiet: Bool = false, silent: Bool = false) {
-        isTerminal = isatty(STDOUT_FILENO) != 0
+    /// - Parameter plain: plain progress lines even on a terminal: `mpirun` hands each rank a
+    ///   pseudo-terminal and forwards its output line by line, where a rewritten line would show
+    ///   as escape codes.
+    public init(quiet: Bool = false, silent: Bool = false, plain: Bool = false) {
+        isTerminal = !plain && isatty(STDOUT_FILENO) != 0
         self.quiet = quiet || silent
         self.silent = silent
     }

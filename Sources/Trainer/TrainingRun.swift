@@ -182,11 +182,21 @@ public final class TrainingRun {
     /// it is the checkpoint's (empty when the checkpoint holds none).
     func resumeFromCheckpoint() throws -> (LlamaModel, AdamW, RunState, MemoryBank?) {
         let (model, optimizer, state, memoryBank) = communicator.isRoot ? try resumeOnRoot() : try resumeOnOtherRank()
-        let trained = state.worldSize ?? 1
-        if trained != communicator.size {
-            throw TrainingError("--resume: \(directory.url.path) was trained on \(trained) process\(trained == 1 ? "" : "es") (world_size in its checkpoint's state.json) and this job has \(communicator.size); which examples and prompts each step trains on depends on the number of ranks, so resume it with \(trained == 1 ? "a plain arpo-train" : "mpirun -np \(trained)")")
-        }
+        try checkWorldSize(state)
         return (model, optimizer, state, memoryBank)
+    }
+
+    /// A run resumes on as many ranks as it trained on: which examples and prompts each rank
+    /// computes, and so the order of every float sum, depends on the number.
+    func checkWorldSize(_ state: RunState) throws {
+        let trained = state.worldSize ?? 1
+        guard trained != communicator.size else { return }
+        throw WorldSizeMismatch(description: "--resume: \(directory.url.path) was trained on \(trained) process\(trained == 1 ? "" : "es") (world_size in its checkpoint's state.json) and this job has \(communicator.size); which examples and prompts each step trains on depends on the number of ranks, so resume it with \(trained == 1 ? "a plain arpo-train" : "mpirun -np \(trained)")")
+    }
+
+    /// A resume on another number of ranks than the run's; not a reason to try an older checkpoint.
+    struct WorldSizeMismatch: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// On a rank other than 0: loads the checkpoint rank 0 chose (the output directory is on a
@@ -232,6 +242,8 @@ public final class TrainingRun {
                 let (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model) { phase, model in
                     phase == .sft ? self.makeSupervisedOptimizer(model) : self.makeReinforcementOptimizer(model)
                 }
+                // Refused before anything in the directory changes.
+                try checkWorldSize(state)
                 let tokenizer = try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize)
                 let bankSettings = c.rl.memoryBank
                 let saved = bankSettings.isEnabled ? try RunDirectory.loadMemoryBank(checkpoint, capacity: bankSettings.capacity) : nil
@@ -249,6 +261,8 @@ public final class TrainingRun {
                 try JSONLinesLog.truncate(directory.evaluationURL, throughStep: resumedStep)
                 console.line("Resuming \(directory.url.path) from \(checkpoint.lastPathComponent) (\(state.phase.rawValue), step \(resumedStep))")
                 return (model, optimizer, state, memoryBank, checkpoint.lastPathComponent)
+            } catch let mismatch as WorldSizeMismatch {
+                throw mismatch
             } catch {
                 failures.append("\(checkpoint.lastPathComponent): \(error)")
             }

@@ -60,7 +60,7 @@ struct TrainCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(configuration), as: UTF8.self))
         }
         if dryRun { return }
-        let console = Console(quiet: quiet, silent: !communicator.isRoot)
+        let console = Console(quiet: quiet, silent: !communicator.isRoot, plain: communicator.size > 1)
         let stop = StopSignal()
         stop.install()
         // ARPO_STOP_AFTER_STEPS=N stops the run as SIGINT would once N global steps are done: for
