@@ -81,23 +81,34 @@ func formatDuration(_ seconds: Double) -> String {
     return "\(total)s"
 }
 
+/// The first SIGINT or SIGTERM the process received (0 until then), written by the signal
+/// handler, which as a C function pointer can reach no context but a global. A process has one
+/// set of signal handlers, so this is its one piece of process-wide state.
+private let receivedSignalNumber: UnsafeMutablePointer<sig_atomic_t> = {
+    let pointer = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 1)
+    pointer.initialize(to: 0)
+    return pointer
+}()
+
 /// Set by SIGINT or SIGTERM; the training loop checks it between steps, saves a checkpoint and
 /// stops.
 public final class StopSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var received: Int32?
-    private var sources: [DispatchSourceSignal] = []
 
     public init() {}
 
-    /// Routes SIGINT and SIGTERM here instead of killing the process.
+    /// Routes SIGINT and SIGTERM here instead of killing the process. The handler only stores
+    /// the signal's number, whichever thread the kernel delivers it to: under `mpirun`, MPI's
+    /// own threads do not block the signals, so a handler that relies on every thread blocking
+    /// them (a dispatch source) would lose the signals those threads take.
     public func install() {
+        _ = receivedSignalNumber.pointee
         for number in [SIGINT, SIGTERM] {
-            Glibc.signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in self?.record(number) }
-            source.resume()
-            sources.append(source)
+            // glibc's signal() restarts interrupted system calls (SA_RESTART).
+            _ = Glibc.signal(number) { number in
+                if receivedSignalNumber.pointee == 0 { receivedSignalNumber.pointee = number }
+            }
         }
     }
 
@@ -111,6 +122,7 @@ public final class StopSignal: @unchecked Sendable {
     public var signal: Int32? {
         lock.lock()
         defer { lock.unlock() }
+        if received == nil, receivedSignalNumber.pointee != 0 { received = receivedSignalNumber.pointee }
         return received
     }
 
