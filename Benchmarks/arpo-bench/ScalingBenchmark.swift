@@ -60,7 +60,7 @@ struct ScalingCommand: ParsableCommand {
             let output = scratch.appendingPathComponent("\(ranks)x\(threads)")
             let job = [trainer.path, "--config", config, "--output", output.path, "--quiet",
                        "--set", "sft.steps=\(sftSteps)", "--set", "rl.steps=\(rlSteps)", "--set", "run.threads=\(threads)",
-                       "--set", "eval.every=0", "--set", "eval.episodes=\(2 * ranks)", "--set", "run.checkpoint_every=100000"]
+                       "--set", "eval.every=0", "--set", "eval.episodes=8", "--set", "eval.sample_trajectories=0", "--set", "run.checkpoint_every=100000"]
             let command = ranks == 1 ? job : [mpirun.path, "-np", "\(ranks)", "--allow-run-as-root", "--bind-to", "none"] + job
             print("  \(ranks) rank\(ranks == 1 ? "" : "s") × \(threads) thread\(threads == 1 ? "" : "s"): \(command.joined(separator: " "))")
             let start = Date()

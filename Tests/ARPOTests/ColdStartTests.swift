@@ -222,6 +222,39 @@ final class ColdStartTests: XCTestCase {
         }
     }
 
+    /// Data parallelism's normalisation (docs/distributed.md): each rank's share of a batch,
+    /// divided by the whole batch's weight, gives a loss and a gradient that add up over the
+    /// ranks to the whole batch's, here for 2 and 3 ranks in float64.
+    func testRankSharesOfABatchAddUpToTheWholeBatchsLossAndGradient() {
+        let trainer = makeTrainer(demonstrations: 16, fresh: true, contextLossWeight: 0.1, documentFraction: 0.125, copyDrillFraction: 0.125, dtype: .float64)
+        let examples = trainer.batch(step: 1)
+        trainer.optimizer.zeroGradients()
+        let whole = trainer.lossAndGradients(of: examples)
+        let expected = trainer.model.parameters.map { $0.gradient!.doubles }
+        for size in [2, 3] {
+            var loss = 0.0, tokens = 0
+            var gradients = expected.map { [Double](repeating: 0, count: $0.count) }
+            for rank in 0..<size {
+                let share = SupervisedTrainer.share(lengths: examples.map(\.tokens.count), rank: rank, size: size).map { examples[$0] }
+                trainer.optimizer.zeroGradients()
+                let part = trainer.partialLossAndGradients(of: share, totalWeight: trainer.totalWeight(of: examples))
+                loss += part.loss
+                tokens += part.tokens
+                for (index, parameter) in trainer.model.parameters.enumerated() {
+                    guard let gradient = parameter.gradient?.doubles else { continue }
+                    for position in gradient.indices { gradients[index][position] += gradient[position] }
+                }
+            }
+            XCTAssertEqual(loss, whole.loss, accuracy: 1e-12 * whole.loss, "\(size) ranks: loss")
+            XCTAssertEqual(tokens, whole.tokens)
+            for (index, (actual, wanted)) in zip(gradients, expected).enumerated() {
+                let scale = wanted.map(Swift.abs).max() ?? 0
+                let difference = zip(actual, wanted).map { Swift.abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(difference, 1e-12 * scale, "\(size) ranks: gradient of parameter \(index)")
+            }
+        }
+    }
+
     func testPackingSettingsDecodeEncodeAndValidate() throws {
         func decode(_ json: String) throws -> SupervisedConfiguration { try JSONDecoder().decode(SupervisedConfiguration.self, from: Data(json.utf8)) }
         XCTAssertTrue(try decode("{}").packing)

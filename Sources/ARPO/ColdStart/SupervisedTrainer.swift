@@ -343,7 +343,7 @@ public final class SupervisedTrainer {
     }
 
     /// The objective's normaliser over `examples`: the sum of their positions' weights.
-    func totalWeight(of examples: [Example]) -> Double {
+    public func totalWeight(of examples: [Example]) -> Double {
         var total = 0.0
         for example in examples {
             for position in 0..<(example.tokens.count - 1) { total += positionWeight(example, position) }
@@ -365,7 +365,7 @@ public final class SupervisedTrainer {
     /// `totalWeight` (the whole batch's, so that the ranks' parts add up to the batch's
     /// objective), its gradient added into the parameters' (none when not finite), the summed
     /// −log p over the demonstrations' policy tokens and their count, and the examples' tokens.
-    func partialLossAndGradients(of examples: [Example], totalWeight: Double) -> (loss: Double, policyTotal: Double, policyCount: Int, tokens: Int) {
+    public func partialLossAndGradients(of examples: [Example], totalWeight: Double) -> (loss: Double, policyTotal: Double, policyCount: Int, tokens: Int) {
         guard !examples.isEmpty else { return (0, 0, 0, 0) }
         let (batch, placements) = tokenBatch(examples)
         // Weight of position t: 1 when token t + 1 is the policy's, `context_loss_weight` when it
