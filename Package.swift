@@ -116,7 +116,7 @@ let package = Package(
         // The Hugging Face parity fixture is read from its path (#filePath), not bundled.
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Tensor"], exclude: ["Fixtures"]),
         .testTarget(name: "ToolEnvTests", dependencies: ["ToolEnv"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Report", "RunRecords", "ARPO", "Policy", "ToolEnv", "Tensor", "units-server"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Distributed", "Report", "RunRecords", "ARPO", "Policy", "ToolEnv", "Tensor", "units-server"]),
         .testTarget(name: "ARPOTests", dependencies: ["ARPO", "Policy", "ToolEnv", "Tensor", "RunRecords"]),
         // The misbehaving server is run from its path (#filePath), not bundled; the example
         // server is the units-server product beside the test bundle.
