@@ -10,6 +10,14 @@
 #              head; sft.init_from adds a fresh one)
 #   arpo-soft  --set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft
 #   arpo-hard  --set rl.algorithm=arpo --set rl.advantage.mode=arpo-hard
+#   arpo-tree  --set rl.algorithm=arpo --set rl.advantage.mode=tree: PORTool's and Tree-GRPO's
+#              fork-relative term on the tokens after each fork (docs/algorithms.md §4.4)
+#   arpo-dpo   arpo-soft's overrides and --set rl.loss.dpo_coefficient=1: TTPA's DPO term on the
+#              ESM-ranked preference pairs at fork points, β 0.1 (§5.6)
+#   arpo-bank  arpo-soft's overrides and --set rl.memory_bank.coefficient=0.1: AvaTaR's memory
+#              bank of best trajectories, replayed as positive rows (§5.7)
+#   arpo-aepo  arpo-soft's overrides and --set rl.branching.rule=entropy-balanced: AEPO's budget
+#              split from the prompt's entropy and its consecutive-fork penalty (§3.1)
 #   arpo-otc   arpo-soft's overrides and --set env.reward.tool_efficiency=true
 #              --set env.reward.tool_efficiency_form=group: ARPO trained on OTC-PO's group-form
 #              tool-efficiency reward (docs/algorithms.md §6). Not among the default METHODS; with
@@ -26,7 +34,8 @@
 #
 # Environment:
 #   CONFIG      the base config (default configs/multiturn.json)
-#   METHODS     the methods to run, in report order (default "grpo ppo arpo-soft arpo-hard")
+#   METHODS     the methods to run, in report order (default "grpo ppo arpo-soft arpo-hard
+#               arpo-tree arpo-dpo arpo-bank arpo-aepo")
 #   SEEDS       seeds per method (default "0 1 2 3 4")
 #   EXTRA       more arguments for every run, cold start included, after the method's own
 #               (default "--set rl.mini_batches=2"; words split on spaces, no quoting)
@@ -44,7 +53,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONFIG=${CONFIG:-configs/multiturn.json}
-METHODS=${METHODS:-grpo ppo arpo-soft arpo-hard}
+METHODS=${METHODS:-grpo ppo arpo-soft arpo-hard arpo-tree arpo-dpo arpo-bank arpo-aepo}
 SEEDS=${SEEDS:-0 1 2 3 4}
 EXTRA=${EXTRA-"--set rl.mini_batches=2"}
 OUT=${OUT:-runs/compare}
@@ -59,6 +68,10 @@ method_overrides() {
         ppo) echo "--set rl.algorithm=ppo --set model.value_head=true" ;;
         arpo-soft) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft" ;;
         arpo-hard) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-hard" ;;
+        arpo-tree) echo "--set rl.algorithm=arpo --set rl.advantage.mode=tree" ;;
+        arpo-dpo) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set rl.loss.dpo_coefficient=1" ;;
+        arpo-bank) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set rl.memory_bank.coefficient=0.1" ;;
+        arpo-aepo) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set rl.branching.rule=entropy-balanced" ;;
         arpo-otc) echo "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set env.reward.tool_efficiency=true --set env.reward.tool_efficiency_form=group" ;;
         *) return 1 ;;
     esac
@@ -72,7 +85,7 @@ if [ ${#methods[@]} -eq 0 ]; then
 fi
 for method in "${methods[@]}"; do
     if ! method_overrides "$method" >/dev/null; then
-        echo "error: unknown method '$method' in METHODS; known: grpo ppo arpo-soft arpo-hard arpo-otc" >&2
+        echo "error: unknown method '$method' in METHODS; known: grpo ppo arpo-soft arpo-hard arpo-tree arpo-dpo arpo-bank arpo-aepo arpo-otc" >&2
         exit 2
     fi
 done
@@ -88,7 +101,7 @@ reproduce=scripts/compare.sh
 [ "$OUT" != runs/compare ] && reproduce="OUT=$OUT $reproduce"
 [ "$EXTRA" != "--set rl.mini_batches=2" ] && reproduce="EXTRA=\"$EXTRA\" $reproduce"
 [ "$SEEDS" != "0 1 2 3 4" ] && reproduce="SEEDS=\"$SEEDS\" $reproduce"
-[ "$METHODS" != "grpo ppo arpo-soft arpo-hard" ] && reproduce="METHODS=\"$METHODS\" $reproduce"
+[ "$METHODS" != "grpo ppo arpo-soft arpo-hard arpo-tree arpo-dpo arpo-bank arpo-aepo" ] && reproduce="METHODS=\"$METHODS\" $reproduce"
 [ "$CONFIG" != configs/multiturn.json ] && reproduce="CONFIG=$CONFIG $reproduce"
 
 scripts/bootstrap.sh
