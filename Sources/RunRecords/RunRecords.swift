@@ -306,6 +306,8 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
     public var episodesByFamily: [String: Int]?
     /// Fraction of episodes whose transcript broke the protocol's format.
     public var formatErrorRate: Double?
+    /// Fraction of episodes that answered right after a tool result reporting a failure.
+    public var ignoredToolFailureRate: Double?
     public var toolCallsPerEpisode: Double?
     public var meanReward: Double?
     public var episodes: Int?
@@ -318,6 +320,7 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
         case accuracyByFamily = "accuracy_by_family"
         case episodesByFamily = "episodes_by_family"
         case formatErrorRate = "format_error_rate"
+        case ignoredToolFailureRate = "ignored_tool_failure_rate"
         case toolCallsPerEpisode = "tool_calls_per_episode"
         case meanReward = "mean_reward"
         case toolCallsExecutedTotal = "tool_calls_executed_total"
@@ -329,7 +332,7 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
     public init(
         step: Int, phase: String? = nil, toolCallsExecutedTotal: Int? = nil, isFinal: Bool? = nil,
         accuracy: Double, accuracyByFamily: [String: Double]?, episodesByFamily: [String: Int]?, formatErrorRate: Double?,
-        toolCallsPerEpisode: Double?, meanReward: Double?, episodes: Int?, samples: [EvaluationSample]?
+        toolCallsPerEpisode: Double?, meanReward: Double?, episodes: Int?, samples: [EvaluationSample]?, ignoredToolFailureRate: Double? = nil
     ) {
         self.step = step
         self.phase = phase
@@ -339,6 +342,7 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
         self.accuracyByFamily = accuracyByFamily
         self.episodesByFamily = episodesByFamily
         self.formatErrorRate = formatErrorRate
+        self.ignoredToolFailureRate = ignoredToolFailureRate
         self.toolCallsPerEpisode = toolCallsPerEpisode
         self.meanReward = meanReward
         self.episodes = episodes
@@ -355,6 +359,7 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
         accuracyByFamily = try container.decodeIfPresent([String: Double].self, forKey: .accuracyByFamily)
         episodesByFamily = try container.decodeIfPresent([String: Int].self, forKey: .episodesByFamily)
         formatErrorRate = try container.decodeIfPresent(Double.self, forKey: .formatErrorRate)
+        ignoredToolFailureRate = try container.decodeIfPresent(Double.self, forKey: .ignoredToolFailureRate)
         toolCallsPerEpisode = try container.decodeIfPresent(Double.self, forKey: .toolCallsPerEpisode)
         meanReward = try container.decodeIfPresent(Double.self, forKey: .meanReward)
         episodes = try container.decodeIfPresent(Int.self, forKey: .episodes)
@@ -382,6 +387,7 @@ public struct HeldOutEvaluation: Codable, Equatable, Sendable {
         try container.encode(accuracyByFamily, forKey: .accuracyByFamily)
         try container.encode(episodesByFamily, forKey: .episodesByFamily)
         try container.encode(formatErrorRate, forKey: .formatErrorRate)
+        try container.encode(ignoredToolFailureRate, forKey: .ignoredToolFailureRate)
         try container.encode(toolCallsPerEpisode, forKey: .toolCallsPerEpisode)
         try container.encode(meanReward, forKey: .meanReward)
         try container.encode(episodes, forKey: .episodes)

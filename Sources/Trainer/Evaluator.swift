@@ -12,6 +12,9 @@ public struct EvaluationResult {
     public var episodesByFamily: [String: Int]
     /// Fraction of episodes whose transcript broke the protocol's format.
     public var formatErrorRate: Double
+    /// Fraction of episodes whose answer came right after a tool result that reported a failure
+    /// (`ignored_tool_failure` among the episode's errors).
+    public var ignoredToolFailureRate: Double
     public var toolCallsPerEpisode: Double
     public var meanReward: Double
     public var episodes: Int
@@ -55,7 +58,7 @@ public enum Evaluator {
     /// `sampleCount` outcomes' transcripts as samples.
     public static func summarize(_ outcomes: [Outcome], of played: [LabelledEpisode], sampleCount: Int, codec: ProtocolCodec) -> EvaluationResult {
         var correctByFamily: [String: Int] = [:], countByFamily: [String: Int] = [:]
-        var formatErrors = 0, toolCalls = 0, rewardTotal = 0.0, correct = 0
+        var formatErrors = 0, ignoredToolFailures = 0, toolCalls = 0, rewardTotal = 0.0, correct = 0
         var samples: [EvaluationSample] = []
         for outcome in outcomes {
             let episode = played[outcome.episode]
@@ -68,6 +71,7 @@ public enum Evaluator {
             }
             if let breakdown = score.breakdown {
                 if !breakdown.formatCorrect { formatErrors += 1 }
+                if breakdown.errors.contains(.ignoredToolFailure) { ignoredToolFailures += 1 }
                 toolCalls += breakdown.executedToolCalls
             }
             rewardTotal += score.reward
@@ -85,6 +89,7 @@ public enum Evaluator {
             accuracyByFamily: accuracyByFamily,
             episodesByFamily: countByFamily,
             formatErrorRate: Double(formatErrors) / total,
+            ignoredToolFailureRate: Double(ignoredToolFailures) / total,
             toolCallsPerEpisode: Double(toolCalls) / total,
             meanReward: rewardTotal / total,
             episodes: outcomes.count,

@@ -12,7 +12,7 @@ extension HeldOutEvaluation {
             step: step, phase: phase, toolCallsExecutedTotal: toolCallsExecutedTotal, isFinal: isFinal,
             accuracy: result.accuracy, accuracyByFamily: result.accuracyByFamily, episodesByFamily: result.episodesByFamily,
             formatErrorRate: result.formatErrorRate, toolCallsPerEpisode: result.toolCallsPerEpisode, meanReward: result.meanReward,
-            episodes: result.episodes, samples: result.samples)
+            episodes: result.episodes, samples: result.samples, ignoredToolFailureRate: result.ignoredToolFailureRate)
     }
 }
 

@@ -1,5 +1,7 @@
 import Foundation
+import ARPO
 import RunRecords
+@testable import ToolEnv
 @testable import Trainer
 import XCTest
 
@@ -46,13 +48,14 @@ final class RunRecordsTests: XCTestCase {
     func testEvaluationLineMarksOnlyTheFinalOneAndToleratesSamplesItDoesNotRead() throws {
         let result = EvaluationResult(
             accuracy: 0.5, accuracyByFamily: ["arithmetic": 0.5], episodesByFamily: ["arithmetic": 2], formatErrorRate: 0,
-            toolCallsPerEpisode: 1, meanReward: 0.2, episodes: 2,
+            ignoredToolFailureRate: 0.5, toolCallsPerEpisode: 1, meanReward: 0.2, episodes: 2,
             samples: [EvaluationSample(family: "arithmetic", question: "1+1?", goldAnswer: "2", transcript: "<answer>2</answer>", reward: 1, correct: true)])
         let middle = try keys(try JSONEncoder().encode(HeldOutEvaluation(result, step: 4, phase: "rl", toolCallsExecutedTotal: 9)))
         XCTAssertNil(middle["final"])
         XCTAssertEqual(middle["tool_calls_executed_total"] as? Int, 9)
         XCTAssertEqual(Set(middle.keys), ["step", "phase", "tool_calls_executed_total", "accuracy", "accuracy_by_family", "episodes_by_family",
-                                          "format_error_rate", "tool_calls_per_episode", "mean_reward", "episodes", "samples"])
+                                          "format_error_rate", "ignored_tool_failure_rate", "tool_calls_per_episode", "mean_reward", "episodes", "samples"])
+        XCTAssertEqual(middle["ignored_tool_failure_rate"] as? Double, 0.5)
         let final = try keys(try JSONEncoder().encode(HeldOutEvaluation(result, step: 5, phase: "rl", toolCallsExecutedTotal: 9, isFinal: true)))
         XCTAssertEqual(final["final"] as? Bool, true)
         // `arpo-train eval --json`: the measurements alone.
@@ -61,6 +64,31 @@ final class RunRecordsTests: XCTestCase {
         let sparse = try JSONDecoder().decode(HeldOutEvaluation.self, from: Data(#"{"step": 2, "accuracy": 0.25, "samples": [{"transcript": "x"}]}"#.utf8))
         XCTAssertEqual(sparse.accuracy, 0.25)
         XCTAssertNil(sparse.samples)
+        XCTAssertNil(sparse.ignoredToolFailureRate, "a line written before the key loads")
+    }
+
+    /// `ignored_tool_failure_rate`: the episodes whose answer came right after a tool result
+    /// reporting a failure, over all episodes. Of four episodes where every call fails, one
+    /// answers right after its failed call; one calls again after the failure, then answers
+    /// after a second failure; two answer without calling.
+    func testEvaluationCountsEpisodesThatIgnoredAToolFailure() {
+        let config = EnvironmentConfig(faults: FaultConfig(failureProbability: 1, degradedProbability: 0))
+        let episodes = (0..<4).map { Episode(family: .arithmetic, split: .eval, seed: UInt64($0), config: config) }
+        func play(_ episode: Episode, calls: Int) -> Evaluator.Outcome {
+            var transcript = ""
+            for _ in 0..<calls {
+                let call = "<call>calc(\(episode.task.plan[0].arguments))</call>"
+                let response: ToolResponse = episode.respond(toPolicyText: call)
+                transcript += call + "<obs>" + response.observation + "</obs>"
+            }
+            let breakdown: RewardBreakdown = episode.finish(policyText: transcript + "<answer>\(episode.task.goldAnswer)</answer><|end|>", endReason: .answered)
+            return Evaluator.Outcome(episode: 0, responseTokens: [], score: EpisodeScore(reward: breakdown.total, isCorrect: breakdown.isCorrect, breakdown: breakdown))
+        }
+        var outcomes = [play(episodes[0], calls: 1), play(episodes[1], calls: 2), play(episodes[2], calls: 0), play(episodes[3], calls: 0)]
+        for index in outcomes.indices { outcomes[index].episode = index }
+        let result = Evaluator.summarize(outcomes, of: episodes, sampleCount: 0, codec: ProtocolCodec())
+        XCTAssertEqual(result.ignoredToolFailureRate, 2.0 / 4.0)
+        XCTAssertEqual(HeldOutEvaluation(result, step: 9).ignoredToolFailureRate, 0.5)
     }
 
     func testSummaryWritesNullForAnUnmeasuredAccuracyAfterSFT() throws {
