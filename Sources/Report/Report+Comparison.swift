@@ -2,8 +2,10 @@ import Foundation
 import RunRecords
 
 /// The comparison of methods over their finished runs, as results-document blocks that both the
-/// Markdown document and the HTML page show: final accuracy per family, each ARPO variant against
-/// GRPO seed by seed, tool calls executed and written, time per RL step, and ARPO's branching.
+/// Markdown document and the HTML page show: final accuracy per family, each ARPO variant without
+/// tree signals against GRPO seed by seed, each ARPO variant with one against the same method
+/// without it seed by seed, tool calls executed and written, time per RL step, and ARPO's
+/// branching.
 struct MethodComparison {
     var runs: [ReportRun]
 
@@ -13,29 +15,45 @@ struct MethodComparison {
 
     var finished: [ReportRun] { runs.filter(\.isFinished) }
 
-    /// Per method: final accuracy per family, each ARPO variant against GRPO, tool calls, time
-    /// per step and branching. Sections without data are left out.
+    /// Per method: final accuracy per family, each ARPO variant without tree signals against
+    /// GRPO, each one with tree signals against ARPO, tool calls, time per step and branching.
+    /// Sections without data are left out.
     func blocks() -> [ResultsBlock] {
         let methods = TrainingReport.methods(of: runs)
-        return familySection(methods) + methods.filter(\.isARPO).flatMap(pairedSection) + toolCallSection(methods)
+        let arpo = methods.filter(\.isARPO)
+        return familySection(methods) + arpo.filter { !$0.usesTreeSignal }.flatMap(pairedSection)
+            + arpo.filter(\.usesTreeSignal).flatMap(treeSection) + toolCallSection(methods)
             + timingSection(methods) + branchingSection(methods)
     }
 
     /// The finished runs of `method`.
     func finished(_ method: TrainingMethod) -> [ReportRun] { finished.filter { $0.method == method } }
 
+    /// The finished runs of `method` and of `baseline` that share a `run.seed`, by seed: runs
+    /// with the same seed share the cold start and the RL prompts, so a difference per seed
+    /// removes what the seeds share. A seed with two runs of one method keeps the later one.
+    func pairs(_ method: TrainingMethod, against baseline: TrainingMethod) -> [(seed: UInt64, run: ReportRun, baseline: ReportRun)] {
+        func bySeed(_ method: TrainingMethod) -> [UInt64: ReportRun] {
+            var result: [UInt64: ReportRun] = [:]
+            for run in finished(method) { if let seed = run.seed { result[seed] = run } }
+            return result
+        }
+        let runs = bySeed(method), baselines = bySeed(baseline)
+        return Set(runs.keys).intersection(baselines.keys).sorted().map { ($0, runs[$0]!, baselines[$0]!) }
+    }
+
     /// "0.625 [0.540, 0.710]": a mean and its 95% interval, or the mean alone for one run. The
     /// bounds are cut to `range`, the values the quantity can take (an accuracy's interval over
     /// two or three seeds easily passes 0 or 1).
-    static func interval(_ value: ConfidenceInterval?, within range: ClosedRange<Double>? = nil) -> String {
+    static func interval(_ value: ConfidenceInterval?, within range: ClosedRange<Double>? = nil, _ format: String = "%.3f") -> String {
         guard let value else { return "—" }
-        guard let halfWidth = value.halfWidth else { return String(format: "%.3f", value.mean) }
+        guard let halfWidth = value.halfWidth else { return String(format: format, value.mean) }
         var low = value.mean - halfWidth, high = value.mean + halfWidth
         if let range {
             low = max(low, range.lowerBound)
             high = min(high, range.upperBound)
         }
-        return String(format: "%.3f [%.3f, %.3f]", value.mean, low, high)
+        return String(format: "\(format) [\(format), \(format)]", value.mean, low, high)
     }
 
     /// A number in `format`, or a dash for nil.
@@ -72,23 +90,17 @@ struct MethodComparison {
 
     // MARK: Paired comparison
 
-    /// One ARPO variant against GRPO seed by seed: runs with the same `run.seed` share the cold
-    /// start and the RL prompts, so the difference per seed removes what the seeds share.
+    /// One ARPO variant against GRPO seed by seed (see ``pairs(_:against:)``).
     func pairedSection(_ arpo: TrainingMethod) -> [ResultsBlock] {
-        func bySeed(_ method: TrainingMethod) -> [UInt64: RunSummary] {
-            var result: [UInt64: RunSummary] = [:]
-            for run in finished(method) { if let seed = run.seed, let summary = run.summary { result[seed] = summary } }
-            return result
-        }
-        let variant = bySeed(arpo), grpo = bySeed(.grpo)
-        let seeds = Set(variant.keys).intersection(grpo.keys).sorted()
-        guard !seeds.isEmpty else { return [] }
+        let pairs = self.pairs(arpo, against: .grpo)
+        guard !pairs.isEmpty else { return [] }
+        let seeds = pairs.map(\.seed)
         let name = arpo.displayName
         var differences: [Double] = [], ratios: [Double] = []
         var goalMet = 0
         var rows: [[String]] = []
-        for seed in seeds {
-            let a = variant[seed]!, g = grpo[seed]!
+        for (seed, variant, grpo) in pairs {
+            guard let a = variant.summary, let g = grpo.summary else { continue }
             var difference = "—", ratio = "—"
             var seedDifference: Double?, seedRatio: Double?
             if let accuracyA = a.accuracyAfterRL, let accuracyG = g.accuracyAfterRL {

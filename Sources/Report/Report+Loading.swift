@@ -12,8 +12,9 @@ public struct ReportRun: Sendable {
     public var directory: URL
     /// "arpo", "grpo" or "ppo": `rl.algorithm` in `config.json`.
     public var algorithm: String
-    /// The algorithm with `rl.advantage.mode` where that changes its numbers, and the
-    /// tool-efficiency form when `env.reward.tool_efficiency` is on: what the report groups runs by.
+    /// The algorithm with `rl.advantage.mode` where that changes its numbers, the tree signals
+    /// and the tool-efficiency form when `env.reward.tool_efficiency` is on: what the report
+    /// groups runs by (see ``TrainingMethod/init(_:algorithm:)``).
     public var method: TrainingMethod
     /// `run.seed` in `config.json`, if present.
     public var seed: UInt64?
@@ -114,9 +115,7 @@ public struct ReportRun: Sendable {
                     try? decodeObject(RunSummary.self, from: run.appendingPathComponent("summary.json")))
         }
         return ReportRun(
-            directory: directory, algorithm: algorithm, method: TrainingMethod(
-                algorithm: algorithm, advantageMode: configuration.rl?.advantage?.mode,
-                toolEfficiencyForm: configuration.env?.reward?.trainingToolEfficiencyForm),
+            directory: directory, algorithm: algorithm, method: TrainingMethod(configuration, algorithm: algorithm),
             seed: configuration.run?.seed, sizes: sizes,
             metrics: metrics, evaluations: evaluations, summary: summary, trees: trees,
             configuration: configuration, coldStart: coldStart)
@@ -190,6 +189,21 @@ public struct ReportRun: Sendable {
         @unknown default:
             return "\(error)"
         }
+    }
+}
+
+extension TrainingMethod {
+    /// The method of a run with this `config.json`, whose `rl.algorithm` is `algorithm`: the one
+    /// place the report reads a method from a configuration. A coefficient or rule missing from
+    /// an older config is the trainer's default (off, `stochastic`).
+    init(_ configuration: ReportConfigurationFile, algorithm: String) {
+        let rl = configuration.rl
+        self.init(
+            algorithm: algorithm, advantageMode: rl?.advantage?.mode,
+            usesDPO: (rl?.loss?.dpoCoefficient ?? 0) > 0,
+            usesMemoryBank: (rl?.memoryBank?.coefficient ?? 0) > 0 || (rl?.memoryBank?.contrastiveCoefficient ?? 0) > 0,
+            usesEntropyBalancedBranching: rl?.branching?.rule == "entropy-balanced",
+            toolEfficiencyForm: configuration.env?.reward?.trainingToolEfficiencyForm)
     }
 }
 
@@ -278,9 +292,11 @@ struct ReportConfigurationFile: Decodable {
             var initialSamples: Int?
             var branchFactor: Int?
             var threshold: Double?
+            /// "stochastic", "threshold" or "entropy-balanced" (AEPO).
+            var rule: String?
 
             enum CodingKeys: String, CodingKey {
-                case budget, threshold
+                case budget, threshold, rule
                 case initialSamples = "initial_samples"
                 case branchFactor = "branch_factor"
             }
@@ -288,12 +304,30 @@ struct ReportConfigurationFile: Decodable {
         struct Advantage: Decodable {
             var mode: String?
         }
+        struct Loss: Decodable {
+            var dpoCoefficient: Double?
+
+            enum CodingKeys: String, CodingKey {
+                case dpoCoefficient = "dpo_coefficient"
+            }
+        }
+        struct MemoryBank: Decodable {
+            var coefficient: Double?
+            var contrastiveCoefficient: Double?
+
+            enum CodingKeys: String, CodingKey {
+                case coefficient
+                case contrastiveCoefficient = "contrastive_coefficient"
+            }
+        }
         var algorithm: String?
         var steps: Int?
         var promptsPerStep: Int?
         var groupSize: Int?
         var branching: Branching?
         var advantage: Advantage?
+        var loss: Loss?
+        var memoryBank: MemoryBank?
         var epochs: Int?
         var miniBatches: Int?
         var maxResponseTokens: Int?
@@ -301,6 +335,8 @@ struct ReportConfigurationFile: Decodable {
 
         enum CodingKeys: String, CodingKey {
             case algorithm, steps, branching, advantage, epochs
+            case loss
+            case memoryBank = "memory_bank"
             case miniBatches = "mini_batches"
             case promptsPerStep = "prompts_per_step"
             case groupSize = "group_size"

@@ -41,9 +41,10 @@ extension TrainingReport {
 
     /// A results document in Markdown, written from the runs' outputs: the summary table of the
     /// HTML page (the same ``MethodSummary`` rows); per method, the final accuracy per family, each
-    /// ARPO variant against GRPO seed by seed, tool calls, time per step and ARPO's branching (the
-    /// tables the HTML page shows too); the experiment's sizes from the runs' `config.json`; the
-    /// machine, the commit and the command.
+    /// ARPO variant without tree signals against GRPO and each one with them against ARPO seed by
+    /// seed, tool calls, time per step and ARPO's branching (the tables the HTML page shows too);
+    /// the experiment's sizes from the runs' `config.json`; the machine, the commit and the
+    /// command.
     public static func markdown(for runs: [ReportRun], provenance: ReportProvenance) -> String {
         precondition(!runs.isEmpty, "a report needs at least one run")
         return ResultsDocument(runs: runs, provenance: provenance).markdown()
@@ -123,6 +124,14 @@ struct ResultsDocument {
             var parts = variants.map { "\($0.displayName) uses `\($0.advantageMode!)`" }
             if methods.contains(TrainingMethod(algorithm: "arpo", advantageMode: nil)) { parts.append("ARPO uses the default soft attribution (`arpo-soft`)") }
             sentences.append(text + parts.joined(separator: ", ") + ".")
+        }
+        let tree = methods.filter(\.usesTreeSignal)
+        if !tree.isEmpty {
+            sentences.append("DPO, memory bank and AEPO in parentheses, and tree as the mode: the method trains with a tree signal, the tree advantages "
+                + "(`rl.advantage.mode: tree`, docs/algorithms.md §4.4), the DPO term at fork points (`rl.loss.dpo_coefficient` > 0, §5.6), "
+                + "the memory bank (`rl.memory_bank.coefficient` or `contrastive_coefficient` > 0, §5.7) or AEPO's branching "
+                + "(`rl.branching.rule: entropy-balanced`, §3.1): " + tree.map(\.displayName).joined(separator: ", ")
+                + ". Each is compared seed by seed with the same method without those signals; the ARPO variants without them are compared with GRPO.")
         }
         let efficient = methods.filter(\.usesToolEfficiency)
         if !efficient.isEmpty {
@@ -222,6 +231,17 @@ struct ResultsDocument {
             default: run.configuration.rl.map { "`\($0.advantage?.mode ?? "arpo-soft")`" }
             }
         }))
+        if runs.contains(where: \.method.usesTreeSignal) {
+            rows.append(("Tree signals", agreed { run in
+                let method = run.method
+                let signals = [
+                    method.usesDPO ? "DPO term (`rl.loss.dpo_coefficient`)" : nil,
+                    method.usesMemoryBank ? "memory bank (`rl.memory_bank`)" : nil,
+                    method.usesEntropyBalancedBranching ? "AEPO branching (`entropy-balanced`)" : nil,
+                ].compactMap { $0 }
+                return signals.isEmpty ? "none besides the advantages" : signals.joined(separator: ", ")
+            }))
+        }
         if runs.contains(where: \.method.usesToolEfficiency) {
             rows.append(("Training reward", agreed { run in
                 run.method.toolEfficiencyForm.map { "answer score × OTC-PO tool efficiency, `\($0)` form" } ?? "answer score, no tool-efficiency factor"

@@ -184,8 +184,8 @@ struct ReportPage {
         return html
     }
 
-    /// The results document's tables per method (per family, ARPO against GRPO, tool calls, time
-    /// per step, branching), over finished runs.
+    /// The results document's tables per method (per family, ARPO variants against GRPO, tree
+    /// methods against ARPO, tool calls, time per step, branching), over finished runs.
     func comparisonTables() -> String {
         MethodComparison(runs: runs).blocks().map(\.html).joined()
     }

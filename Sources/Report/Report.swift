@@ -5,10 +5,12 @@ import RunRecords
 /// no JavaScript, so it opens offline in any browser and can be mailed as one file.
 ///
 /// Runs are grouped by method (``TrainingMethod``): the algorithm, the advantage mode where it
-/// changes the algorithm's numbers, and the tool-efficiency factor when the training reward has
-/// it, so ARPO with soft and with hard attribution, and ARPO with OTC-PO's reward, are compared
-/// as separate methods. The page shows a table per method and the results document's tables
-/// (per family, ARPO against GRPO seed by seed, tool calls, time per step, branching); held-out
+/// changes the algorithm's numbers, the tree signals (DPO term, memory bank, AEPO's branching)
+/// and the tool-efficiency factor when the training reward has it, so ARPO with soft, hard or
+/// tree attribution, with the DPO term, the memory bank, AEPO's branching or OTC-PO's reward are
+/// compared as separate methods. The page shows a table per method and the results document's
+/// tables (per family, ARPO variants against GRPO and tree methods against ARPO seed by seed,
+/// tool calls, time per step, branching); held-out
 /// accuracy against step and against cumulative tool calls; reward, entropy, KL to the reference
 /// policy and tool calls per trajectory against step; for ARPO runs the entropy just after tool
 /// results against the initial entropy, and forks per step. One line per run: colour by method,
@@ -72,25 +74,38 @@ public enum TrainingReport {
 }
 
 /// What the report groups runs by: `rl.algorithm`, `rl.advantage.mode` where the mode makes the
-/// algorithm compute different advantages from its default (docs/algorithms.md §4.2), and the
-/// form of OTC-PO's tool-efficiency factor when the training reward uses it (§6).
+/// algorithm compute different advantages from its default (docs/algorithms.md §4.2), the tree
+/// signals the run trains with (the DPO term, the memory bank, AEPO's branching; §5.6, §5.7,
+/// §3.1), and the form of OTC-PO's tool-efficiency factor when the training reward uses it (§6).
 ///
 /// The mode is dropped where it changes nothing: PPO takes GAE advantages and ignores it; `grpo`
 /// and `arpo-soft` (the default) compute the same numbers; and without forks (GRPO) `arpo-hard`
-/// and `arpo-hard-once` have no shared prefix to attribute, so only `dr-grpo` differs there.
+/// and `arpo-hard-once` have no shared prefix to attribute, so only `dr-grpo` and `tree` differ
+/// there. AEPO's rule is dropped for the same reason outside ARPO: only ARPO branches.
 public struct TrainingMethod: Hashable, Sendable {
     /// "arpo", "grpo" or "ppo", as in `config.json`.
     public var algorithm: String
     /// `rl.advantage.mode` when it changes the algorithm's numbers, nil otherwise.
     public var advantageMode: String?
+    /// Whether `rl.loss.dpo_coefficient` > 0: TTPA's DPO term on the preference pairs at fork
+    /// points (docs/algorithms.md §5.6).
+    public var usesDPO: Bool
+    /// Whether `rl.memory_bank.coefficient` or `rl.memory_bank.contrastive_coefficient` > 0:
+    /// AvaTaR's bank of best trajectories replayed in the update (§5.7).
+    public var usesMemoryBank: Bool
+    /// Whether an ARPO run branches by AEPO's `rl.branching.rule: entropy-balanced` (§3.1).
+    public var usesEntropyBalancedBranching: Bool
     /// `env.reward.tool_efficiency_form` ("group" or "group-free") when
     /// `env.reward.tool_efficiency` is on, nil when it is off: the factor changes the rewards
     /// the policy is trained on, so runs with and without it are different methods.
     public var toolEfficiencyForm: String?
 
-    /// The method of a run with this algorithm and advantage mode (nil: the default mode) and,
-    /// when the training reward has the tool-efficiency factor, its form.
-    public init(algorithm: String, advantageMode: String?, toolEfficiencyForm: String? = nil) {
+    /// The method of a run with this algorithm and advantage mode (nil: the default mode), these
+    /// tree signals and, when the training reward has the tool-efficiency factor, its form.
+    public init(
+        algorithm: String, advantageMode: String?, usesDPO: Bool = false, usesMemoryBank: Bool = false,
+        usesEntropyBalancedBranching: Bool = false, toolEfficiencyForm: String? = nil
+    ) {
         self.algorithm = algorithm
         let changesNothing: Set<String?> = switch algorithm {
         case "ppo": [advantageMode]
@@ -98,17 +113,24 @@ public struct TrainingMethod: Hashable, Sendable {
         default: [nil, "grpo", "arpo-soft"]
         }
         self.advantageMode = changesNothing.contains(advantageMode) ? nil : advantageMode
+        self.usesDPO = usesDPO
+        self.usesMemoryBank = usesMemoryBank
+        self.usesEntropyBalancedBranching = usesEntropyBalancedBranching && algorithm == "arpo"
         self.toolEfficiencyForm = toolEfficiencyForm
     }
 
-    /// "ARPO", "ARPO (hard)", "ARPO (hard-once)", "GRPO (dr-grpo)"; with the tool-efficiency
-    /// factor "ARPO (OTC group)" for the group form, "ARPO (OTC)" for the group-free one,
-    /// "ARPO (hard, OTC group)" with a mode.
+    /// "ARPO", "ARPO (hard)", "ARPO (tree)", "GRPO (dr-grpo)"; with tree signals "ARPO (DPO)",
+    /// "ARPO (memory bank)", "ARPO (AEPO)"; with the tool-efficiency factor "ARPO (OTC group)"
+    /// for the group form, "ARPO (OTC)" for the group-free one. Several qualifiers join in that
+    /// order: "ARPO (hard, DPO, OTC group)".
     public var displayName: String {
         var qualifiers: [String] = []
         if let advantageMode {
             qualifiers.append(advantageMode.hasPrefix("arpo-") ? String(advantageMode.dropFirst("arpo-".count)) : advantageMode)
         }
+        if usesDPO { qualifiers.append("DPO") }
+        if usesMemoryBank { qualifiers.append("memory bank") }
+        if usesEntropyBalancedBranching { qualifiers.append("AEPO") }
         if let toolEfficiencyForm { qualifiers.append(toolEfficiencyForm == "group" ? "OTC group" : "OTC") }
         guard !qualifiers.isEmpty else { return algorithm.uppercased() }
         return "\(algorithm.uppercased()) (\(qualifiers.joined(separator: ", ")))"
@@ -120,11 +142,28 @@ public struct TrainingMethod: Hashable, Sendable {
     /// Whether the training reward multiplies the answer score by OTC-PO's tool-efficiency factor.
     public var usesToolEfficiency: Bool { toolEfficiencyForm != nil }
 
+    /// Whether the method learns from its rollout trees beyond ARPO's own advantages: the tree
+    /// advantages (`rl.advantage.mode: tree`), the DPO term, the memory bank or AEPO's branching.
+    public var usesTreeSignal: Bool {
+        advantageMode == "tree" || usesDPO || usesMemoryBank || usesEntropyBalancedBranching
+    }
+
     /// The same method without the tool-efficiency factor: what an OTC method is compared
     /// against to see the factor's effect.
     public var withoutToolEfficiency: TrainingMethod {
         var method = self
         method.toolEfficiencyForm = nil
+        return method
+    }
+
+    /// The same method without its tree signals (the tree advantages give way to the default
+    /// mode): what a tree method is compared against to see what the signals change.
+    public var withoutTreeSignals: TrainingMethod {
+        var method = self
+        if method.advantageMode == "tree" { method.advantageMode = nil }
+        method.usesDPO = false
+        method.usesMemoryBank = false
+        method.usesEntropyBalancedBranching = false
         return method
     }
 

@@ -3,6 +3,9 @@ import XCTest
 
 /// `scripts/compare.sh` end to end on a tiny base config, with the debug `arpo-train` beside the
 /// tests (ARPO_TRAIN) instead of a release build: one seed, one RL step per run.
+///
+/// The end-to-end test runs the four methods without tree signals and one tree method
+/// (arpo-dpo), not all eight defaults, to keep its time down; the dry run checks all eight.
 final class CompareScriptTests: XCTestCase {
     /// The repository root: this file is Tests/TrainerTests/CompareScriptTests.swift.
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -24,7 +27,8 @@ final class CompareScriptTests: XCTestCase {
         let root = try temporaryDirectory(self)
         let config = try baseConfig(in: root)
         let out = root.appendingPathComponent("compare"), results = root.appendingPathComponent("RESULTS.md")
-        let environment = ["CONFIG": config.path, "OUT": out.path, "SEEDS": "0", "RESULTS": results.path, "ARPO_TRAIN": arpoTrainBinary().path]
+        let methods = "grpo ppo arpo-soft arpo-hard arpo-dpo"
+        let environment = ["CONFIG": config.path, "OUT": out.path, "SEEDS": "0", "METHODS": methods, "RESULTS": results.path, "ARPO_TRAIN": arpoTrainBinary().path]
 
         // Stopped as by SIGINT two steps into the cold start's SFT: the script stops and says so.
         let stopped = try compare(environment.merging(["ARPO_STOP_AFTER_STEPS": "2"]) { $1 })
@@ -37,7 +41,7 @@ final class CompareScriptTests: XCTestCase {
         let lines = finished.output.split(separator: "\n").map(String.init)
         XCTAssertTrue(lines.contains { $0.hasPrefix("cold-start: ") && $0.contains("(resumed)") }, finished.output)
         let coldStart = try jsonLines(out.appendingPathComponent("cold-start/eval.jsonl"))
-        for name in ["grpo-seed0", "ppo-seed0", "arpo-soft-seed0", "arpo-hard-seed0"] {
+        for name in ["grpo-seed0", "ppo-seed0", "arpo-soft-seed0", "arpo-hard-seed0", "arpo-dpo-seed0"] {
             XCTAssertTrue(lines.contains { $0.hasPrefix("\(name): ") && $0.contains("after SFT →") }, "no line for \(name): \(finished.output)")
             let run = try jsonLines(out.appendingPathComponent("\(name)/eval.jsonl"))
             XCTAssertEqual(run.first?["accuracy"] as? Double, coldStart.first?["accuracy"] as? Double, "\(name) starts from the cold start")
@@ -47,10 +51,14 @@ final class CompareScriptTests: XCTestCase {
         func resolved(_ name: String) throws -> [String: [String: Any]] {
             try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("\(name)/config.json"))) as! [String: [String: Any]]
         }
-        for (name, algorithm, mode) in [("grpo-seed0", "grpo", "arpo-soft"), ("ppo-seed0", "ppo", "arpo-soft"), ("arpo-soft-seed0", "arpo", "arpo-soft"), ("arpo-hard-seed0", "arpo", "arpo-hard")] {
+        for (name, algorithm, mode) in [
+            ("grpo-seed0", "grpo", "arpo-soft"), ("ppo-seed0", "ppo", "arpo-soft"), ("arpo-soft-seed0", "arpo", "arpo-soft"), ("arpo-hard-seed0", "arpo", "arpo-hard"),
+            ("arpo-dpo-seed0", "arpo", "arpo-soft"),
+        ] {
             let rl = try resolved(name)["rl"]!
             XCTAssertEqual(rl["algorithm"] as? String, algorithm, name)
             XCTAssertEqual((rl["advantage"] as? [String: Any])?["mode"] as? String, mode, name)
+            XCTAssertEqual((rl["loss"] as? [String: Any])?["dpo_coefficient"] as? Double, name == "arpo-dpo-seed0" ? 1 : 0, name)
             XCTAssertEqual(rl["mini_batches"] as? Int, 2, name)
             XCTAssertEqual(try resolved(name)["model"]!["value_head"] as? Bool, algorithm == "ppo", name)
         }
@@ -62,18 +70,22 @@ final class CompareScriptTests: XCTestCase {
         let page = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
         XCTAssertEqual(page.components(separatedBy: "<svg").count - 1, ReportTests.chartTitles.count)
         let markdown = try String(contentsOf: results, encoding: .utf8)
-        XCTAssertTrue(markdown.hasPrefix("# Results: GRPO, PPO, ARPO, ARPO (hard)\n"), markdown)
-        for row in ["| GRPO | 1 (0) |", "| PPO | 1 (0) |", "| ARPO | 1 (0) |", "| ARPO (hard) | 1 (0) |"] { XCTAssertTrue(markdown.contains(row), "RESULTS.md lacks \(row)") }
-        for heading in ["## ARPO against GRPO, seed by seed", "## ARPO (hard) against GRPO, seed by seed", "## Tool calls"] {
+        // The DPO runs are a method of their own, read from their config.json, paired with ARPO.
+        XCTAssertTrue(markdown.hasPrefix("# Results: GRPO, PPO, ARPO, ARPO (hard), ARPO (DPO)\n"), markdown)
+        for row in ["| GRPO | 1 (0) |", "| PPO | 1 (0) |", "| ARPO | 1 (0) |", "| ARPO (hard) | 1 (0) |", "| ARPO (DPO) | 1 (0) |"] {
+            XCTAssertTrue(markdown.contains(row), "RESULTS.md lacks \(row)")
+        }
+        for heading in ["## ARPO against GRPO, seed by seed", "## ARPO (hard) against GRPO, seed by seed", "## ARPO (DPO) against ARPO, seed by seed", "## Tool calls"] {
             XCTAssertTrue(markdown.contains(heading), "RESULTS.md lacks \(heading)")
         }
+        XCTAssertFalse(markdown.contains("## ARPO (DPO) against GRPO"), markdown)
         XCTAssertTrue(markdown.contains("| Cold start (SFT) | shared: `\(out.path)/cold-start/reference`, trained with 4 steps × 4 demonstrations per step (16 distinct) |"), markdown)
-        XCTAssertTrue(markdown.contains("- Reproduce: `CONFIG=\(config.path) SEEDS=\"0\" OUT=\(out.path) RESULTS=\(results.path) scripts/compare.sh`"), markdown)
+        XCTAssertTrue(markdown.contains("- Reproduce: `CONFIG=\(config.path) METHODS=\"\(methods)\" SEEDS=\"0\" OUT=\(out.path) RESULTS=\(results.path) scripts/compare.sh`"), markdown)
 
         // A third time, every run is finished and skipped.
         let again = try compare(environment)
         XCTAssertEqual(again.status, 0, again.error)
-        for name in ["cold-start", "grpo-seed0", "ppo-seed0", "arpo-soft-seed0", "arpo-hard-seed0"] {
+        for name in ["cold-start", "grpo-seed0", "ppo-seed0", "arpo-soft-seed0", "arpo-hard-seed0", "arpo-dpo-seed0"] {
             XCTAssertTrue(again.output.contains("\(name): already finished, skipped"), again.output)
         }
     }
@@ -94,13 +106,17 @@ final class CompareScriptTests: XCTestCase {
         for (method, overrides) in [
             ("grpo", "--set rl.algorithm=grpo"), ("ppo", "--set rl.algorithm=ppo --set model.value_head=true"),
             ("arpo-soft", "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft"), ("arpo-hard", "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-hard"),
+            ("arpo-tree", "--set rl.algorithm=arpo --set rl.advantage.mode=tree"),
+            ("arpo-dpo", "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set rl.loss.dpo_coefficient=1"),
+            ("arpo-bank", "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set rl.memory_bank.coefficient=0.1"),
+            ("arpo-aepo", "--set rl.algorithm=arpo --set rl.advantage.mode=arpo-soft --set rl.branching.rule=entropy-balanced"),
         ] {
             for seed in [3, 4] {
                 let line = "\(method)-seed\(seed): \(binary) --config \(config.path) \(overrides) --set rl.epochs=2 \(initFrom) --set run.seed=\(seed) --output \(out.path)/\(method)-seed\(seed) --quiet"
                 XCTAssertTrue(lines.contains(line), "no line \(line) in \(result.output)")
             }
         }
-        XCTAssertEqual(lines.count, 1 + 4 * 2 + 1, result.output)
+        XCTAssertEqual(lines.count, 1 + 8 * 2 + 1, result.output)
         XCTAssertTrue(lines.last!.hasPrefix("report: \(binary) report \(out.path)/grpo-seed3 \(out.path)/grpo-seed4 \(out.path)/ppo-seed3"), lines.last!)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "a dry run wrote its output directory")
 

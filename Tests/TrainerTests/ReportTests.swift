@@ -467,6 +467,110 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(forks.contains(">ARPO seed 1</text>") && forks.contains(">ARPO (hard) seed 3</text>") && !forks.contains("GRPO"), "the forks chart")
     }
 
+    /// The tree signals from config.json: the DPO term and the memory bank (either coefficient)
+    /// when above 0, AEPO when `rl.branching.rule` is `entropy-balanced`; each with the others
+    /// and with the advantage mode in one name, and AEPO dropped where nothing branches.
+    func testTreeSignalsAreReadFromConfig() throws {
+        let root = try temporaryDirectory(self)
+        let cases: [(SyntheticRunDirectory, String)] = [
+            (SyntheticRunDirectory(algorithm: "arpo", advantageMode: "tree"), "ARPO (tree)"),
+            (SyntheticRunDirectory(algorithm: "arpo", dpoCoefficient: 0), "ARPO"),
+            (SyntheticRunDirectory(algorithm: "arpo", dpoCoefficient: 1), "ARPO (DPO)"),
+            (SyntheticRunDirectory(algorithm: "arpo", memoryBankCoefficient: 0, memoryBankContrastiveCoefficient: 0), "ARPO"),
+            (SyntheticRunDirectory(algorithm: "arpo", memoryBankCoefficient: 0.1), "ARPO (memory bank)"),
+            (SyntheticRunDirectory(algorithm: "arpo", memoryBankCoefficient: 0, memoryBankContrastiveCoefficient: 0.5), "ARPO (memory bank)"),
+            (SyntheticRunDirectory(algorithm: "arpo", branchingRule: "stochastic"), "ARPO"),
+            (SyntheticRunDirectory(algorithm: "arpo", branchingRule: "entropy-balanced"), "ARPO (AEPO)"),
+            (SyntheticRunDirectory(algorithm: "grpo", branchingRule: "entropy-balanced"), "GRPO"),
+            (SyntheticRunDirectory(algorithm: "arpo", advantageMode: "arpo-hard", toolEfficiency: true, toolEfficiencyForm: "group", dpoCoefficient: 1,
+                                   memoryBankCoefficient: 0.1, branchingRule: "entropy-balanced"), "ARPO (hard, DPO, memory bank, AEPO, OTC group)"),
+        ]
+        for (index, (run, name)) in cases.enumerated() {
+            let method = try ReportRun.load(from: try run.write(in: root, name: "run-\(index)")).method
+            XCTAssertEqual(method.displayName, name, "case \(index)")
+            XCTAssertEqual(method.usesTreeSignal, name.contains("tree") || name.contains("DPO") || name.contains("bank") || name.contains("AEPO"), name)
+        }
+        // Without its tree signals a tree method is the method it is compared with.
+        let combined = TrainingMethod(algorithm: "arpo", advantageMode: "tree", usesDPO: true, usesMemoryBank: true, usesEntropyBalancedBranching: true)
+        XCTAssertEqual(combined.displayName, "ARPO (tree, DPO, memory bank, AEPO)")
+        XCTAssertEqual(combined.withoutTreeSignals, TrainingMethod(algorithm: "arpo", advantageMode: nil))
+        XCTAssertEqual(TrainingMethod(algorithm: "arpo", advantageMode: "arpo-hard", usesDPO: true).withoutTreeSignals.displayName, "ARPO (hard)")
+    }
+
+    /// compare.sh's eight methods over three seeds: the tree methods (arpo-tree, arpo-dpo,
+    /// arpo-bank, arpo-aepo) are rows of their own, paired with ARPO seed by seed instead of with
+    /// GRPO, and ARPO (DPO)'s section is worked out by hand.
+    func testTreeMethodsAreSeparateRowsComparedWithARPOSeedBySeed() throws {
+        let root = try temporaryDirectory(self)
+        var directories: [URL] = []
+        // Final accuracy per seed: ARPO 0.5, 0.625, 0.5, ARPO (DPO) 0.625, 0.625, 0.75 (the
+        // `unanswerable` accuracy is 1 minus it); ignored tool failures ARPO 0.25, 0.25, 0.375,
+        // ARPO (DPO) 0.125 at every seed; response length ARPO 30, ARPO (DPO) 24.
+        for (seed, arpo, dpo, ignored) in [(1, 0.5, 0.625, 0.25), (2, 0.625, 0.625, 0.25), (3, 0.5, 0.75, 0.375)] {
+            directories += try [
+                SyntheticRunDirectory(algorithm: "grpo", seed: seed, toolCalls: [8, 8, 8]).write(in: root, name: "grpo-seed\(seed)"),
+                SyntheticRunDirectory(algorithm: "ppo", seed: seed).write(in: root, name: "ppo-seed\(seed)"),
+                SyntheticRunDirectory(algorithm: "arpo", seed: seed, finalAccuracy: arpo, finalIgnoredToolFailureRate: ignored).write(in: root, name: "arpo-soft-seed\(seed)"),
+                SyntheticRunDirectory(algorithm: "arpo", seed: seed, advantageMode: "arpo-hard", miniBatches: 2).write(in: root, name: "arpo-hard-seed\(seed)"),
+                SyntheticRunDirectory(algorithm: "arpo", seed: seed, advantageMode: "tree").write(in: root, name: "arpo-tree-seed\(seed)"),
+                SyntheticRunDirectory(algorithm: "arpo", seed: seed, finalAccuracy: dpo, dpoCoefficient: 1, dpoPairs: 2, responseLength: 24,
+                                      finalIgnoredToolFailureRate: 0.125).write(in: root, name: "arpo-dpo-seed\(seed)"),
+                SyntheticRunDirectory(algorithm: "arpo", seed: seed, memoryBankCoefficient: 0.1).write(in: root, name: "arpo-bank-seed\(seed)"),
+                SyntheticRunDirectory(algorithm: "arpo", seed: seed, branchingRule: "entropy-balanced").write(in: root, name: "arpo-aepo-seed\(seed)"),
+            ]
+        }
+        let runs = try TrainingReport.loadRuns(directories)
+        let names = ["GRPO", "PPO", "ARPO", "ARPO (hard)", "ARPO (tree)", "ARPO (DPO)", "ARPO (memory bank)", "ARPO (AEPO)"]
+        XCTAssertEqual(TrainingReport.summaries(of: runs).map(\.method.displayName), names)
+        XCTAssertEqual(TrainingReport.summaries(of: runs).map(\.finishedRuns), Array(repeating: 3, count: 8))
+        let markdown = TrainingReport.markdown(for: runs, provenance: Self.provenance)
+        XCTAssertTrue(markdown.hasPrefix("# Results: \(names.joined(separator: ", "))\n"), markdown)
+        XCTAssertTrue(markdown.contains("| ARPO (DPO) | 3 (1, 2, 3) | 0.667 ± 0.072 |"), markdown)
+        // ARPO without tree signals against GRPO; the tree methods against ARPO instead.
+        for name in ["ARPO", "ARPO (hard)"] { XCTAssertTrue(markdown.contains("## \(name) against GRPO, seed by seed\n"), name) }
+        for name in names.suffix(4) {
+            XCTAssertTrue(markdown.contains("## \(name) against ARPO, seed by seed\n"), name)
+            XCTAssertFalse(markdown.contains("## \(name) against GRPO"), name)
+        }
+        XCTAssertTrue(markdown.contains("ARPO (DPO) is ARPO with TTPA's DPO term on the ESM-ranked preference pairs at fork points"), markdown)
+        XCTAssertTrue(markdown.contains("ARPO (AEPO) is ARPO branching by AEPO's rule"), markdown)
+        XCTAssertTrue(markdown.contains("| Tree signals | none besides the advantages (GRPO, PPO, ARPO, ARPO (hard), ARPO (tree)); DPO term (`rl.loss.dpo_coefficient`) (ARPO (DPO)); memory bank (`rl.memory_bank`) (ARPO (memory bank)); AEPO branching (`entropy-balanced`) (ARPO (AEPO)) |"), markdown)
+
+        let section = markdown.components(separatedBy: "## ARPO (DPO) against ARPO, seed by seed\n")[1].components(separatedBy: "\n## ")[0]
+        XCTAssertTrue(section.contains("""
+            | Seed | ARPO accuracy | ARPO (DPO) accuracy | ARPO (DPO) − ARPO | ARPO tool calls executed | ARPO (DPO) tool calls executed | ARPO wall time | ARPO (DPO) wall time |
+            | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+            | 1 | 0.500 | 0.625 | +0.125 | 20 | 20 | 1 min 30 s | 1 min 30 s |
+            | 2 | 0.625 | 0.625 | +0.000 | 20 | 20 | 1 min 30 s | 1 min 30 s |
+            | 3 | 0.500 | 0.750 | +0.250 | 20 | 20 | 1 min 30 s | 1 min 30 s |
+            """), section)
+        // Differences 0.125, 0, 0.25: mean 0.125, s 0.125, half-width 4.303 · 0.125 / √3 = 0.3105.
+        XCTAssertTrue(section.contains("Mean difference in final accuracy (ARPO (DPO) − ARPO): 0.125 [-0.186, 0.436] over 3 seeds (paired; 95% interval by Student's t); ARPO (DPO) at or above ARPO on 3 of 3."), section)
+        // Ignored tool failures: differences −0.125, −0.125, −0.25, mean −0.1667, s 0.0722,
+        // half-width 0.1793. Format errors and tool calls per episode: no final record has them,
+        // so no row.
+        XCTAssertTrue(section.contains("""
+            | Behaviour | ARPO | ARPO (DPO) | ARPO (DPO) − ARPO [95% interval] | Seeds |
+            | --- | ---: | ---: | ---: | ---: |
+            | Ignored tool failures per episode (final evaluation) | 0.292 | 0.125 | -0.167 [-0.346, 0.013] | 3 |
+            | `unanswerable` accuracy, answering unknown (final evaluation) | 0.458 | 0.333 | -0.125 [-0.436, 0.186] | 3 |
+            | Tool calls executed per trajectory (RL) | 0.83 | 0.83 | 0.00 [0.00, 0.00] | 3 |
+            | Tool calls written per answered episode (RL) | 1.50 | 1.50 | 0.00 [0.00, 0.00] | 3 |
+            | Response tokens per trajectory (RL) | 30.0 | 24.0 | -6.0 [-6.0, -6.0] | 3 |
+            | Forks per RL step | 2.00 | 2.00 | 0.00 [0.00, 0.00] | 3 |
+            | Fork rate (RL) | 0.400 | 0.400 | 0.000 [0.000, 0.000] | 3 |
+            """), section)
+        XCTAssertTrue(section.contains("ARPO (DPO) trained on 2.00 DPO preference pairs per RL step (`dpo_pairs`), mean over the RL steps of its finished runs."), section)
+        // ARPO has no ignored-tool-failure record against the other tree methods: that row is left out.
+        let tree = markdown.components(separatedBy: "## ARPO (tree) against ARPO, seed by seed\n")[1].components(separatedBy: "\n## ")[0]
+        XCTAssertFalse(tree.contains("Ignored tool failures"), tree)
+        XCTAssertTrue(tree.contains("| 1 | 0.500 | 0.500 | +0.000 |"), tree)
+
+        let html = TrainingReport.html(for: runs)
+        for name in names { XCTAssertNotNil(Self.summaryRow(name, in: html), "no summary row for \(name)") }
+        XCTAssertTrue(html.contains("<h2>ARPO (memory bank) against ARPO, seed by seed</h2>"))
+    }
+
     func testARPOHardAtOneUpdatePerBatchIsFlaggedAsEqualToSoft() throws {
         let root = try temporaryDirectory(self)
         let directories = [
@@ -673,6 +777,19 @@ struct SyntheticRunDirectory {
     var toolEfficiency: Bool?
     /// `env.reward.tool_efficiency_form`; nil leaves the key out.
     var toolEfficiencyForm: String?
+    /// `rl.loss.dpo_coefficient`; nil leaves `rl.loss` out.
+    var dpoCoefficient: Double?
+    /// `rl.memory_bank.coefficient` and `contrastive_coefficient`; nil leaves the key out.
+    var memoryBankCoefficient: Double?
+    var memoryBankContrastiveCoefficient: Double?
+    /// `rl.branching.rule`; nil leaves the key out.
+    var branchingRule: String?
+    /// `dpo_pairs` at every RL step; nil writes null.
+    var dpoPairs: Int?
+    /// `response_length_mean` at every RL step.
+    var responseLength = 30.0
+    /// The final evaluation's `ignored_tool_failure_rate`; nil leaves the key out.
+    var finalIgnoredToolFailureRate: Double?
 
     static let trajectories = 8
 
@@ -683,14 +800,22 @@ struct SyntheticRunDirectory {
         var reward: [String: Any] = [:]
         if let toolEfficiency { reward["tool_efficiency"] = toolEfficiency }
         if let toolEfficiencyForm { reward["tool_efficiency_form"] = toolEfficiencyForm }
+        var branching: [String: Any] = ["budget": 4, "initial_samples": 2, "branch_factor": 2, "threshold": 0.5]
+        if let branchingRule { branching["rule"] = branchingRule }
+        var memoryBank: [String: Any] = [:]
+        if let memoryBankCoefficient { memoryBank["coefficient"] = memoryBankCoefficient }
+        if let memoryBankContrastiveCoefficient { memoryBank["contrastive_coefficient"] = memoryBankContrastiveCoefficient }
+        var rl: [String: Any] = [
+            "algorithm": algorithm, "steps": 3, "prompts_per_step": 2, "group_size": 4, "max_response_tokens": 100, "learning_rate": 0.0001,
+            "branching": branching, "advantage": ["mode": advantageMode], "epochs": 1, "mini_batches": miniBatches, "memory_bank": memoryBank,
+        ]
+        if let dpoCoefficient { rl["loss"] = ["dpo_coefficient": dpoCoefficient] }
         let config: [String: Any] = [
             "model": ["hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
                       "max_position_embeddings": 240, "value_head": algorithm == "ppo"],
             "env": ["task_mix": ["arithmetic": 1, "unanswerable": 0.5], "difficulty": 1, "reward": reward],
             "sft": ["steps": initFrom == nil ? 2 : 0, "batch_size": 4, "demonstrations": 16, "init_from": initFrom.map { $0 as Any } ?? NSNull()],
-            "rl": ["algorithm": algorithm, "steps": 3, "prompts_per_step": 2, "group_size": 4, "max_response_tokens": 100, "learning_rate": 0.0001,
-                   "branching": ["budget": 4, "initial_samples": 2, "branch_factor": 2, "threshold": 0.5], "advantage": ["mode": advantageMode],
-                   "epochs": 1, "mini_batches": miniBatches],
+            "rl": rl,
             "eval": ["every": 2, "episodes": 8],
             "run": ["seed": seed, "output": directory.path, "threads": 1],
         ]
@@ -713,7 +838,8 @@ struct SyntheticRunDirectory {
                 "tool_calls_per_trajectory": Double(toolCalls[index]) / Double(Self.trajectories),
                 "tool_calls_written": (toolCallsWritten ?? toolCalls)[index], "tool_calls_per_answered_episode": toolCallsPerAnsweredEpisode[index],
                 // Forks 1, 2, 3; declined by the rule 2 each step; blocked by the budget 0, 1, 2.
-                "tokens_generated": tokens[index], "forks": isARPO ? index + 1 : 0, "response_length_mean": 30.0,
+                "tokens_generated": tokens[index], "forks": isARPO ? index + 1 : 0, "response_length_mean": responseLength,
+                "dpo_pairs": dpoPairs.map { $0 as Any } ?? NSNull(),
                 "forks_declined_by_rule": isARPO ? 2 : 0, "forks_blocked_by_budget": isARPO ? index : 0,
                 "entropy_after_tool_results": entropyAfterToolResults, "entropy_initial": 0.4,
                 "entropy_delta_at_forks": isARPO ? 0.2 + 0.1 * Double(index) : NSNull(), "entropy_delta_elsewhere": isARPO ? -0.1 : NSNull(),
@@ -743,8 +869,10 @@ struct SyntheticRunDirectory {
         }
         if completedSteps == 3 {
             let byFamily = ["arithmetic": finalAccuracy, "unanswerable": 1 - finalAccuracy]
-            evaluations.append(["step": 5, "phase": "rl", "final": true, "accuracy": finalAccuracy, "tool_calls_executed_total": total, "episodes": 8, "samples": [],
-                                "accuracy_by_family": byFamily])
+            var final: [String: Any] = ["step": 5, "phase": "rl", "final": true, "accuracy": finalAccuracy, "tool_calls_executed_total": total, "episodes": 8, "samples": [],
+                                        "accuracy_by_family": byFamily]
+            if let finalIgnoredToolFailureRate { final["ignored_tool_failure_rate"] = finalIgnoredToolFailureRate }
+            evaluations.append(final)
             let summary: [String: Any] = [
                 "accuracy_after_sft": accuracyAfterSFT, "accuracy_after_rl": finalAccuracy, "accuracy_by_family_after_rl": byFamily, "tool_calls_executed": total, "algorithm": algorithm,
                 "wall_seconds": wallSeconds, "sft_steps": 2, "rl_steps": 3, "seed": seed, "parameters": algorithm == "ppo" ? 19_073 : 19_040,
