@@ -11,8 +11,9 @@ struct ReportPage {
 
     /// Colour-blind-safe colours (Okabe and Ito) by method, keyed by its display name.
     static let methodColors = ["ARPO": "#D55E00", "ARPO (hard)": "#CC79A7", "GRPO": "#0072B2", "PPO": "#009E73"]
-    /// The colours of other methods, in order of first appearance.
-    static let otherColors = ["#E69F00", "#56B4E9", "#000000"]
+    /// The colours of other methods, in order of first appearance: with the four above, the eight
+    /// methods of scripts/compare.sh each get their own.
+    static let otherColors = ["#E69F00", "#56B4E9", "#000000", "#F0E442"]
     /// Dash patterns by seed: the report's lowest seed solid, the next dashed, and so on, so one
     /// seed looks the same in every method.
     static let dashes: [String?] = [nil, "8 4", "2 3", "10 3 2 3", "5 5", "1 4"]

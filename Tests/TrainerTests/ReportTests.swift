@@ -569,6 +569,10 @@ final class ReportTests: XCTestCase {
         let html = TrainingReport.html(for: runs)
         for name in names { XCTAssertNotNil(Self.summaryRow(name, in: html), "no summary row for \(name)") }
         XCTAssertTrue(html.contains("<h2>ARPO (memory bank) against ARPO, seed by seed</h2>"))
+        // Eight methods, eight colours: the tree methods take the four beyond ARPO's, GRPO's and PPO's.
+        for (name, color) in zip(names.suffix(4), ["#E69F00", "#56B4E9", "#000000", "#F0E442"]) {
+            XCTAssertTrue(html.contains("stroke=\"\(color)\"><title>\(name) seed 1</title>"), name)
+        }
     }
 
     func testARPOHardAtOneUpdatePerBatchIsFlaggedAsEqualToSoft() throws {
