@@ -26,6 +26,9 @@ public protocol Communicator: AnyObject {
     func abort(_ message: String, code: Int32) -> Never
     /// Ends the job's collectives in this process; every rank calls it before a normal exit.
     func finalize()
+    /// Ends this process with `code` after a stop that every rank agreed on (SIGINT or SIGTERM)
+    /// and a barrier that every rank has passed, so that no message is in flight. Never returns.
+    func exitAfterAgreedStop(code: Int32) -> Never
 }
 
 extension Communicator {
@@ -93,6 +96,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func allReduceSum(_ values: inout [Double]) {}
     public func barrier() {}
     public func finalize() {}
+    public func exitAfterAgreedStop(code: Int32) -> Never { exit(code) }
     public func abort(_ message: String, code: Int32) -> Never {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
         exit(code)

@@ -83,6 +83,17 @@ public final class MPICommunicator: Communicator {
 
     public func barrier() { _ = barrierFunction(world) }
 
+    /// Exits without `MPI_Finalize`, whose first act is a fence through `mpirun`: an `mpirun`
+    /// that was itself sent SIGINT or SIGTERM is asleep in Open MPI 4.1's kill sequence (SIGCONT
+    /// to every rank, `odls_base_sigkill_timeout` seconds, SIGTERM, as long again, SIGKILL) and
+    /// answers the fence only with SIGKILL. When the stop came from a signal to one rank,
+    /// `mpirun` reports this exit as it reports a non-zero exit after `MPI_Finalize`: every rank
+    /// ends and `mpirun` returns the rank's code (docs/distributed.md).
+    public func exitAfterAgreedStop(code: Int32) -> Never {
+        finalized = true
+        exit(code)
+    }
+
     public func abort(_ message: String, code: Int32) -> Never {
         FileHandle.standardError.write(Data("error: rank \(rank) of \(size): \(message)\n".utf8))
         _ = abortFunction(world, code)

@@ -72,7 +72,10 @@ struct TrainCommand: ParsableCommand {
             hooks: RunHooks(stopAfterGlobalStep: stopAfter), communicator: communicator)
         switch try run.run(resume: resume, stop: stop) {
         case .completed: return
-        case .interrupted(let signal): throw ExitCode(128 + signal)
+        case .interrupted(let signal):
+            // Every rank stopped at the same step and has passed the barrier after rank 0's
+            // checkpoint; under mpirun, MPI_Finalize could wait for SIGKILL (MPICommunicator).
+            communicator.exitAfterAgreedStop(code: 128 + signal)
         }
     }
 }

@@ -88,4 +88,61 @@ final class DataParallelTests: XCTestCase {
         XCTAssertTrue(failed.error.contains("rank 0 of 2"), failed.error)
         XCTAssertLessThan(Date().timeIntervalSince(started), 50, "the job must end, not wait for rank 0")
     }
+
+    /// SIGTERM to `mpirun` itself, as a scheduler or `kill <mpirun pid>` sends it (Ctrl-C sends
+    /// SIGINT, which `mpirun` treats the same). Open MPI 4.1 sends each rank SIGCONT, then SIGTERM
+    /// `odls_base_sigkill_timeout` seconds later and SIGKILL as long after that. The ranks stop
+    /// at the same step, rank 0 saves that step's checkpoint (no periodic ones: checkpoint_every
+    /// is above the run's length) and every rank exits before the SIGKILL, so `mpirun`, which
+    /// waits in its second sleep only until its ranks are gone, ends before twice the timeout.
+    /// `mpirun` itself exits with 1. `--resume` on two ranks runs the rest of the steps.
+    func testSigtermToMpirunCheckpointsOnEveryRankAndResumes() throws {
+        let mpirun = try self.mpirun()
+        let directory = try temporaryDirectory(self)
+        let configURL = directory.appendingPathComponent("run.json")
+        try tinyConfig(output: directory.appendingPathComponent("unused"), algorithm: "grpo", rlSteps: 0).write(to: configURL, atomically: true, encoding: .utf8)
+        let run = directory.appendingPathComponent("run")
+        let steps = 200, sigkillTimeout = 4.0
+        let arguments = ["--config", configURL.path, "--output", run.path, "--set", "sft.steps=\(steps)", "--set", "run.checkpoint_every=1000", "--set", "eval.every=1000"]
+
+        let process = Process()
+        process.executableURL = mpirun
+        process.arguments = ["-np", "2", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "--mca", "odls_base_sigkill_timeout", "\(Int(sigkillTimeout))", arpoTrainBinary().path] + arguments
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        // The ranks' output is a few lines, well within the pipes' buffers until mpirun exits.
+        let metricsURL = run.appendingPathComponent("metrics.jsonl")
+        let deadline = Date().addingTimeInterval(120)
+        while process.isRunning, Date() < deadline, ((try? String(contentsOf: metricsURL, encoding: .utf8)) ?? "").isEmpty {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTAssertTrue(process.isRunning, "the run ended before the first step was logged")
+        let signalled = Date()
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        let seconds = Date().timeIntervalSince(signalled)
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            + String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+
+        XCTAssertEqual(process.terminationStatus, 1, printed)
+        XCTAssertLessThan(seconds, 2 * sigkillTimeout, "a rank waited for mpirun's SIGKILL: \(printed)")
+        let stoppedAt = try metrics(run).count
+        XCTAssertGreaterThan(stoppedAt, 0)
+        XCTAssertLessThan(stoppedAt, steps, "the signal must arrive mid-run")
+        let name = "step-" + String(format: "%06d", stoppedAt)
+        XCTAssertTrue(printed.contains("Received SIGTERM: saved checkpoint \(name)"), printed)
+        let checkpoints = run.appendingPathComponent("checkpoints")
+        XCTAssertEqual(try String(contentsOf: checkpoints.appendingPathComponent("latest"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), name)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoints.path).sorted(), ["latest", name], "only the stop step's checkpoint, whole")
+        let state = try json(checkpoints.appendingPathComponent("\(name)/state.json"))
+        XCTAssertEqual(state["sft_step"] as? Int, stoppedAt)
+        XCTAssertEqual(state["world_size"] as? Int, 2)
+
+        let resumed = try runRanks(2, arguments + ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.output + resumed.error)
+        XCTAssertTrue(resumed.output.contains("from \(name)"), resumed.output)
+        XCTAssertEqual(try metrics(run).map { $0["step"] as? Int }, Array(1...steps).map { Optional($0) })
+    }
 }

@@ -15,6 +15,7 @@ final class DistributableConfigurationTests: XCTestCase {
         func barrier() {}
         func abort(_ message: String, code: Int32) -> Never { fatalError(message) }
         func finalize() {}
+        func exitAfterAgreedStop(code: Int32) -> Never { fatalError("not used by the check") }
     }
 
     func check(_ json: String, ranks: Communicator) throws {
