@@ -74,10 +74,7 @@ struct ScalingCommand: ParsableCommand {
             let records = try String(contentsOf: output.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map {
                 try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
             }
-            func median(_ values: [Double]) -> Double {
-                let sorted = values.sorted()
-                return sorted.isEmpty ? .nan : sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-            }
+            func median(_ values: [Double]) -> Double { values.isEmpty ? .nan : Measurement(values).median }
             let sft = records.filter { $0["phase"] as? String == "sft" }.dropFirst().compactMap { $0["seconds"] as? Double }
             let rl = records.filter { $0["phase"] as? String == "rl" }.dropFirst().compactMap { record -> Double? in
                 guard let rollout = record["rollout_seconds"] as? Double, let update = record["update_seconds"] as? Double else { return nil }
@@ -99,7 +96,7 @@ struct ScalingCommand: ParsableCommand {
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(result).write(to: URL(fileURLWithPath: json))
+            try encoder.encode(result).write(to: URL(fileURLWithPath: json), options: .atomic)
         }
     }
 

@@ -69,7 +69,8 @@ public struct MemoryBankConfiguration: Codable, Equatable, Sendable {
         try container.encode(capacity, forKey: .capacity)
         try container.encode(rowsPerStep, forKey: .rowsPerStep)
         try container.encode(requireCorrect, forKey: .requireCorrect)
-        if let minimumReward { try container.encode(minimumReward, forKey: .minimumReward) } else { try container.encodeNil(forKey: .minimumReward) }
+        // `encode` of an optional writes null for nil, where `encodeIfPresent` would drop the key.
+        try container.encode(minimumReward, forKey: .minimumReward)
         try container.encode(contrastiveCoefficient, forKey: .contrastiveCoefficient)
     }
 

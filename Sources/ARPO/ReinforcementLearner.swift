@@ -304,7 +304,7 @@ public final class ReinforcementLearner {
                 _ = lap()
                 // A pair trains in the mini-batch that holds its chosen trajectory.
                 let members = Set(miniBatch)
-                let replayRows = replay.indices.filter { $0 % miniBatchCount == miniBatchIndex }.map { replay[$0] }
+                let replayRows = Self.roundRobinShare(replay, miniBatchIndex, of: miniBatchCount)
                 let (accumulated, accumulatedDrift, preferenceLoss, replayLoss) = accumulateGradients(
                     miniBatch, records: records, advantages: advantages, frozen: frozen, pairs: pairs.filter { members.contains($0.chosen) },
                     replay: replayRows, measuringDrift: isFirstStep, cost: &metrics.cost,
@@ -313,7 +313,7 @@ public final class ReinforcementLearner {
                 var stepDrift = accumulatedDrift
                 var contrastiveLoss: Double?
                 if let contrastive {
-                    let stepPairs = contrastive.pairs.indices.filter { $0 % miniBatchCount == miniBatchIndex }.map { contrastive.pairs[$0] }
+                    let stepPairs = Self.roundRobinShare(contrastive.pairs, miniBatchIndex, of: miniBatchCount)
                     if !stepPairs.isEmpty {
                         let mean = accumulatePreferenceGradients(
                             stepPairs, records: contrastive.records, reference: contrastive.reference, coefficient: configuration.contrastiveCoefficient, cost: &metrics.cost)
@@ -475,6 +475,12 @@ public final class ReinforcementLearner {
                 }
             }
         }
+    }
+
+    /// The items of mini-batch `index` of `count` when item j joins mini-batch j mod `count`:
+    /// how the memory bank's replay rows and contrastive pairs spread over an epoch.
+    static func roundRobinShare<Item>(_ items: [Item], _ index: Int, of count: Int) -> [Item] {
+        stride(from: index, to: items.count, by: count).map { items[$0] }
     }
 
     /// Zeroes the gradients, then adds the mini-batch's loss gradient pass by pass

@@ -181,9 +181,7 @@ public final class TrainingRun {
     /// one that verifies; when none does, throws naming each and why. With the memory bank on,
     /// it is the checkpoint's (empty when the checkpoint holds none).
     func resumeFromCheckpoint() throws -> (LlamaModel, AdamW, RunState, MemoryBank?) {
-        let (model, optimizer, state, memoryBank) = communicator.isRoot ? try resumeOnRoot() : try resumeOnOtherRank()
-        try checkWorldSize(state)
-        return (model, optimizer, state, memoryBank)
+        communicator.isRoot ? try resumeOnRoot() : try resumeOnOtherRank()
     }
 
     /// A run resumes on as many ranks as it trained on: which examples and prompts each rank
@@ -210,6 +208,7 @@ public final class TrainingRun {
         let (model, optimizer, state) = try RunDirectory.loadCheckpoint(checkpoint, configuration: c.model) { phase, model in
             phase == .sft ? self.makeSupervisedOptimizer(model) : self.makeReinforcementOptimizer(model)
         }
+        try checkWorldSize(state)
         codec = ProtocolCodec(tokenizer: try ModelCheckpoint.loadTokenizer(from: checkpoint.appendingPathComponent("model"), vocabularySize: c.model.vocabularySize))
         return (model, optimizer, state, nil)
     }

@@ -288,19 +288,16 @@ public final class SupervisedTrainer {
     public func step(_ step: Int) -> StepResult {
         optimizer.zeroGradients()
         let examples = batch(step: step)
-        let loss: Double, policyLoss: Double, tokens: Int
-        if communicator.size == 1 {
-            (loss, policyLoss, tokens) = lossAndGradients(of: examples)
-        } else {
-            let mine = SupervisedTrainer.share(lengths: examples.map(\.tokens.count), rank: communicator.rank, size: communicator.size).map { examples[$0] }
-            let part = partialLossAndGradients(of: mine, totalWeight: totalWeight(of: examples))
-            let sums = communicator.sum([part.loss, part.policyTotal, Double(part.policyCount)])
-            loss = sums[0]
-            policyLoss = separatePolicyLoss ? sums[1] / max(sums[2], 1) : loss
-            tokens = examples.reduce(0) { $0 + $1.tokens.count }
-            // Every rank sees the same summed loss, so all skip or all reduce.
-            if loss.isFinite { communicator.allReduceGradients(optimizer.parameters) }
-        }
+        // This rank's share of the batch (all of it, in order, on one process) under the whole
+        // batch's normaliser; the sums over ranks are the batch's.
+        let mine = SupervisedTrainer.share(lengths: examples.map(\.tokens.count), rank: communicator.rank, size: communicator.size).map { examples[$0] }
+        let part = partialLossAndGradients(of: mine, totalWeight: totalWeight(of: examples))
+        let sums = communicator.sum([part.loss, part.policyTotal, Double(part.policyCount)])
+        let loss = sums[0]
+        let policyLoss = separatePolicyLoss ? sums[1] / max(sums[2], 1) : loss
+        let tokens = examples.reduce(0) { $0 + $1.tokens.count }
+        // Every rank sees the same summed loss, so all skip or all reduce.
+        if loss.isFinite { communicator.allReduceGradients(optimizer.parameters) }
         let learningRate = schedule.rate(at: step)
         guard loss.isFinite else {
             optimizer.zeroGradients()
